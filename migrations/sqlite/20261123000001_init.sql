@@ -1,0 +1,42 @@
+-- tokend schema, SQLite (the embedded default). Timestamps are Unix microseconds (BIGINT) so that both
+-- backends share one row model; list-like fields are JSON.
+CREATE TABLE clients (
+    client_id              TEXT PRIMARY KEY,
+    tenant                 TEXT NOT NULL,
+    name                   TEXT NOT NULL,
+    description            TEXT NOT NULL DEFAULT '',
+    scopes                 TEXT NOT NULL,
+    audiences              TEXT NOT NULL,
+    roles                  TEXT NOT NULL,
+    access_token_ttl_secs  BIGINT NOT NULL,
+    refresh_token_ttl_secs BIGINT NOT NULL,
+    active                 INTEGER NOT NULL,
+    allowed_cidrs          TEXT NOT NULL,
+    rate_limit_per_minute  BIGINT NOT NULL,
+    metadata               TEXT NOT NULL,
+    create_time_us         BIGINT NOT NULL,
+    update_time_us         BIGINT NOT NULL,
+    last_used_time_us      BIGINT,
+    revision               BIGINT NOT NULL
+);
+CREATE INDEX clients_tenant_id ON clients (tenant, client_id);
+
+CREATE TABLE client_secrets (
+    secret_id      TEXT PRIMARY KEY,
+    client_id      TEXT NOT NULL REFERENCES clients (client_id) ON DELETE CASCADE,
+    hash           TEXT NOT NULL,
+    create_time_us BIGINT NOT NULL,
+    expire_time_us BIGINT
+);
+CREATE INDEX client_secrets_client ON client_secrets (client_id);
+
+CREATE TABLE signing_keys (
+    kid              TEXT PRIMARY KEY,
+    algorithm        TEXT NOT NULL,
+    public_jwk       TEXT NOT NULL,
+    private_key      BLOB NOT NULL,
+    kek_id           TEXT NOT NULL,
+    create_time_us   BIGINT NOT NULL,
+    activate_time_us BIGINT NOT NULL,
+    retire_time_us   BIGINT
+);

@@ -1,0 +1,368 @@
+//! Settings: built-in defaults, then an optional file (`--config`, TOML), then environment
+//! variables `TOKEND__SECTION__KEY` (e.g. `TOKEND__SERVER__ADDR`). Everything is validated
+//! before anything binds or connects; a bad value is one clear line and exit code 64.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::domain::{DomainConfig, HashParams, Kek, SigningAlgorithm};
+
+/// Exit code for a configuration error (EX_CONFIG... sysexits' EX_USAGE, 64).
+pub const EXIT_CONFIG: i32 = 64;
+
+/// A configuration problem, worded for the operator.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+/// All of tokend's settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub tokens: TokenSettings,
+    pub keys: KeySettings,
+    pub secrets: SecretSettings,
+    pub introspection: IntrospectionSettings,
+    pub log: LogSettings,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// gRPC listen address. `TOKEND__SERVER__ADDR`.
+    pub addr: SocketAddr,
+    /// Seconds in-flight calls get to finish after SIGTERM/SIGINT.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+/// `[database]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `postgres://...` or `sqlite://path`. `TOKEND__DATABASE__URL`. May hold a password.
+    pub url: SecretString,
+    pub max_connections: u32,
+    /// Apply migrations at startup (else run `tokend migrate` first).
+    pub migrate_on_start: bool,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: SecretString::from("sqlite://tokend.db"),
+            max_connections: 10,
+            migrate_on_start: true,
+        }
+    }
+}
+
+/// `[tokens]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenSettings {
+    /// `iss` of every token; also the audience of tokens meant for tokend itself.
+    pub issuer: String,
+    /// Clock skew tolerated when checking `exp`/`nbf`, seconds.
+    pub leeway_secs: u64,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            issuer: "urn:tokend".into(),
+            leeway_secs: 5,
+        }
+    }
+}
+
+/// `[keys]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeySettings {
+    /// `EdDSA` (default) or `ES256`.
+    pub algorithm: String,
+    /// Key-encryption key: base64 of 32 random bytes. Required with Postgres.
+    pub kek: Option<SecretString>,
+    /// Where the embedded default keeps a generated KEK; default: beside the SQLite file.
+    pub kek_file: Option<PathBuf>,
+}
+
+impl Default for KeySettings {
+    fn default() -> Self {
+        Self {
+            algorithm: "EdDSA".into(),
+            kek: None,
+            kek_file: None,
+        }
+    }
+}
+
+/// `[secrets]`: argon2id cost. Each verification costs about `memory_kib` KiB of RAM and, at
+/// the defaults (19456 KiB, 2 iterations, 1 lane), about 11 ms of one core.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecretSettings {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+    /// Hash computations allowed at once; 0 means the number of CPUs.
+    pub max_concurrent_hashes: usize,
+}
+
+impl Default for SecretSettings {
+    fn default() -> Self {
+        let p = HashParams::default();
+        Self {
+            memory_kib: p.memory_kib,
+            iterations: p.iterations,
+            parallelism: p.parallelism,
+            max_concurrent_hashes: 0,
+        }
+    }
+}
+
+/// `[introspection]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IntrospectionSettings {
+    /// Require a caller token with scope `tokend.introspect` (RFC 7662 section 2.1). Turn off
+    /// only where the network (e.g. an mTLS mesh) already restricts who can call.
+    pub require_auth: bool,
+}
+
+impl Default for IntrospectionSettings {
+    fn default() -> Self {
+        Self { require_auth: true }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `human` or `json`.
+    pub format: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: "human".into(),
+        }
+    }
+}
+
+impl Settings {
+    /// Loads defaults, then `file` if given, then `TOKEND__*` environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = file {
+            builder = builder.add_source(config::File::from(path).required(true));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("TOKEND")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
+        );
+        let settings: Settings = builder
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .map_err(|e| ConfigError(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks every value that can be checked without I/O.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let url = self.database.url.expose_secret();
+        if !(url.starts_with("postgres://")
+            || url.starts_with("postgresql://")
+            || url.starts_with("sqlite:"))
+        {
+            return Err(ConfigError(
+                "database.url must start with postgres://, postgresql:// or sqlite:".into(),
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError(
+                "database.max_connections must be at least 1".into(),
+            ));
+        }
+        if self.tokens.issuer.trim().is_empty() {
+            return Err(ConfigError("tokens.issuer must not be empty".into()));
+        }
+        SigningAlgorithm::parse(&self.keys.algorithm)
+            .map_err(|e| ConfigError(format!("keys.algorithm: {e}")))?;
+        if let Some(kek) = &self.keys.kek {
+            Kek::from_base64(kek.expose_secret())
+                .map_err(|e| ConfigError(format!("keys.kek: {e}")))?;
+        } else if !self.is_sqlite() {
+            return Err(ConfigError(
+                "keys.kek (TOKEND__KEYS__KEK) is required with Postgres: base64 of 32 random bytes, e.g. `openssl rand -base64 32`".into(),
+            ));
+        }
+        self.hash_params()
+            .validate()
+            .map_err(|e| ConfigError(format!("secrets: {e}")))?;
+        match self.log.format.as_str() {
+            "human" | "json" => Ok(()),
+            other => Err(ConfigError(format!(
+                "log.format must be \"human\" or \"json\", not {other:?}"
+            ))),
+        }
+    }
+
+    /// Whether the database is the embedded SQLite file.
+    pub fn is_sqlite(&self) -> bool {
+        self.database.url.expose_secret().starts_with("sqlite:")
+    }
+
+    fn hash_params(&self) -> HashParams {
+        HashParams {
+            memory_kib: self.secrets.memory_kib,
+            iterations: self.secrets.iterations,
+            parallelism: self.secrets.parallelism,
+        }
+    }
+
+    /// The domain's view of these settings.
+    pub fn domain(&self) -> DomainConfig {
+        let cpus = std::thread::available_parallelism().map_or(2, usize::from);
+        DomainConfig {
+            issuer: self.tokens.issuer.clone(),
+            leeway: Duration::from_secs(self.tokens.leeway_secs),
+            hash_params: self.hash_params(),
+            hash_concurrency: match self.secrets.max_concurrent_hashes {
+                0 => cpus,
+                n => n,
+            },
+            algorithm: SigningAlgorithm::parse(&self.keys.algorithm)
+                .unwrap_or(SigningAlgorithm::EdDsa),
+            introspection_requires_auth: self.introspection.require_auth,
+        }
+    }
+
+    /// The configured KEK or, for the embedded SQLite default only, one kept in a file beside
+    /// the database (generated on first use, mode 0600).
+    pub fn load_kek(&self) -> anyhow::Result<Kek> {
+        if let Some(kek) = &self.keys.kek {
+            return Kek::from_base64(kek.expose_secret()).map_err(|e| anyhow::anyhow!(e));
+        }
+        let path = self.kek_file_path().ok_or_else(|| {
+            anyhow::anyhow!(
+                "keys.kek is required: an in-memory database has no place to keep a generated one"
+            )
+        })?;
+        if path.exists() {
+            let text = std::fs::read_to_string(&path)?;
+            return Kek::from_base64(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
+        }
+        let (kek, text) = Kek::generate()?;
+        write_private(&path, &text)?;
+        tracing::warn!(
+            path = %path.display(),
+            kek_id = kek.id(),
+            "generated a key-encryption key for the embedded database; back it up with the database, \
+             or set keys.kek (TOKEND__KEYS__KEK) in production"
+        );
+        Ok(kek)
+    }
+
+    fn kek_file_path(&self) -> Option<PathBuf> {
+        if let Some(path) = &self.keys.kek_file {
+            return Some(path.clone());
+        }
+        let url = self.database.url.expose_secret();
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))?;
+        let path = path.split('?').next()?;
+        if path.is_empty() || path.contains(":memory:") {
+            return None;
+        }
+        Some(PathBuf::from(format!("{path}.kek")))
+    }
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_embedded() {
+        let s = Settings::default();
+        s.validate().unwrap();
+        assert!(s.is_sqlite());
+        assert_eq!(s.kek_file_path().unwrap(), PathBuf::from("tokend.db.kek"));
+    }
+
+    #[test]
+    fn postgres_needs_a_kek() {
+        let mut s = Settings::default();
+        s.database.url = SecretString::from("postgres://localhost/tokend");
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("keys.kek"), "{err}");
+        s.keys.kek = Some(SecretString::from("c2hvcnQ="));
+        assert!(s.validate().unwrap_err().to_string().contains("32 bytes"));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let mut s = Settings::default();
+        s.keys.algorithm = "HS256".into();
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("keys.algorithm")
+        );
+        let mut s = Settings::default();
+        s.log.format = "xml".into();
+        assert!(s.validate().unwrap_err().to_string().contains("log.format"));
+    }
+
+    #[test]
+    fn file_values_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokend.toml");
+        std::fs::write(
+            &path,
+            "[server]\naddr = \"127.0.0.1:6000\"\n[tokens]\nissuer = \"https://auth\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&path)).unwrap();
+        assert_eq!(s.server.addr.port(), 6000);
+        assert_eq!(s.tokens.issuer, "https://auth");
+        std::fs::write(&path, "[server]\nadr = \"x\"\n").unwrap();
+        assert!(Settings::load(Some(&path)).is_err());
+    }
+}

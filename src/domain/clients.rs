@@ -1,0 +1,314 @@
+//! Client administration: the rules behind `ClientService`, shared by the CLI. Every call takes
+//! the `Caller` and enforces the admin scope and the tenant boundary itself.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use time::OffsetDateTime;
+
+use super::client::{Client, ClientField, ClientInput, ClientSpec};
+use super::clock::{Clock, to_micros};
+use super::error::{Error, Result};
+use super::ids::{ClientId, TenantId};
+use super::introspection::Caller;
+use super::scope::ADMIN_SCOPE;
+use super::secret::{ClientSecret, SecretHasher};
+use crate::store::{SecretRow, Store, StoreError};
+
+/// Default and largest page of `ListClients`.
+const DEFAULT_PAGE: u32 = 100;
+const MAX_PAGE: u32 = 1000;
+/// Longest grace period for a rotated secret.
+pub const MAX_GRACE: Duration = Duration::from_secs(30 * 24 * 3600);
+const UPDATE_ATTEMPTS: usize = 3;
+
+/// A page of clients and the token for the next one (empty on the last page).
+#[derive(Debug)]
+pub struct ClientPage {
+    pub clients: Vec<Client>,
+    pub next_page_token: String,
+}
+
+/// Registers and manages clients.
+pub struct ClientAdmin {
+    pub(super) store: Arc<dyn Store>,
+    pub(super) hasher: SecretHasher,
+    pub(super) clock: Arc<dyn Clock>,
+}
+
+impl ClientAdmin {
+    /// Registers a client and returns it with its secret (the only time the secret exists in
+    /// the clear). The tenant defaults to the caller's.
+    #[tracing::instrument(skip_all, fields(caller = %caller.client_id))]
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        input: &ClientInput,
+    ) -> Result<(Client, ClientSecret)> {
+        caller.require_scope(ADMIN_SCOPE)?;
+        let tenant = if input.tenant.is_empty() {
+            caller.tenant.clone()
+        } else {
+            TenantId::parse("client.tenant", &input.tenant)?
+        };
+        if !caller.sees_tenant(&tenant) {
+            return Err(Error::PermissionDenied(format!(
+                "admins of tenant {} cannot create clients in tenant {tenant}",
+                caller.tenant
+            )));
+        }
+        let spec = ClientSpec::from_input(input)?;
+        let now = self.clock.now();
+        let client = Client {
+            id: ClientId::generate(),
+            tenant,
+            spec,
+            create_time: now,
+            update_time: now,
+            last_used_time: None,
+            revision: 1,
+        };
+        let secret = ClientSecret::generate()?;
+        let row = self.secret_row(&client.id, &secret, now).await?;
+        self.store.insert_client(&client.to_row(), &row).await?;
+        tracing::info!(client_id = %client.id, tenant = %client.tenant, "client created");
+        Ok((client, secret))
+    }
+
+    /// One client the caller may see.
+    pub async fn get(&self, caller: &Caller, client_id: &str) -> Result<Client> {
+        caller.require_scope(ADMIN_SCOPE)?;
+        let id = ClientId::parse("client_id", client_id)?;
+        self.load_visible(caller, &id).await
+    }
+
+    /// A page of clients in creation order. An empty `tenant` means the caller's own tenant,
+    /// or every tenant for `system` admins.
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        tenant: &str,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<ClientPage> {
+        caller.require_scope(ADMIN_SCOPE)?;
+        let filter = match tenant {
+            "" if caller.tenant.is_system() => None,
+            "" => Some(caller.tenant.clone()),
+            t => Some(TenantId::parse("tenant", t)?),
+        };
+        if let Some(t) = &filter
+            && !caller.sees_tenant(t)
+        {
+            return Err(Error::PermissionDenied(format!(
+                "admins of tenant {} can only list tenant {}",
+                caller.tenant, caller.tenant
+            )));
+        }
+        let limit = match page_size {
+            0 => DEFAULT_PAGE,
+            n if n < 0 => return Err(Error::invalid("page_size", "must not be negative")),
+            n => u32::try_from(n).unwrap_or(MAX_PAGE).min(MAX_PAGE),
+        };
+        let filter_text = filter.as_ref().map_or("", TenantId::as_str);
+        let after = PageToken::decode(page_token, filter_text)?;
+        let rows = self
+            .store
+            .list_clients(
+                filter.as_ref().map(TenantId::as_str),
+                after.as_deref(),
+                limit + 1,
+            )
+            .await?;
+        let more = rows.len() > limit as usize;
+        let clients = rows
+            .into_iter()
+            .take(limit as usize)
+            .map(Client::from_row)
+            .collect::<Result<Vec<_>>>()?;
+        let next_page_token = match clients.last() {
+            Some(last) if more => PageToken::encode(filter_text, last.id.as_str()),
+            _ => String::new(),
+        };
+        Ok(ClientPage {
+            clients,
+            next_page_token,
+        })
+    }
+
+    /// Changes the fields named by `mask` to their values in `input`. Retries a few times when
+    /// a concurrent update wins, then answers Aborted.
+    #[tracing::instrument(skip_all, fields(caller = %caller.client_id, client_id))]
+    pub async fn update(
+        &self,
+        caller: &Caller,
+        client_id: &str,
+        input: &ClientInput,
+        mask: &[String],
+    ) -> Result<Client> {
+        caller.require_scope(ADMIN_SCOPE)?;
+        let id = ClientId::parse("client.client_id", client_id)?;
+        tracing::Span::current().record("client_id", id.as_str());
+        let fields = ClientField::parse_mask(mask)?;
+        for _ in 0..UPDATE_ATTEMPTS {
+            let current = self.load_visible(caller, &id).await?;
+            let mut next = current.clone();
+            next.spec.apply(input, &fields)?;
+            next.update_time = self.clock.now();
+            next.revision += 1;
+            match self
+                .store
+                .update_client(&next.to_row(), current.revision)
+                .await
+            {
+                Ok(()) => return Ok(next),
+                Err(StoreError::Conflict) => continue,
+                Err(StoreError::NotFound) => return Err(not_found(&id)),
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(Error::Aborted(
+            "the client is being changed concurrently; retry".into(),
+        ))
+    }
+
+    /// Issues a new secret; the previous ones keep working for `grace` (none: revoked now).
+    /// Returns the new secret and when the previous ones stop working.
+    #[tracing::instrument(skip_all, fields(caller = %caller.client_id, client_id))]
+    pub async fn rotate_secret(
+        &self,
+        caller: &Caller,
+        client_id: &str,
+        grace: Duration,
+    ) -> Result<(ClientSecret, OffsetDateTime)> {
+        caller.require_scope(ADMIN_SCOPE)?;
+        let id = ClientId::parse("client_id", client_id)?;
+        tracing::Span::current().record("client_id", id.as_str());
+        if grace > MAX_GRACE {
+            return Err(Error::invalid(
+                "grace_period",
+                format!("must be at most {}s", MAX_GRACE.as_secs()),
+            ));
+        }
+        self.load_visible(caller, &id).await?;
+        let now = self.clock.now();
+        let secret = ClientSecret::generate()?;
+        let row = self.secret_row(&id, &secret, now).await?;
+        let expire = now + grace;
+        match self.store.rotate_secret(&row, to_micros(expire)).await {
+            Err(StoreError::NotFound) => return Err(not_found(&id)),
+            other => other?,
+        }
+        tracing::info!(client_id = %id, grace_secs = grace.as_secs(), "client secret rotated");
+        Ok((secret, expire))
+    }
+
+    /// Deletes a client; its tokens stop introspecting active at once.
+    #[tracing::instrument(skip_all, fields(caller = %caller.client_id, client_id))]
+    pub async fn delete(&self, caller: &Caller, client_id: &str) -> Result<()> {
+        caller.require_scope(ADMIN_SCOPE)?;
+        let id = ClientId::parse("client_id", client_id)?;
+        tracing::Span::current().record("client_id", id.as_str());
+        self.load_visible(caller, &id).await?;
+        if !self.store.delete_client(id.as_str()).await? {
+            return Err(not_found(&id));
+        }
+        tracing::info!(client_id = %id, "client deleted");
+        Ok(())
+    }
+
+    /// Loads a client, answering NotFound for clients of tenants the caller may not see.
+    async fn load_visible(&self, caller: &Caller, id: &ClientId) -> Result<Client> {
+        let row = self
+            .store
+            .get_client(id.as_str())
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        let client = Client::from_row(row)?;
+        if caller.sees_tenant(&client.tenant) {
+            Ok(client)
+        } else {
+            Err(not_found(id))
+        }
+    }
+
+    async fn secret_row(
+        &self,
+        id: &ClientId,
+        secret: &ClientSecret,
+        now: OffsetDateTime,
+    ) -> Result<SecretRow> {
+        Ok(SecretRow {
+            secret_id: uuid::Uuid::now_v7().to_string(),
+            client_id: id.to_string(),
+            hash: self.hasher.hash(secret).await?,
+            create_time_us: to_micros(now),
+            expire_time_us: None,
+        })
+    }
+}
+
+fn not_found(id: &ClientId) -> Error {
+    Error::NotFound(format!("client {id} not found"))
+}
+
+/// The opaque `page_token`: the last id of the previous page, bound to the tenant filter it was
+/// issued for.
+struct PageToken;
+
+impl PageToken {
+    const VERSION: &'static str = "v1";
+
+    fn encode(filter: &str, last_id: &str) -> String {
+        URL_SAFE_NO_PAD.encode(format!("{}\n{filter}\n{last_id}", Self::VERSION))
+    }
+
+    fn decode(token: &str, filter: &str) -> Result<Option<String>> {
+        if token.is_empty() {
+            return Ok(None);
+        }
+        let malformed = || {
+            Error::invalid(
+                "page_token",
+                "is malformed: pass next_page_token from the previous response unchanged",
+            )
+        };
+        let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| malformed())?;
+        let text = String::from_utf8(bytes).map_err(|_| malformed())?;
+        let mut parts = text.splitn(3, '\n');
+        let (Some(Self::VERSION), Some(token_filter), Some(last)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(malformed());
+        };
+        if token_filter != filter {
+            return Err(Error::invalid(
+                "page_token",
+                "was issued for a different tenant filter; keep the filter the same while paging",
+            ));
+        }
+        ClientId::parse("page_token", last).map_err(|_| malformed())?;
+        Ok(Some(last.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_token_round_trip_and_binding() {
+        let id = ClientId::generate();
+        let token = PageToken::encode("acme", id.as_str());
+        assert_eq!(
+            PageToken::decode(&token, "acme").unwrap().as_deref(),
+            Some(id.as_str())
+        );
+        assert!(PageToken::decode(&token, "other").is_err());
+        assert!(PageToken::decode("!!!", "acme").is_err());
+        assert!(PageToken::decode(&URL_SAFE_NO_PAD.encode("v1\nacme\nnope"), "acme").is_err());
+        assert_eq!(PageToken::decode("", "acme").unwrap(), None);
+    }
+}

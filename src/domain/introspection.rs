@@ -1,0 +1,184 @@
+//! Verifying tokens: `Introspect` (RFC 7662) and the bearer-token check that guards tokend's own
+//! RPCs. Both run the same verification, so what an introspection says and what tokend accepts
+//! from its own callers never disagree.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::Validation;
+
+use super::claims::{AccessClaims, is_access_token_typ};
+use super::clock::Clock;
+use super::error::{Error, Result};
+use super::ids::{ClientId, TenantId};
+use super::keys::{KeyRing, PublicJwk};
+use super::scope::{INTROSPECT_SCOPE, ScopeSet};
+use crate::store::Store;
+
+/// Tokens longer than this are refused before any parsing.
+pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// Who is calling, as proven by a bearer token.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub client_id: String,
+    pub tenant: TenantId,
+    pub scopes: ScopeSet,
+}
+
+impl Caller {
+    /// The operator at the command line: direct database access is already full power.
+    pub fn operator() -> Self {
+        Self {
+            client_id: "operator".into(),
+            tenant: TenantId::system(),
+            scopes: ScopeSet::parse("scopes", &[super::scope::ADMIN_SCOPE]).unwrap_or_default(),
+        }
+    }
+
+    /// Fails with PermissionDenied unless the caller holds `scope` (by exact name).
+    pub fn require_scope(&self, scope: &str) -> Result<()> {
+        if self.scopes.contains_exact(scope) {
+            Ok(())
+        } else {
+            Err(Error::PermissionDenied(format!(
+                "the caller's token lacks scope {scope}"
+            )))
+        }
+    }
+
+    /// Whether the caller may see objects of `tenant`.
+    pub fn sees_tenant(&self, tenant: &TenantId) -> bool {
+        self.tenant.is_system() || &self.tenant == tenant
+    }
+}
+
+/// A token that verified: signature, type, issuer, time window, live client.
+#[derive(Debug, Clone)]
+pub struct ActiveToken {
+    pub claims: AccessClaims,
+    pub scopes: ScopeSet,
+    pub tenant: TenantId,
+}
+
+/// Verifies tokens against the key ring and the client registry.
+pub struct Introspector {
+    pub(super) store: Arc<dyn Store>,
+    pub(super) keys: Arc<KeyRing>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) issuer: String,
+    pub(super) leeway: Duration,
+    pub(super) require_caller: bool,
+}
+
+impl Introspector {
+    /// RFC 7662 introspection on behalf of `caller`. `Ok(None)` means `active: false`: the token
+    /// is malformed, unknown, expired, of a disabled or deleted client, or of a tenant the caller
+    /// may not see.
+    #[tracing::instrument(skip_all, fields(caller = caller.map(|c| c.client_id.as_str())))]
+    pub async fn introspect(
+        &self,
+        caller: Option<&Caller>,
+        token: &str,
+    ) -> Result<Option<ActiveToken>> {
+        match caller {
+            Some(caller) => caller.require_scope(INTROSPECT_SCOPE)?,
+            None if self.require_caller => {
+                return Err(Error::Unauthenticated(format!(
+                    "Introspect needs `authorization: Bearer <token>` metadata with a token \
+                     holding scope {INTROSPECT_SCOPE}"
+                )));
+            }
+            None => {}
+        }
+        let Some(active) = self.verify(token).await? else {
+            return Ok(None);
+        };
+        Ok(match caller {
+            Some(caller) if !caller.sees_tenant(&active.tenant) => None,
+            _ => Some(active),
+        })
+    }
+
+    /// Turns a bearer token into a `Caller`. The token must be active and meant for tokend
+    /// itself (its audience includes tokend's issuer).
+    pub async fn authenticate(&self, bearer: &str) -> Result<Caller> {
+        let invalid = || {
+            Error::Unauthenticated("the bearer token is not valid (expired, revoked, malformed or not issued by this tokend)".into())
+        };
+        let active = self.verify(bearer).await?.ok_or_else(invalid)?;
+        if !active.claims.aud.iter().any(|a| a == &self.issuer) {
+            return Err(Error::Unauthenticated(format!(
+                "the bearer token's audience does not include this tokend ({})",
+                self.issuer
+            )));
+        }
+        Ok(Caller {
+            client_id: active.claims.client_id,
+            tenant: active.tenant,
+            scopes: active.scopes,
+        })
+    }
+
+    /// The public keys, for the JWKS.
+    pub fn jwks(&self) -> Vec<PublicJwk> {
+        self.keys.jwks()
+    }
+
+    /// Full verification. `Ok(None)` for any token that is not active; `Err` only when the
+    /// answer cannot be known (the database is down).
+    async fn verify(&self, token: &str) -> Result<Option<ActiveToken>> {
+        let Some(claims) = self.verify_jwt(token) else {
+            return Ok(None);
+        };
+        let now = self.clock.now().unix_timestamp();
+        let leeway = i64::try_from(self.leeway.as_secs()).unwrap_or(0);
+        if claims.exp + leeway <= now || claims.nbf - leeway > now {
+            return Ok(None);
+        }
+        let (Ok(scopes), Ok(tenant), Ok(client_id)) = (
+            ScopeSet::parse_claim(&claims.scope),
+            TenantId::parse("tenant", &claims.tenant),
+            ClientId::parse("client_id", &claims.client_id),
+        ) else {
+            return Ok(None);
+        };
+        // The issuing client must still exist, be active and belong to the same tenant.
+        let live = self
+            .store
+            .get_client(client_id.as_str())
+            .await?
+            .is_some_and(|c| c.active && c.tenant == tenant.as_str());
+        Ok(live.then_some(ActiveToken {
+            claims,
+            scopes,
+            tenant,
+        }))
+    }
+
+    /// Signature, header and issuer checks; no I/O.
+    fn verify_jwt(&self, token: &str) -> Option<AccessClaims> {
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+            return None;
+        }
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        if !is_access_token_typ(header.typ.as_deref()) {
+            return None;
+        }
+        let key = self.keys.verifying_key(header.kid.as_deref()?)?;
+        // The header's alg must be the key's own: no algorithm confusion.
+        if header.alg != key.jwt_algorithm() {
+            return None;
+        }
+        let mut validation = Validation::new(key.jwt_algorithm());
+        validation.validate_exp = false; // checked against our Clock by the caller
+        validation.validate_nbf = false;
+        validation.validate_aud = false; // reported, not enforced: the resource server decides
+        validation.required_spec_claims = HashSet::new();
+        validation.set_issuer(&[&self.issuer]);
+        jsonwebtoken::decode::<AccessClaims>(token, key.decoding_key(), &validation)
+            .ok()
+            .map(|data| data.claims)
+    }
+}

@@ -1,0 +1,61 @@
+//! Reading the caller's bearer token from `authorization` metadata.
+
+use tonic::{Request, Status};
+
+use super::error::{invalid, to_status};
+use crate::domain::{Caller, Error, Tokend};
+
+/// The bearer token, if the request carries one. Metadata that is not ASCII, or not of the
+/// `Bearer <token>` form, is an error rather than "no token".
+pub fn bearer<T>(request: &Request<T>) -> Result<Option<&str>, Status> {
+    let Some(value) = request.metadata().get("authorization") else {
+        return Ok(None);
+    };
+    let text = value.to_str().map_err(|_| {
+        invalid(
+            "authorization",
+            "metadata must be printable ASCII: `Bearer <token>`",
+        )
+    })?;
+    let (scheme, token) = text.split_once(' ').unwrap_or((text, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(to_status(Error::Unauthenticated(
+            "authorization metadata must be `Bearer <access token>`".into(),
+        )));
+    }
+    Ok(Some(token.trim()))
+}
+
+/// The authenticated caller; UNAUTHENTICATED when there is no valid bearer token.
+pub async fn caller<T>(
+    tokend: &Tokend,
+    request: &Request<T>,
+    what: &str,
+) -> Result<Caller, Status> {
+    let token = bearer(request)?.ok_or_else(|| {
+        to_status(Error::Unauthenticated(format!(
+            "{what} needs `authorization: Bearer <access token>` metadata"
+        )))
+    })?;
+    tokend
+        .introspection
+        .authenticate(token)
+        .await
+        .map_err(to_status)
+}
+
+/// The caller if a bearer token was sent (it must then be valid), else `None`.
+pub async fn optional_caller<T>(
+    tokend: &Tokend,
+    request: &Request<T>,
+) -> Result<Option<Caller>, Status> {
+    match bearer(request)? {
+        Some(token) => tokend
+            .introspection
+            .authenticate(token)
+            .await
+            .map(Some)
+            .map_err(to_status),
+        None => Ok(None),
+    }
+}

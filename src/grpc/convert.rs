@@ -1,0 +1,110 @@
+//! Conversions between protobuf messages and domain types.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tonic::Status;
+
+use super::error::invalid;
+use crate::domain::{ActiveToken, Client, ClientInput, PublicJwk};
+use crate::proto;
+
+/// A protobuf timestamp.
+pub fn timestamp(t: OffsetDateTime) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.unix_timestamp(),
+        nanos: i32::try_from(t.nanosecond()).unwrap_or(0),
+    }
+}
+
+fn proto_duration(d: Duration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: 0,
+    }
+}
+
+/// A protobuf duration as a non-negative `Duration`; `field` names it in the error.
+pub fn duration(field: &str, d: Option<prost_types::Duration>) -> Result<Option<Duration>, Status> {
+    d.map(|d| Duration::try_from(d).map_err(|_| invalid(field, "must be a non-negative duration")))
+        .transpose()
+}
+
+/// The client as the API shows it.
+pub fn client(c: &Client) -> proto::Client {
+    let s = &c.spec;
+    proto::Client {
+        client_id: c.id.to_string(),
+        tenant: c.tenant.to_string(),
+        name: s.name.clone(),
+        description: s.description.clone(),
+        scopes: s.scopes.to_strings(),
+        audiences: s.audiences.iter().cloned().collect(),
+        roles: s.roles.iter().cloned().collect(),
+        access_token_ttl: Some(proto_duration(s.access_token_ttl)),
+        refresh_token_ttl: Some(proto_duration(s.refresh_token_ttl)),
+        active: s.active,
+        allowed_cidrs: s.allowed_cidrs.iter().map(ToString::to_string).collect(),
+        rate_limit_per_minute: s.rate_limit_per_minute,
+        metadata: s.metadata.clone().into_iter().collect(),
+        create_time: Some(timestamp(c.create_time)),
+        update_time: Some(timestamp(c.update_time)),
+        last_used_time: c.last_used_time.map(timestamp),
+    }
+}
+
+/// The raw input the domain validates.
+pub fn client_input(c: proto::Client) -> Result<ClientInput, Status> {
+    Ok(ClientInput {
+        access_token_ttl: duration("client.access_token_ttl", c.access_token_ttl)?,
+        refresh_token_ttl: duration("client.refresh_token_ttl", c.refresh_token_ttl)?,
+        tenant: c.tenant,
+        name: c.name,
+        description: c.description,
+        scopes: c.scopes,
+        audiences: c.audiences,
+        roles: c.roles,
+        active: c.active,
+        allowed_cidrs: c.allowed_cidrs,
+        rate_limit_per_minute: c.rate_limit_per_minute,
+        metadata: c.metadata.into_iter().collect(),
+    })
+}
+
+/// RFC 7662 members of an active token.
+pub fn introspection(active: Option<ActiveToken>) -> proto::IntrospectResponse {
+    let Some(token) = active else {
+        return proto::IntrospectResponse::default();
+    };
+    let c = token.claims;
+    proto::IntrospectResponse {
+        active: true,
+        scopes: token.scopes.to_strings(),
+        client_id: c.client_id,
+        sub: c.sub,
+        aud: c.aud,
+        iss: c.iss,
+        exp: c.exp,
+        iat: c.iat,
+        nbf: c.nbf,
+        jti: c.jti,
+        token_type: "Bearer".into(),
+        tenant: c.tenant,
+        roles: c.roles,
+    }
+}
+
+/// One JWK.
+pub fn jwk(k: PublicJwk) -> proto::Jwk {
+    proto::Jwk {
+        kty: k.kty,
+        kid: k.kid,
+        r#use: k.use_,
+        alg: k.alg,
+        crv: k.crv.unwrap_or_default(),
+        x: k.x.unwrap_or_default(),
+        y: k.y.unwrap_or_default(),
+        n: String::new(),
+        e: String::new(),
+    }
+}

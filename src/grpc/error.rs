@@ -1,0 +1,53 @@
+//! The one table from domain errors to gRPC statuses. OAuth 2.0 error codes travel twice: as
+//! `google.rpc.ErrorInfo.reason` (domain `tokend`) in the status details, and as the
+//! `oauth2-error` metadata entry for tools that cannot decode details.
+
+use tonic::metadata::MetadataValue;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt as _};
+
+use crate::domain::Error;
+
+/// `ErrorInfo.domain` of tokend's errors.
+pub const ERROR_DOMAIN: &str = "tokend";
+/// Metadata key carrying the OAuth 2.0 error code.
+pub const OAUTH2_ERROR_KEY: &str = "oauth2-error";
+
+/// Converts a domain error into the status a client sees.
+pub fn to_status(err: Error) -> Status {
+    let code = match &err {
+        Error::InvalidArgument { .. } | Error::InvalidScope(_) | Error::InvalidTarget(_) => {
+            Code::InvalidArgument
+        }
+        Error::InvalidClient | Error::Unauthenticated(_) => Code::Unauthenticated,
+        Error::UnauthorizedClient(_) | Error::PermissionDenied(_) => Code::PermissionDenied,
+        Error::NotFound(_) => Code::NotFound,
+        Error::AlreadyExists(_) => Code::AlreadyExists,
+        Error::Aborted(_) => Code::Aborted,
+        Error::Unimplemented(_) => Code::Unimplemented,
+        Error::Unavailable(_) => Code::Unavailable,
+        Error::Unexpected(_) => Code::Internal,
+    };
+    if let Error::Unexpected(inner) = &err {
+        tracing::error!(error = format!("{inner:#}"), "internal error");
+    }
+    let mut details = ErrorDetails::new();
+    if let Some(oauth2) = err.oauth2_code() {
+        details.set_error_info(oauth2, ERROR_DOMAIN, std::collections::HashMap::new());
+    }
+    if let Error::InvalidArgument { field, message } = &err {
+        details.add_bad_request_violation(field.clone(), message.clone());
+    }
+    let mut status = Status::with_error_details(code, err.to_string(), details);
+    if let Some(oauth2) = err.oauth2_code() {
+        status
+            .metadata_mut()
+            .insert(OAUTH2_ERROR_KEY, MetadataValue::from_static(oauth2));
+    }
+    status
+}
+
+/// A malformed request caught during conversion, before the domain sees it.
+pub fn invalid(field: &str, message: impl Into<String>) -> Status {
+    to_status(Error::invalid(field, message))
+}

@@ -1,0 +1,46 @@
+//! `tokend.v1.IntrospectionService`: RFC 7662 introspection and the JWKS.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::auth::optional_caller;
+use super::convert;
+use super::error::to_status;
+use crate::domain::Tokend;
+use crate::proto::introspection_service_server::IntrospectionService;
+use crate::proto::*;
+
+/// Serves `IntrospectionService`.
+pub struct IntrospectionApi {
+    pub tokend: Arc<Tokend>,
+}
+
+#[tonic::async_trait]
+impl IntrospectionService for IntrospectionApi {
+    async fn introspect(
+        &self,
+        request: Request<IntrospectRequest>,
+    ) -> Result<Response<IntrospectResponse>, Status> {
+        let caller = optional_caller(&self.tokend, &request).await?;
+        let active = self
+            .tokend
+            .introspection
+            .introspect(caller.as_ref(), &request.get_ref().token)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(convert::introspection(active)))
+    }
+
+    async fn get_jwks(
+        &self,
+        _request: Request<GetJwksRequest>,
+    ) -> Result<Response<GetJwksResponse>, Status> {
+        let keys = self.tokend.introspection.jwks();
+        let jwks_json = serde_json::json!({ "keys": keys }).to_string();
+        Ok(Response::new(GetJwksResponse {
+            keys: keys.into_iter().map(convert::jwk).collect(),
+            jwks_json,
+        }))
+    }
+}

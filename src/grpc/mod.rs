@@ -1,0 +1,69 @@
+//! gRPC transport: thin handlers that convert protobuf to domain calls and back, the one
+//! error table, and the router with health and reflection beside tokend's services.
+
+mod auth;
+mod clients;
+mod convert;
+pub mod error;
+mod introspection;
+mod tokens;
+
+use std::sync::Arc;
+
+use tonic::service::Routes;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::domain::Tokend;
+use crate::proto::client_service_server::ClientServiceServer;
+use crate::proto::introspection_service_server::IntrospectionServiceServer;
+use crate::proto::token_service_server::TokenServiceServer;
+
+pub use clients::ClientApi;
+pub use introspection::IntrospectionApi;
+pub use tokens::TokenApi;
+
+/// Fully qualified names of tokend's own services, as reported by health checks.
+pub const SERVICE_NAMES: [&str; 3] = [
+    "tokend.v1.ClientService",
+    "tokend.v1.TokenService",
+    "tokend.v1.IntrospectionService",
+];
+
+/// tokend's services plus `grpc.health.v1.Health` and reflection (v1 and v1alpha).
+pub fn routes(
+    tokend: Arc<Tokend>,
+    health: tonic_health::pb::health_server::HealthServer<
+        impl tonic_health::pb::health_server::Health,
+    >,
+) -> anyhow::Result<Routes> {
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+    let v1 = reflection.build_v1()?;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+    let v1alpha = reflection.build_v1alpha()?;
+    let mut routes = Routes::builder();
+    routes
+        .add_service(health)
+        .add_service(v1)
+        .add_service(v1alpha)
+        .add_service(ClientServiceServer::new(ClientApi {
+            tokend: tokend.clone(),
+        }))
+        .add_service(TokenServiceServer::new(TokenApi {
+            tokend: tokend.clone(),
+        }))
+        .add_service(IntrospectionServiceServer::new(IntrospectionApi { tokend }));
+    Ok(routes.routes())
+}
+
+/// Sets every service, and the server as a whole (""), to `status`.
+pub async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
+    reporter.set_service_status("", status).await;
+    for name in SERVICE_NAMES {
+        reporter.set_service_status(name, status).await;
+    }
+}

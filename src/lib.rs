@@ -1,0 +1,25 @@
+//! tokend: a token and introspection service for machine-to-machine auth, spoken over gRPC.
+//!
+//! Calls flow downwards only:
+//!
+//! - `cli`       — command line: `serve`, `migrate`, `client create|list`; calls `startup`/`domain`.
+//! - `startup`   — builds the `Application` (store, keys, listener) and serves until shutdown.
+//! - `config`    — settings: defaults -> file -> `TOKEND__*` env; validation; the KEK.
+//! - `telemetry` — logs, OTLP traces, W3C trace-context extraction per request.
+//! - `grpc`      — transport: thin tonic handlers, the one error->Status table, health,
+//!   reflection; calls `domain`.
+//! - `proto`     — generated `tokend.v1` code and the reflection descriptor set.
+//! - `domain`    — every rule: clients, secrets, scopes, keys, issuing and introspecting
+//!   tokens; calls `store` through traits.
+//! - `store`     — persistence traits with Postgres and SQLite implementations; no policy.
+
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod grpc;
+pub mod proto;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,46 @@
+//! The `tokend` binary: parse the command line, load config, start telemetry, dispatch.
+
+#![forbid(unsafe_code)]
+
+use clap::Parser as _;
+use tokend::cli::{Cli, Command};
+use tokend::config::{EXIT_CONFIG, Settings};
+
+fn main() {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("tokend: {err}");
+            std::process::exit(EXIT_CONFIG);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("tokend: cannot start the async runtime: {err}");
+            std::process::exit(1);
+        }
+    };
+    let code = runtime.block_on(async move {
+        let telemetry = match tokend::telemetry::init(settings.log.format == "json") {
+            Ok(guard) => guard,
+            Err(err) => {
+                eprintln!("tokend: cannot start telemetry: {err:#}");
+                return 1;
+            }
+        };
+        let result = tokend::cli::run(cli.command.unwrap_or(Command::Serve), settings).await;
+        let code = match result {
+            Ok(()) => 0,
+            Err(err) => {
+                tracing::error!(error = format!("{err:#}"), "tokend failed");
+                eprintln!("tokend: {err:#}");
+                1
+            }
+        };
+        telemetry.shutdown();
+        code
+    });
+    std::process::exit(code);
+}

@@ -1,0 +1,140 @@
+//! Building and running the server: open the store, migrate, load keys, bind (port 0 works, for
+//! tests), then serve until a shutdown future resolves, draining in-flight calls for a bounded
+//! time after health has gone NOT_SERVING.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use secrecy::ExposeSecret as _;
+use tokio::net::TcpListener;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+
+use crate::config::Settings;
+use crate::domain::{Clock, SystemClock, Tokend};
+use crate::store::{self, ConnectOptions, Store};
+use crate::{grpc, telemetry};
+
+/// A built, bound, not yet serving tokend.
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    tokend: Arc<Tokend>,
+    shutdown_grace: Duration,
+}
+
+impl Application {
+    /// Opens everything the server needs and binds its port.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// Like [`Application::build`] with a given clock (tests move time forward with one).
+    pub async fn build_with_clock(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
+        let store = open_store(&settings).await?;
+        let kek = settings.load_kek()?;
+        let tokend = Tokend::open(store, &kek, settings.domain(), clock)
+            .await
+            .context("loading signing keys")?;
+        let listener = TcpListener::bind(settings.server.addr)
+            .await
+            .with_context(|| format!("binding {}", settings.server.addr))?;
+        let local_addr = listener.local_addr()?;
+        Ok(Self {
+            listener,
+            local_addr,
+            tokend: Arc::new(tokend),
+            shutdown_grace: Duration::from_secs(settings.server.shutdown_grace_secs),
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.local_addr.port()
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` resolves. Then health turns NOT_SERVING, new connections are
+    /// refused and in-flight calls get the configured grace period to finish.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (reporter, health) = tonic_health::server::health_reporter();
+        grpc::set_health(&reporter, ServingStatus::Serving).await;
+        let routes = grpc::routes(self.tokend.clone(), health)?;
+        let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down: health NOT_SERVING, draining in-flight calls");
+            grpc::set_health(&reporter, ServingStatus::NotServing).await;
+            let _ = stopping_tx.send(true);
+        };
+        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+        tracing::info!(addr = %self.local_addr, "tokend ready");
+        let serve = Server::builder()
+            .trace_fn(telemetry::request_span)
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(incoming, signal);
+        let grace = self.shutdown_grace;
+        let deadline = async move {
+            let _ = stopping_rx.wait_for(|stopping| *stopping).await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            result = serve => result.context("serving gRPC")?,
+            () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "drain timed out; closing remaining calls"),
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Connects to the configured database and, unless disabled, applies migrations.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    let options = ConnectOptions {
+        url: settings.database.url.expose_secret().to_owned(),
+        max_connections: settings.database.max_connections,
+    };
+    let store = store::connect(&options)
+        .await
+        .context("opening the database")?;
+    if settings.database.migrate_on_start {
+        store.migrate().await.context("migrating the database")?;
+    }
+    tracing::info!(backend = store.backend(), "database ready");
+    Ok(store)
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,56 @@
+//! Store errors: database failures are classified here (by SQLSTATE or connection state) so
+//! that no `sqlx::Error` escapes the store.
+
+/// What went wrong in the store, in terms the domain can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A row with the same key exists.
+    #[error("already exists")]
+    AlreadyExists,
+    /// The row to change is gone.
+    #[error("not found")]
+    NotFound,
+    /// A concurrent writer changed the row first.
+    #[error("concurrent modification")]
+    Conflict,
+    /// The database cannot be reached or is overloaded; retrying later may work.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The database URL is not one tokend can open.
+    #[error("{0}")]
+    InvalidUrl(String),
+    /// Anything else: a bug or corrupt data.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::AlreadyExists,
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
+            // 40001 serialization_failure, 40P01 deadlock_detected: retryable conflicts.
+            sqlx::Error::Database(db)
+                if matches!(db.code().as_deref(), Some("40001" | "40P01")) =>
+            {
+                StoreError::Conflict
+            }
+            // SQLite: database is locked / busy after busy_timeout.
+            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5" | "6")) => {
+                StoreError::Unavailable("database is busy".into())
+            }
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err.to_string()),
+            _ => StoreError::Unexpected(anyhow::Error::new(err)),
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(err: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Unexpected(anyhow::Error::new(err).context("migration failed"))
+    }
+}

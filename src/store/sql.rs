@@ -1,0 +1,278 @@
+//! The SQL both backends share. Postgres and SQLite both accept `$N` placeholders, the row model
+//! is common, and sqlx's pool API is the same for both, so the statements and their bindings are
+//! written once here and expanded for each backend's pool type by `shared_store_impl!`.
+
+pub(super) const INSERT_CLIENT: &str = "INSERT INTO clients (client_id, tenant, name, description, \
+    scopes, audiences, roles, access_token_ttl_secs, refresh_token_ttl_secs, active, allowed_cidrs, \
+    rate_limit_per_minute, metadata, create_time_us, update_time_us, last_used_time_us, revision) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
+
+pub(super) const INSERT_SECRET: &str = "INSERT INTO client_secrets \
+    (secret_id, client_id, hash, create_time_us, expire_time_us) VALUES ($1, $2, $3, $4, $5)";
+
+pub(super) const SELECT_CLIENT: &str = "SELECT * FROM clients WHERE client_id = $1";
+
+pub(super) const LIST_CLIENTS: &str = "SELECT * FROM clients \
+    WHERE ($1 IS NULL OR tenant = $1) AND ($2 IS NULL OR client_id > $2) \
+    ORDER BY client_id LIMIT $3";
+
+pub(super) const UPDATE_CLIENT: &str = "UPDATE clients SET name = $3, description = $4, \
+    scopes = $5, audiences = $6, roles = $7, access_token_ttl_secs = $8, \
+    refresh_token_ttl_secs = $9, active = $10, allowed_cidrs = $11, rate_limit_per_minute = $12, \
+    metadata = $13, update_time_us = $14, revision = $15 \
+    WHERE client_id = $1 AND revision = $2";
+
+pub(super) const CLIENT_EXISTS: &str = "SELECT COUNT(*) FROM clients WHERE client_id = $1";
+
+pub(super) const DELETE_CLIENT: &str = "DELETE FROM clients WHERE client_id = $1";
+
+pub(super) const LIVE_SECRETS: &str = "SELECT hash FROM client_secrets \
+    WHERE client_id = $1 AND (expire_time_us IS NULL OR expire_time_us > $2) \
+    ORDER BY create_time_us DESC";
+
+/// Shortens the life of every live secret; never lengthens one.
+pub(super) const EXPIRE_SECRETS: &str = "UPDATE client_secrets SET expire_time_us = $2 \
+    WHERE client_id = $1 AND (expire_time_us IS NULL OR expire_time_us > $2)";
+
+/// Secrets that died before now are kept no longer than the next rotation.
+pub(super) const PURGE_SECRETS: &str =
+    "DELETE FROM client_secrets WHERE client_id = $1 AND expire_time_us <= $2";
+
+pub(super) const TOUCH_CLIENT: &str = "UPDATE clients SET last_used_time_us = $2 \
+    WHERE client_id = $1 AND (last_used_time_us IS NULL OR last_used_time_us < $2)";
+
+pub(super) const INSERT_FIRST_KEY: &str = "INSERT INTO signing_keys (kid, algorithm, public_jwk, \
+    private_key, kek_id, create_time_us, activate_time_us, retire_time_us) \
+    SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE NOT EXISTS (SELECT 1 FROM signing_keys)";
+
+pub(super) const LIST_KEYS: &str =
+    "SELECT * FROM signing_keys ORDER BY create_time_us DESC, kid DESC";
+
+/// Implements `ClientStore` and `KeyStore` for a store struct with a `pool` field. `$lock` is
+/// an optional statement run first in the transaction that creates the first signing key, to
+/// serialise replicas that start at the same moment (Postgres needs one; SQLite serialises
+/// writers by itself).
+macro_rules! shared_store_impl {
+    ($store:ty, $lock:expr) => {
+        #[async_trait::async_trait]
+        impl $crate::store::ClientStore for $store {
+            #[tracing::instrument(skip_all, fields(client_id = %client.client_id))]
+            async fn insert_client(
+                &self,
+                client: &$crate::store::ClientRow,
+                secret: &$crate::store::SecretRow,
+            ) -> $crate::store::StoreResult<()> {
+                use sqlx::types::Json;
+                let mut tx = self.pool.begin().await?;
+                sqlx::query($crate::store::sql::INSERT_CLIENT)
+                    .bind(&client.client_id)
+                    .bind(&client.tenant)
+                    .bind(&client.name)
+                    .bind(&client.description)
+                    .bind(Json(&client.scopes.0))
+                    .bind(Json(&client.audiences.0))
+                    .bind(Json(&client.roles.0))
+                    .bind(client.access_token_ttl_secs)
+                    .bind(client.refresh_token_ttl_secs)
+                    .bind(client.active)
+                    .bind(Json(&client.allowed_cidrs.0))
+                    .bind(client.rate_limit_per_minute)
+                    .bind(Json(&client.metadata.0))
+                    .bind(client.create_time_us)
+                    .bind(client.update_time_us)
+                    .bind(client.last_used_time_us)
+                    .bind(client.revision)
+                    .execute(&mut *tx)
+                    .await?;
+                insert_secret(&mut *tx, secret).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            #[tracing::instrument(skip(self))]
+            async fn get_client(
+                &self,
+                client_id: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::store::ClientRow>> {
+                Ok(sqlx::query_as($crate::store::sql::SELECT_CLIENT)
+                    .bind(client_id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            #[tracing::instrument(skip(self))]
+            async fn list_clients(
+                &self,
+                tenant: Option<&str>,
+                after: Option<&str>,
+                limit: u32,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::ClientRow>> {
+                Ok(sqlx::query_as($crate::store::sql::LIST_CLIENTS)
+                    .bind(tenant)
+                    .bind(after)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            #[tracing::instrument(skip_all, fields(client_id = %client.client_id))]
+            async fn update_client(
+                &self,
+                client: &$crate::store::ClientRow,
+                expected_revision: i64,
+            ) -> $crate::store::StoreResult<()> {
+                use sqlx::types::Json;
+                let done = sqlx::query($crate::store::sql::UPDATE_CLIENT)
+                    .bind(&client.client_id)
+                    .bind(expected_revision)
+                    .bind(&client.name)
+                    .bind(&client.description)
+                    .bind(Json(&client.scopes.0))
+                    .bind(Json(&client.audiences.0))
+                    .bind(Json(&client.roles.0))
+                    .bind(client.access_token_ttl_secs)
+                    .bind(client.refresh_token_ttl_secs)
+                    .bind(client.active)
+                    .bind(Json(&client.allowed_cidrs.0))
+                    .bind(client.rate_limit_per_minute)
+                    .bind(Json(&client.metadata.0))
+                    .bind(client.update_time_us)
+                    .bind(client.revision)
+                    .execute(&self.pool)
+                    .await?;
+                if done.rows_affected() == 1 {
+                    return Ok(());
+                }
+                let (count,): (i64,) = sqlx::query_as($crate::store::sql::CLIENT_EXISTS)
+                    .bind(&client.client_id)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Err(if count == 0 {
+                    $crate::store::StoreError::NotFound
+                } else {
+                    $crate::store::StoreError::Conflict
+                })
+            }
+
+            #[tracing::instrument(skip(self))]
+            async fn delete_client(&self, client_id: &str) -> $crate::store::StoreResult<bool> {
+                let done = sqlx::query($crate::store::sql::DELETE_CLIENT)
+                    .bind(client_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            #[tracing::instrument(skip(self))]
+            async fn live_secret_hashes(
+                &self,
+                client_id: &str,
+                now_us: i64,
+            ) -> $crate::store::StoreResult<Vec<String>> {
+                Ok(sqlx::query_scalar($crate::store::sql::LIVE_SECRETS)
+                    .bind(client_id)
+                    .bind(now_us)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            #[tracing::instrument(skip_all, fields(client_id = %secret.client_id))]
+            async fn rotate_secret(
+                &self,
+                secret: &$crate::store::SecretRow,
+                expire_us: i64,
+            ) -> $crate::store::StoreResult<()> {
+                // Writes first, so that SQLite takes its write lock at the first statement.
+                let mut tx = self.pool.begin().await?;
+                sqlx::query($crate::store::sql::EXPIRE_SECRETS)
+                    .bind(&secret.client_id)
+                    .bind(expire_us)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query($crate::store::sql::PURGE_SECRETS)
+                    .bind(&secret.client_id)
+                    .bind(secret.create_time_us)
+                    .execute(&mut *tx)
+                    .await?;
+                // A vanished client shows up as a foreign-key violation: NotFound.
+                insert_secret(&mut *tx, secret).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            #[tracing::instrument(skip(self))]
+            async fn touch_client(
+                &self,
+                client_id: &str,
+                at_us: i64,
+            ) -> $crate::store::StoreResult<()> {
+                sqlx::query($crate::store::sql::TOUCH_CLIENT)
+                    .bind(client_id)
+                    .bind(at_us)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::KeyStore for $store {
+            #[tracing::instrument(skip_all, fields(kid = %key.kid))]
+            async fn insert_first_key(
+                &self,
+                key: &$crate::store::KeyRow,
+            ) -> $crate::store::StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let lock: Option<&str> = $lock;
+                if let Some(lock) = lock {
+                    sqlx::query(lock).execute(&mut *tx).await?;
+                }
+                let done = sqlx::query($crate::store::sql::INSERT_FIRST_KEY)
+                    .bind(&key.kid)
+                    .bind(&key.algorithm)
+                    .bind(&key.public_jwk)
+                    .bind(&key.private_key)
+                    .bind(&key.kek_id)
+                    .bind(key.create_time_us)
+                    .bind(key.activate_time_us)
+                    .bind(key.retire_time_us)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            #[tracing::instrument(skip(self))]
+            async fn list_keys(&self) -> $crate::store::StoreResult<Vec<$crate::store::KeyRow>> {
+                Ok(sqlx::query_as($crate::store::sql::LIST_KEYS)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+        }
+
+        async fn insert_secret<'e, E>(
+            executor: E,
+            secret: &$crate::store::SecretRow,
+        ) -> $crate::store::StoreResult<()>
+        where
+            E: sqlx::Executor<'e, Database = <$store as $crate::store::sql::HasDb>::Db>,
+        {
+            sqlx::query($crate::store::sql::INSERT_SECRET)
+                .bind(&secret.secret_id)
+                .bind(&secret.client_id)
+                .bind(&secret.hash)
+                .bind(secret.create_time_us)
+                .bind(secret.expire_time_us)
+                .execute(executor)
+                .await?;
+            Ok(())
+        }
+    };
+}
+
+pub(super) use shared_store_impl;
+
+/// Names the sqlx database type of a store, for the helper functions the macro generates.
+pub(super) trait HasDb {
+    type Db: sqlx::Database;
+}

@@ -1,0 +1,77 @@
+//! SQLite store: the embedded default, one file, no server to run.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::SqliteSynchronous;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+use super::sql::{HasDb, shared_store_impl};
+use super::{ConnectOptions, Store, StoreResult};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// SQLite-backed store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file in WAL mode with foreign keys enforced.
+    pub async fn connect(options: &ConnectOptions) -> StoreResult<Self> {
+        let in_memory = options.url.contains(":memory:");
+        let connect = SqliteConnectOptions::from_str(&options.url)?
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5))
+            .journal_mode(if in_memory {
+                SqliteJournalMode::Memory
+            } else {
+                SqliteJournalMode::Wal
+            })
+            .synchronous(SqliteSynchronous::Normal);
+        // Every connection to `:memory:` is a database of its own: keep exactly one.
+        let max = if in_memory {
+            1
+        } else {
+            options.max_connections
+        };
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max)
+            .min_connections(u32::from(in_memory))
+            .idle_timeout(if in_memory {
+                None
+            } else {
+                Some(Duration::from_secs(600))
+            })
+            .max_lifetime(if in_memory {
+                None
+            } else {
+                Some(Duration::from_secs(1800))
+            })
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(connect)
+            .await?;
+        Ok(Self { pool })
+    }
+}
+
+impl HasDb for SqliteStore {
+    type Db = sqlx::Sqlite;
+}
+
+shared_store_impl!(SqliteStore, None);
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+}
