@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::OffsetDateTime;
 
 use super::client::{Client, ClientField, ClientInput, ClientSpec};
-use super::clock::{Clock, to_micros};
+use super::clock::{Clock, from_micros, to_micros};
 use super::error::{Error, Result};
 use super::ids::{ClientId, TenantId};
 use super::introspection::Caller;
@@ -60,7 +60,7 @@ impl ClientAdmin {
             )));
         }
         let spec = ClientSpec::from_input(input)?;
-        let now = self.clock.now();
+        let now = self.stamp();
         let client = Client {
             id: ClientId::generate(),
             tenant,
@@ -156,7 +156,7 @@ impl ClientAdmin {
             let current = self.load_visible(caller, &id).await?;
             let mut next = current.clone();
             next.spec.apply(input, &fields)?;
-            next.update_time = self.clock.now();
+            next.update_time = self.stamp();
             next.revision += 1;
             match self
                 .store
@@ -193,7 +193,7 @@ impl ClientAdmin {
             ));
         }
         self.load_visible(caller, &id).await?;
-        let now = self.clock.now();
+        let now = self.stamp();
         let secret = ClientSecret::generate()?;
         let row = self.secret_row(&id, &secret, now).await?;
         let expire = now + grace;
@@ -217,6 +217,12 @@ impl ClientAdmin {
         }
         tracing::info!(client_id = %id, "client deleted");
         Ok(())
+    }
+
+    /// Now, at the store's precision (microseconds), so what a call returns equals what a
+    /// later read returns.
+    fn stamp(&self) -> OffsetDateTime {
+        from_micros(to_micros(self.clock.now()))
     }
 
     /// Loads a client, answering NotFound for clients of tenants the caller may not see.

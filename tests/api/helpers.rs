@@ -1,0 +1,299 @@
+//! `TestApp`: the real server on 127.0.0.1:0 over a fresh database, with typed gRPC clients.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use tokend::config::Settings;
+use tokend::domain::{Clock, ManualClock};
+use tokend::proto::client_service_client::ClientServiceClient;
+use tokend::proto::introspection_service_client::IntrospectionServiceClient;
+use tokend::proto::token_service_client::TokenServiceClient;
+use tokend::proto::*;
+use tokend::startup::Application;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+use tonic::{Request, Status};
+
+use crate::common::{Backend, TestDb};
+
+pub const ISSUER: &str = "urn:tokend:test";
+pub const KEK: &str = "q2K5Q7m0sV9pZ8c3Xo4eW1tY6uI0oP3aS5dF7gH9jK0=";
+
+/// Client credentials as returned once by tokend.
+#[derive(Debug, Clone)]
+pub struct Creds {
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+/// A running tokend and what a test needs to talk to it.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub channel: Channel,
+    pub clock: Arc<ManualClock>,
+    pub settings: Settings,
+    pub db: TestDb,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Settings for a test server over `db`: cheap argon2, fixed KEK and issuer, port 0.
+pub fn test_settings(db: &TestDb) -> Settings {
+    let mut s = Settings::default();
+    s.server.addr = "127.0.0.1:0".parse().unwrap();
+    s.server.shutdown_grace_secs = 2;
+    s.database.url = SecretString::from(db.url.clone());
+    s.database.max_connections = 5;
+    s.keys.kek = Some(SecretString::from(KEK));
+    s.tokens.issuer = ISSUER.into();
+    s.secrets.memory_kib = 1024;
+    s.secrets.iterations = 1;
+    s.secrets.parallelism = 1;
+    s
+}
+
+impl TestApp {
+    /// Starts tokend on a fresh database of `backend`.
+    pub async fn spawn(backend: Backend) -> Self {
+        let db = TestDb::new(backend).await;
+        let settings = test_settings(&db);
+        let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
+        Self::start(db, settings, clock).await
+    }
+
+    /// Starts tokend with the given settings (tests that change config).
+    pub async fn spawn_with(backend: Backend, change: impl FnOnce(&mut Settings)) -> Self {
+        let db = TestDb::new(backend).await;
+        let mut settings = test_settings(&db);
+        change(&mut settings);
+        let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
+        Self::start(db, settings, clock).await
+    }
+
+    async fn start(db: TestDb, settings: Settings, clock: Arc<ManualClock>) -> Self {
+        let app = Application::build_with_clock(settings.clone(), clock.clone() as Arc<dyn Clock>)
+            .await
+            .expect("build application");
+        let addr = app.local_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until_stopped(async move {
+            let _ = stopped.await;
+        }));
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connect to tokend");
+        Self {
+            addr,
+            channel,
+            clock,
+            settings,
+            db,
+            stop: Some(stop),
+            server: Some(server),
+        }
+    }
+
+    /// Stops the server gracefully and returns how `run_until_stopped` ended.
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.server.take() {
+            Some(server) => server.await.expect("server task"),
+            None => Ok(()),
+        }
+    }
+
+    /// Stops the server and starts a new one on the same database, settings and clock.
+    pub async fn restart(mut self) -> Self {
+        self.stop().await.expect("clean stop");
+        let TestApp {
+            db,
+            settings,
+            clock,
+            ..
+        } = self;
+        Self::start(db, settings, clock).await
+    }
+
+    pub fn clients(&self) -> ClientServiceClient<Channel> {
+        ClientServiceClient::new(self.channel.clone())
+    }
+
+    pub fn tokens(&self) -> TokenServiceClient<Channel> {
+        TokenServiceClient::new(self.channel.clone())
+    }
+
+    pub fn introspection(&self) -> IntrospectionServiceClient<Channel> {
+        IntrospectionServiceClient::new(self.channel.clone())
+    }
+
+    /// Runs the real binary: `tokend <args>` against this app's database.
+    pub async fn cli(&self, args: &[&str]) -> std::process::Output {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let url = self.db.url.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_tokend"))
+                .args(&args)
+                .env("TOKEND__DATABASE__URL", url)
+                .env("TOKEND__KEYS__KEK", KEK)
+                .env("TOKEND__TOKENS__ISSUER", ISSUER)
+                .env("TOKEND__SECRETS__MEMORY_KIB", "1024")
+                .env("TOKEND__SECRETS__ITERATIONS", "1")
+                .env("RUST_LOG", "warn")
+                .output()
+                .expect("run tokend binary")
+        })
+        .await
+        .unwrap()
+    }
+
+    /// `tokend client create` through the binary, as an operator bootstraps.
+    pub async fn bootstrap(&self, tenant: &str, scopes: &str) -> Creds {
+        let out = self
+            .cli(&[
+                "client",
+                "create",
+                "--tenant",
+                tenant,
+                "--name",
+                "bootstrap",
+                "--scopes",
+                scopes,
+            ])
+            .await;
+        assert!(
+            out.status.success(),
+            "client create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+        Creds {
+            client_id: json["client_id"].as_str().unwrap().to_owned(),
+            client_secret: json["client_secret"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Issues a token; panics on failure.
+    pub async fn token(&self, creds: &Creds, scopes: &[&str]) -> String {
+        self.try_token(creds, scopes, &[])
+            .await
+            .expect("issue token")
+            .access_token
+    }
+
+    pub async fn try_token(
+        &self,
+        creds: &Creds,
+        scopes: &[&str],
+        audience: &[&str],
+    ) -> Result<IssueTokenResponse, Status> {
+        self.tokens()
+            .issue_token(IssueTokenRequest {
+                client_id: creds.client_id.clone(),
+                client_secret: creds.client_secret.clone(),
+                scopes: scopes.iter().map(|s| s.to_string()).collect(),
+                audience: audience.iter().map(|s| s.to_string()).collect(),
+            })
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    /// A bootstrapped admin of `tenant` and its bearer token.
+    pub async fn admin(&self, tenant: &str) -> String {
+        let creds = self.bootstrap(tenant, "tokend.admin").await;
+        self.token(&creds, &[]).await
+    }
+
+    /// A client created through the API.
+    pub async fn create_client(&self, admin: &str, client: Client) -> (Client, Creds) {
+        let resp = self
+            .clients()
+            .create_client(authed(
+                CreateClientRequest {
+                    client: Some(client),
+                },
+                admin,
+            ))
+            .await
+            .expect("create client")
+            .into_inner();
+        let client = resp.client.unwrap();
+        let creds = Creds {
+            client_id: client.client_id.clone(),
+            client_secret: resp.client_secret,
+        };
+        (client, creds)
+    }
+
+    /// A token holding `tokend.introspect`, from a client of `tenant`.
+    pub async fn introspector(&self, tenant: &str) -> String {
+        let creds = self.bootstrap(tenant, "tokend.introspect").await;
+        self.token(&creds, &[]).await
+    }
+
+    pub async fn introspect(&self, caller: &str, token: &str) -> IntrospectResponse {
+        self.introspection()
+            .introspect(authed(
+                IntrospectRequest {
+                    token: token.into(),
+                    token_type_hint: String::new(),
+                },
+                caller,
+            ))
+            .await
+            .expect("introspect")
+            .into_inner()
+    }
+
+    /// Moves the server's clock forward.
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+}
+
+/// A client with the given name, tenant and scopes; everything else default.
+pub fn client(tenant: &str, name: &str, scopes: &[&str]) -> Client {
+    Client {
+        tenant: tenant.into(),
+        name: name.into(),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        active: true,
+        ..Default::default()
+    }
+}
+
+/// Wraps `msg` with `authorization: Bearer <token>`.
+pub fn authed<T>(msg: T, token: &str) -> Request<T> {
+    let mut request = Request::new(msg);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+/// The OAuth 2.0 error code a failed call carried, from metadata and from ErrorInfo, which must
+/// agree.
+pub fn oauth2_error(status: &Status) -> String {
+    use tonic_types::StatusExt as _;
+    let from_metadata = status
+        .metadata()
+        .get("oauth2-error")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let from_details = status
+        .get_error_details()
+        .error_info()
+        .map(|i| i.reason.clone())
+        .unwrap_or_default();
+    assert_eq!(
+        from_metadata, from_details,
+        "metadata and ErrorInfo disagree"
+    );
+    from_metadata
+}

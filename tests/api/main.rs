@@ -1,0 +1,11 @@
+//! Black-box tests: the real server over gRPC, on SQLite and on Postgres.
+
+#[path = "../common/mod.rs"]
+#[macro_use]
+mod common;
+mod helpers;
+
+mod clients;
+mod introspection;
+mod operations;
+mod tokens;

@@ -1,0 +1,250 @@
+//! The store test suite, run against both backends: every behaviour the domain relies on.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use common::{Backend, TestDb};
+use sqlx::types::Json;
+use tokend::store::{self, ClientRow, ConnectOptions, KeyRow, SecretRow, Store, StoreError};
+
+async fn open(backend: Backend) -> (TestDb, Arc<dyn Store>) {
+    let db = TestDb::new(backend).await;
+    let store = store::connect(&ConnectOptions {
+        url: db.url.clone(),
+        max_connections: 8,
+    })
+    .await
+    .expect("connect");
+    store.migrate().await.expect("migrate");
+    (db, store)
+}
+
+fn client(id: &str, tenant: &str) -> ClientRow {
+    ClientRow {
+        client_id: id.into(),
+        tenant: tenant.into(),
+        name: format!("client {id}"),
+        description: String::new(),
+        scopes: Json(vec!["read:*".into()]),
+        audiences: Json(vec!["api".into()]),
+        roles: Json(vec![]),
+        access_token_ttl_secs: 900,
+        refresh_token_ttl_secs: 0,
+        active: true,
+        allowed_cidrs: Json(vec!["10.0.0.0/8".into()]),
+        rate_limit_per_minute: 0,
+        metadata: Json(BTreeMap::from([("team".into(), "payments".into())])),
+        create_time_us: 1_000,
+        update_time_us: 1_000,
+        last_used_time_us: None,
+        revision: 1,
+    }
+}
+
+fn secret(id: &str, client_id: &str, at: i64) -> SecretRow {
+    SecretRow {
+        secret_id: id.into(),
+        client_id: client_id.into(),
+        hash: format!("hash-{id}"),
+        create_time_us: at,
+        expire_time_us: None,
+    }
+}
+
+fn key(kid: &str, at: i64) -> KeyRow {
+    KeyRow {
+        kid: kid.into(),
+        algorithm: "EdDSA".into(),
+        public_jwk: "{}".into(),
+        private_key: vec![1, 2, 3],
+        kek_id: "kek".into(),
+        create_time_us: at,
+        activate_time_us: at,
+        retire_time_us: None,
+    }
+}
+
+async fn client_round_trip(backend: Backend) {
+    let (_db, s) = open(backend).await;
+    let c = client("c1", "acme");
+    s.insert_client(&c, &secret("s1", "c1", 1)).await.unwrap();
+    assert_eq!(s.get_client("c1").await.unwrap(), Some(c));
+    assert_eq!(s.get_client("nope").await.unwrap(), None);
+}
+
+async fn duplicate_client_is_already_exists(backend: Backend) {
+    let (_db, s) = open(backend).await;
+    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1))
+        .await
+        .unwrap();
+    let err = s
+        .insert_client(&client("c1", "a"), &secret("s2", "c1", 1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::AlreadyExists), "{err:?}");
+    // The failed insert left nothing behind: still exactly one secret.
+    assert_eq!(
+        s.live_secret_hashes("c1", 0).await.unwrap(),
+        vec!["hash-s1"]
+    );
+}
+
+async fn list_filters_orders_and_pages(backend: Backend) {
+    let (_db, s) = open(backend).await;
+    for (id, tenant) in [("c3", "a"), ("c1", "a"), ("c2", "b"), ("c4", "a")] {
+        s.insert_client(&client(id, tenant), &secret(&format!("s{id}"), id, 1))
+            .await
+            .unwrap();
+    }
+    let ids = |rows: Vec<ClientRow>| rows.into_iter().map(|r| r.client_id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s.list_clients(None, None, 10).await.unwrap()),
+        ["c1", "c2", "c3", "c4"]
+    );
+    assert_eq!(
+        ids(s.list_clients(Some("a"), None, 10).await.unwrap()),
+        ["c1", "c3", "c4"]
+    );
+    assert_eq!(
+        ids(s.list_clients(Some("a"), Some("c1"), 1).await.unwrap()),
+        ["c3"]
+    );
+    assert_eq!(
+        ids(s.list_clients(None, Some("c4"), 10).await.unwrap()),
+        Vec::<String>::new()
+    );
+}
+
+async fn update_is_optimistic(backend: Backend) {
+    let (_db, s) = open(backend).await;
+    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1))
+        .await
+        .unwrap();
+    let mut next = client("c1", "a");
+    next.name = "renamed".into();
+    next.active = false;
+    next.revision = 2;
+    s.update_client(&next, 1).await.unwrap();
+    assert_eq!(s.get_client("c1").await.unwrap(), Some(next.clone()));
+    let err = s.update_client(&next, 1).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict), "{err:?}");
+    let err = s.update_client(&client("ghost", "a"), 1).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound), "{err:?}");
+}
+
+async fn delete_cascades_to_secrets(backend: Backend) {
+    let (_db, s) = open(backend).await;
+    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1))
+        .await
+        .unwrap();
+    assert!(s.delete_client("c1").await.unwrap());
+    assert!(!s.delete_client("c1").await.unwrap());
+    assert!(s.live_secret_hashes("c1", 0).await.unwrap().is_empty());
+    // The id can be reused only as a new client; the old secret did not survive.
+    s.insert_client(&client("c1", "a"), &secret("s9", "c1", 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.live_secret_hashes("c1", 0).await.unwrap(),
+        vec!["hash-s9"]
+    );
+}
+
+async fn rotation_expires_old_secrets(backend: Backend) {
+    let (_db, s) = open(backend).await;
+    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 100))
+        .await
+        .unwrap();
+    // Rotate at t=200 with a grace period until t=500.
+    s.rotate_secret(&secret("s2", "c1", 200), 500)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.live_secret_hashes("c1", 499).await.unwrap(),
+        vec!["hash-s2", "hash-s1"]
+    );
+    assert_eq!(
+        s.live_secret_hashes("c1", 500).await.unwrap(),
+        vec!["hash-s2"]
+    );
+    // A later rotation never extends a grace period: s1 keeps its t=500 expiry.
+    s.rotate_secret(&secret("s3", "c1", 300), 1_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.live_secret_hashes("c1", 600).await.unwrap(),
+        vec!["hash-s3", "hash-s2"]
+    );
+    // Immediate revocation.
+    s.rotate_secret(&secret("s4", "c1", 700), 700)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.live_secret_hashes("c1", 700).await.unwrap(),
+        vec!["hash-s4"]
+    );
+    let err = s
+        .rotate_secret(&secret("s5", "ghost", 1), 1)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound), "{err:?}");
+}
+
+async fn touch_only_moves_forward(backend: Backend) {
+    let (_db, s) = open(backend).await;
+    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1))
+        .await
+        .unwrap();
+    s.touch_client("c1", 5_000).await.unwrap();
+    s.touch_client("c1", 4_000).await.unwrap();
+    let row = s.get_client("c1").await.unwrap().unwrap();
+    assert_eq!(row.last_used_time_us, Some(5_000));
+    assert_eq!(row.revision, 1, "touching is not a configuration change");
+}
+
+async fn first_key_is_inserted_once(backend: Backend) {
+    let (_db, s) = open(backend).await;
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.insert_first_key(&key(&format!("k{i}"), i)).await
+        }));
+    }
+    let mut inserted = 0;
+    for t in tasks {
+        if t.await.unwrap().unwrap() {
+            inserted += 1;
+        }
+    }
+    assert_eq!(inserted, 1, "exactly one replica creates the first key");
+    assert_eq!(s.list_keys().await.unwrap().len(), 1);
+    assert!(!s.insert_first_key(&key("later", 99)).await.unwrap());
+    let stored = &s.list_keys().await.unwrap()[0];
+    assert_eq!(stored.private_key, vec![1, 2, 3]);
+}
+
+async fn migrations_are_idempotent(backend: Backend) {
+    let (_db, s) = open(backend).await;
+    s.migrate().await.unwrap();
+    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1))
+        .await
+        .unwrap();
+    s.migrate().await.unwrap();
+    assert!(s.get_client("c1").await.unwrap().is_some());
+}
+
+for_each_backend!(
+    client_round_trip,
+    duplicate_client_is_already_exists,
+    list_filters_orders_and_pages,
+    update_is_optimistic,
+    delete_cascades_to_secrets,
+    rotation_expires_old_secrets,
+    touch_only_moves_forward,
+    first_key_is_inserted_once,
+    migrations_are_idempotent,
+);
