@@ -34,10 +34,11 @@ fn env_filter() -> EnvFilter {
     EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))
 }
 
-/// The subscriber: `RUST_LOG`-filtered logs (`json` or human) to `writer`, plus span export to
+/// The subscriber: `RUST_LOG`-filtered logs (`json` or human, coloured if `ansi`) to `writer`, plus span export to
 /// `provider` when given.
 pub fn subscriber<W>(
     json: bool,
+    ansi: bool,
     writer: W,
     provider: Option<&SdkTracerProvider>,
 ) -> impl Subscriber + Send + Sync + for<'a> LookupSpan<'a>
@@ -46,7 +47,8 @@ where
 {
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(writer)
-        .with_target(false);
+        .with_target(false)
+        .with_ansi(ansi && !json);
     let logs: Box<dyn Layer<Registry> + Send + Sync> = if json {
         fmt.json()
             .with_current_span(true)
@@ -87,7 +89,12 @@ pub fn init(json: bool) -> anyhow::Result<TelemetryGuard> {
         }
         _ => None,
     };
-    tracing::subscriber::set_global_default(subscriber(json, std::io::stderr, provider.as_ref()))?;
+    tracing::subscriber::set_global_default(subscriber(
+        json,
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        std::io::stderr,
+        provider.as_ref(),
+    ))?;
     Ok(TelemetryGuard { provider })
 }
 

@@ -1,5 +1,7 @@
 //! `TestApp`: the real server on 127.0.0.1:0 over a fresh database, with typed gRPC clients.
 
+#![allow(dead_code)] // shared with tests/logs.rs, which uses only part of it
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -109,6 +109,7 @@ pub fn init_tracing() {
         if std::env::var_os("TEST_LOG").is_some() {
             let _ = tracing::subscriber::set_global_default(tokend::telemetry::subscriber(
                 false,
+                false,
                 std::io::stderr,
                 None,
             ));
