@@ -16,6 +16,7 @@ pub(super) const LIST_CLIENTS: &str = "SELECT * FROM clients \
     WHERE ($1 IS NULL OR tenant = $1) AND ($2 IS NULL OR client_id > $2) \
     ORDER BY client_id LIMIT $3";
 
+/// Parameters `$3`..`$13` are the settings, in the same order as in INSERT_CLIENT.
 pub(super) const UPDATE_CLIENT: &str = "UPDATE clients SET name = $3, description = $4, \
     scopes = $5, audiences = $6, roles = $7, access_token_ttl_secs = $8, \
     refresh_token_ttl_secs = $9, active = $10, allowed_cidrs = $11, rate_limit_per_minute = $12, \
@@ -62,22 +63,11 @@ macro_rules! shared_store_impl {
                 client: &$crate::store::ClientRow,
                 secret: &$crate::store::SecretRow,
             ) -> $crate::store::StoreResult<()> {
-                use sqlx::types::Json;
                 let mut tx = self.pool.begin().await?;
-                sqlx::query($crate::store::sql::INSERT_CLIENT)
+                let query = sqlx::query($crate::store::sql::INSERT_CLIENT)
                     .bind(&client.client_id)
-                    .bind(&client.tenant)
-                    .bind(&client.name)
-                    .bind(&client.description)
-                    .bind(Json(&client.scopes.0))
-                    .bind(Json(&client.audiences.0))
-                    .bind(Json(&client.roles.0))
-                    .bind(client.access_token_ttl_secs)
-                    .bind(client.refresh_token_ttl_secs)
-                    .bind(client.active)
-                    .bind(Json(&client.allowed_cidrs.0))
-                    .bind(client.rate_limit_per_minute)
-                    .bind(Json(&client.metadata.0))
+                    .bind(&client.tenant);
+                bind_settings(query, client)
                     .bind(client.create_time_us)
                     .bind(client.update_time_us)
                     .bind(client.last_used_time_us)
@@ -121,21 +111,10 @@ macro_rules! shared_store_impl {
                 client: &$crate::store::ClientRow,
                 expected_revision: i64,
             ) -> $crate::store::StoreResult<()> {
-                use sqlx::types::Json;
-                let done = sqlx::query($crate::store::sql::UPDATE_CLIENT)
+                let query = sqlx::query($crate::store::sql::UPDATE_CLIENT)
                     .bind(&client.client_id)
-                    .bind(expected_revision)
-                    .bind(&client.name)
-                    .bind(&client.description)
-                    .bind(Json(&client.scopes.0))
-                    .bind(Json(&client.audiences.0))
-                    .bind(Json(&client.roles.0))
-                    .bind(client.access_token_ttl_secs)
-                    .bind(client.refresh_token_ttl_secs)
-                    .bind(client.active)
-                    .bind(Json(&client.allowed_cidrs.0))
-                    .bind(client.rate_limit_per_minute)
-                    .bind(Json(&client.metadata.0))
+                    .bind(expected_revision);
+                let done = bind_settings(query, client)
                     .bind(client.update_time_us)
                     .bind(client.revision)
                     .execute(&self.pool)
@@ -248,6 +227,26 @@ macro_rules! shared_store_impl {
                     .fetch_all(&self.pool)
                     .await?)
             }
+        }
+
+        type Args = <<$store as $crate::store::sql::HasDb>::Db as sqlx::Database>::Arguments;
+        type Query<'q> = sqlx::query::Query<'q, <$store as $crate::store::sql::HasDb>::Db, Args>;
+
+        /// Binds a client's settings, `$3` to `$13` of both INSERT_CLIENT and UPDATE_CLIENT.
+        fn bind_settings<'q>(query: Query<'q>, client: &$crate::store::ClientRow) -> Query<'q> {
+            use sqlx::types::Json;
+            query
+                .bind(&client.name)
+                .bind(&client.description)
+                .bind(Json(&client.scopes.0))
+                .bind(Json(&client.audiences.0))
+                .bind(Json(&client.roles.0))
+                .bind(client.access_token_ttl_secs)
+                .bind(client.refresh_token_ttl_secs)
+                .bind(client.active)
+                .bind(Json(&client.allowed_cidrs.0))
+                .bind(client.rate_limit_per_minute)
+                .bind(Json(&client.metadata.0))
         }
 
         async fn insert_secret<'e, E>(

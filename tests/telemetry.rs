@@ -1,0 +1,150 @@
+//! Telemetry, seen from outside: no secret, token or hash ever reaches a log line (a whole flow
+//! runs with every target at TRACE level into a buffer, which must then contain none of them),
+//! and a caller's W3C `traceparent` becomes the parent of the server's spans.
+
+#[path = "common/mod.rs"]
+#[macro_use]
+mod common;
+#[path = "api/helpers.rs"]
+mod helpers;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+use tracing_subscriber::layer::SubscriberExt as _;
+
+use helpers::*;
+use tokend::proto::*;
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+struct Telemetry {
+    logs: Capture,
+    spans: InMemorySpanExporter,
+    provider: SdkTracerProvider,
+}
+
+/// One global subscriber for this test binary: JSON logs at TRACE into a buffer, and spans into
+/// an in-memory OpenTelemetry exporter.
+fn telemetry() -> &'static Telemetry {
+    static TELEMETRY: OnceLock<Telemetry> = OnceLock::new();
+    TELEMETRY.get_or_init(|| {
+        let logs = Capture::default();
+        let writer = logs.clone();
+        let spans = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(spans.clone())
+            .build();
+        opentelemetry::global::set_text_map_propagator(
+            opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+        );
+        let fmt = tracing_subscriber::fmt::layer()
+            .with_writer(move || writer.clone())
+            .json()
+            .with_current_span(true)
+            .with_span_list(true);
+        let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("test"));
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_subscriber::filter::LevelFilter::TRACE)
+            .with(fmt)
+            .with(otel);
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        Telemetry {
+            logs,
+            spans,
+            provider,
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_token_or_hash_is_logged() {
+    let capture = telemetry().logs.clone();
+    let app = TestApp::spawn(common::Backend::Sqlite).await;
+    let admin_creds = app
+        .bootstrap("system", "tokend.admin,tokend.introspect")
+        .await;
+    let admin = app.token(&admin_creds, &[]).await;
+    let (created, creds) = app
+        .create_client(&admin, client("acme", "svc", &["read"]))
+        .await;
+    let token = app.token(&creds, &[]).await;
+    app.introspect(&admin, &token).await;
+    let rotated = app
+        .clients()
+        .rotate_client_secret(authed(
+            RotateClientSecretRequest {
+                client_id: created.client_id.clone(),
+                grace_period: None,
+            },
+            &admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    // Failures log too: a wrong secret and a bad token.
+    let wrong = Creds {
+        client_id: creds.client_id.clone(),
+        client_secret: creds.client_secret.clone(),
+    };
+    assert!(app.try_token(&wrong, &[], &[]).await.is_err());
+    app.introspect(&admin, &format!("{token}tampered")).await;
+
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.lines().count() > 20,
+        "the capture saw the flow:\n{logs}"
+    );
+    let secrets = [
+        &admin_creds.client_secret,
+        &admin,
+        &creds.client_secret,
+        &token,
+        &rotated.client_secret,
+    ];
+    for secret in secrets {
+        // Any 16-character window of a secret would be a leak.
+        let probe = &secret[secret.len() - 16..];
+        assert!(!logs.contains(probe), "a secret or token reached the logs");
+    }
+    assert!(!logs.contains("$argon2"), "a hash reached the logs");
+    assert!(
+        !logs.contains("tkd_cs_"),
+        "a client secret reached the logs"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incoming_traceparent_parents_the_request_span() {
+    let t = telemetry();
+    let app = TestApp::spawn(common::Backend::Sqlite).await;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let parent_span = "00f067aa0ba902b7";
+    let mut request = tonic::Request::new(GetJwksRequest {});
+    request.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace_id}-{parent_span}-01").parse().unwrap(),
+    );
+    app.introspection().get_jwks(request).await.unwrap();
+    t.provider.force_flush().unwrap();
+    let spans = t.spans.get_finished_spans().unwrap();
+    let span = spans
+        .iter()
+        .find(|s| s.span_context.trace_id().to_string() == trace_id)
+        .expect("a server span joined the caller's trace");
+    assert_eq!(span.parent_span_id.to_string(), parent_span);
+    assert_eq!(span.name, "grpc");
+}
