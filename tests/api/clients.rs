@@ -2,19 +2,12 @@
 
 use std::time::Duration;
 
-use prost_types::FieldMask;
 use tokend::proto::*;
 use tonic::{Code, Request};
 use tonic_types::StatusExt as _;
 
 use crate::common::Backend;
 use crate::helpers::*;
-
-fn mask(paths: &[&str]) -> Option<FieldMask> {
-    Some(FieldMask {
-        paths: paths.iter().map(|p| p.to_string()).collect(),
-    })
-}
 
 async fn admin_rpcs_need_an_admin_token(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -209,37 +202,19 @@ async fn update_with_field_mask(backend: Backend) {
     });
     change.metadata.insert("team".into(), "payments".into());
     let updated = app
-        .clients()
-        .update_client(authed(
-            UpdateClientRequest {
-                client: Some(change.clone()),
-                update_mask: mask(&["name", "access_token_ttl", "metadata"]),
-            },
+        .update_client(
             &admin,
-        ))
+            change.clone(),
+            &["name", "access_token_ttl", "metadata"],
+        )
         .await
-        .unwrap()
-        .into_inner()
-        .client
         .unwrap();
     assert_eq!(updated.name, "new");
     assert_eq!(updated.description, "");
     assert_eq!(updated.access_token_ttl.unwrap().seconds, 60);
     assert_eq!(updated.metadata["team"], "payments");
     assert_eq!(updated.create_time, created.create_time);
-    let fetched = app
-        .clients()
-        .get_client(authed(
-            GetClientRequest {
-                client_id: created.client_id.clone(),
-            },
-            &admin,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .client
-        .unwrap();
+    let fetched = app.get_client(&admin, &created.client_id.clone()).await;
     assert_eq!(fetched, updated);
 
     for (paths, needle) in [
@@ -248,14 +223,7 @@ async fn update_with_field_mask(backend: Backend) {
         (&["nmae"], "unknown path"),
     ] {
         let err = app
-            .clients()
-            .update_client(authed(
-                UpdateClientRequest {
-                    client: Some(change.clone()),
-                    update_mask: mask(paths),
-                },
-                &admin,
-            ))
+            .update_client(&admin, change.clone(), paths)
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{paths:?}");
@@ -266,30 +234,11 @@ async fn update_with_field_mask(backend: Backend) {
     bad.name = "fine".into();
     bad.scopes = vec!["bad scope".into()];
     let err = app
-        .clients()
-        .update_client(authed(
-            UpdateClientRequest {
-                client: Some(bad),
-                update_mask: mask(&["name", "scopes"]),
-            },
-            &admin,
-        ))
+        .update_client(&admin, bad, &["name", "scopes"])
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    let after = app
-        .clients()
-        .get_client(authed(
-            GetClientRequest {
-                client_id: created.client_id.clone(),
-            },
-            &admin,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .client
-        .unwrap();
+    let after = app.get_client(&admin, &created.client_id.clone()).await;
     assert_eq!(after, fetched);
 }
 

@@ -253,6 +253,42 @@ impl TestApp {
             .into_inner()
     }
 
+    /// GetClient as `admin`; panics on failure.
+    pub async fn get_client(&self, admin: &str, client_id: &str) -> Client {
+        let request = GetClientRequest {
+            client_id: client_id.into(),
+        };
+        let response = self.clients().get_client(authed(request, admin)).await;
+        response.expect("get client").into_inner().client.unwrap()
+    }
+
+    /// UpdateClient as `admin` with the given mask paths.
+    pub async fn update_client(
+        &self,
+        admin: &str,
+        client: Client,
+        paths: &[&str],
+    ) -> Result<Client, Status> {
+        let update_mask = prost_types::FieldMask {
+            paths: paths.iter().map(|p| p.to_string()).collect(),
+        };
+        let request = UpdateClientRequest {
+            client: Some(client),
+            update_mask: Some(update_mask),
+        };
+        let response = self.clients().update_client(authed(request, admin)).await?;
+        Ok(response.into_inner().client.unwrap())
+    }
+
+    /// The published JWK Set.
+    pub async fn jwks(&self) -> GetJwksResponse {
+        self.introspection()
+            .get_jwks(GetJwksRequest {})
+            .await
+            .expect("get jwks")
+            .into_inner()
+    }
+
     /// Moves the server's clock forward.
     pub fn advance(&self, by: Duration) {
         self.clock.advance(by);

@@ -117,12 +117,7 @@ async fn expired_tokens_are_inactive(backend: Backend) {
 async fn jwks_verifies_tokens_locally(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let token = app.token(&app.bootstrap("acme", "read").await, &[]).await;
-    let jwks = app
-        .introspection()
-        .get_jwks(GetJwksRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let jwks = app.jwks().await;
     assert_eq!(jwks.keys.len(), 1);
     let key = &jwks.keys[0];
     assert_eq!(
@@ -170,12 +165,7 @@ async fn es256_keys_work_too(backend: Backend) {
         jsonwebtoken::Algorithm::ES256
     );
     assert!(app.introspect(&introspector, &token).await.active);
-    let jwks = app
-        .introspection()
-        .get_jwks(GetJwksRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let jwks = app.jwks().await;
     assert_eq!(
         (jwks.keys[0].kty.as_str(), jwks.keys[0].crv.as_str()),
         ("EC", "P-256")

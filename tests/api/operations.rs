@@ -1,7 +1,6 @@
 //! Operations: health, reflection, restart on the same database, the CLI, config errors,
 //! graceful shutdown.
 
-use tokend::proto::*;
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -81,39 +80,17 @@ async fn restart_keeps_clients_keys_and_tokens(backend: Backend) {
         .create_client(&admin, client("acme", "svc", &["read"]))
         .await;
     let token = app.token(&creds, &[]).await;
-    let jwks_before = app
-        .introspection()
-        .get_jwks(GetJwksRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let jwks_before = app.jwks().await;
 
     let app = app.restart().await;
     assert!(
         app.introspect(&introspector, &token).await.active,
         "old token survives a restart"
     );
-    let fetched = app
-        .clients()
-        .get_client(authed(
-            GetClientRequest {
-                client_id: c.client_id.clone(),
-            },
-            &admin,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .client
-        .unwrap();
+    let fetched = app.get_client(&admin, &c.client_id.clone()).await;
     assert_eq!(fetched.name, "svc");
     app.token(&creds, &[]).await;
-    let jwks_after = app
-        .introspection()
-        .get_jwks(GetJwksRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let jwks_after = app.jwks().await;
     assert_eq!(
         jwks_before.keys, jwks_after.keys,
         "same signing key after restart"

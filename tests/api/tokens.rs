@@ -43,16 +43,7 @@ async fn bootstrap_create_issue_introspect_disable(backend: Backend) {
     // Disable the client: its token is inactive at once, and it cannot get new ones.
     let mut update = created.clone();
     update.active = false;
-    app.clients()
-        .update_client(authed(
-            UpdateClientRequest {
-                client: Some(update),
-                update_mask: Some(prost_types::FieldMask {
-                    paths: vec!["active".into()],
-                }),
-            },
-            &admin,
-        ))
+    app.update_client(&admin, update, &["active"])
         .await
         .unwrap();
     let r = app.introspect(&introspector, &issued.access_token).await;
