@@ -105,7 +105,6 @@ async fn client(cmd: ClientCommand, settings: Settings) -> anyhow::Result<()> {
                 scopes: args.scopes,
                 audiences: args.audiences,
                 roles: args.roles,
-                active: true,
                 ..ClientInput::default()
             };
             let (client, secret) = tokend.clients.create(&operator, &input).await?;

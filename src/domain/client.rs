@@ -38,7 +38,8 @@ pub struct ClientInput {
     pub roles: Vec<String>,
     pub access_token_ttl: Option<Duration>,
     pub refresh_token_ttl: Option<Duration>,
-    pub active: bool,
+    /// Unset means active.
+    pub active: Option<bool>,
     pub allowed_cidrs: Vec<String>,
     pub rate_limit_per_minute: u32,
     pub metadata: BTreeMap<String, String>,
@@ -199,7 +200,7 @@ impl ClientSpec {
                     Some(ttl) => ttl_in(&path, ttl, Duration::ZERO, MAX_REFRESH_TTL)?,
                 }
             }
-            ClientField::Active => self.active = input.active,
+            ClientField::Active => self.active = input.active.unwrap_or(true),
             ClientField::AllowedCidrs => self.allowed_cidrs = cidrs(&path, &input.allowed_cidrs)?,
             ClientField::RateLimitPerMinute => {
                 self.rate_limit_per_minute = input.rate_limit_per_minute;
@@ -366,7 +367,7 @@ impl Client {
             roles: row.roles.0.clone(),
             access_token_ttl: Some(Duration::from_secs(row.access_token_ttl_secs.max(0) as u64)),
             refresh_token_ttl: Some(Duration::from_secs(row.refresh_token_ttl_secs.max(0) as u64)),
-            active: row.active,
+            active: Some(row.active),
             allowed_cidrs: row.allowed_cidrs.0.clone(),
             rate_limit_per_minute: u32::try_from(row.rate_limit_per_minute).unwrap_or(u32::MAX),
             metadata: row.metadata.0.clone(),
@@ -398,7 +399,7 @@ mod tests {
             scopes: vec!["read:*".into()],
             audiences: vec!["https://api".into(), "https://api".into()],
             allowed_cidrs: vec!["10.1.2.3/8".into()],
-            active: true,
+            active: Some(true),
             ..Default::default()
         }
     }
@@ -435,7 +436,7 @@ mod tests {
         let mut spec = ClientSpec::from_input(&input()).unwrap();
         let mut change = input();
         change.name = "renamed".into();
-        change.active = false;
+        change.active = Some(false);
         spec.apply(&change, &ClientField::parse_mask(&["active"]).unwrap())
             .unwrap();
         assert!(!spec.active);

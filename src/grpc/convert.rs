@@ -43,7 +43,7 @@ pub fn client(c: &Client) -> proto::Client {
         roles: s.roles.iter().cloned().collect(),
         access_token_ttl: Some(proto_duration(s.access_token_ttl)),
         refresh_token_ttl: Some(proto_duration(s.refresh_token_ttl)),
-        active: s.active,
+        active: Some(s.active),
         allowed_cidrs: s.allowed_cidrs.iter().map(ToString::to_string).collect(),
         rate_limit_per_minute: s.rate_limit_per_minute,
         metadata: s.metadata.clone().into_iter().collect(),

@@ -301,7 +301,6 @@ pub fn client(tenant: &str, name: &str, scopes: &[&str]) -> Client {
         tenant: tenant.into(),
         name: name.into(),
         scopes: scopes.iter().map(|s| s.to_string()).collect(),
-        active: true,
         ..Default::default()
     }
 }

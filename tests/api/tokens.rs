@@ -16,6 +16,7 @@ async fn bootstrap_create_issue_introspect_disable(backend: Backend) {
     let (created, creds) = app.create_client(&admin, spec).await;
     assert!(creds.client_secret.starts_with("tkd_cs_"));
     assert_eq!(created.tenant, "acme");
+    assert_eq!(created.active, Some(true), "active defaults to true");
 
     let issued = app
         .try_token(&creds, &["read:invoices"], &[])
@@ -42,7 +43,7 @@ async fn bootstrap_create_issue_introspect_disable(backend: Backend) {
 
     // Disable the client: its token is inactive at once, and it cannot get new ones.
     let mut update = created.clone();
-    update.active = false;
+    update.active = Some(false);
     app.update_client(&admin, update, &["active"])
         .await
         .unwrap();
