@@ -8,6 +8,7 @@
 //! - `telemetry` — logs, OTLP traces, W3C trace-context extraction per request.
 //! - `grpc`      — transport: thin tonic handlers, the one error->Status table, health,
 //!   reflection; calls `domain`.
+//! - `http`      — plain HTTP on the same port (the JWKS); calls `domain`.
 //! - `proto`     — generated `tokend.v1` code and the reflection descriptor set.
 //! - `domain`    — every rule: clients, secrets, scopes, keys, issuing and introspecting
 //!   tokens; calls `store` through traits.
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod grpc;
+pub mod http;
 pub mod proto;
 pub mod startup;
 pub mod store;

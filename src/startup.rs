@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use secrecy::ExposeSecret as _;
 use tokio::net::TcpListener;
+use tonic::service::Routes;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
@@ -17,7 +18,7 @@ use tonic_health::ServingStatus;
 use crate::config::Settings;
 use crate::domain::{Clock, SystemClock, Tokend};
 use crate::store::{self, ConnectOptions, Store};
-use crate::{grpc, telemetry};
+use crate::{grpc, http, telemetry};
 
 /// A built, bound, not yet serving tokend.
 pub struct Application {
@@ -73,7 +74,11 @@ impl Application {
     ) -> anyhow::Result<()> {
         let (reporter, health) = tonic_health::server::health_reporter();
         grpc::set_health(&reporter, ServingStatus::Serving).await;
-        let routes = grpc::routes(self.tokend.clone(), health)?;
+        let grpc = grpc::routes(self.tokend.clone(), health)?;
+        let routes = Routes::from(http::with_grpc(
+            grpc.into_axum_router(),
+            self.tokend.clone(),
+        ));
         let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
         let signal = async move {
             shutdown.await;
@@ -84,6 +89,7 @@ impl Application {
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         tracing::info!(addr = %self.local_addr, "tokend ready");
         let serve = Server::builder()
+            .accept_http1(true)
             .trace_fn(telemetry::request_span)
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, signal);

@@ -126,6 +126,11 @@ impl Introspector {
         self.keys.jwks()
     }
 
+    /// The JWK Set document (RFC 7517 section 5), as every front end serves it.
+    pub fn jwks_json(&self) -> String {
+        serde_json::json!({ "keys": self.keys.jwks() }).to_string()
+    }
+
     /// Full verification. `Ok(None)` for any token that is not active; `Err` only when the
     /// answer cannot be known (the database is down).
     async fn verify(&self, token: &str) -> Result<Option<ActiveToken>> {

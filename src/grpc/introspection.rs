@@ -36,11 +36,10 @@ impl IntrospectionService for IntrospectionApi {
         &self,
         _request: Request<GetJwksRequest>,
     ) -> Result<Response<GetJwksResponse>, Status> {
-        let keys = self.tokend.introspection.jwks();
-        let jwks_json = serde_json::json!({ "keys": keys }).to_string();
+        let introspection = &self.tokend.introspection;
         Ok(Response::new(GetJwksResponse {
-            keys: keys.into_iter().map(convert::jwk).collect(),
-            jwks_json,
+            keys: introspection.jwks().into_iter().map(convert::jwk).collect(),
+            jwks_json: introspection.jwks_json(),
         }))
     }
 }

@@ -173,7 +173,52 @@ async fn es256_keys_work_too(backend: Backend) {
     assert!(!jwks.keys[0].y.is_empty());
 }
 
+/// A bare HTTP/1.1 GET, as a JWT library or Envoy would send it; returns (head, body).
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: tokend\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    (head.to_ascii_lowercase(), body.to_owned())
+}
+
+async fn jwks_is_served_over_plain_http(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (head, body) = http_get(app.addr, "/.well-known/jwks.json").await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        head.contains("content-type: application/jwk-set+json"),
+        "{head}"
+    );
+    assert!(
+        head.contains("cache-control: public, max-age=300"),
+        "{head}"
+    );
+    assert_eq!(body, app.jwks().await.jwks_json, "same set as GetJwks");
+    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&body).unwrap();
+    let token = app.token(&app.bootstrap("acme", "read").await, &[]).await;
+    let kid = jsonwebtoken::decode_header(&token).unwrap().kid.unwrap();
+    assert!(set.find(&kid).is_some());
+    let (head, _) = http_get(app.addr, "/nope").await;
+    assert!(head.starts_with("http/1.1 404"), "{head}");
+    // gRPC on the same port is unaffected, and unknown gRPC methods still get UNIMPLEMENTED.
+    app.jwks().await;
+    let mut grpc = tonic::client::Grpc::new(app.channel.clone());
+    grpc.ready().await.unwrap();
+    let path = http::uri::PathAndQuery::from_static("/tokend.v1.NoSuchService/Nothing");
+    let codec = tonic_prost::ProstCodec::<GetJwksRequest, GetJwksResponse>::default();
+    let err = grpc
+        .unary(tonic::Request::new(GetJwksRequest {}), path, codec)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unimplemented);
+}
+
 for_each_backend!(
+    jwks_is_served_over_plain_http,
     introspect_needs_an_authorised_caller,
     introspection_auth_can_be_switched_off,
     bad_tokens_are_inactive_not_errors,
