@@ -24,11 +24,13 @@ CREATE INDEX clients_tenant_id ON clients (tenant, client_id);
 CREATE TABLE client_secrets (
     secret_id      TEXT PRIMARY KEY,
     client_id      TEXT NOT NULL REFERENCES clients (client_id) ON DELETE CASCADE,
+    -- First 8 bytes of SHA-256(secret), hex: finds the one hash to verify without trying each.
+    selector       TEXT NOT NULL,
     hash           TEXT NOT NULL,
     create_time_us BIGINT NOT NULL,
     expire_time_us BIGINT
 );
-CREATE INDEX client_secrets_client ON client_secrets (client_id);
+CREATE INDEX client_secrets_client ON client_secrets (client_id, selector);
 
 CREATE TABLE signing_keys (
     kid              TEXT PRIMARY KEY,

@@ -249,6 +249,7 @@ impl ClientAdmin {
         Ok(SecretRow {
             secret_id: uuid::Uuid::now_v7().to_string(),
             client_id: id.to_string(),
+            selector: secret.selector(),
             hash: self.hasher.hash(secret).await?,
             create_time_us: to_micros(now),
             expire_time_us: None,

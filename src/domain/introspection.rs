@@ -60,6 +60,8 @@ pub struct ActiveToken {
     pub claims: AccessClaims,
     pub scopes: ScopeSet,
     pub tenant: TenantId,
+    /// The scopes the issuing client is allowed now (they may have shrunk since issue).
+    pub client_scopes: ScopeSet,
 }
 
 /// Verifies tokens against the key ring and the client registry.
@@ -114,10 +116,14 @@ impl Introspector {
                 self.issuer
             )));
         }
+        // Power over tokend follows the client as it is now: a `tokend.*` scope removed from
+        // the client stops working at once, not when its tokens expire.
         Ok(Caller {
             client_id: active.claims.client_id,
             tenant: active.tenant,
-            scopes: active.scopes,
+            scopes: active
+                .scopes
+                .without_revoked_reserved(&active.client_scopes),
         })
     }
 
@@ -150,15 +156,16 @@ impl Introspector {
             return Ok(None);
         };
         // The issuing client must still exist, be active and belong to the same tenant.
-        let live = self
-            .store
-            .get_client(client_id.as_str())
-            .await?
-            .is_some_and(|c| c.active && c.tenant == tenant.as_str());
-        Ok(live.then_some(ActiveToken {
+        let client = self.store.get_client(client_id.as_str()).await?;
+        let Some(client) = client.filter(|c| c.active && c.tenant == tenant.as_str()) else {
+            return Ok(None);
+        };
+        let client_scopes = ScopeSet::parse("scopes", &client.scopes.0).unwrap_or_default();
+        Ok(Some(ActiveToken {
             claims,
             scopes,
             tenant,
+            client_scopes,
         }))
     }
 

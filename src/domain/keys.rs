@@ -327,7 +327,7 @@ impl KeyRing {
         let signing = keys
             .iter()
             .filter(|k| k.activate_time <= now)
-            .min_by_key(|k| (k.activate_time, k.kid.clone()))
+            .max_by_key(|k| (k.activate_time, k.kid.clone()))
             .cloned()
             .ok_or_else(|| unexpected("no signing key is active"))?;
         let set = KeySet {

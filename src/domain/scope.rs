@@ -129,6 +129,14 @@ impl ScopeSet {
         }
     }
 
+    /// This set minus the reserved `tokend.*` scopes that `allowed` no longer lists by name.
+    pub fn without_revoked_reserved(&self, allowed: &ScopeSet) -> ScopeSet {
+        let keep = |s: &&Scope| {
+            !s.as_str().starts_with(RESERVED_PREFIX) || allowed.contains_exact(s.as_str())
+        };
+        Self(self.0.iter().filter(keep).cloned().collect())
+    }
+
     /// Iterates the scopes in order.
     pub fn iter(&self) -> impl Iterator<Item = &Scope> {
         self.0.iter()
@@ -208,6 +216,16 @@ mod tests {
             set(&["tokend.admin"])
                 .grant(&set(&["tokend.admin"]))
                 .is_ok()
+        );
+    }
+
+    #[test]
+    fn reserved_scopes_follow_the_client() {
+        let held = set(&["tokend.admin", "tokend.introspect", "read"]);
+        let now = set(&["tokend.introspect"]);
+        assert_eq!(
+            held.without_revoked_reserved(&now),
+            set(&["read", "tokend.introspect"])
         );
     }
 

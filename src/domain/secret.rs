@@ -41,6 +41,19 @@ impl ClientSecret {
             .then(|| Self(SecretString::from(raw.to_owned())))
     }
 
+    /// A non-secret lookup key for this secret's stored hash: the first 8 bytes of its SHA-256,
+    /// hex. It lets verification fetch the one hash to check, so every attempt costs exactly one
+    /// argon2 verification however many secrets a client has. (Learning it reveals nothing: the
+    /// secret has 256 bits of entropy.)
+    pub fn selector(&self) -> String {
+        let digest =
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, self.expose().as_bytes());
+        digest.as_ref()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     /// The secret itself, for the one response that returns it.
     pub fn expose(&self) -> &str {
         self.0.expose_secret()
@@ -138,21 +151,22 @@ impl SecretHasher {
         .await
     }
 
-    /// Whether `secret` matches one of `hashes` (each check constant-time). With no hashes it
-    /// still spends one verification, so absence is not visible in timing.
-    pub async fn verify(&self, secret: &ClientSecret, hashes: Vec<String>) -> Result<bool> {
+    /// Whether `secret` matches `hash`: exactly one argon2 verification either way. With no
+    /// hash (unknown client, unknown secret) it verifies against a dummy hash of the same cost,
+    /// so absence is not visible in timing.
+    pub async fn verify(&self, secret: &ClientSecret, hash: Option<String>) -> Result<bool> {
         let argon2 = self.argon2.clone();
         let secret = SecretString::from(secret.expose().to_owned());
         let dummy = self.dummy_hash.clone();
         self.run_blocking(move || {
             let pw = secret.expose_secret().as_bytes();
-            if hashes.is_empty() {
-                let _ = argon2.verify_password(pw, &*dummy);
-                return Ok(false);
-            }
-            Ok(hashes
-                .iter()
-                .any(|h| argon2.verify_password(pw, h.as_str()).is_ok()))
+            Ok(match hash {
+                Some(hash) => argon2.verify_password(pw, hash.as_str()).is_ok(),
+                None => {
+                    let _ = argon2.verify_password(pw, &*dummy);
+                    false
+                }
+            })
         })
         .await
     }
@@ -215,16 +229,12 @@ mod tests {
         let hash = hasher.hash(&secret).await.unwrap();
         assert!(hash.starts_with("$argon2id$"));
         assert!(!hash.contains(secret.expose()));
-        assert!(hasher.verify(&secret, vec![hash.clone()]).await.unwrap());
-        assert!(!hasher.verify(&other, vec![hash.clone()]).await.unwrap());
-        assert!(!hasher.verify(&secret, vec![]).await.unwrap());
-        let other_hash = hasher.hash(&other).await.unwrap();
-        assert!(
-            hasher
-                .verify(&secret, vec![other_hash, hash])
-                .await
-                .unwrap()
-        );
+        assert!(hasher.verify(&secret, Some(hash.clone())).await.unwrap());
+        assert!(!hasher.verify(&other, Some(hash.clone())).await.unwrap());
+        assert!(!hasher.verify(&secret, None).await.unwrap());
+        assert_ne!(secret.selector(), other.selector());
+        assert_eq!(secret.selector().len(), 16);
+        assert!(!secret.expose().contains(&secret.selector()));
     }
 
     #[test]

@@ -35,8 +35,8 @@ impl From<sqlx::Error> for StoreError {
             {
                 StoreError::Conflict
             }
-            // SQLite: database is locked / busy after busy_timeout.
-            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5" | "6")) => {
+            // SQLite: SQLITE_BUSY / SQLITE_LOCKED, including extended codes (BUSY_SNAPSHOT...).
+            sqlx::Error::Database(db) if sqlite_busy(db.code().as_deref()) => {
                 StoreError::Unavailable("database is busy".into())
             }
             sqlx::Error::Io(_)
@@ -47,6 +47,14 @@ impl From<sqlx::Error> for StoreError {
             _ => StoreError::Unexpected(anyhow::Error::new(err)),
         }
     }
+}
+
+/// SQLite result codes are numbers of at most 4 digits; Postgres SQLSTATEs always have 5
+/// characters, so they never match here.
+fn sqlite_busy(code: Option<&str>) -> bool {
+    code.filter(|c| c.len() <= 4)
+        .and_then(|c| c.parse::<i32>().ok())
+        .is_some_and(|c| matches!(c & 0xff, 5 | 6))
 }
 
 impl From<sqlx::migrate::MigrateError> for StoreError {

@@ -47,7 +47,15 @@ pub trait ClientStore: Send + Sync {
     /// Deletes a client and its secrets; false if there was no such client.
     async fn delete_client(&self, client_id: &str) -> StoreResult<bool>;
 
-    /// Hashes of the client's secrets that have not expired at `now_us`.
+    /// The hash of the client's live secret with this selector, if any.
+    async fn live_secret_hash(
+        &self,
+        client_id: &str,
+        selector: &str,
+        now_us: i64,
+    ) -> StoreResult<Option<String>>;
+
+    /// Hashes of all the client's secrets that have not expired at `now_us`, newest first.
     async fn live_secret_hashes(&self, client_id: &str, now_us: i64) -> StoreResult<Vec<String>>;
 
     /// Adds `secret` and makes every other live secret of the client expire at `expire_us`

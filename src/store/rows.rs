@@ -33,6 +33,8 @@ pub struct ClientRow {
 pub struct SecretRow {
     pub secret_id: String,
     pub client_id: String,
+    /// Non-secret lookup key derived from the secret (first 8 bytes of its SHA-256, hex).
+    pub selector: String,
     /// argon2id PHC string.
     pub hash: String,
     pub create_time_us: i64,

@@ -8,7 +8,8 @@ pub(super) const INSERT_CLIENT: &str = "INSERT INTO clients (client_id, tenant, 
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
 
 pub(super) const INSERT_SECRET: &str = "INSERT INTO client_secrets \
-    (secret_id, client_id, hash, create_time_us, expire_time_us) VALUES ($1, $2, $3, $4, $5)";
+    (secret_id, client_id, selector, hash, create_time_us, expire_time_us) \
+    VALUES ($1, $2, $3, $4, $5, $6)";
 
 pub(super) const SELECT_CLIENT: &str = "SELECT * FROM clients WHERE client_id = $1";
 
@@ -26,6 +27,15 @@ pub(super) const UPDATE_CLIENT: &str = "UPDATE clients SET name = $3, descriptio
 pub(super) const CLIENT_EXISTS: &str = "SELECT COUNT(*) FROM clients WHERE client_id = $1";
 
 pub(super) const DELETE_CLIENT: &str = "DELETE FROM clients WHERE client_id = $1";
+
+pub(super) const LIVE_SECRET: &str = "SELECT hash FROM client_secrets \
+    WHERE client_id = $1 AND selector = $2 AND (expire_time_us IS NULL OR expire_time_us > $3) \
+    ORDER BY create_time_us DESC LIMIT 1";
+
+/// Takes the client's row lock first, so concurrent rotations of one client run one after the
+/// other (each then sees and expires the secret the other added).
+pub(super) const LOCK_CLIENT: &str =
+    "UPDATE clients SET client_id = client_id WHERE client_id = $1";
 
 pub(super) const LIVE_SECRETS: &str = "SELECT hash FROM client_secrets \
     WHERE client_id = $1 AND (expire_time_us IS NULL OR expire_time_us > $2) \
@@ -142,6 +152,21 @@ macro_rules! shared_store_impl {
                 Ok(done.rows_affected() > 0)
             }
 
+            #[tracing::instrument(skip(self, selector))]
+            async fn live_secret_hash(
+                &self,
+                client_id: &str,
+                selector: &str,
+                now_us: i64,
+            ) -> $crate::store::StoreResult<Option<String>> {
+                Ok(sqlx::query_scalar($crate::store::sql::LIVE_SECRET)
+                    .bind(client_id)
+                    .bind(selector)
+                    .bind(now_us)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
             #[tracing::instrument(skip(self))]
             async fn live_secret_hashes(
                 &self,
@@ -161,8 +186,16 @@ macro_rules! shared_store_impl {
                 secret: &$crate::store::SecretRow,
                 expire_us: i64,
             ) -> $crate::store::StoreResult<()> {
-                // Writes first, so that SQLite takes its write lock at the first statement.
+                // The first statement writes (the client's row lock), so Postgres serialises
+                // concurrent rotations of one client and SQLite takes its write lock at once.
                 let mut tx = self.pool.begin().await?;
+                let locked = sqlx::query($crate::store::sql::LOCK_CLIENT)
+                    .bind(&secret.client_id)
+                    .execute(&mut *tx)
+                    .await?;
+                if locked.rows_affected() == 0 {
+                    return Err($crate::store::StoreError::NotFound);
+                }
                 sqlx::query($crate::store::sql::EXPIRE_SECRETS)
                     .bind(&secret.client_id)
                     .bind(expire_us)
@@ -259,6 +292,7 @@ macro_rules! shared_store_impl {
             sqlx::query($crate::store::sql::INSERT_SECRET)
                 .bind(&secret.secret_id)
                 .bind(&secret.client_id)
+                .bind(&secret.selector)
                 .bind(&secret.hash)
                 .bind(secret.create_time_us)
                 .bind(secret.expire_time_us)

@@ -54,6 +54,24 @@ async fn admin_rpcs_need_an_admin_token(backend: Backend) {
             .code(),
         Code::InvalidArgument
     );
+
+    // Removing tokend.admin from a client takes its power away at once, not at token expiry.
+    let root = app.admin("system").await;
+    let (ops, ops_creds) = app
+        .create_client(&root, client("system", "ops", &["tokend.admin"]))
+        .await;
+    let ops_token = app.token(&ops_creds, &[]).await;
+    let list = || authed(ListClientsRequest::default(), &ops_token);
+    app.clients().list_clients(list()).await.unwrap();
+    let demoted = Client {
+        scopes: vec!["read".into()],
+        ..ops
+    };
+    app.update_client(&root, demoted, &["scopes"])
+        .await
+        .unwrap();
+    let err = app.clients().list_clients(list()).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
 }
 
 async fn tenants_are_isolated(backend: Backend) {

@@ -48,6 +48,7 @@ fn secret(id: &str, client_id: &str, at: i64) -> SecretRow {
     SecretRow {
         secret_id: id.into(),
         client_id: client_id.into(),
+        selector: format!("sel-{id}"),
         hash: format!("hash-{id}"),
         create_time_us: at,
         expire_time_us: None,
@@ -193,6 +194,57 @@ async fn rotation_expires_old_secrets(backend: Backend) {
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
 }
 
+async fn secrets_are_found_by_selector(backend: Backend) {
+    let (_db, s) = open(backend).await;
+    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 100))
+        .await
+        .unwrap();
+    let found = s.live_secret_hash("c1", "sel-s1", 100).await.unwrap();
+    assert_eq!(found.as_deref(), Some("hash-s1"));
+    assert_eq!(
+        s.live_secret_hash("c1", "sel-other", 100).await.unwrap(),
+        None
+    );
+    assert_eq!(s.live_secret_hash("c2", "sel-s1", 100).await.unwrap(), None);
+    s.rotate_secret(&secret("s2", "c1", 200), 300)
+        .await
+        .unwrap();
+    assert!(
+        s.live_secret_hash("c1", "sel-s1", 299)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(s.live_secret_hash("c1", "sel-s1", 300).await.unwrap(), None);
+}
+
+async fn concurrent_rotations_leave_one_live_secret(backend: Backend) {
+    let (_db, s) = open(backend).await;
+    s.insert_client(&client("c1", "a"), &secret("s0", "c1", 100))
+        .await
+        .unwrap();
+    for round in 0..5 {
+        let mut tasks = Vec::new();
+        for i in 0..4 {
+            let s = s.clone();
+            let id = format!("r{round}-{i}");
+            let at = 1_000 * (round + 1);
+            tasks.push(tokio::spawn(async move {
+                // Grace 0: every other secret is revoked at once.
+                s.rotate_secret(&secret(&id, "c1", at), at).await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let live = s
+            .live_secret_hashes("c1", 1_000 * (round + 1))
+            .await
+            .unwrap();
+        assert_eq!(live.len(), 1, "round {round}: {live:?}");
+    }
+}
+
 async fn touch_only_moves_forward(backend: Backend) {
     let (_db, s) = open(backend).await;
     s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1))
@@ -245,6 +297,8 @@ for_each_backend!(
     delete_cascades_to_secrets,
     rotation_expires_old_secrets,
     touch_only_moves_forward,
+    secrets_are_found_by_selector,
+    concurrent_rotations_leave_one_live_secret,
     first_key_is_inserted_once,
     migrations_are_idempotent,
 );
