@@ -61,7 +61,8 @@ pub struct ActiveToken {
     pub scopes: ScopeSet,
     pub tenant: TenantId,
     /// The scopes the issuing client is allowed now (they may have shrunk since issue).
-    pub client_scopes: ScopeSet,
+    /// Unparsed: only `authenticate` needs them, so `Introspect` does not pay for parsing.
+    pub client_scopes: Vec<String>,
 }
 
 /// Verifies tokens against the key ring and the client registry.
@@ -121,9 +122,9 @@ impl Introspector {
         Ok(Caller {
             client_id: active.claims.client_id,
             tenant: active.tenant,
-            scopes: active
-                .scopes
-                .without_revoked_reserved(&active.client_scopes),
+            scopes: active.scopes.without_revoked_reserved(
+                &ScopeSet::parse("scopes", &active.client_scopes).unwrap_or_default(),
+            ),
         })
     }
 
@@ -160,7 +161,7 @@ impl Introspector {
         let Some(client) = client.filter(|c| c.active && c.tenant == tenant.as_str()) else {
             return Ok(None);
         };
-        let client_scopes = ScopeSet::parse("scopes", &client.scopes.0).unwrap_or_default();
+        let client_scopes = client.scopes.0;
         Ok(Some(ActiveToken {
             claims,
             scopes,
