@@ -9,7 +9,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::domain::{DomainConfig, HashParams, Kek, SigningAlgorithm};
+use crate::domain::{DomainConfig, HashParams, Kek, SigningAlgorithm, SyncConfig};
 
 /// Exit code for a configuration error (EX_CONFIG... sysexits' EX_USAGE, 64).
 pub const EXIT_CONFIG: i32 = 64;
@@ -29,6 +29,7 @@ pub struct Settings {
     pub keys: KeySettings,
     pub secrets: SecretSettings,
     pub introspection: IntrospectionSettings,
+    pub sync: SyncSettings,
     pub log: LogSettings,
 }
 
@@ -80,6 +81,9 @@ pub struct TokenSettings {
     pub issuer: String,
     /// Clock skew tolerated when checking `exp`/`nbf`, seconds.
     pub leeway_secs: u64,
+    /// How long a spent refresh token may be presented again by its client and get the same
+    /// successor (the earlier response was lost), seconds. 0 turns the window off.
+    pub refresh_retry_window_secs: u64,
 }
 
 impl Default for TokenSettings {
@@ -87,6 +91,28 @@ impl Default for TokenSettings {
         Self {
             issuer: "urn:tokend".into(),
             leeway_secs: 5,
+            refresh_retry_window_secs: 5,
+        }
+    }
+}
+
+/// `[sync]`: how each replica keeps its in-memory view of clients and revocations current.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyncSettings {
+    /// Longest time between two reads of the change log, milliseconds. On Postgres a
+    /// notification wakes the reader at once; this bounds the delay if one is lost. SQLite has
+    /// no notifications: this is how fast another process's writes are seen.
+    pub poll_interval_ms: u64,
+    /// How often expired revocations, tokens and old change-log rows are purged, seconds.
+    pub purge_interval_secs: u64,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        Self {
+            poll_interval_ms: 1000,
+            purge_interval_secs: 300,
         }
     }
 }
@@ -221,6 +247,23 @@ impl Settings {
         self.hash_params()
             .validate()
             .map_err(|e| ConfigError(format!("secrets: {e}")))?;
+        if self.tokens.refresh_retry_window_secs > 60 {
+            return Err(ConfigError(
+                "tokens.refresh_retry_window_secs must be at most 60: it is how long a stolen, \
+                 already used refresh token still works"
+                    .into(),
+            ));
+        }
+        if !(10..=60_000).contains(&self.sync.poll_interval_ms) {
+            return Err(ConfigError(
+                "sync.poll_interval_ms must be between 10 and 60000".into(),
+            ));
+        }
+        if self.sync.purge_interval_secs == 0 {
+            return Err(ConfigError(
+                "sync.purge_interval_secs must be at least 1".into(),
+            ));
+        }
         match self.log.format.as_str() {
             "human" | "json" => Ok(()),
             other => Err(ConfigError(format!(
@@ -256,6 +299,15 @@ impl Settings {
             algorithm: SigningAlgorithm::parse(&self.keys.algorithm)
                 .unwrap_or(SigningAlgorithm::EdDsa),
             introspection_requires_auth: self.introspection.require_auth,
+            refresh_retry_window: Duration::from_secs(self.tokens.refresh_retry_window_secs),
+        }
+    }
+
+    /// The sync loop's settings.
+    pub fn sync(&self) -> SyncConfig {
+        SyncConfig {
+            poll_interval: Duration::from_millis(self.sync.poll_interval_ms),
+            purge_interval: Duration::from_secs(self.sync.purge_interval_secs),
         }
     }
 

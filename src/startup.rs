@@ -16,7 +16,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
 use crate::config::Settings;
-use crate::domain::{Clock, SystemClock, Tokend};
+use crate::domain::{Clock, SyncConfig, SystemClock, Tokend, run_sync};
 use crate::store::{self, ConnectOptions, Store};
 use crate::{grpc, http, telemetry};
 
@@ -26,6 +26,7 @@ pub struct Application {
     local_addr: SocketAddr,
     tokend: Arc<Tokend>,
     shutdown_grace: Duration,
+    sync: SyncConfig,
 }
 
 impl Application {
@@ -41,7 +42,7 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let store = open_store(&settings).await?;
         let kek = settings.load_kek()?;
-        let tokend = Tokend::open(store, &kek, settings.domain(), clock)
+        let tokend = Tokend::open(store, Arc::new(kek), settings.domain(), clock)
             .await
             .context("loading signing keys")?;
         let listener = TcpListener::bind(settings.server.addr)
@@ -53,6 +54,7 @@ impl Application {
             local_addr,
             tokend: Arc::new(tokend),
             shutdown_grace: Duration::from_secs(settings.server.shutdown_grace_secs),
+            sync: settings.sync(),
         })
     }
 
@@ -86,6 +88,9 @@ impl Application {
             grpc::set_health(&reporter, ServingStatus::NotServing).await;
             let _ = stopping_tx.send(true);
         };
+        // Keeps this replica's view of clients and revocations current; stops with the server.
+        let sync = tokio::spawn(run_sync(self.tokend.registry.clone(), self.sync));
+        let _stop_sync = AbortOnDrop(sync);
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         tracing::info!(addr = %self.local_addr, "tokend ready");
         let serve = Server::builder()
@@ -104,6 +109,15 @@ impl Application {
         }
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Aborts a background task when the server stops, however it stops.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -24,6 +24,14 @@ pub struct AccessClaims {
     pub tenant: String,
     #[serde(default)]
     pub roles: Vec<String>,
+    /// The client's token generation at issue time: once the client's tokens are revoked
+    /// (RevokeClientTokens, disable) its generation moves on and this token is inactive.
+    #[serde(default, rename = "gen")]
+    pub generation: i64,
+    /// The refresh family (grant) this token was issued from, if any: revoking the family
+    /// revokes the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<String>,
 }
 
 fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {

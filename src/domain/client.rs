@@ -17,7 +17,13 @@ use crate::store::ClientRow;
 
 /// Default access-token lifetime.
 pub const DEFAULT_ACCESS_TTL: Duration = Duration::from_secs(15 * 60);
-const MAX_ACCESS_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Longest lifetime of a JWT access token: a verifier that checks signatures itself cannot
+/// learn of a revocation, so JWTs stay short. Keys are kept for this long after they stop
+/// signing.
+pub const MAX_ACCESS_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Longest lifetime of an opaque access token (API keys for bots): every use is introspected,
+/// so revocation always applies at once.
+pub const MAX_OPAQUE_ACCESS_TTL: Duration = Duration::from_secs(366 * 24 * 3600);
 const MAX_REFRESH_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
 const MAX_NAME: usize = 200;
 const MAX_DESCRIPTION: usize = 2000;
@@ -43,6 +49,36 @@ pub struct ClientInput {
     pub allowed_cidrs: Vec<String>,
     pub rate_limit_per_minute: u32,
     pub metadata: BTreeMap<String, String>,
+    /// Unset means JWT.
+    pub access_token_format: Option<TokenFormat>,
+}
+
+/// How a client's access tokens look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TokenFormat {
+    /// Signed JWTs (RFC 9068): verifiable locally with the JWKS, or by `Introspect`.
+    #[default]
+    Jwt,
+    /// Random strings stored as hashes: only `Introspect` can tell what they mean.
+    Opaque,
+}
+
+impl TokenFormat {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Jwt => "jwt",
+            Self::Opaque => "opaque",
+        }
+    }
+
+    fn parse_stored(raw: &str) -> Option<Self> {
+        match raw {
+            "jwt" => Some(Self::Jwt),
+            "opaque" => Some(Self::Opaque),
+            _ => None,
+        }
+    }
 }
 
 /// A mutable field of a client, as named in an update mask.
@@ -59,11 +95,12 @@ pub enum ClientField {
     AllowedCidrs,
     RateLimitPerMinute,
     Metadata,
+    AccessTokenFormat,
 }
 
 impl ClientField {
     /// Every mutable field.
-    pub const ALL: [ClientField; 11] = [
+    pub const ALL: [ClientField; 12] = [
         ClientField::Name,
         ClientField::Description,
         ClientField::Scopes,
@@ -75,6 +112,7 @@ impl ClientField {
         ClientField::AllowedCidrs,
         ClientField::RateLimitPerMinute,
         ClientField::Metadata,
+        ClientField::AccessTokenFormat,
     ];
 
     /// The field's name in the API.
@@ -91,6 +129,7 @@ impl ClientField {
             ClientField::AllowedCidrs => "allowed_cidrs",
             ClientField::RateLimitPerMinute => "rate_limit_per_minute",
             ClientField::Metadata => "metadata",
+            ClientField::AccessTokenFormat => "access_token_format",
         }
     }
 
@@ -147,6 +186,7 @@ pub struct ClientSpec {
     pub allowed_cidrs: Vec<IpNet>,
     pub rate_limit_per_minute: u32,
     pub metadata: BTreeMap<String, String>,
+    pub access_token_format: TokenFormat,
 }
 
 impl ClientSpec {
@@ -164,6 +204,7 @@ impl ClientSpec {
             allowed_cidrs: Vec::new(),
             rate_limit_per_minute: 0,
             metadata: BTreeMap::new(),
+            access_token_format: TokenFormat::Jwt,
         };
         spec.apply(input, &ClientField::ALL)?;
         Ok(spec)
@@ -174,6 +215,16 @@ impl ClientSpec {
     pub fn apply(&mut self, input: &ClientInput, fields: &[ClientField]) -> Result<()> {
         for &field in fields {
             self.set(field, input)?;
+        }
+        if self.access_token_format == TokenFormat::Jwt && self.access_token_ttl > MAX_ACCESS_TTL {
+            return Err(Error::invalid(
+                "client.access_token_ttl",
+                format!(
+                    "JWT access tokens live at most {}s; use access_token_format OPAQUE for \
+                     longer-lived tokens",
+                    MAX_ACCESS_TTL.as_secs()
+                ),
+            ));
         }
         Ok(())
     }
@@ -191,7 +242,7 @@ impl ClientSpec {
             ClientField::AccessTokenTtl => {
                 self.access_token_ttl = match input.access_token_ttl {
                     None => DEFAULT_ACCESS_TTL,
-                    Some(ttl) => ttl_in(&path, ttl, Duration::from_secs(1), MAX_ACCESS_TTL)?,
+                    Some(ttl) => ttl_in(&path, ttl, Duration::from_secs(1), MAX_OPAQUE_ACCESS_TTL)?,
                 }
             }
             ClientField::RefreshTokenTtl => {
@@ -206,6 +257,9 @@ impl ClientSpec {
                 self.rate_limit_per_minute = input.rate_limit_per_minute;
             }
             ClientField::Metadata => self.metadata = metadata(&path, &input.metadata)?,
+            ClientField::AccessTokenFormat => {
+                self.access_token_format = input.access_token_format.unwrap_or_default();
+            }
         }
         Ok(())
     }
@@ -323,6 +377,8 @@ pub struct Client {
     pub last_used_time: Option<OffsetDateTime>,
     /// Optimistic-concurrency token, bumped by every update.
     pub revision: i64,
+    /// Access tokens issued under an older generation are inactive.
+    pub token_generation: i64,
 }
 
 impl Client {
@@ -343,10 +399,12 @@ impl Client {
             allowed_cidrs: Json(s.allowed_cidrs.iter().map(ToString::to_string).collect()),
             rate_limit_per_minute: i64::from(s.rate_limit_per_minute),
             metadata: Json(s.metadata.clone()),
+            access_token_format: s.access_token_format.as_str().to_owned(),
             create_time_us: to_micros(self.create_time),
             update_time_us: to_micros(self.update_time),
             last_used_time_us: self.last_used_time.map(to_micros),
             revision: self.revision,
+            token_generation: self.token_generation,
         }
     }
 
@@ -371,6 +429,15 @@ impl Client {
             allowed_cidrs: row.allowed_cidrs.0.clone(),
             rate_limit_per_minute: u32::try_from(row.rate_limit_per_minute).unwrap_or(u32::MAX),
             metadata: row.metadata.0.clone(),
+            access_token_format: Some(
+                TokenFormat::parse_stored(&row.access_token_format).ok_or_else(|| {
+                    Error::Unexpected(anyhow::anyhow!(
+                        "stored client {} has unknown token format {:?}",
+                        row.client_id,
+                        row.access_token_format
+                    ))
+                })?,
+            ),
         };
         Ok(Self {
             id: ClientId::parse("client_id", &row.client_id).map_err(corrupt)?,
@@ -380,6 +447,7 @@ impl Client {
             update_time: from_micros(row.update_time_us),
             last_used_time: row.last_used_time_us.map(from_micros),
             revision: row.revision,
+            token_generation: row.token_generation,
         })
     }
 }
@@ -470,6 +538,7 @@ mod tests {
             update_time: now,
             last_used_time: None,
             revision: 1,
+            token_generation: 3,
         };
         assert_eq!(Client::from_row(client.to_row()).unwrap(), client);
     }

@@ -13,6 +13,7 @@ use super::clock::{Clock, from_micros, to_micros};
 use super::error::{Error, Result};
 use super::ids::{ClientId, TenantId};
 use super::introspection::Caller;
+use super::registry::Registry;
 use super::scope::ADMIN_SCOPE;
 use super::secret::{ClientSecret, SecretHasher};
 use crate::store::{SecretRow, Store, StoreError};
@@ -36,6 +37,7 @@ pub struct ClientAdmin {
     pub(super) store: Arc<dyn Store>,
     pub(super) hasher: SecretHasher,
     pub(super) clock: Arc<dyn Clock>,
+    pub(super) registry: Arc<Registry>,
 }
 
 impl ClientAdmin {
@@ -69,10 +71,12 @@ impl ClientAdmin {
             update_time: now,
             last_used_time: None,
             revision: 1,
+            token_generation: 0,
         };
         let secret = ClientSecret::generate()?;
         let row = self.secret_row(&client.id, &secret, now).await?;
         self.store.insert_client(&client.to_row(), &row).await?;
+        self.registry.catch_up_after_write().await;
         tracing::info!(client_id = %client.id, tenant = %client.tenant, "client created");
         Ok((client, secret))
     }
@@ -158,12 +162,24 @@ impl ClientAdmin {
             next.spec.apply(input, &fields)?;
             next.update_time = self.stamp();
             next.revision += 1;
+            // Disabling revokes every token the client holds; re-enabling does not bring
+            // them back.
+            let disabling = current.spec.active && !next.spec.active;
+            if disabling {
+                next.token_generation += 1;
+            }
             match self
                 .store
-                .update_client(&next.to_row(), current.revision)
+                .update_client(&next.to_row(), current.revision, disabling)
                 .await
             {
-                Ok(()) => return Ok(next),
+                Ok(()) => {
+                    self.registry.catch_up_after_write().await;
+                    if disabling {
+                        tracing::info!(client_id = %id, "client disabled; its tokens are revoked");
+                    }
+                    return Ok(next);
+                }
                 Err(StoreError::Conflict) => continue,
                 Err(StoreError::NotFound) => return Err(not_found(&id)),
                 Err(err) => return Err(err.into()),
@@ -212,11 +228,30 @@ impl ClientAdmin {
         let id = ClientId::parse("client_id", client_id)?;
         tracing::Span::current().record("client_id", id.as_str());
         self.load_visible(caller, &id).await?;
-        if !self.store.delete_client(id.as_str()).await? {
+        let now = to_micros(self.clock.now());
+        if !self.store.delete_client(id.as_str(), now).await? {
             return Err(not_found(&id));
         }
+        self.registry.catch_up_after_write().await;
         tracing::info!(client_id = %id, "client deleted");
         Ok(())
+    }
+
+    /// Revokes every token the client holds now (access tokens of either format, refresh
+    /// families). Tokens issued afterwards work. Returns the client as it is after.
+    #[tracing::instrument(skip_all, fields(caller = %caller.client_id, client_id))]
+    pub async fn revoke_tokens(&self, caller: &Caller, client_id: &str) -> Result<Client> {
+        caller.require_scope(ADMIN_SCOPE)?;
+        let id = ClientId::parse("client_id", client_id)?;
+        tracing::Span::current().record("client_id", id.as_str());
+        self.load_visible(caller, &id).await?;
+        let now = to_micros(self.clock.now());
+        if !self.store.revoke_client_tokens(id.as_str(), now).await? {
+            return Err(not_found(&id));
+        }
+        self.registry.catch_up_after_write().await;
+        tracing::info!(client_id = %id, "all tokens of the client revoked");
+        self.load_visible(caller, &id).await
     }
 
     /// Now, at the store's precision (microseconds), so what a call returns equals what a

@@ -22,6 +22,10 @@ pub enum Error {
     /// A requested audience is not allowed for the client (`invalid_target`, RFC 8707).
     #[error("{0}")]
     InvalidTarget(String),
+    /// A refresh token that cannot be exchanged: unknown, expired, spent, revoked or of
+    /// another client (`invalid_grant`).
+    #[error("{0}")]
+    InvalidGrant(String),
     /// The caller's bearer token is missing or not valid.
     #[error("{0}")]
     Unauthenticated(String),
@@ -65,6 +69,7 @@ impl Error {
             Error::UnauthorizedClient(_) => Some("unauthorized_client"),
             Error::InvalidScope(_) => Some("invalid_scope"),
             Error::InvalidTarget(_) => Some("invalid_target"),
+            Error::InvalidGrant(_) => Some("invalid_grant"),
             Error::Unauthenticated(_) => Some("invalid_token"),
             Error::PermissionDenied(_) => Some("insufficient_scope"),
             Error::Unavailable(_) => Some("temporarily_unavailable"),

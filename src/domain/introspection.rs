@@ -9,10 +9,13 @@ use std::time::Duration;
 use jsonwebtoken::Validation;
 
 use super::claims::{AccessClaims, is_access_token_typ};
+use super::client::Client;
 use super::clock::Clock;
 use super::error::{Error, Result};
-use super::ids::{ClientId, TenantId};
+use super::ids::TenantId;
 use super::keys::{KeyRing, PublicJwk};
+use super::opaque::{OpaqueKind, OpaqueToken};
+use super::registry::Registry;
 use super::scope::{INTROSPECT_SCOPE, ScopeSet};
 use crate::store::Store;
 
@@ -54,21 +57,56 @@ impl Caller {
     }
 }
 
-/// A token that verified: signature, type, issuer, time window, live client.
+/// A token that verified: signature (or stored opaque token), type, issuer, time window, live
+/// client of the same tenant, not revoked.
 #[derive(Debug, Clone)]
 pub struct ActiveToken {
     pub claims: AccessClaims,
     pub scopes: ScopeSet,
     pub tenant: TenantId,
-    /// The scopes the issuing client is allowed now (they may have shrunk since issue).
-    /// Unparsed: only `authenticate` needs them, so `Introspect` does not pay for parsing.
-    pub client_scopes: Vec<String>,
+    /// The issuing client as it is now (its scopes may have shrunk since issue).
+    pub client: Arc<Client>,
 }
 
-/// Verifies tokens against the key ring and the client registry.
+/// Checks what a JWT access token says by itself: size, header, signature, issuer. No I/O.
+pub struct JwtVerifier {
+    pub(super) keys: Arc<KeyRing>,
+    pub(super) issuer: String,
+}
+
+impl JwtVerifier {
+    /// The claims of a well-formed access token signed by one of our keys; `None` otherwise.
+    pub fn verify(&self, token: &str) -> Option<AccessClaims> {
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+            return None;
+        }
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        if !is_access_token_typ(header.typ.as_deref()) {
+            return None;
+        }
+        let key = self.keys.verifying_key(header.kid.as_deref()?)?;
+        // The header's alg must be the key's own: no algorithm confusion.
+        if header.alg != key.jwt_algorithm() {
+            return None;
+        }
+        let mut validation = Validation::new(key.jwt_algorithm());
+        validation.validate_exp = false; // checked against our Clock by the caller
+        validation.validate_nbf = false;
+        validation.validate_aud = false; // reported, not enforced: the resource server decides
+        validation.required_spec_claims = HashSet::new();
+        validation.set_issuer(&[&self.issuer]);
+        jsonwebtoken::decode::<AccessClaims>(token, key.decoding_key(), &validation)
+            .ok()
+            .map(|data| data.claims)
+    }
+}
+
+/// Verifies tokens against the key ring, the stored opaque tokens and the registry.
 pub struct Introspector {
     pub(super) store: Arc<dyn Store>,
     pub(super) keys: Arc<KeyRing>,
+    pub(super) jwt: Arc<JwtVerifier>,
+    pub(super) registry: Arc<Registry>,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) issuer: String,
     pub(super) leeway: Duration,
@@ -122,9 +160,9 @@ impl Introspector {
         Ok(Caller {
             client_id: active.claims.client_id,
             tenant: active.tenant,
-            scopes: active.scopes.without_revoked_reserved(
-                &ScopeSet::parse("scopes", &active.client_scopes).unwrap_or_default(),
-            ),
+            scopes: active
+                .scopes
+                .without_revoked_reserved(&active.client.spec.scopes),
         })
     }
 
@@ -139,59 +177,64 @@ impl Introspector {
     }
 
     /// Full verification. `Ok(None)` for any token that is not active; `Err` only when the
-    /// answer cannot be known (the database is down).
-    async fn verify(&self, token: &str) -> Result<Option<ActiveToken>> {
-        let Some(claims) = self.verify_jwt(token) else {
+    /// answer cannot be known (the database is down, for an opaque token).
+    pub(super) async fn verify(&self, token: &str) -> Result<Option<ActiveToken>> {
+        let claims = if token.starts_with(OpaqueKind::Access.prefix()) {
+            self.lookup_opaque(token).await?
+        } else {
+            self.jwt.verify(token)
+        };
+        let Some(claims) = claims else {
             return Ok(None);
         };
+        Ok(self.check_live(claims).await)
+    }
+
+    /// The time window, the client (exists, active, same tenant, token of its current
+    /// generation) and the deny list. In memory only.
+    async fn check_live(&self, claims: AccessClaims) -> Option<ActiveToken> {
         let now = self.clock.now().unix_timestamp();
         let leeway = i64::try_from(self.leeway.as_secs()).unwrap_or(0);
         if claims.exp + leeway <= now || claims.nbf - leeway > now {
-            return Ok(None);
+            return None;
         }
-        let (Ok(scopes), Ok(tenant), Ok(client_id)) = (
-            ScopeSet::parse_claim(&claims.scope),
-            TenantId::parse("tenant", &claims.tenant),
-            ClientId::parse("client_id", &claims.client_id),
-        ) else {
-            return Ok(None);
-        };
-        // The issuing client must still exist, be active and belong to the same tenant.
-        let client = self.store.get_client(client_id.as_str()).await?;
-        let Some(client) = client.filter(|c| c.active && c.tenant == tenant.as_str()) else {
-            return Ok(None);
-        };
-        let client_scopes = client.scopes.0;
-        Ok(Some(ActiveToken {
+        let client = self
+            .registry
+            .client_for_token(&claims.client_id, claims.exp.saturating_mul(1_000_000))
+            .await?;
+        if !client.spec.active
+            || client.tenant.as_str() != claims.tenant
+            || claims.generation < client.token_generation
+        {
+            return None;
+        }
+        if self.registry.is_revoked(&claims.jti, claims.gid.as_deref()) {
+            return None;
+        }
+        let scopes = ScopeSet::parse_claim(&claims.scope).ok()?;
+        let tenant = client.tenant.clone();
+        Some(ActiveToken {
             claims,
             scopes,
             tenant,
-            client_scopes,
-        }))
+            client,
+        })
     }
 
-    /// Signature, header and issuer checks; no I/O.
-    fn verify_jwt(&self, token: &str) -> Option<AccessClaims> {
-        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
-            return None;
+    /// The claims an opaque access token stands for, if it is stored.
+    async fn lookup_opaque(&self, token: &str) -> Result<Option<AccessClaims>> {
+        let Some(token) = OpaqueToken::from_presented(OpaqueKind::Access, token) else {
+            return Ok(None);
+        };
+        let Some(row) = self.store.find_opaque(&token.hash()).await? else {
+            return Ok(None);
+        };
+        match serde_json::from_value::<AccessClaims>(row.claims.0) {
+            Ok(claims) => Ok(Some(claims)),
+            Err(err) => {
+                tracing::error!(jti = %row.jti, error = %err, "stored opaque token is corrupt");
+                Ok(None)
+            }
         }
-        let header = jsonwebtoken::decode_header(token).ok()?;
-        if !is_access_token_typ(header.typ.as_deref()) {
-            return None;
-        }
-        let key = self.keys.verifying_key(header.kid.as_deref()?)?;
-        // The header's alg must be the key's own: no algorithm confusion.
-        if header.alg != key.jwt_algorithm() {
-            return None;
-        }
-        let mut validation = Validation::new(key.jwt_algorithm());
-        validation.validate_exp = false; // checked against our Clock by the caller
-        validation.validate_nbf = false;
-        validation.validate_aud = false; // reported, not enforced: the resource server decides
-        validation.required_spec_claims = HashSet::new();
-        validation.set_issuer(&[&self.issuer]);
-        jsonwebtoken::decode::<AccessClaims>(token, key.decoding_key(), &validation)
-            .ok()
-            .map(|data| data.claims)
     }
 }

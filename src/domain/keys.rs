@@ -63,6 +63,8 @@ impl SigningAlgorithm {
 pub struct Kek {
     cipher: RandomizedNonceKey,
     id: String,
+    /// HMAC-SHA256 key derived from the KEK, for values only the server can compute.
+    mac: aws_lc_rs::hmac::Key,
 }
 
 impl fmt::Debug for Kek {
@@ -99,7 +101,12 @@ impl Kek {
             .collect();
         let cipher = RandomizedNonceKey::new(&AES_256_GCM, bytes)
             .map_err(|_| "the key-encryption key was rejected".to_owned())?;
-        Ok(Self { cipher, id })
+        let derived = aws_lc_rs::hmac::sign(
+            &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, bytes),
+            b"tokend derived mac key v1",
+        );
+        let mac = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, derived.as_ref());
+        Ok(Self { cipher, id, mac })
     }
 
     /// A new random KEK and its base64 form (to be saved by the caller).
@@ -109,6 +116,15 @@ impl Kek {
         let text = STANDARD.encode(bytes);
         let kek = Self::from_bytes(&bytes).map_err(|e| Error::Unexpected(anyhow::anyhow!(e)))?;
         Ok((kek, text))
+    }
+
+    /// HMAC-SHA256 of `data` under a key derived from the KEK: deterministic, and unguessable
+    /// without the KEK.
+    pub fn mac(&self, data: &[u8]) -> [u8; 32] {
+        let tag = aws_lc_rs::hmac::sign(&self.mac, data);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        out
     }
 
     /// Identifies the KEK without revealing it (first 8 bytes of its SHA-256, hex).

@@ -10,6 +10,8 @@ mod error;
 mod ids;
 mod introspection;
 mod keys;
+mod opaque;
+mod registry;
 pub mod scope;
 mod secret;
 mod tokens;
@@ -18,16 +20,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use claims::AccessClaims;
-pub use client::{Client, ClientField, ClientInput, ClientSpec};
+pub use client::{Client, ClientField, ClientInput, ClientSpec, MAX_ACCESS_TTL, TokenFormat};
 pub use clients::{ClientAdmin, ClientPage};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use ids::{ClientId, TenantId};
-pub use introspection::{ActiveToken, Caller, Introspector, MAX_TOKEN_LEN};
+pub use introspection::{ActiveToken, Caller, Introspector, JwtVerifier, MAX_TOKEN_LEN};
 pub use keys::{Kek, KeyRing, PublicJwk, SigningAlgorithm};
+pub use opaque::{OpaqueKind, OpaqueToken};
+pub use registry::{CHANGE_RETENTION, Registry, SyncConfig, run_sync};
 pub use scope::{Scope, ScopeSet};
 pub use secret::{ClientSecret, HashParams, SecretHasher};
-pub use tokens::{IssuedToken, TokenIssuer, TokenRequest};
+pub use tokens::{IssuedToken, RefreshRequest, RevokeRequest, TokenIssuer, TokenRequest};
 
 use crate::store::Store;
 
@@ -44,6 +48,8 @@ pub struct DomainConfig {
     pub algorithm: SigningAlgorithm,
     /// Whether `Introspect` needs a caller token with scope `tokend.introspect`.
     pub introspection_requires_auth: bool,
+    /// How long a spent refresh token may be presented again for the same successor.
+    pub refresh_retry_window: Duration,
 }
 
 /// The assembled domain services.
@@ -51,41 +57,58 @@ pub struct Tokend {
     pub clients: ClientAdmin,
     pub tokens: TokenIssuer,
     pub introspection: Introspector,
+    /// The replica's in-memory view; `run_sync` keeps it current.
+    pub registry: Arc<Registry>,
 }
 
 impl Tokend {
-    /// Loads (or on first start creates) the signing keys and wires the services.
+    /// Loads (or on first start creates) the signing keys, loads the registry and wires the
+    /// services.
     pub async fn open(
         store: Arc<dyn Store>,
-        kek: &Kek,
+        kek: Arc<Kek>,
         config: DomainConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Self> {
         let keys = Arc::new(
-            KeyRing::load_or_create(store.as_ref(), kek, config.algorithm, clock.now()).await?,
+            KeyRing::load_or_create(store.as_ref(), &kek, config.algorithm, clock.now()).await?,
         );
+        let registry = Arc::new(Registry::load(store.clone(), keys.clone(), clock.clone()).await?);
         let hasher = SecretHasher::new(config.hash_params, config.hash_concurrency)?;
+        let jwt = Arc::new(JwtVerifier {
+            keys: keys.clone(),
+            issuer: config.issuer.clone(),
+        });
         Ok(Self {
             clients: ClientAdmin {
                 store: store.clone(),
                 hasher: hasher.clone(),
                 clock: clock.clone(),
+                registry: registry.clone(),
             },
             tokens: TokenIssuer {
                 store: store.clone(),
                 hasher,
                 keys: keys.clone(),
+                kek,
+                jwt: jwt.clone(),
+                registry: registry.clone(),
                 clock: clock.clone(),
                 issuer: config.issuer.clone(),
+                leeway: config.leeway,
+                refresh_retry_window: config.refresh_retry_window,
             },
             introspection: Introspector {
                 store,
                 keys,
+                jwt,
+                registry: registry.clone(),
                 clock,
                 issuer: config.issuer,
                 leeway: config.leeway,
                 require_caller: config.introspection_requires_auth,
             },
+            registry,
         })
     }
 }

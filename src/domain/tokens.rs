@@ -1,21 +1,27 @@
-//! Issuing access tokens: the client-credentials grant (RFC 6749 section 4.4) producing RFC 9068
-//! JWTs.
+//! The token endpoint's rules: the client-credentials grant (RFC 6749 section 4.4) producing
+//! RFC 9068 JWTs or opaque access tokens, refresh-token rotation with reuse detection (RFC 9700
+//! section 4.14.2) and revocation (RFC 7009).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Header;
+use sqlx::types::Json;
 
 use super::claims::{ACCESS_TOKEN_TYP, AccessClaims};
-use super::client::Client;
+use super::client::{Client, TokenFormat};
 use super::clock::{Clock, to_micros};
 use super::error::{Error, Result};
 use super::ids::ClientId;
-use super::keys::KeyRing;
+use super::introspection::JwtVerifier;
+use super::keys::{Kek, KeyRing};
+use super::opaque::{OpaqueKind, OpaqueToken};
+use super::registry::Registry;
 use super::scope::ScopeSet;
 use super::secret::{ClientSecret, SecretHasher};
-use crate::store::Store;
+use crate::store::{GrantRow, OpaqueRow, RefreshClaim, RefreshRow, Store};
 
 /// A client-credentials request as received. `Debug` redacts the secret.
 #[derive(Clone, Default)]
@@ -27,12 +33,35 @@ pub struct TokenRequest {
     pub audience: Vec<String>,
 }
 
-/// A freshly issued access token. `Debug` redacts the token.
-#[derive(Clone)]
+/// A refresh request (RFC 6749 section 6). `Debug` redacts the secret and the token.
+#[derive(Clone, Default)]
+pub struct RefreshRequest {
+    pub client_id: String,
+    pub client_secret: String,
+    pub refresh_token: String,
+    /// Narrower scopes for the new access token; empty means the family's scopes.
+    pub scopes: Vec<String>,
+}
+
+/// A revocation request (RFC 7009). `Debug` redacts the secret and the token.
+#[derive(Clone, Default)]
+pub struct RevokeRequest {
+    pub client_id: String,
+    pub client_secret: String,
+    pub token: String,
+    /// Only a hint; the token's own shape decides.
+    pub token_type_hint: String,
+}
+
+/// Freshly issued tokens. `Debug` redacts them.
 pub struct IssuedToken {
     pub access_token: String,
     pub expires_in: i64,
     pub scopes: ScopeSet,
+    /// Present when the client may refresh.
+    pub refresh_token: Option<OpaqueToken>,
+    /// Seconds until the refresh token expires (0 without one).
+    pub refresh_expires_in: i64,
 }
 
 impl std::fmt::Debug for TokenRequest {
@@ -46,23 +75,51 @@ impl std::fmt::Debug for TokenRequest {
     }
 }
 
+impl std::fmt::Debug for RefreshRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshRequest")
+            .field("client_id", &self.client_id)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for RevokeRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RevokeRequest")
+            .field("client_id", &self.client_id)
+            .field("token_type_hint", &self.token_type_hint)
+            .finish_non_exhaustive()
+    }
+}
+
 impl std::fmt::Debug for IssuedToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IssuedToken")
             .field("access_token", &"[redacted]")
             .field("expires_in", &self.expires_in)
             .field("scopes", &self.scopes)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[redacted]"),
+            )
             .finish()
     }
 }
 
-/// Authenticates clients and signs their tokens.
+/// Authenticates clients, issues, refreshes and revokes their tokens.
 pub struct TokenIssuer {
     pub(super) store: Arc<dyn Store>,
     pub(super) hasher: SecretHasher,
     pub(super) keys: Arc<KeyRing>,
+    pub(super) kek: Arc<Kek>,
+    pub(super) jwt: Arc<JwtVerifier>,
+    pub(super) registry: Arc<Registry>,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) issuer: String,
+    pub(super) leeway: Duration,
+    /// How long a spent refresh token may be presented again for the same successor.
+    pub(super) refresh_retry_window: Duration,
 }
 
 impl TokenIssuer {
@@ -81,9 +138,271 @@ impl TokenIssuer {
         }
         let scopes = client.spec.scopes.grant(&requested_scopes)?;
         let audience = self.grant_audience(&client, &request.audience)?;
-        let token = self.sign(&client, &scopes, audience)?;
+        let now = self.clock.now();
+        let now_us = to_micros(now);
+        let access_exp_us = now_us.saturating_add(micros(client.spec.access_token_ttl));
+        // A refresh family first, so the access token can name it.
+        let refresh = if client.spec.refresh_token_ttl.is_zero() {
+            None
+        } else {
+            let token = OpaqueToken::generate(OpaqueKind::Refresh)?;
+            let grant = GrantRow {
+                grant_id: uuid::Uuid::now_v7().simple().to_string(),
+                client_id: client.id.to_string(),
+                scopes: Json(scopes.to_strings()),
+                audiences: Json(audience.clone()),
+                create_time_us: now_us,
+                access_expire_time_us: access_exp_us,
+                refresh_expire_time_us: now_us
+                    .saturating_add(micros(client.spec.refresh_token_ttl)),
+                revoke_time_us: None,
+            };
+            let first = RefreshRow {
+                token_hash: token.hash(),
+                grant_id: grant.grant_id.clone(),
+                create_time_us: now_us,
+                expire_time_us: grant.refresh_expire_time_us,
+                use_time_us: None,
+            };
+            self.store.insert_grant(&grant, &first).await?;
+            Some((token, grant.grant_id))
+        };
+        let gid = refresh.as_ref().map(|(_, g)| g.clone());
+        let mut issued = self.mint(&client, &scopes, audience, gid).await?;
+        if let Some((token, _)) = refresh {
+            issued.refresh_token = Some(token);
+            issued.refresh_expires_in = secs(client.spec.refresh_token_ttl);
+        }
         self.record_use(&client.id);
-        Ok(token)
+        Ok(issued)
+    }
+
+    /// The refresh grant (RFC 6749 section 6) with rotation: the presented token is spent and
+    /// a successor of the same family returned. A spent token presented again by its client
+    /// within the retry window, while its successor is unused, gets that same successor (the
+    /// client's earlier response was lost); any other reuse revokes the whole family.
+    #[tracing::instrument(skip_all, fields(client_id = %request.client_id))]
+    pub async fn refresh(&self, request: &RefreshRequest) -> Result<IssuedToken> {
+        let requested = ScopeSet::parse("scopes", &request.scopes)
+            .map_err(|e| Error::InvalidScope(e.to_string()))?;
+        let client = self
+            .authenticate(&request.client_id, &request.client_secret)
+            .await?;
+        if !client.spec.active {
+            return Err(Error::UnauthorizedClient(
+                "this client is disabled; an admin can re-enable it".into(),
+            ));
+        }
+        if client.spec.refresh_token_ttl.is_zero() {
+            return Err(Error::UnauthorizedClient(
+                "refresh tokens are not enabled for this client (its refresh_token_ttl is 0)"
+                    .into(),
+            ));
+        }
+        let presented = OpaqueToken::from_presented(OpaqueKind::Refresh, &request.refresh_token)
+            .ok_or_else(|| {
+                Error::InvalidGrant("refresh_token is not a tokend refresh token".into())
+            })?;
+        let successor = presented.successor(&self.kek);
+        let now_us = to_micros(self.clock.now());
+        let access_exp_us = now_us.saturating_add(micros(client.spec.access_token_ttl));
+        let row = RefreshRow {
+            token_hash: successor.hash(),
+            grant_id: String::new(), // the store fills in the family
+            create_time_us: now_us,
+            expire_time_us: now_us.saturating_add(micros(client.spec.refresh_token_ttl)),
+            use_time_us: None,
+        };
+        let claim = self
+            .store
+            .rotate_refresh(
+                &presented.hash(),
+                client.id.as_str(),
+                &row,
+                access_exp_us,
+                now_us,
+            )
+            .await?;
+        let grant = match claim {
+            RefreshClaim::Rotated(grant) => grant,
+            RefreshClaim::Rejected(None) => {
+                return Err(Error::InvalidGrant(
+                    "the refresh token is unknown or has expired".into(),
+                ));
+            }
+            RefreshClaim::Rejected(Some((token, grant))) => {
+                self.rejected(&client, &successor, token, &grant, now_us)
+                    .await?;
+                grant
+            }
+        };
+        self.mint_refreshed(&client, &grant, &requested, successor)
+            .await
+    }
+
+    /// Why a refresh token was not exchanged, and what follows: `Ok` only for a retry within
+    /// the window (the caller then hands out the same successor).
+    async fn rejected(
+        &self,
+        client: &Client,
+        successor: &OpaqueToken,
+        token: RefreshRow,
+        grant: &GrantRow,
+        now_us: i64,
+    ) -> Result<()> {
+        if grant.client_id != client.id.as_str() {
+            return Err(Error::InvalidGrant(
+                "the refresh token was not issued to this client".into(),
+            ));
+        }
+        if grant.revoke_time_us.is_some() {
+            return Err(Error::InvalidGrant(
+                "the refresh token's family has been revoked".into(),
+            ));
+        }
+        let Some(used_us) = token.use_time_us else {
+            return Err(Error::InvalidGrant("the refresh token has expired".into()));
+        };
+        if now_us.saturating_sub(used_us) <= micros(self.refresh_retry_window) {
+            let next = self.store.find_refresh(&successor.hash()).await?;
+            if next.is_some_and(|(t, _)| t.use_time_us.is_none() && t.expire_time_us > now_us) {
+                tracing::info!(grant_id = %grant.grant_id, "refresh retried within the window; same successor");
+                return Ok(());
+            }
+        }
+        // Reuse: someone else may hold a copy. Kill the family, committed before answering.
+        let leeway = micros(self.leeway).saturating_add(micros(self.refresh_retry_window));
+        self.store
+            .revoke_grant(&grant.grant_id, leeway, now_us)
+            .await?;
+        self.registry.catch_up_after_write().await;
+        tracing::warn!(
+            client_id = %client.id,
+            grant_id = %grant.grant_id,
+            "refresh token reuse detected; the whole family is revoked"
+        );
+        Err(Error::InvalidGrant(
+            "this refresh token was already used; as a precaution every token of its family \
+             is now revoked (RFC 9700 section 4.14.2): authenticate again with IssueToken"
+                .into(),
+        ))
+    }
+
+    async fn mint_refreshed(
+        &self,
+        client: &Client,
+        grant: &GrantRow,
+        requested: &ScopeSet,
+        successor: OpaqueToken,
+    ) -> Result<IssuedToken> {
+        // The family's scopes, narrowed on request, and never beyond what the client is
+        // allowed now.
+        let family = ScopeSet::parse("scopes", &grant.scopes.0).unwrap_or_default();
+        let wanted = if requested.is_empty() {
+            family
+        } else {
+            family.grant(requested)?
+        };
+        let still: Vec<&str> = wanted
+            .iter()
+            .filter(|s| client.spec.scopes.allows(s))
+            .map(|s| s.as_str())
+            .collect();
+        let scopes = ScopeSet::parse("scopes", &still).unwrap_or_default();
+        let audience = if client.spec.audiences.is_empty() {
+            vec![self.issuer.clone()]
+        } else {
+            let kept: Vec<String> = grant
+                .audiences
+                .0
+                .iter()
+                .filter(|a| client.spec.audiences.contains(*a))
+                .cloned()
+                .collect();
+            if kept.is_empty() {
+                client.spec.audiences.iter().cloned().collect()
+            } else {
+                kept
+            }
+        };
+        let mut issued = self
+            .mint(client, &scopes, audience, Some(grant.grant_id.clone()))
+            .await?;
+        issued.refresh_token = Some(successor);
+        issued.refresh_expires_in = secs(client.spec.refresh_token_ttl);
+        self.record_use(&client.id);
+        Ok(issued)
+    }
+
+    /// Token revocation (RFC 7009): the owning client authenticates and names an access or a
+    /// refresh token. Unknown, malformed, expired or already revoked tokens answer `Ok`; a
+    /// token of another client is refused. A refresh token takes its whole family with it.
+    #[tracing::instrument(skip_all, fields(client_id = %request.client_id))]
+    pub async fn revoke(&self, request: &RevokeRequest) -> Result<()> {
+        if request.token.is_empty() {
+            return Err(Error::invalid("token", "is required"));
+        }
+        let client = self
+            .authenticate(&request.client_id, &request.client_secret)
+            .await?;
+        let now_us = to_micros(self.clock.now());
+        let not_yours = || {
+            Error::UnauthorizedClient("the token was not issued to the authenticated client".into())
+        };
+        let changed = if let Some(token) =
+            OpaqueToken::from_presented(OpaqueKind::Refresh, &request.token)
+        {
+            let Some((_, grant)) = self.store.find_refresh(&token.hash()).await? else {
+                return Ok(());
+            };
+            if grant.client_id != client.id.as_str() {
+                return Err(not_yours());
+            }
+            let leeway = micros(self.leeway).saturating_add(micros(self.refresh_retry_window));
+            self.store
+                .revoke_grant(&grant.grant_id, leeway, now_us)
+                .await?
+        } else if let Some(token) = OpaqueToken::from_presented(OpaqueKind::Access, &request.token)
+        {
+            let hash = token.hash();
+            let Some(row) = self.store.find_opaque(&hash).await? else {
+                return Ok(());
+            };
+            if row.client_id != client.id.as_str() {
+                return Err(not_yours());
+            }
+            self.store
+                .revoke_access_token(
+                    &row.jti,
+                    &row.client_id,
+                    row.expire_time_us.saturating_add(micros(self.leeway)),
+                    Some(&hash),
+                    now_us,
+                )
+                .await?
+        } else {
+            let Some(claims) = self.jwt.verify(&request.token) else {
+                return Ok(());
+            };
+            if claims.client_id != client.id.as_str() {
+                return Err(not_yours());
+            }
+            let expire_us = claims
+                .exp
+                .saturating_add(i64::try_from(self.leeway.as_secs()).unwrap_or(0))
+                .saturating_mul(1_000_000);
+            if expire_us <= now_us {
+                return Ok(());
+            }
+            self.store
+                .revoke_access_token(&claims.jti, &claims.client_id, expire_us, None, now_us)
+                .await?
+        };
+        if changed {
+            self.registry.catch_up_after_write().await;
+            tracing::info!(client_id = %client.id, "token revoked");
+        }
+        Ok(())
     }
 
     /// Checks a client's credentials. Unknown clients and wrong secrets fail alike, after the
@@ -131,11 +450,52 @@ impl TokenIssuer {
         Ok(aud)
     }
 
-    fn sign(&self, client: &Client, scopes: &ScopeSet, aud: Vec<String>) -> Result<IssuedToken> {
-        let key = self.keys.signing_key();
+    /// An access token of the client's format.
+    async fn mint(
+        &self,
+        client: &Client,
+        scopes: &ScopeSet,
+        aud: Vec<String>,
+        gid: Option<String>,
+    ) -> Result<IssuedToken> {
+        let claims = self.claims(client, scopes, aud, gid)?;
+        let expires_in = claims.exp - claims.iat;
+        let access_token = match client.spec.access_token_format {
+            TokenFormat::Jwt => self.sign(&claims)?,
+            TokenFormat::Opaque => {
+                let token = OpaqueToken::generate(OpaqueKind::Access)?;
+                let row = OpaqueRow {
+                    token_hash: token.hash(),
+                    jti: claims.jti.clone(),
+                    client_id: claims.client_id.clone(),
+                    claims: Json(
+                        serde_json::to_value(&claims).map_err(|e| Error::Unexpected(e.into()))?,
+                    ),
+                    expire_time_us: claims.exp.saturating_mul(1_000_000),
+                };
+                self.store.insert_opaque(&row).await?;
+                token.expose().to_owned()
+            }
+        };
+        Ok(IssuedToken {
+            access_token,
+            expires_in,
+            scopes: scopes.clone(),
+            refresh_token: None,
+            refresh_expires_in: 0,
+        })
+    }
+
+    fn claims(
+        &self,
+        client: &Client,
+        scopes: &ScopeSet,
+        aud: Vec<String>,
+        gid: Option<String>,
+    ) -> Result<AccessClaims> {
         let now = self.clock.now().unix_timestamp();
-        let ttl = i64::try_from(client.spec.access_token_ttl.as_secs()).unwrap_or(i64::MAX);
-        let claims = AccessClaims {
+        let ttl = secs(client.spec.access_token_ttl);
+        Ok(AccessClaims {
             iss: self.issuer.clone(),
             sub: client.id.to_string(),
             aud,
@@ -147,17 +507,18 @@ impl TokenIssuer {
             scope: scopes.to_claim(),
             tenant: client.tenant.to_string(),
             roles: client.spec.roles.iter().cloned().collect(),
-        };
+            generation: client.token_generation,
+            gid,
+        })
+    }
+
+    fn sign(&self, claims: &AccessClaims) -> Result<String> {
+        let key = self.keys.signing_key();
         let mut header = Header::new(key.jwt_algorithm());
         header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
         header.kid = Some(key.kid.clone());
-        let access_token = jsonwebtoken::encode(&header, &claims, key.encoding_key())
-            .map_err(|e| Error::Unexpected(anyhow::anyhow!("signing failed: {e}")))?;
-        Ok(IssuedToken {
-            access_token,
-            expires_in: ttl,
-            scopes: scopes.clone(),
-        })
+        jsonwebtoken::encode(&header, claims, key.encoding_key())
+            .map_err(|e| Error::Unexpected(anyhow::anyhow!("signing failed: {e}")))
     }
 
     /// Updates `last_used_time` off the request path; losing one update is harmless.
@@ -171,6 +532,14 @@ impl TokenIssuer {
             }
         });
     }
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// A fresh 128-bit token id.

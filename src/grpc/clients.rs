@@ -128,4 +128,20 @@ impl ClientService for ClientApi {
             .map_err(to_status)?;
         Ok(Response::new(DeleteClientResponse {}))
     }
+
+    async fn revoke_client_tokens(
+        &self,
+        request: Request<RevokeClientTokensRequest>,
+    ) -> Result<Response<RevokeClientTokensResponse>, Status> {
+        let caller = caller(&self.tokend, &request, WHAT).await?;
+        let client = self
+            .tokend
+            .clients
+            .revoke_tokens(&caller, &request.get_ref().client_id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(RevokeClientTokensResponse {
+            client: Some(convert::client(&client)),
+        }))
+    }
 }

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use tonic::Status;
 
 use super::error::invalid;
-use crate::domain::{ActiveToken, Client, ClientInput, PublicJwk};
+use crate::domain::{ActiveToken, Client, ClientInput, PublicJwk, TokenFormat};
 use crate::proto;
 
 /// A protobuf timestamp.
@@ -50,6 +50,11 @@ pub fn client(c: &Client) -> proto::Client {
         create_time: Some(timestamp(c.create_time)),
         update_time: Some(timestamp(c.update_time)),
         last_used_time: c.last_used_time.map(timestamp),
+        access_token_format: match s.access_token_format {
+            TokenFormat::Jwt => proto::AccessTokenFormat::Jwt,
+            TokenFormat::Opaque => proto::AccessTokenFormat::Opaque,
+        }
+        .into(),
     }
 }
 
@@ -68,6 +73,20 @@ pub fn client_input(c: proto::Client) -> Result<ClientInput, Status> {
         allowed_cidrs: c.allowed_cidrs,
         rate_limit_per_minute: c.rate_limit_per_minute,
         metadata: c.metadata.into_iter().collect(),
+        access_token_format: match proto::AccessTokenFormat::try_from(c.access_token_format) {
+            Ok(proto::AccessTokenFormat::Unspecified) => None,
+            Ok(proto::AccessTokenFormat::Jwt) => Some(TokenFormat::Jwt),
+            Ok(proto::AccessTokenFormat::Opaque) => Some(TokenFormat::Opaque),
+            Err(_) => {
+                return Err(invalid(
+                    "client.access_token_format",
+                    format!(
+                        "unknown value {}: use ACCESS_TOKEN_FORMAT_JWT or ACCESS_TOKEN_FORMAT_OPAQUE",
+                        c.access_token_format
+                    ),
+                ));
+            }
+        },
     })
 }
 

@@ -16,9 +16,10 @@ pub const OAUTH2_ERROR_KEY: &str = "oauth2-error";
 /// Converts a domain error into the status a client sees.
 pub fn to_status(err: Error) -> Status {
     let code = match &err {
-        Error::InvalidArgument { .. } | Error::InvalidScope(_) | Error::InvalidTarget(_) => {
-            Code::InvalidArgument
-        }
+        Error::InvalidArgument { .. }
+        | Error::InvalidScope(_)
+        | Error::InvalidTarget(_)
+        | Error::InvalidGrant(_) => Code::InvalidArgument,
         Error::InvalidClient | Error::Unauthenticated(_) => Code::Unauthenticated,
         Error::UnauthorizedClient(_) | Error::PermissionDenied(_) => Code::PermissionDenied,
         Error::NotFound(_) => Code::NotFound,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::error::to_status;
-use crate::domain::{Error, TokenRequest, Tokend};
+use crate::domain::{IssuedToken, RefreshRequest, RevokeRequest, TokenRequest, Tokend};
 use crate::proto::token_service_server::TokenService;
 use crate::proto::*;
 
@@ -33,30 +33,71 @@ impl TokenService for TokenApi {
             .issue(&token_request)
             .await
             .map_err(to_status)?;
+        let scopes = issued.scopes.to_strings();
+        let refresh_token = refresh_text(&issued);
         Ok(Response::new(IssueTokenResponse {
             access_token: issued.access_token,
             token_type: "Bearer".into(),
             expires_in: issued.expires_in,
-            scopes: issued.scopes.to_strings(),
-            refresh_token: String::new(),
+            scopes,
+            refresh_token,
+            refresh_token_expires_in: issued.refresh_expires_in,
         }))
     }
 
     async fn refresh_token(
         &self,
-        _request: Request<RefreshTokenRequest>,
+        request: Request<RefreshTokenRequest>,
     ) -> Result<Response<RefreshTokenResponse>, Status> {
-        Err(to_status(Error::Unimplemented(
-            "RefreshToken arrives with the token-lifecycle release".into(),
-        )))
+        let r = request.into_inner();
+        let refresh_request = RefreshRequest {
+            client_id: r.client_id,
+            client_secret: r.client_secret,
+            refresh_token: r.refresh_token,
+            scopes: r.scopes,
+        };
+        let issued = self
+            .tokend
+            .tokens
+            .refresh(&refresh_request)
+            .await
+            .map_err(to_status)?;
+        let scopes = issued.scopes.to_strings();
+        let refresh_token = refresh_text(&issued);
+        Ok(Response::new(RefreshTokenResponse {
+            access_token: issued.access_token,
+            token_type: "Bearer".into(),
+            expires_in: issued.expires_in,
+            scopes,
+            refresh_token,
+            refresh_token_expires_in: issued.refresh_expires_in,
+        }))
     }
 
     async fn revoke_token(
         &self,
-        _request: Request<RevokeTokenRequest>,
+        request: Request<RevokeTokenRequest>,
     ) -> Result<Response<RevokeTokenResponse>, Status> {
-        Err(to_status(Error::Unimplemented(
-            "RevokeToken arrives with the token-lifecycle release".into(),
-        )))
+        let r = request.into_inner();
+        let revoke_request = RevokeRequest {
+            client_id: r.client_id,
+            client_secret: r.client_secret,
+            token: r.token,
+            token_type_hint: r.token_type_hint,
+        };
+        self.tokend
+            .tokens
+            .revoke(&revoke_request)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(RevokeTokenResponse {}))
     }
+}
+
+fn refresh_text(issued: &IssuedToken) -> String {
+    issued
+        .refresh_token
+        .as_ref()
+        .map(|t| t.expose().to_owned())
+        .unwrap_or_default()
 }

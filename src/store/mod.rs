@@ -10,21 +10,34 @@ mod sql;
 mod sqlite;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
 pub use error::StoreError;
 pub use postgres::PostgresStore;
-pub use rows::{ClientRow, KeyRow, SecretRow};
+pub use rows::{
+    ChangeRow, ClientRow, GrantRow, KeyRow, OpaqueRow, PurgeCounts, RefreshClaim, RefreshRow,
+    RevocationRow, SecretRow,
+};
 pub use sqlite::SqliteStore;
 
 /// Result of a store call.
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Change-log kinds: a client was created, changed, deleted or had its tokens revoked.
+pub const CHANGE_CLIENT: &str = "client";
+/// Change-log and deny-list kind: one access token (subject = jti) was revoked.
+pub const CHANGE_TOKEN: &str = "token";
+/// Change-log and deny-list kind: one refresh family (subject = grant id) was revoked.
+pub const CHANGE_GRANT: &str = "grant";
+/// Change-log kind: the signing keys changed.
+pub const CHANGE_KEYS: &str = "keys";
+
 /// Clients and their secrets.
 #[async_trait]
 pub trait ClientStore: Send + Sync {
-    /// Inserts a client together with its first secret, atomically.
+    /// Inserts a client together with its first secret, atomically, and logs the change.
     /// `AlreadyExists` if the id is taken.
     async fn insert_client(&self, client: &ClientRow, secret: &SecretRow) -> StoreResult<()>;
 
@@ -40,12 +53,24 @@ pub trait ClientStore: Send + Sync {
     ) -> StoreResult<Vec<ClientRow>>;
 
     /// Replaces a client's mutable fields if its revision is still `expected_revision`
-    /// (optimistic concurrency). `Conflict` when another writer got there first, `NotFound`
-    /// when the client is gone.
-    async fn update_client(&self, client: &ClientRow, expected_revision: i64) -> StoreResult<()>;
+    /// (optimistic concurrency), and logs the change. With `revoke_tokens`, also does what
+    /// `revoke_client_tokens` does, in the same transaction. `Conflict` when another writer got
+    /// there first, `NotFound` when the client is gone.
+    async fn update_client(
+        &self,
+        client: &ClientRow,
+        expected_revision: i64,
+        revoke_tokens: bool,
+    ) -> StoreResult<()>;
 
-    /// Deletes a client and its secrets; false if there was no such client.
-    async fn delete_client(&self, client_id: &str) -> StoreResult<bool>;
+    /// Deletes a client with its secrets, families and opaque tokens, and logs the change;
+    /// false if there was no such client.
+    async fn delete_client(&self, client_id: &str, now_us: i64) -> StoreResult<bool>;
+
+    /// Makes every token the client holds now inactive: bumps its token generation, revokes
+    /// its refresh families, deletes its opaque tokens; logs the change. False if there is no
+    /// such client.
+    async fn revoke_client_tokens(&self, client_id: &str, now_us: i64) -> StoreResult<bool>;
 
     /// The hash of the client's live secret with this selector, if any.
     async fn live_secret_hash(
@@ -77,9 +102,84 @@ pub trait KeyStore: Send + Sync {
     async fn list_keys(&self) -> StoreResult<Vec<KeyRow>>;
 }
 
+/// Refresh families, refresh tokens, opaque access tokens and the deny list.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Starts a refresh family with its first refresh token, atomically.
+    async fn insert_grant(&self, grant: &GrantRow, first: &RefreshRow) -> StoreResult<()>;
+
+    /// Exchanges a refresh token in one transaction: spends the token with hash `old_hash`
+    /// if, at `now_us`, it is unspent, unexpired and of a live family of `client_id` (one
+    /// conditional UPDATE, so of concurrent exchanges exactly one wins), stores `successor`
+    /// in the same family and extends the family's expiry times. Otherwise changes nothing
+    /// and returns what is stored about the token.
+    async fn rotate_refresh(
+        &self,
+        old_hash: &str,
+        client_id: &str,
+        successor: &RefreshRow,
+        access_expire_us: i64,
+        now_us: i64,
+    ) -> StoreResult<RefreshClaim>;
+
+    /// A refresh token and its family, by token hash.
+    async fn find_refresh(&self, token_hash: &str) -> StoreResult<Option<(RefreshRow, GrantRow)>>;
+
+    /// Revokes a refresh family: no refresh token of it exchanges any more, and a deny-list
+    /// entry (kept until `leeway_us` after the family's last access token expires) makes its
+    /// access tokens inactive. Logs the change. False if it was revoked already or is unknown.
+    async fn revoke_grant(&self, grant_id: &str, leeway_us: i64, now_us: i64) -> StoreResult<bool>;
+
+    /// Stores an opaque access token.
+    async fn insert_opaque(&self, token: &OpaqueRow) -> StoreResult<()>;
+
+    /// An opaque access token by hash (expired ones included until purged).
+    async fn find_opaque(&self, token_hash: &str) -> StoreResult<Option<OpaqueRow>>;
+
+    /// Revokes one access token: a deny-list entry for `jti` kept until `expire_us`, the opaque
+    /// token row deleted if `opaque_hash` is given; logs the change. False if it was revoked
+    /// already.
+    async fn revoke_access_token(
+        &self,
+        jti: &str,
+        client_id: &str,
+        expire_us: i64,
+        opaque_hash: Option<&str>,
+        now_us: i64,
+    ) -> StoreResult<bool>;
+
+    /// Deletes what can no longer matter at `now_us`: deny entries, opaque and refresh tokens
+    /// and families that have expired, and change-log rows older than `changes_before_us`.
+    async fn purge(&self, now_us: i64, changes_before_us: i64) -> StoreResult<PurgeCounts>;
+}
+
+/// The change log replicas tail to keep their in-memory view current.
+#[async_trait]
+pub trait ChangeStore: Send + Sync {
+    /// The newest change's sequence number (0 when the log is empty).
+    async fn last_change_seq(&self) -> StoreResult<i64>;
+
+    /// Changes after `seq`, oldest first, at most `limit`.
+    async fn changes_since(&self, seq: i64, limit: u32) -> StoreResult<Vec<ChangeRow>>;
+
+    /// Deny-list entries still in force at `now_us`.
+    async fn live_revocations(&self, now_us: i64) -> StoreResult<Vec<RevocationRow>>;
+
+    /// Something that wakes up when another writer may have logged a change.
+    async fn change_feed(&self) -> StoreResult<Box<dyn ChangeFeed>>;
+}
+
+/// Wake-ups for the change log. Only a hint: readers always read the log itself, so a lost
+/// notification costs latency (up to the polling interval), never correctness.
+#[async_trait]
+pub trait ChangeFeed: Send {
+    /// Returns when a change may have been logged, or after `timeout`.
+    async fn wait(&mut self, timeout: Duration);
+}
+
 /// Everything tokend persists.
 #[async_trait]
-pub trait Store: ClientStore + KeyStore {
+pub trait Store: ClientStore + KeyStore + TokenStore + ChangeStore {
     /// Applies pending migrations for this backend.
     async fn migrate(&self) -> StoreResult<()>;
 

@@ -3,10 +3,13 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 
 use super::sql::{HasDb, shared_store_impl};
-use super::{ConnectOptions, Store, StoreResult};
+use super::{ChangeFeed, ConnectOptions, Store, StoreResult};
+
+/// The LISTEN/NOTIFY channel that announces change-log entries.
+pub const CHANGES_CHANNEL: &str = "tokend_changes";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -32,9 +35,61 @@ impl HasDb for PostgresStore {
     type Db = sqlx::Postgres;
 }
 
+impl PostgresStore {
+    async fn feed(&self) -> StoreResult<Box<dyn ChangeFeed>> {
+        Ok(Box::new(PgFeed {
+            pool: self.pool.clone(),
+            listener: None,
+        }))
+    }
+}
+
+/// Change-log wake-ups by `LISTEN tokend_changes`. A dropped connection is re-established on
+/// the next wait; whatever was announced meanwhile is found by the reader's next poll.
+struct PgFeed {
+    pool: PgPool,
+    listener: Option<PgListener>,
+}
+
+#[async_trait]
+impl ChangeFeed for PgFeed {
+    async fn wait(&mut self, timeout: Duration) {
+        if self.listener.is_none() {
+            match PgListener::connect_with(&self.pool).await {
+                Ok(mut listener) => match listener.listen(CHANGES_CHANNEL).await {
+                    Ok(()) => self.listener = Some(listener),
+                    Err(err) => tracing::warn!(error = %err, "LISTEN failed; polling"),
+                },
+                Err(err) => tracing::warn!(error = %err, "no LISTEN connection; polling"),
+            }
+            if self.listener.is_none() {
+                tokio::time::sleep(timeout).await;
+                return;
+            }
+            // Freshly (re)connected: anything announced before is in the log; read it now.
+            return;
+        }
+        let Some(listener) = self.listener.as_mut() else {
+            return;
+        };
+        match tokio::time::timeout(timeout, listener.try_recv()).await {
+            Ok(Ok(Some(_))) => while listener.next_buffered().is_some() {},
+            Ok(Ok(None)) => tracing::info!("LISTEN connection lost; reconnecting"),
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "LISTEN failed; reconnecting");
+                self.listener = None;
+            }
+            Err(_) => {}
+        }
+    }
+}
+
 shared_store_impl!(
     PostgresStore,
-    Some("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE")
+    Some("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE"),
+    // One lock id for all change-log writers: sequence numbers are handed out in commit order.
+    Some("SELECT pg_advisory_xact_lock(7263546)"),
+    Some("SELECT pg_notify('tokend_changes', $1)")
 );
 
 #[async_trait]

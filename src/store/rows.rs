@@ -21,11 +21,16 @@ pub struct ClientRow {
     pub allowed_cidrs: Json<Vec<String>>,
     pub rate_limit_per_minute: i64,
     pub metadata: Json<BTreeMap<String, String>>,
+    /// `jwt` or `opaque`.
+    pub access_token_format: String,
     pub create_time_us: i64,
     pub update_time_us: i64,
     pub last_used_time_us: Option<i64>,
     /// Bumped by every update; the optimistic-concurrency token.
     pub revision: i64,
+    /// Bumped when all the client's tokens are revoked; access tokens of older generations
+    /// are inactive. Never set by `update_client` directly (see its `revoke_tokens`).
+    pub token_generation: i64,
 }
 
 /// One row of `client_secrets`: only ever a hash.
@@ -72,4 +77,101 @@ impl std::fmt::Debug for KeyRow {
             .field("kek_id", &self.kek_id)
             .finish_non_exhaustive()
     }
+}
+
+/// One refresh-token family (`grants`).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct GrantRow {
+    pub grant_id: String,
+    pub client_id: String,
+    pub scopes: Json<Vec<String>>,
+    pub audiences: Json<Vec<String>>,
+    pub create_time_us: i64,
+    /// Latest expiry of any access token issued from the family.
+    pub access_expire_time_us: i64,
+    /// Expiry of the family's newest refresh token.
+    pub refresh_expire_time_us: i64,
+    pub revoke_time_us: Option<i64>,
+}
+
+/// One refresh token: only ever its SHA-256.
+#[derive(Clone, PartialEq, sqlx::FromRow)]
+pub struct RefreshRow {
+    pub token_hash: String,
+    pub grant_id: String,
+    pub create_time_us: i64,
+    pub expire_time_us: i64,
+    /// When it was exchanged (it is spent from then on).
+    pub use_time_us: Option<i64>,
+}
+
+impl std::fmt::Debug for RefreshRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshRow")
+            .field("grant_id", &self.grant_id)
+            .field("expire_time_us", &self.expire_time_us)
+            .field("use_time_us", &self.use_time_us)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What happened to a refresh token presented for exchange.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RefreshClaim {
+    /// The token was live and is now spent; its successor is stored. The family as it is now.
+    Rotated(GrantRow),
+    /// Nothing changed: the token is unknown, or spent, expired, of a revoked family or of
+    /// another client. The stored state, when the token is known.
+    Rejected(Option<(RefreshRow, GrantRow)>),
+}
+
+/// One opaque access token: only ever its SHA-256, with the claims it stands for.
+#[derive(Clone, PartialEq, sqlx::FromRow)]
+pub struct OpaqueRow {
+    pub token_hash: String,
+    pub jti: String,
+    pub client_id: String,
+    pub claims: Json<serde_json::Value>,
+    pub expire_time_us: i64,
+}
+
+impl std::fmt::Debug for OpaqueRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpaqueRow")
+            .field("jti", &self.jti)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One deny-list entry: kind `token` (subject = jti) or `grant` (subject = grant id).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct RevocationRow {
+    pub kind: String,
+    pub subject: String,
+    pub client_id: String,
+    pub expire_time_us: i64,
+    pub create_time_us: i64,
+}
+
+/// One entry of the change log.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ChangeRow {
+    pub seq: i64,
+    /// `client`, `token`, `grant` or `keys`.
+    pub kind: String,
+    pub subject: String,
+    /// For `token` and `grant`: when the deny entry may go.
+    pub expire_time_us: i64,
+    pub create_time_us: i64,
+}
+
+/// Rows removed by a purge.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeCounts {
+    pub revocations: u64,
+    pub changes: u64,
+    pub refresh_tokens: u64,
+    pub grants: u64,
+    pub opaque_tokens: u64,
 }

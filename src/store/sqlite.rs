@@ -8,7 +8,7 @@ use sqlx::sqlite::SqliteSynchronous;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 use super::sql::{HasDb, shared_store_impl};
-use super::{ConnectOptions, Store, StoreResult};
+use super::{ChangeFeed, ConnectOptions, Store, StoreResult};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -62,7 +62,24 @@ impl HasDb for SqliteStore {
     type Db = sqlx::Sqlite;
 }
 
-shared_store_impl!(SqliteStore, None);
+impl SqliteStore {
+    async fn feed(&self) -> StoreResult<Box<dyn ChangeFeed>> {
+        Ok(Box::new(SqliteFeed))
+    }
+}
+
+/// SQLite has no notifications: readers poll. Writes made by this process are applied at once
+/// by the process itself; the poll only matters for another process on the same file.
+struct SqliteFeed;
+
+#[async_trait]
+impl ChangeFeed for SqliteFeed {
+    async fn wait(&mut self, timeout: Duration) {
+        tokio::time::sleep(timeout).await;
+    }
+}
+
+shared_store_impl!(SqliteStore, None, None, None);
 
 #[async_trait]
 impl Store for SqliteStore {

@@ -7,5 +7,6 @@ mod helpers;
 
 mod clients;
 mod introspection;
+mod lifecycle;
 mod operations;
 mod tokens;

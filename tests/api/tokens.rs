@@ -155,26 +155,9 @@ async fn audience_rules(backend: Backend) {
     assert_eq!(aud_of(t).await, [ISSUER]);
 }
 
-async fn refresh_and_revoke_are_not_built_yet(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
-    let err = app
-        .tokens()
-        .refresh_token(RefreshTokenRequest::default())
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::Unimplemented);
-    let err = app
-        .tokens()
-        .revoke_token(RevokeTokenRequest::default())
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::Unimplemented);
-}
-
 for_each_backend!(
     bootstrap_create_issue_introspect_disable,
     wrong_secret_and_unknown_client_look_alike,
     scope_rules,
     audience_rules,
-    refresh_and_revoke_are_not_built_yet,
 );

@@ -8,7 +8,10 @@ use std::sync::Arc;
 
 use common::{Backend, TestDb};
 use sqlx::types::Json;
-use tokend::store::{self, ClientRow, ConnectOptions, KeyRow, SecretRow, Store, StoreError};
+use tokend::store::{
+    self, ClientRow, ConnectOptions, GrantRow, KeyRow, RefreshClaim, RefreshRow, SecretRow, Store,
+    StoreError,
+};
 
 async fn open(backend: Backend) -> (TestDb, Arc<dyn Store>) {
     let db = TestDb::new(backend).await;
@@ -41,6 +44,8 @@ fn client(id: &str, tenant: &str) -> ClientRow {
         update_time_us: 1_000,
         last_used_time_us: None,
         revision: 1,
+        access_token_format: "jwt".into(),
+        token_generation: 0,
     }
 }
 
@@ -128,11 +133,14 @@ async fn update_is_optimistic(backend: Backend) {
     next.name = "renamed".into();
     next.active = false;
     next.revision = 2;
-    s.update_client(&next, 1).await.unwrap();
+    s.update_client(&next, 1, false).await.unwrap();
     assert_eq!(s.get_client("c1").await.unwrap(), Some(next.clone()));
-    let err = s.update_client(&next, 1).await.unwrap_err();
+    let err = s.update_client(&next, 1, false).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict), "{err:?}");
-    let err = s.update_client(&client("ghost", "a"), 1).await.unwrap_err();
+    let err = s
+        .update_client(&client("ghost", "a"), 1, false)
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
 }
 
@@ -141,8 +149,8 @@ async fn delete_cascades_to_secrets(backend: Backend) {
     s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1))
         .await
         .unwrap();
-    assert!(s.delete_client("c1").await.unwrap());
-    assert!(!s.delete_client("c1").await.unwrap());
+    assert!(s.delete_client("c1", 5).await.unwrap());
+    assert!(!s.delete_client("c1", 6).await.unwrap());
     assert!(s.live_secret_hashes("c1", 0).await.unwrap().is_empty());
     // The id can be reused only as a new client; the old secret did not survive.
     s.insert_client(&client("c1", "a"), &secret("s9", "c1", 1))
@@ -289,7 +297,182 @@ async fn migrations_are_idempotent(backend: Backend) {
     assert!(s.get_client("c1").await.unwrap().is_some());
 }
 
+fn grant(id: &str, client_id: &str) -> GrantRow {
+    GrantRow {
+        grant_id: id.into(),
+        client_id: client_id.into(),
+        scopes: Json(vec!["read:a".into()]),
+        audiences: Json(vec!["api".into()]),
+        create_time_us: 100,
+        access_expire_time_us: 1_000,
+        refresh_expire_time_us: 10_000,
+        revoke_time_us: None,
+    }
+}
+
+fn refresh(hash: &str, grant_id: &str, expire: i64) -> RefreshRow {
+    RefreshRow {
+        token_hash: hash.into(),
+        grant_id: grant_id.into(),
+        create_time_us: 100,
+        expire_time_us: expire,
+        use_time_us: None,
+    }
+}
+
+async fn concurrent_refreshes_rotate_exactly_once(backend: Backend) {
+    let (_db, s) = open(backend).await;
+    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1))
+        .await
+        .unwrap();
+    s.insert_grant(&grant("g1", "c1"), &refresh("h0", "g1", 10_000))
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.rotate_refresh("h0", "c1", &refresh("h1", "", 20_000), 2_000, 200)
+                    .await
+            })
+        })
+        .collect();
+    let mut rotated = 0;
+    for task in tasks {
+        match task.await.unwrap().unwrap() {
+            RefreshClaim::Rotated(g) => {
+                rotated += 1;
+                assert_eq!(g.access_expire_time_us, 2_000);
+                assert_eq!(g.refresh_expire_time_us, 20_000);
+            }
+            RefreshClaim::Rejected(Some((t, g))) => {
+                assert_eq!(t.use_time_us, Some(200));
+                assert_eq!(g.grant_id, "g1");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(rotated, 1, "exactly one exchange wins");
+    let (next, _) = s.find_refresh("h1").await.unwrap().unwrap();
+    assert_eq!(next.grant_id, "g1");
+    assert_eq!(next.use_time_us, None);
+}
+
+async fn refresh_claims_respect_client_expiry_and_revocation(backend: Backend) {
+    let (_db, s) = open(backend).await;
+    for c in ["c1", "c2"] {
+        s.insert_client(&client(c, "a"), &secret(&format!("s-{c}"), c, 1))
+            .await
+            .unwrap();
+    }
+    s.insert_grant(&grant("g1", "c1"), &refresh("h0", "g1", 500))
+        .await
+        .unwrap();
+    let succ = refresh("h1", "", 9_000);
+    // Another client cannot claim it; an expired token cannot be claimed.
+    let other = s.rotate_refresh("h0", "c2", &succ, 0, 200).await.unwrap();
+    assert!(
+        matches!(other, RefreshClaim::Rejected(Some(_))),
+        "{other:?}"
+    );
+    let late = s.rotate_refresh("h0", "c1", &succ, 0, 600).await.unwrap();
+    assert!(matches!(late, RefreshClaim::Rejected(Some(_))), "{late:?}");
+    let unknown = s.rotate_refresh("nope", "c1", &succ, 0, 200).await.unwrap();
+    assert_eq!(unknown, RefreshClaim::Rejected(None));
+    // A revoked family is dead, and revoking twice reports false.
+    assert!(s.revoke_grant("g1", 5, 300).await.unwrap());
+    assert!(!s.revoke_grant("g1", 5, 301).await.unwrap());
+    let dead = s.rotate_refresh("h0", "c1", &succ, 0, 400).await.unwrap();
+    assert!(matches!(dead, RefreshClaim::Rejected(Some((_, g))) if g.revoke_time_us == Some(300)));
+    let denied = s.live_revocations(0).await.unwrap();
+    assert_eq!(denied.len(), 1);
+    assert_eq!(
+        (denied[0].kind.as_str(), denied[0].expire_time_us),
+        ("grant", 1_005)
+    );
+}
+
+async fn client_revocation_survives_stale_updates(backend: Backend) {
+    let (_db, s) = open(backend).await;
+    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1))
+        .await
+        .unwrap();
+    s.insert_grant(&grant("g1", "c1"), &refresh("h0", "g1", 10_000))
+        .await
+        .unwrap();
+    assert!(s.revoke_client_tokens("c1", 50).await.unwrap());
+    assert!(!s.revoke_client_tokens("ghost", 50).await.unwrap());
+    // An update computed from a read taken before the revocation keeps the new generation.
+    let mut stale = client("c1", "a");
+    stale.revision = 2;
+    s.update_client(&stale, 1, false).await.unwrap();
+    assert_eq!(
+        s.get_client("c1").await.unwrap().unwrap().token_generation,
+        1
+    );
+    // Disabling through update bumps it again.
+    stale.revision = 3;
+    s.update_client(&stale, 2, true).await.unwrap();
+    assert_eq!(
+        s.get_client("c1").await.unwrap().unwrap().token_generation,
+        2
+    );
+    let (_, g) = s.find_refresh("h0").await.unwrap().unwrap();
+    assert_eq!(g.revoke_time_us, Some(50));
+}
+
+async fn change_log_orders_every_write(backend: Backend) {
+    let (_db, s) = open(backend).await;
+    let start = s.last_change_seq().await.unwrap();
+    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1))
+        .await
+        .unwrap();
+    assert!(
+        s.revoke_access_token("jti-1", "c1", 9_000, None, 10)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.revoke_access_token("jti-1", "c1", 9_000, None, 11)
+            .await
+            .unwrap(),
+        "revoking twice logs nothing new"
+    );
+    assert!(s.revoke_client_tokens("c1", 12).await.unwrap());
+    assert!(s.delete_client("c1", 13).await.unwrap());
+    let changes = s.changes_since(start, 100).await.unwrap();
+    let kinds: Vec<(&str, &str)> = changes
+        .iter()
+        .map(|c| (c.kind.as_str(), c.subject.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("client", "c1"),
+            ("token", "jti-1"),
+            ("client", "c1"),
+            ("client", "c1")
+        ]
+    );
+    assert!(changes.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(s.last_change_seq().await.unwrap(), changes[3].seq);
+    assert_eq!(
+        s.changes_since(changes[1].seq, 1).await.unwrap()[0].seq,
+        changes[2].seq
+    );
+    // Purging: the deny entry goes once expired, old log rows after the retention cut.
+    let purged = s.purge(8_999, 0).await.unwrap();
+    assert_eq!((purged.revocations, purged.changes), (0, 0));
+    let purged = s.purge(9_000, 13).await.unwrap();
+    assert_eq!((purged.revocations, purged.changes), (1, 2));
+    assert!(s.live_revocations(0).await.unwrap().is_empty());
+}
+
 for_each_backend!(
+    concurrent_refreshes_rotate_exactly_once,
+    refresh_claims_respect_client_expiry_and_revocation,
+    client_revocation_survives_stale_updates,
+    change_log_orders_every_write,
     client_round_trip,
     duplicate_client_is_already_exists,
     list_filters_orders_and_pages,

@@ -1,0 +1,132 @@
+//! Opaque bearer strings: refresh tokens and opaque access tokens. 256 random bits behind a
+//! recognisable prefix (so secret scanners find leaked ones), stored only as SHA-256: with that
+//! much entropy a fast hash is enough, and a lookup by hash costs one index probe.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::error::{Error, Result};
+use super::keys::Kek;
+
+const RANDOM_BYTES: usize = 32;
+/// Length of the random part: 32 bytes in unpadded base64url.
+const BODY_LEN: usize = 43;
+
+/// Which kind of opaque string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpaqueKind {
+    /// `tkd_rt_...`: a refresh token.
+    Refresh,
+    /// `tkd_at_...`: an opaque access token.
+    Access,
+}
+
+impl OpaqueKind {
+    /// The prefix every token of this kind starts with.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Self::Refresh => "tkd_rt_",
+            Self::Access => "tkd_at_",
+        }
+    }
+}
+
+/// An opaque token in the clear. `Debug` prints a redaction.
+pub struct OpaqueToken {
+    kind: OpaqueKind,
+    text: SecretString,
+}
+
+impl fmt::Debug for OpaqueToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "OpaqueToken({:?}, [redacted])", self.kind)
+    }
+}
+
+impl OpaqueToken {
+    /// A new random token.
+    pub fn generate(kind: OpaqueKind) -> Result<Self> {
+        let mut bytes = [0u8; RANDOM_BYTES];
+        aws_lc_rs::rand::fill(&mut bytes)
+            .map_err(|_| Error::Unexpected(anyhow::anyhow!("system random source failed")))?;
+        Ok(Self::from_bytes(kind, &bytes))
+    }
+
+    fn from_bytes(kind: OpaqueKind, bytes: &[u8; RANDOM_BYTES]) -> Self {
+        let text = format!("{}{}", kind.prefix(), URL_SAFE_NO_PAD.encode(bytes));
+        Self {
+            kind,
+            text: SecretString::from(text),
+        }
+    }
+
+    /// Recognises a presented string; `None` when it cannot be a token of `kind`.
+    pub fn from_presented(kind: OpaqueKind, raw: &str) -> Option<Self> {
+        let body = raw.strip_prefix(kind.prefix())?;
+        let well_formed = body.len() == BODY_LEN
+            && body
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        well_formed.then(|| Self {
+            kind,
+            text: SecretString::from(raw.to_owned()),
+        })
+    }
+
+    /// The refresh token that replaces this one when it is exchanged. Derived, not random, so
+    /// that a client whose response was lost gets the same successor again when it retries
+    /// within the retry window, without tokend ever storing a token in the clear. Computing it
+    /// needs the KEK and this token.
+    pub fn successor(&self, kek: &Kek) -> Self {
+        let mut input = b"tokend refresh successor v1\n".to_vec();
+        input.extend_from_slice(self.expose().as_bytes());
+        Self::from_bytes(self.kind, &kek.mac(&input))
+    }
+
+    /// What the store keeps: SHA-256 of the token, hex.
+    pub fn hash(&self) -> String {
+        let digest =
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, self.expose().as_bytes());
+        digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The token itself, for the response that hands it out.
+    pub fn expose(&self) -> &str {
+        self.text.expose_secret()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shape_and_recognition() {
+        let t = OpaqueToken::generate(OpaqueKind::Refresh).unwrap();
+        assert!(t.expose().starts_with("tkd_rt_"));
+        assert_eq!(t.expose().len(), 7 + BODY_LEN);
+        assert!(OpaqueToken::from_presented(OpaqueKind::Refresh, t.expose()).is_some());
+        assert!(OpaqueToken::from_presented(OpaqueKind::Access, t.expose()).is_none());
+        assert!(OpaqueToken::from_presented(OpaqueKind::Refresh, "tkd_rt_short").is_none());
+        let bad = format!("tkd_rt_{}", "!".repeat(BODY_LEN));
+        assert!(OpaqueToken::from_presented(OpaqueKind::Refresh, &bad).is_none());
+        assert_eq!(t.hash().len(), 64);
+        assert!(!format!("{t:?}").contains(t.expose()));
+    }
+
+    #[test]
+    fn successors_are_deterministic_per_kek_and_token() {
+        let (kek, _) = Kek::generate().unwrap();
+        let (other, _) = Kek::generate().unwrap();
+        let t = OpaqueToken::generate(OpaqueKind::Refresh).unwrap();
+        let next = t.successor(&kek);
+        assert_eq!(next.expose(), t.successor(&kek).expose());
+        assert_ne!(next.expose(), t.successor(&other).expose());
+        assert_ne!(next.expose(), t.expose());
+        assert!(OpaqueToken::from_presented(OpaqueKind::Refresh, next.expose()).is_some());
+        assert_ne!(next.successor(&kek).expose(), next.expose());
+    }
+}

@@ -1,0 +1,312 @@
+//! The in-memory view every replica answers `Introspect` from: the registered clients (active,
+//! tenant, scopes, token generation) and the deny list (revoked access tokens by `jti`, revoked
+//! refresh families by grant id). No database call on the hot path.
+//!
+//! The database stays the truth. Every write that changes what `Introspect` answers appends to
+//! the change log in its own transaction; each replica tails the log. The replica that made a
+//! write applies it before answering (read-your-writes); the others are woken by Postgres
+//! `LISTEN/NOTIFY` and also poll the log on an interval, so a dropped notification connection
+//! costs latency, never a missed revocation. A replica that could not read the log for longer
+//! than half its retention reloads everything.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::client::Client;
+use super::clock::{Clock, to_micros};
+use super::error::Result;
+use super::keys::KeyRing;
+use crate::store::{CHANGE_CLIENT, CHANGE_GRANT, CHANGE_KEYS, CHANGE_TOKEN, ChangeRow, Store};
+
+/// How long change-log rows are kept. A replica further behind than half of it reloads fully.
+pub const CHANGE_RETENTION: Duration = Duration::from_secs(3600);
+const PAGE: u32 = 1000;
+
+#[derive(Default)]
+struct View {
+    clients: HashMap<String, Arc<Client>>,
+    /// jti -> when the entry may go (Unix µs).
+    denied_tokens: HashMap<String, i64>,
+    /// grant id -> when the entry may go (Unix µs).
+    denied_grants: HashMap<String, i64>,
+    /// Client ids that signed tokens named but the change log did not know even after a fresh
+    /// read (deleted clients), until those tokens expire: they do not cost a read again.
+    unknown: HashMap<String, i64>,
+}
+
+struct SyncState {
+    last_seq: i64,
+    last_ok: Instant,
+}
+
+/// The replica's view of clients and revocations.
+pub struct Registry {
+    view: RwLock<View>,
+    sync: tokio::sync::Mutex<SyncState>,
+    store: Arc<dyn Store>,
+    keys: Arc<KeyRing>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Registry {
+    /// Loads every client and every live deny entry.
+    pub async fn load(
+        store: Arc<dyn Store>,
+        keys: Arc<KeyRing>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self> {
+        let registry = Self {
+            view: RwLock::new(View::default()),
+            sync: tokio::sync::Mutex::new(SyncState {
+                last_seq: 0,
+                last_ok: Instant::now(),
+            }),
+            store,
+            keys,
+            clock,
+        };
+        {
+            let mut sync = registry.sync.lock().await;
+            registry.reload(&mut sync).await?;
+        }
+        Ok(registry)
+    }
+
+    /// The client with this id, as of the last change applied.
+    pub fn client(&self, client_id: &str) -> Option<Arc<Client>> {
+        self.read().clients.get(client_id).cloned()
+    }
+
+    /// The client a genuine token (verified signature or stored opaque token) names. A client
+    /// this replica has not heard of yet was created moments ago through another replica or
+    /// process: one read of the change log finds it. A client still unknown after that is
+    /// gone; it is remembered as such until `token_exp_us`, so its tokens cost no more reads.
+    pub async fn client_for_token(
+        &self,
+        client_id: &str,
+        token_exp_us: i64,
+    ) -> Option<Arc<Client>> {
+        {
+            let view = self.read();
+            if let Some(client) = view.clients.get(client_id) {
+                return Some(client.clone());
+            }
+            if view.unknown.contains_key(client_id) {
+                return None;
+            }
+        }
+        if let Err(err) = self.catch_up().await {
+            tracing::warn!(error = %err, "could not read the change log for an unknown client");
+            return None;
+        }
+        let mut view = self.write();
+        if let Some(client) = view.clients.get(client_id) {
+            return Some(client.clone());
+        }
+        view.unknown.insert(client_id.to_owned(), token_exp_us);
+        None
+    }
+
+    /// Whether the access token `jti`, or the refresh family `grant_id` it came from, is on
+    /// the deny list.
+    pub fn is_revoked(&self, jti: &str, grant_id: Option<&str>) -> bool {
+        let view = self.read();
+        view.denied_tokens.contains_key(jti)
+            || grant_id.is_some_and(|g| view.denied_grants.contains_key(g))
+    }
+
+    /// Number of clients and of deny entries held.
+    pub fn sizes(&self) -> (usize, usize) {
+        let view = self.read();
+        (
+            view.clients.len(),
+            view.denied_tokens.len() + view.denied_grants.len(),
+        )
+    }
+
+    /// Applies every change logged since the last call. Called after each local write (so the
+    /// writer reads its own writes) and by the sync loop.
+    pub async fn catch_up(&self) -> Result<usize> {
+        let mut sync = self.sync.lock().await;
+        if sync.last_ok.elapsed() > CHANGE_RETENTION / 2 {
+            tracing::warn!("change log not read for too long; reloading everything");
+            self.reload(&mut sync).await?;
+            return Ok(0);
+        }
+        let mut applied = 0;
+        loop {
+            let changes = self.store.changes_since(sync.last_seq, PAGE).await?;
+            let n = changes.len();
+            for change in changes {
+                self.apply(&change).await?;
+                sync.last_seq = change.seq;
+                applied += 1;
+            }
+            if n < PAGE as usize {
+                break;
+            }
+        }
+        sync.last_ok = Instant::now();
+        Ok(applied)
+    }
+
+    /// Same as `catch_up` after a write that already succeeded: a failure here only delays
+    /// this replica's view until the sync loop's next poll, so it is logged, not returned.
+    pub async fn catch_up_after_write(&self) {
+        if let Err(err) = self.catch_up().await {
+            tracing::warn!(error = %err, "could not apply the change log after a write; the sync loop will");
+        }
+    }
+
+    /// Drops deny entries whose tokens have all expired.
+    pub fn forget_expired(&self) {
+        let now = to_micros(self.clock.now());
+        let mut view = self.write();
+        view.denied_tokens.retain(|_, exp| *exp > now);
+        view.denied_grants.retain(|_, exp| *exp > now);
+        view.unknown.retain(|_, exp| *exp > now);
+    }
+
+    async fn reload(&self, sync: &mut SyncState) -> Result<()> {
+        // The sequence number first: whatever changes while loading is applied again after,
+        // and applying a change twice is harmless.
+        let seq = self.store.last_change_seq().await?;
+        let mut clients = HashMap::new();
+        let mut after: Option<String> = None;
+        loop {
+            let rows = self
+                .store
+                .list_clients(None, after.as_deref(), PAGE)
+                .await?;
+            let n = rows.len();
+            for row in rows {
+                after = Some(row.client_id.clone());
+                match Client::from_row(row) {
+                    Ok(client) => {
+                        clients.insert(client.id.to_string(), Arc::new(client));
+                    }
+                    Err(err) => tracing::error!(error = %err, "skipping a corrupt client"),
+                }
+            }
+            if n < PAGE as usize {
+                break;
+            }
+        }
+        let now = to_micros(self.clock.now());
+        let mut denied_tokens = HashMap::new();
+        let mut denied_grants = HashMap::new();
+        for row in self.store.live_revocations(now).await? {
+            match row.kind.as_str() {
+                CHANGE_TOKEN => denied_tokens.insert(row.subject, row.expire_time_us),
+                CHANGE_GRANT => denied_grants.insert(row.subject, row.expire_time_us),
+                _ => None,
+            };
+        }
+        *self.write() = View {
+            clients,
+            denied_tokens,
+            denied_grants,
+            unknown: HashMap::new(),
+        };
+        sync.last_seq = seq;
+        sync.last_ok = Instant::now();
+        Ok(())
+    }
+
+    async fn apply(&self, change: &ChangeRow) -> Result<()> {
+        match change.kind.as_str() {
+            CHANGE_CLIENT => {
+                let row = self.store.get_client(&change.subject).await?;
+                let client = match row.map(Client::from_row).transpose() {
+                    Ok(client) => client,
+                    Err(err) => {
+                        tracing::error!(error = %err, "a changed client is corrupt; treating it as gone");
+                        None
+                    }
+                };
+                let mut view = self.write();
+                view.unknown.remove(&change.subject);
+                match client {
+                    Some(c) => view.clients.insert(change.subject.clone(), Arc::new(c)),
+                    None => view.clients.remove(&change.subject),
+                };
+            }
+            CHANGE_TOKEN => {
+                self.write()
+                    .denied_tokens
+                    .insert(change.subject.clone(), change.expire_time_us);
+            }
+            CHANGE_GRANT => {
+                self.write()
+                    .denied_grants
+                    .insert(change.subject.clone(), change.expire_time_us);
+            }
+            CHANGE_KEYS => self.keys_changed().await?,
+            other => tracing::warn!(kind = other, "unknown change kind; ignored"),
+        }
+        Ok(())
+    }
+
+    async fn keys_changed(&self) -> Result<()> {
+        let _ = &self.keys;
+        Ok(())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, View> {
+        self.view.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, View> {
+        self.view.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Settings of the loop that keeps a replica's view current.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncConfig {
+    /// Longest wait between two reads of the change log when no notification arrives.
+    pub poll_interval: Duration,
+    /// How often expired deny entries, tokens and old change-log rows are purged.
+    pub purge_interval: Duration,
+}
+
+/// Tails the change log until the task is dropped or aborted, and purges periodically.
+pub async fn run_sync(registry: Arc<Registry>, config: SyncConfig) {
+    let mut feed = loop {
+        match registry.store.change_feed().await {
+            Ok(feed) => break feed,
+            Err(err) => {
+                tracing::warn!(error = %err, "no change feed yet; retrying");
+                tokio::time::sleep(config.poll_interval).await;
+            }
+        }
+    };
+    let mut next_purge = Instant::now() + config.purge_interval;
+    loop {
+        feed.wait(config.poll_interval).await;
+        if let Err(err) = registry.catch_up().await {
+            tracing::warn!(error = %err, "reading the change log failed; retrying");
+        }
+        if Instant::now() >= next_purge {
+            next_purge = Instant::now() + config.purge_interval;
+            purge(&registry).await;
+        }
+    }
+}
+
+async fn purge(registry: &Registry) {
+    let now = registry.clock.now();
+    let before = now - CHANGE_RETENTION;
+    match registry
+        .store
+        .purge(to_micros(now), to_micros(before))
+        .await
+    {
+        Ok(counts) => tracing::debug!(?counts, "purged expired rows"),
+        Err(err) => tracing::warn!(error = %err, "purge failed; will retry"),
+    }
+    registry.forget_expired();
+}
