@@ -103,6 +103,63 @@ async fn no_secret_token_or_hash_is_logged() {
     assert!(app.try_token(&wrong, &[], &[]).await.is_err());
     app.introspect(&admin, &format!("{token}tampered")).await;
 
+    // The lifecycle: opaque access tokens, refresh, a retried refresh, reuse, revocation.
+    let mut bot = client("acme", "bot", &["read"]);
+    bot.access_token_format = AccessTokenFormat::Opaque.into();
+    bot.refresh_token_ttl = Some(prost_types::Duration {
+        seconds: 3600,
+        nanos: 0,
+    });
+    let (_, bot) = app.create_client(&admin, bot).await;
+    let issued = app.try_token(&bot, &[], &[]).await.unwrap();
+    app.introspect(&admin, &issued.access_token).await;
+    let refresh = |token: String| {
+        let mut tokens = app.tokens();
+        let bot = bot.clone();
+        async move {
+            tokens
+                .refresh_token(RefreshTokenRequest {
+                    client_id: bot.client_id.clone(),
+                    client_secret: bot.client_secret.clone(),
+                    refresh_token: token,
+                    scopes: vec![],
+                })
+                .await
+        }
+    };
+    let next = refresh(issued.refresh_token.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    refresh(issued.refresh_token.clone()).await.unwrap();
+    app.advance(std::time::Duration::from_secs(60));
+    assert!(refresh(issued.refresh_token.clone()).await.is_err());
+    app.tokens()
+        .revoke_token(RevokeTokenRequest {
+            client_id: bot.client_id.clone(),
+            client_secret: bot.client_secret.clone(),
+            token: next.access_token.clone(),
+            token_type_hint: String::new(),
+        })
+        .await
+        .unwrap();
+    let sha256 = |t: &str| -> String {
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, t.as_bytes())
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let lifecycle = [
+        issued.access_token.clone(),
+        issued.refresh_token.clone(),
+        next.access_token.clone(),
+        next.refresh_token.clone(),
+        sha256(&issued.refresh_token),
+        sha256(&next.refresh_token),
+        sha256(&issued.access_token),
+    ];
+
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     assert!(
         logs.lines().count() > 20,
@@ -115,16 +172,15 @@ async fn no_secret_token_or_hash_is_logged() {
         &token,
         &rotated.client_secret,
     ];
-    for secret in secrets {
+    for secret in secrets.into_iter().chain(lifecycle.iter()) {
         // Any 16-character window of a secret would be a leak.
         let probe = &secret[secret.len() - 16..];
         assert!(!logs.contains(probe), "a secret or token reached the logs");
     }
     assert!(!logs.contains("$argon2"), "a hash reached the logs");
-    assert!(
-        !logs.contains("tkd_cs_"),
-        "a client secret reached the logs"
-    );
+    for prefix in ["tkd_cs_", "tkd_rt_", "tkd_at_"] {
+        assert!(!logs.contains(prefix), "a {prefix} secret reached the logs");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
