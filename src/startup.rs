@@ -26,6 +26,7 @@ pub struct Application {
     local_addr: SocketAddr,
     tokend: Arc<Tokend>,
     shutdown_grace: Duration,
+    key_reload: Duration,
 }
 
 impl Application {
@@ -41,7 +42,7 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let store = open_store(&settings).await?;
         let kek = settings.load_kek()?;
-        let tokend = Tokend::open(store, &kek, settings.domain(), clock)
+        let tokend = Tokend::open(store, kek, settings.domain(), clock)
             .await
             .context("loading signing keys")?;
         let listener = TcpListener::bind(settings.server.addr)
@@ -53,6 +54,7 @@ impl Application {
             local_addr,
             tokend: Arc::new(tokend),
             shutdown_grace: Duration::from_secs(settings.server.shutdown_grace_secs),
+            key_reload: settings.key_reload_period(),
         })
     }
 
@@ -80,6 +82,11 @@ impl Application {
             self.tokend.clone(),
         ));
         let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+        let keys = tokio::spawn(maintain_keys(
+            self.tokend.clone(),
+            self.key_reload,
+            stopping_rx.clone(),
+        ));
         let signal = async move {
             shutdown.await;
             tracing::info!("shutting down: health NOT_SERVING, draining in-flight calls");
@@ -102,8 +109,30 @@ impl Application {
             result = serve => result.context("serving gRPC")?,
             () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "drain timed out; closing remaining calls"),
         }
+        keys.abort();
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Every `period` until shutdown begins: rotates the signing key if it is due and rereads the
+/// stored keys, so rotations made by other replicas are served here too.
+async fn maintain_keys(
+    tokend: Arc<Tokend>,
+    period: Duration,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await; // the first tick is immediate, and the keys were just loaded
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stopping.wait_for(|stopping| *stopping) => return,
+        }
+        if let Err(err) = tokend.keys.maintain().await {
+            tracing::warn!(error = ?err, "signing-key maintenance failed; retrying next period");
+        }
     }
 }
 

@@ -17,7 +17,9 @@ use crate::store::ClientRow;
 
 /// Default access-token lifetime.
 pub const DEFAULT_ACCESS_TTL: Duration = Duration::from_secs(15 * 60);
-const MAX_ACCESS_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Longest access-token lifetime a client may have; a superseded signing key must keep
+/// verifying this long after it stops signing.
+pub const MAX_ACCESS_TTL: Duration = Duration::from_secs(24 * 3600);
 const MAX_REFRESH_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
 const MAX_NAME: usize = 200;
 const MAX_DESCRIPTION: usize = 2000;

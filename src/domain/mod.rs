@@ -25,6 +25,7 @@ pub use error::{Error, Result};
 pub use ids::{ClientId, TenantId};
 pub use introspection::{ActiveToken, Caller, Introspector, MAX_TOKEN_LEN};
 pub use keys::{Kek, KeyRing, PublicJwk, SigningAlgorithm};
+pub use keys::{KeyAdmin, KeyInfo, KeyPolicy, KeyState, KeyTimes, MAX_PREPUBLISH, RotateOptions};
 pub use scope::{Scope, ScopeSet};
 pub use secret::{ClientSecret, HashParams, SecretHasher};
 pub use tokens::{IssuedToken, TokenIssuer, TokenRequest};
@@ -44,6 +45,8 @@ pub struct DomainConfig {
     pub algorithm: SigningAlgorithm,
     /// Whether `Introspect` needs a caller token with scope `tokend.introspect`.
     pub introspection_requires_auth: bool,
+    /// Pre-publication and automatic rotation of signing keys.
+    pub key_policy: KeyPolicy,
 }
 
 /// The assembled domain services.
@@ -51,18 +54,25 @@ pub struct Tokend {
     pub clients: ClientAdmin,
     pub tokens: TokenIssuer,
     pub introspection: Introspector,
+    pub keys: KeyAdmin,
 }
 
 impl Tokend {
     /// Loads (or on first start creates) the signing keys and wires the services.
     pub async fn open(
         store: Arc<dyn Store>,
-        kek: &Kek,
+        kek: Kek,
         config: DomainConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Self> {
         let keys = Arc::new(
-            KeyRing::load_or_create(store.as_ref(), kek, config.algorithm, clock.now()).await?,
+            KeyRing::load_or_create(
+                store.as_ref(),
+                Arc::new(kek),
+                config.algorithm,
+                clock.clone(),
+            )
+            .await?,
         );
         let hasher = SecretHasher::new(config.hash_params, config.hash_concurrency)?;
         Ok(Self {
@@ -79,12 +89,20 @@ impl Tokend {
                 issuer: config.issuer.clone(),
             },
             introspection: Introspector {
-                store,
-                keys,
-                clock,
+                store: store.clone(),
+                keys: keys.clone(),
+                clock: clock.clone(),
                 issuer: config.issuer,
                 leeway: config.leeway,
                 require_caller: config.introspection_requires_auth,
+            },
+            keys: KeyAdmin {
+                store,
+                keys,
+                clock,
+                algorithm: config.algorithm,
+                policy: config.key_policy,
+                leeway: config.leeway,
             },
         })
     }
