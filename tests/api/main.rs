@@ -7,5 +7,6 @@ mod helpers;
 
 mod clients;
 mod introspection;
+mod keys;
 mod operations;
 mod tokens;
