@@ -120,56 +120,18 @@ impl fmt::Debug for SigningKey {
 impl SigningKey {
     /// Builds the key from its PKCS#8 document.
     pub(super) fn from_pkcs8(kid: &str, algorithm: SigningAlgorithm, pkcs8: &[u8]) -> Result<Self> {
-        let bad = |_| {
+        let mut jwk = PublicJwk::new(kid, algorithm_kty(algorithm), algorithm);
+        let halves = match algorithm {
+            SigningAlgorithm::EdDsa => ed25519(pkcs8, &mut jwk),
+            SigningAlgorithm::Es256 => p256(pkcs8, &mut jwk),
+            SigningAlgorithm::Rs256 => rsa(pkcs8, &mut jwk),
+        };
+        let (decoding, encoding) = halves.ok_or_else(|| {
             unexpected(&format!(
                 "signing key {kid} is not a valid {} key",
                 algorithm.name()
             ))
-        };
-        let mut jwk = PublicJwk::new(kid, algorithm_kty(algorithm), algorithm);
-        let (decoding, encoding) = match algorithm {
-            SigningAlgorithm::EdDsa => {
-                let pair = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(bad)?;
-                let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
-                let decoding = DecodingKey::from_ed_components(&x)
-                    .map_err(|_| unexpected("bad Ed25519 public key"))?;
-                jwk.crv = Some("Ed25519".into());
-                jwk.x = Some(x);
-                (decoding, EncodingKey::from_ed_der(pkcs8))
-            }
-            SigningAlgorithm::Es256 => {
-                let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
-                    .map_err(bad)?;
-                let point = pair.public_key().as_ref();
-                if point.len() != 65 {
-                    return Err(unexpected("unexpected P-256 public key encoding"));
-                }
-                let x = URL_SAFE_NO_PAD.encode(&point[1..33]);
-                let y = URL_SAFE_NO_PAD.encode(&point[33..65]);
-                let decoding = DecodingKey::from_ec_components(&x, &y)
-                    .map_err(|_| unexpected("bad P-256 public key"))?;
-                jwk.crv = Some("P-256".into());
-                jwk.x = Some(x);
-                jwk.y = Some(y);
-                (decoding, EncodingKey::from_ec_der(pkcs8))
-            }
-            SigningAlgorithm::Rs256 => {
-                let pair = RsaKeyPair::from_pkcs8(pkcs8).map_err(bad)?;
-                let public = pair.public_key();
-                let n = public.modulus().big_endian_without_leading_zero().to_vec();
-                let e = public.exponent().big_endian_without_leading_zero().to_vec();
-                // jsonwebtoken's aws-lc backend signs with `RsaKeyPair::from_der`, which takes
-                // the bare PKCS#1 RSAPrivateKey rather than its PKCS#8 wrapping.
-                let pkcs1 = pkcs8_private_key(pkcs8)
-                    .ok_or_else(|| unexpected(&format!("signing key {kid} is not PKCS#8")))?;
-                jwk.n = Some(URL_SAFE_NO_PAD.encode(&n));
-                jwk.e = Some(URL_SAFE_NO_PAD.encode(&e));
-                (
-                    DecodingKey::from_rsa_raw_components(&n, &e),
-                    EncodingKey::from_rsa_der(pkcs1),
-                )
-            }
-        };
+        })?;
         Ok(Self {
             kid: kid.to_owned(),
             algorithm,
@@ -193,6 +155,49 @@ impl SigningKey {
     pub fn decoding_key(&self) -> &DecodingKey {
         &self.decoding
     }
+}
+
+type Halves = (DecodingKey, EncodingKey);
+
+fn ed25519(pkcs8: &[u8], jwk: &mut PublicJwk) -> Option<Halves> {
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8).ok()?;
+    let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+    let decoding = DecodingKey::from_ed_components(&x).ok()?;
+    jwk.crv = Some("Ed25519".into());
+    jwk.x = Some(x);
+    Some((decoding, EncodingKey::from_ed_der(pkcs8)))
+}
+
+fn p256(pkcs8: &[u8], jwk: &mut PublicJwk) -> Option<Halves> {
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8).ok()?;
+    // Uncompressed SEC1 point: 0x04 || x (32 bytes) || y (32 bytes).
+    let point = pair.public_key().as_ref();
+    if point.len() != 65 {
+        return None;
+    }
+    let x = URL_SAFE_NO_PAD.encode(&point[1..33]);
+    let y = URL_SAFE_NO_PAD.encode(&point[33..65]);
+    let decoding = DecodingKey::from_ec_components(&x, &y).ok()?;
+    jwk.crv = Some("P-256".into());
+    jwk.x = Some(x);
+    jwk.y = Some(y);
+    Some((decoding, EncodingKey::from_ec_der(pkcs8)))
+}
+
+fn rsa(pkcs8: &[u8], jwk: &mut PublicJwk) -> Option<Halves> {
+    let pair = RsaKeyPair::from_pkcs8(pkcs8).ok()?;
+    let public = pair.public_key();
+    let n = public.modulus().big_endian_without_leading_zero();
+    let e = public.exponent().big_endian_without_leading_zero();
+    // jsonwebtoken's aws-lc backend signs with `RsaKeyPair::from_der`, which takes the bare
+    // PKCS#1 RSAPrivateKey rather than its PKCS#8 wrapping.
+    let pkcs1 = pkcs8_private_key(pkcs8)?;
+    jwk.n = Some(URL_SAFE_NO_PAD.encode(n));
+    jwk.e = Some(URL_SAFE_NO_PAD.encode(e));
+    Some((
+        DecodingKey::from_rsa_raw_components(n, e),
+        EncodingKey::from_rsa_der(pkcs1),
+    ))
 }
 
 fn algorithm_kty(algorithm: SigningAlgorithm) -> &'static str {
@@ -347,6 +352,18 @@ mod tests {
         assert_eq!(pkcs8_private_key(&pkcs8[..pkcs8.len() - 1]), None);
         assert_eq!(pkcs8_private_key(&[0x30, 0x03, 0x02, 0x01, 0x00]), None);
         assert_eq!(der_element(&[0x04, 0x85, 1, 1, 1, 1, 1]), None);
+    }
+
+    #[test]
+    fn a_key_of_another_algorithm_is_refused() {
+        let ed = generate_pkcs8(SigningAlgorithm::EdDsa).unwrap();
+        for alg in [SigningAlgorithm::Es256, SigningAlgorithm::Rs256] {
+            let err = SigningKey::from_pkcs8("k", alg, &ed).unwrap_err();
+            assert!(
+                matches!(err, crate::domain::Error::Unexpected(_)),
+                "{alg:?}"
+            );
+        }
     }
 
     #[test]
