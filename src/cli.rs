@@ -94,13 +94,7 @@ fn with_migrations(mut settings: Settings) -> Settings {
 async fn client(cmd: ClientCommand, settings: Settings) -> anyhow::Result<()> {
     let store = startup::open_store(&settings).await?;
     let kek = settings.load_kek()?;
-    let tokend = Tokend::open(
-        store,
-        Arc::new(kek),
-        settings.domain(),
-        Arc::new(SystemClock),
-    )
-    .await?;
+    let tokend = Tokend::open(store, kek, settings.domain(), Arc::new(SystemClock)).await?;
     let operator = Caller::operator();
     match cmd {
         ClientCommand::Create(args) => {

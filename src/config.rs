@@ -9,7 +9,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::domain::{DomainConfig, HashParams, Kek, SigningAlgorithm, SyncConfig};
+use crate::domain::{DomainConfig, HashParams, Kek, KeyPolicy, SigningAlgorithm, SyncConfig};
 
 /// Exit code for a configuration error (EX_CONFIG... sysexits' EX_USAGE, 64).
 pub const EXIT_CONFIG: i32 = 64;
@@ -121,12 +121,21 @@ impl Default for SyncSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KeySettings {
-    /// `EdDSA` (default) or `ES256`.
+    /// `EdDSA` (default), `ES256` or `RS256`. A change applies from the next rotation.
     pub algorithm: String,
     /// Key-encryption key: base64 of 32 random bytes. Required with Postgres.
     pub kek: Option<SecretString>,
     /// Where the embedded default keeps a generated KEK; default: beside the SQLite file.
     pub kek_file: Option<PathBuf>,
+    /// Seconds a new key is published before it signs. At least the JWKS max-age plus
+    /// `reload_secs`, so every replica serves it and every verifier's cached JWKS holds it
+    /// before the first token it signs.
+    pub prepublish_secs: u64,
+    /// Seconds between rereads of the stored keys (rotations made by other replicas) and
+    /// automatic-rotation checks.
+    pub reload_secs: u64,
+    /// Rotate when the newest key is this many seconds old; 0: only by hand.
+    pub rotation_interval_secs: u64,
 }
 
 impl Default for KeySettings {
@@ -135,6 +144,9 @@ impl Default for KeySettings {
             algorithm: "EdDSA".into(),
             kek: None,
             kek_file: None,
+            prepublish_secs: 600,
+            reload_secs: 10,
+            rotation_interval_secs: 30 * 24 * 3600,
         }
     }
 }
@@ -236,6 +248,7 @@ impl Settings {
         }
         SigningAlgorithm::parse(&self.keys.algorithm)
             .map_err(|e| ConfigError(format!("keys.algorithm: {e}")))?;
+        self.keys.validate_rotation()?;
         if let Some(kek) = &self.keys.kek {
             Kek::from_base64(kek.expose_secret())
                 .map_err(|e| ConfigError(format!("keys.kek: {e}")))?;
@@ -285,6 +298,11 @@ impl Settings {
         }
     }
 
+    /// How often to reread the stored signing keys and check for a due rotation.
+    pub fn key_reload_period(&self) -> Duration {
+        Duration::from_secs(self.keys.reload_secs)
+    }
+
     /// The domain's view of these settings.
     pub fn domain(&self) -> DomainConfig {
         let cpus = std::thread::available_parallelism().map_or(2, usize::from);
@@ -300,6 +318,13 @@ impl Settings {
                 .unwrap_or(SigningAlgorithm::EdDsa),
             introspection_requires_auth: self.introspection.require_auth,
             refresh_retry_window: Duration::from_secs(self.tokens.refresh_retry_window_secs),
+            key_policy: KeyPolicy {
+                prepublish: Duration::from_secs(self.keys.prepublish_secs),
+                rotation_interval: match self.keys.rotation_interval_secs {
+                    0 => None,
+                    n => Some(Duration::from_secs(n)),
+                },
+            },
         }
     }
 
@@ -353,6 +378,38 @@ impl Settings {
     }
 }
 
+impl KeySettings {
+    fn validate_rotation(&self) -> Result<(), ConfigError> {
+        let max_age = u64::from(crate::http::JWKS_MAX_AGE_SECS);
+        if self.reload_secs == 0 {
+            return Err(ConfigError("keys.reload_secs must be at least 1".into()));
+        }
+        let floor = max_age.saturating_add(self.reload_secs);
+        if self.prepublish_secs < floor {
+            return Err(ConfigError(format!(
+                "keys.prepublish_secs ({}) must be at least {floor}: the JWKS max-age ({max_age}s) \
+                 plus keys.reload_secs ({}s), so every replica and every verifier's cached JWKS \
+                 has a new key before it signs",
+                self.prepublish_secs, self.reload_secs
+            )));
+        }
+        if self.prepublish_secs > crate::domain::MAX_PREPUBLISH.as_secs() {
+            return Err(ConfigError(format!(
+                "keys.prepublish_secs must be at most {}",
+                crate::domain::MAX_PREPUBLISH.as_secs()
+            )));
+        }
+        if self.rotation_interval_secs != 0 && self.rotation_interval_secs <= self.prepublish_secs {
+            return Err(ConfigError(format!(
+                "keys.rotation_interval_secs ({}) must be 0 (manual rotation only) or longer than \
+                 keys.prepublish_secs ({}), or no new key would ever activate",
+                self.rotation_interval_secs, self.prepublish_secs
+            )));
+        }
+        Ok(())
+    }
+}
+
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
@@ -398,8 +455,38 @@ mod tests {
                 .contains("keys.algorithm")
         );
         let mut s = Settings::default();
+        s.keys.algorithm = "RS256".into();
+        s.validate().unwrap();
+        let mut s = Settings::default();
         s.log.format = "xml".into();
         assert!(s.validate().unwrap_err().to_string().contains("log.format"));
+    }
+
+    #[test]
+    fn key_rotation_settings_are_checked() {
+        let mut s = Settings::default();
+        s.keys.prepublish_secs = 300;
+        let err = s.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("keys.prepublish_secs (300) must be at least 310"),
+            "{err}"
+        );
+        s.keys.prepublish_secs = 310;
+        s.validate().unwrap();
+        s.keys.reload_secs = 0;
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("reload_secs")
+        );
+        s.keys.reload_secs = 10;
+        s.keys.rotation_interval_secs = 310;
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("rotation_interval_secs"), "{err}");
+        s.keys.rotation_interval_secs = 0;
+        s.validate().unwrap();
+        assert_eq!(s.domain().key_policy.rotation_interval, None);
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub struct Application {
     tokend: Arc<Tokend>,
     shutdown_grace: Duration,
     sync: SyncConfig,
+    key_reload: Duration,
 }
 
 impl Application {
@@ -42,7 +43,7 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let store = open_store(&settings).await?;
         let kek = settings.load_kek()?;
-        let tokend = Tokend::open(store, Arc::new(kek), settings.domain(), clock)
+        let tokend = Tokend::open(store, kek, settings.domain(), clock)
             .await
             .context("loading signing keys")?;
         let listener = TcpListener::bind(settings.server.addr)
@@ -55,6 +56,7 @@ impl Application {
             tokend: Arc::new(tokend),
             shutdown_grace: Duration::from_secs(settings.server.shutdown_grace_secs),
             sync: settings.sync(),
+            key_reload: settings.key_reload_period(),
         })
     }
 
@@ -82,6 +84,11 @@ impl Application {
             self.tokend.clone(),
         ));
         let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+        let keys = tokio::spawn(maintain_keys(
+            self.tokend.clone(),
+            self.key_reload,
+            stopping_rx.clone(),
+        ));
         let signal = async move {
             shutdown.await;
             tracing::info!("shutting down: health NOT_SERVING, draining in-flight calls");
@@ -107,6 +114,7 @@ impl Application {
             result = serve => result.context("serving gRPC")?,
             () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "drain timed out; closing remaining calls"),
         }
+        keys.abort();
         tracing::info!("stopped");
         Ok(())
     }
@@ -118,6 +126,27 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+/// Every `period` until shutdown begins: rotates the signing key if it is due and rereads the
+/// stored keys, so rotations made by other replicas are served here too.
+async fn maintain_keys(
+    tokend: Arc<Tokend>,
+    period: Duration,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await; // the first tick is immediate, and the keys were just loaded
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stopping.wait_for(|stopping| *stopping) => return,
+        }
+        if let Err(err) = tokend.keys.maintain().await {
+            tracing::warn!(error = ?err, "signing-key maintenance failed; retrying next period");
+        }
     }
 }
 

@@ -27,6 +27,7 @@ pub use error::{Error, Result};
 pub use ids::{ClientId, TenantId};
 pub use introspection::{ActiveToken, Caller, Introspector, JwtVerifier, MAX_TOKEN_LEN};
 pub use keys::{Kek, KeyRing, PublicJwk, SigningAlgorithm};
+pub use keys::{KeyAdmin, KeyInfo, KeyPolicy, KeyState, KeyTimes, MAX_PREPUBLISH, RotateOptions};
 pub use opaque::{OpaqueKind, OpaqueToken};
 pub use registry::{CHANGE_RETENTION, Registry, SyncConfig, run_sync};
 pub use scope::{Scope, ScopeSet};
@@ -50,6 +51,8 @@ pub struct DomainConfig {
     pub introspection_requires_auth: bool,
     /// How long a spent refresh token may be presented again for the same successor.
     pub refresh_retry_window: Duration,
+    /// Pre-publication and automatic rotation of signing keys.
+    pub key_policy: KeyPolicy,
 }
 
 /// The assembled domain services.
@@ -59,6 +62,7 @@ pub struct Tokend {
     pub introspection: Introspector,
     /// The replica's in-memory view; `run_sync` keeps it current.
     pub registry: Arc<Registry>,
+    pub keys: KeyAdmin,
 }
 
 impl Tokend {
@@ -66,12 +70,14 @@ impl Tokend {
     /// services.
     pub async fn open(
         store: Arc<dyn Store>,
-        kek: Arc<Kek>,
+        kek: Kek,
         config: DomainConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Self> {
+        let kek = Arc::new(kek);
         let keys = Arc::new(
-            KeyRing::load_or_create(store.as_ref(), &kek, config.algorithm, clock.now()).await?,
+            KeyRing::load_or_create(store.as_ref(), kek.clone(), config.algorithm, clock.clone())
+                .await?,
         );
         let registry = Arc::new(Registry::load(store.clone(), keys.clone(), clock.clone()).await?);
         let hasher = SecretHasher::new(config.hash_params, config.hash_concurrency)?;
@@ -90,7 +96,7 @@ impl Tokend {
                 store: store.clone(),
                 hasher,
                 keys: keys.clone(),
-                kek,
+                kek: kek.clone(),
                 jwt: jwt.clone(),
                 registry: registry.clone(),
                 clock: clock.clone(),
@@ -99,16 +105,24 @@ impl Tokend {
                 refresh_retry_window: config.refresh_retry_window,
             },
             introspection: Introspector {
-                store,
-                keys,
+                store: store.clone(),
+                keys: keys.clone(),
                 jwt,
                 registry: registry.clone(),
-                clock,
+                clock: clock.clone(),
                 issuer: config.issuer,
                 leeway: config.leeway,
                 require_caller: config.introspection_requires_auth,
             },
             registry,
+            keys: KeyAdmin {
+                store,
+                keys,
+                clock,
+                algorithm: config.algorithm,
+                policy: config.key_policy,
+                leeway: config.leeway,
+            },
         })
     }
 }

@@ -251,8 +251,7 @@ impl Registry {
     }
 
     async fn keys_changed(&self) -> Result<()> {
-        let _ = &self.keys;
-        Ok(())
+        self.keys.reload(self.store.as_ref()).await
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, View> {

@@ -123,7 +123,7 @@ pub fn jwk(k: PublicJwk) -> proto::Jwk {
         crv: k.crv.unwrap_or_default(),
         x: k.x.unwrap_or_default(),
         y: k.y.unwrap_or_default(),
-        n: String::new(),
-        e: String::new(),
+        n: k.n.unwrap_or_default(),
+        e: k.e.unwrap_or_default(),
     }
 }

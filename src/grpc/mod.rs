@@ -6,6 +6,7 @@ mod clients;
 mod convert;
 pub mod error;
 mod introspection;
+mod keys;
 mod tokens;
 
 use std::sync::Arc;
@@ -17,17 +18,20 @@ use tonic_health::server::HealthReporter;
 use crate::domain::Tokend;
 use crate::proto::client_service_server::ClientServiceServer;
 use crate::proto::introspection_service_server::IntrospectionServiceServer;
+use crate::proto::key_service_server::KeyServiceServer;
 use crate::proto::token_service_server::TokenServiceServer;
 
 pub use clients::ClientApi;
 pub use introspection::IntrospectionApi;
+pub use keys::KeyApi;
 pub use tokens::TokenApi;
 
 /// Fully qualified names of tokend's own services, as reported by health checks.
-pub const SERVICE_NAMES: [&str; 3] = [
+pub const SERVICE_NAMES: [&str; 4] = [
     "tokend.v1.ClientService",
     "tokend.v1.TokenService",
     "tokend.v1.IntrospectionService",
+    "tokend.v1.KeyService",
 ];
 
 /// tokend's services plus `grpc.health.v1.Health` and reflection (v1 and v1alpha).
@@ -54,6 +58,9 @@ pub fn routes(
             tokend: tokend.clone(),
         }))
         .add_service(TokenServiceServer::new(TokenApi {
+            tokend: tokend.clone(),
+        }))
+        .add_service(KeyServiceServer::new(KeyApi {
             tokend: tokend.clone(),
         }))
         .add_service(IntrospectionServiceServer::new(IntrospectionApi { tokend }));

@@ -17,9 +17,9 @@ use crate::domain::Tokend;
 /// Path of the JWK Set.
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 
-/// How long verifiers may cache the JWKS. Keys are published before they sign (the token
-/// lifecycle release makes that pre-publication window configurable); it must stay longer than
-/// this, so a cached set always holds the key of any token a verifier sees.
+/// How long verifiers may cache the JWKS. Keys are published before they sign; the
+/// pre-publication window (`keys.prepublish_secs`) must stay longer than this (config
+/// validation enforces it), so a cached set always holds the key of any token a verifier sees.
 pub const JWKS_MAX_AGE_SECS: u32 = 300;
 
 /// The HTTP routes merged with the gRPC ones (`grpc`), and one fallback for both: gRPC calls to

@@ -100,6 +100,16 @@ pub trait KeyStore: Send + Sync {
 
     /// Every stored key, newest first.
     async fn list_keys(&self) -> StoreResult<Vec<KeyRow>>;
+
+    /// Inserts `key` and sets the retire times in `retire` (kid, Unix microseconds), atomically
+    /// and serialised across replicas, provided the newest stored key is still `newest_kid`.
+    /// False, with nothing changed, when another rotation got there first.
+    async fn insert_rotated_key(
+        &self,
+        key: &KeyRow,
+        newest_kid: &str,
+        retire: &[(String, i64)],
+    ) -> StoreResult<bool>;
 }
 
 /// Refresh families, refresh tokens, opaque access tokens and the deny list.

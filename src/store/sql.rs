@@ -123,15 +123,25 @@ pub(super) const INSERT_FIRST_KEY: &str = "INSERT INTO signing_keys (kid, algori
     private_key, kek_id, create_time_us, activate_time_us, retire_time_us) \
     SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE NOT EXISTS (SELECT 1 FROM signing_keys)";
 
+/// Inserts a key only if `$9` is still the newest key: of several replicas rotating at once,
+/// the first wins and the others insert nothing.
+pub(super) const INSERT_ROTATED_KEY: &str = "INSERT INTO signing_keys (kid, algorithm, \
+    public_jwk, private_key, kek_id, create_time_us, activate_time_us, retire_time_us) \
+    SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE (SELECT kid FROM signing_keys \
+    ORDER BY create_time_us DESC, kid DESC LIMIT 1) = $9";
+
+pub(super) const RETIRE_KEY: &str = "UPDATE signing_keys SET retire_time_us = $2 WHERE kid = $1";
+
 pub(super) const LIST_KEYS: &str =
     "SELECT * FROM signing_keys ORDER BY create_time_us DESC, kid DESC";
 
 /// Implements the store traits for a store struct with a `pool` field. `$key_lock` is an
-/// optional statement run first in the transaction that creates the first signing key, to
-/// serialise replicas that start at the same moment (Postgres needs one; SQLite serialises
-/// writers by itself). `$change_lock` serialises writers of the change log so that sequence
-/// order is commit order, and `$notify` (bound to the new sequence number) wakes up the
-/// other replicas when the transaction commits.
+/// optional statement run first in the transactions that add a signing key (the first one, or
+/// a rotation), to serialise replicas doing so at the same moment (Postgres needs one; SQLite
+/// serialises writers by itself, as the first statement of those transactions writes).
+/// `$change_lock` serialises writers of the change log so that sequence order is commit order,
+/// and `$notify` (bound to the new sequence number) wakes up the other replicas when the
+/// transaction commits.
 macro_rules! shared_store_impl {
     ($store:ty, $key_lock:expr, $change_lock:expr, $notify:expr) => {
         #[async_trait::async_trait]
@@ -384,6 +394,54 @@ macro_rules! shared_store_impl {
                 Ok(sqlx::query_as($crate::store::sql::LIST_KEYS)
                     .fetch_all(&self.pool)
                     .await?)
+            }
+
+            #[tracing::instrument(skip_all, fields(kid = %key.kid, newest_kid = %newest_kid))]
+            async fn insert_rotated_key(
+                &self,
+                key: &$crate::store::KeyRow,
+                newest_kid: &str,
+                retire: &[(String, i64)],
+            ) -> $crate::store::StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let lock: Option<&str> = $key_lock;
+                if let Some(lock) = lock {
+                    sqlx::query(lock).execute(&mut *tx).await?;
+                }
+                let done = sqlx::query($crate::store::sql::INSERT_ROTATED_KEY)
+                    .bind(&key.kid)
+                    .bind(&key.algorithm)
+                    .bind(&key.public_jwk)
+                    .bind(&key.private_key)
+                    .bind(&key.kek_id)
+                    .bind(key.create_time_us)
+                    .bind(key.activate_time_us)
+                    .bind(key.retire_time_us)
+                    .bind(newest_kid)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() != 1 {
+                    return Ok(false); // dropping `tx` rolls back
+                }
+                for (kid, at_us) in retire {
+                    sqlx::query($crate::store::sql::RETIRE_KEY)
+                        .bind(kid)
+                        .bind(*at_us)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                // Other replicas reload their keys when they read this (an emergency
+                // `retire_previous` then applies everywhere within milliseconds).
+                record_change(
+                    &mut tx,
+                    $crate::store::CHANGE_KEYS,
+                    &key.kid,
+                    0,
+                    key.create_time_us,
+                )
+                .await?;
+                tx.commit().await?;
+                Ok(true)
             }
         }
 

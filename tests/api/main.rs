@@ -7,6 +7,7 @@ mod helpers;
 
 mod clients;
 mod introspection;
+mod keys;
 mod lifecycle;
 mod operations;
 mod tokens;

@@ -1,0 +1,27 @@
+//! Signing keys: generated on first start and by each rotation, stored with the private half
+//! sealed under the key-encryption key (KEK), held in memory for signing and verification.
+//!
+//! - `kek`      — the KEK that seals private keys at rest.
+//! - `material` — algorithms (EdDSA, ES256, RS256), key generation, public JWKs.
+//! - `ring`     — the in-memory key ring: which key signs and which verify, by the clock.
+//! - `rotation` — listing and rotating keys (by hand or on a schedule); calls the store.
+//!
+//! A key's life: PENDING (published, signs nothing) from its creation to its activate time,
+//! then ACTIVE (signs) until a newer key activates, then RETIRING (verifies, still published)
+//! until its retire time, when every token it signed has expired, then RETIRED.
+
+mod kek;
+mod material;
+mod ring;
+mod rotation;
+
+pub use kek::Kek;
+pub use material::{PublicJwk, SigningAlgorithm};
+pub use ring::{KeyRing, KeyState, KeyTimes};
+pub use rotation::{KeyAdmin, KeyInfo, KeyPolicy, MAX_PREPUBLISH, RotateOptions};
+
+use super::error::Error;
+
+fn unexpected(msg: &str) -> Error {
+    Error::Unexpected(anyhow::anyhow!(msg.to_owned()))
+}
