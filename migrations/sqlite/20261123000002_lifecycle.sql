@@ -14,6 +14,9 @@ CREATE TABLE grants (
     scopes                 TEXT NOT NULL,
     audiences              TEXT NOT NULL,
     create_time_us         BIGINT NOT NULL,
+    -- The client's token generation when the family began: a family of an older generation
+    -- (RevokeClientTokens, disabling) never exchanges again.
+    token_generation       BIGINT NOT NULL,
     -- Latest expiry of any access token issued from the family.
     access_expire_time_us  BIGINT NOT NULL,
     -- Expiry of the family's newest refresh token.

@@ -152,6 +152,7 @@ impl TokenIssuer {
                 scopes: Json(scopes.to_strings()),
                 audiences: Json(audience.clone()),
                 create_time_us: now_us,
+                token_generation: client.token_generation,
                 access_expire_time_us: access_exp_us,
                 refresh_expire_time_us: now_us
                     .saturating_add(micros(client.spec.refresh_token_ttl)),
@@ -203,6 +204,16 @@ impl TokenIssuer {
             .ok_or_else(|| {
                 Error::InvalidGrant("refresh_token is not a tokend refresh token".into())
             })?;
+        // Narrowing is checked before the token is spent: a refused request must leave the
+        // refresh token usable (RFC 6749 section 6). The family's scopes never change.
+        if !requested.is_empty()
+            && let Some((_, grant)) = self.store.find_refresh(&presented.hash()).await?
+            && grant.client_id == client.id.as_str()
+        {
+            ScopeSet::parse("scopes", &grant.scopes.0)
+                .unwrap_or_default()
+                .grant(&requested)?;
+        }
         let successor = presented.successor(&self.kek);
         let now_us = to_micros(self.clock.now());
         let access_exp_us = now_us.saturating_add(micros(client.spec.access_token_ttl));
@@ -255,7 +266,7 @@ impl TokenIssuer {
                 "the refresh token was not issued to this client".into(),
             ));
         }
-        if grant.revoke_time_us.is_some() {
+        if grant.revoke_time_us.is_some() || grant.token_generation != client.token_generation {
             return Err(Error::InvalidGrant(
                 "the refresh token's family has been revoked".into(),
             ));
@@ -271,7 +282,7 @@ impl TokenIssuer {
             }
         }
         // Reuse: someone else may hold a copy. Kill the family, committed before answering.
-        let leeway = micros(self.leeway).saturating_add(micros(self.refresh_retry_window));
+        let leeway = self.deny_margin();
         self.store
             .revoke_grant(&grant.grant_id, leeway, now_us)
             .await?;
@@ -320,10 +331,14 @@ impl TokenIssuer {
                 .cloned()
                 .collect();
             if kept.is_empty() {
-                client.spec.audiences.iter().cloned().collect()
-            } else {
-                kept
+                // Never widen a grant: none of its audiences is allowed any more.
+                return Err(Error::InvalidGrant(
+                    "none of the refresh token's audiences is allowed for this client any more; \
+                     authenticate again with IssueToken"
+                        .into(),
+                ));
             }
+            kept
         };
         let mut issued = self
             .mint(client, &scopes, audience, Some(grant.grant_id.clone()))
@@ -358,9 +373,8 @@ impl TokenIssuer {
             if grant.client_id != client.id.as_str() {
                 return Err(not_yours());
             }
-            let leeway = micros(self.leeway).saturating_add(micros(self.refresh_retry_window));
             self.store
-                .revoke_grant(&grant.grant_id, leeway, now_us)
+                .revoke_grant(&grant.grant_id, self.deny_margin(), now_us)
                 .await?
         } else if let Some(token) = OpaqueToken::from_presented(OpaqueKind::Access, &request.token)
         {
@@ -448,6 +462,15 @@ impl TokenIssuer {
         aud.sort();
         aud.dedup();
         Ok(aud)
+    }
+
+    /// How long past a family's recorded last access-token expiry its deny entry is kept: the
+    /// leeway verifiers grant, the retry window (a retried exchange mints a little later than
+    /// recorded), and a minute for the clock reads between recording and minting.
+    fn deny_margin(&self) -> i64 {
+        micros(self.leeway)
+            .saturating_add(micros(self.refresh_retry_window))
+            .saturating_add(60_000_000)
     }
 
     /// An access token of the client's format.

@@ -87,6 +87,8 @@ pub struct GrantRow {
     pub scopes: Json<Vec<String>>,
     pub audiences: Json<Vec<String>>,
     pub create_time_us: i64,
+    /// The client's token generation when the family began.
+    pub token_generation: i64,
     /// Latest expiry of any access token issued from the family.
     pub access_expire_time_us: i64,
     /// Expiry of the family's newest refresh token.

@@ -46,8 +46,8 @@ pub(super) const CHANGES_SINCE: &str = "SELECT * FROM changes WHERE seq > $1 ORD
 pub(super) const LIVE_REVOCATIONS: &str = "SELECT * FROM revocations WHERE expire_time_us > $1";
 
 pub(super) const INSERT_GRANT: &str = "INSERT INTO grants (grant_id, client_id, scopes, audiences, \
-    create_time_us, access_expire_time_us, refresh_expire_time_us, revoke_time_us) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    create_time_us, access_expire_time_us, refresh_expire_time_us, revoke_time_us, \
+    token_generation) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 pub(super) const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens \
     (token_hash, grant_id, create_time_us, expire_time_us, use_time_us) VALUES ($1, $2, $3, $4, $5)";
@@ -55,14 +55,15 @@ pub(super) const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens \
 /// The atomic claim: of concurrent exchanges of one token, exactly one sees a row come back.
 pub(super) const CLAIM_REFRESH: &str = "UPDATE refresh_tokens SET use_time_us = $3 \
     WHERE token_hash = $1 AND use_time_us IS NULL AND expire_time_us > $3 \
-    AND EXISTS (SELECT 1 FROM grants g WHERE g.grant_id = refresh_tokens.grant_id \
-        AND g.client_id = $2 AND g.revoke_time_us IS NULL) \
+    AND EXISTS (SELECT 1 FROM grants g JOIN clients c ON c.client_id = g.client_id \
+        WHERE g.grant_id = refresh_tokens.grant_id AND g.client_id = $2 \
+        AND g.revoke_time_us IS NULL AND g.token_generation = c.token_generation) \
     RETURNING grant_id";
 
 pub(super) const EXTEND_GRANT: &str = "UPDATE grants SET \
     access_expire_time_us = CASE WHEN access_expire_time_us > $2 THEN access_expire_time_us ELSE $2 END, \
     refresh_expire_time_us = CASE WHEN refresh_expire_time_us > $3 THEN refresh_expire_time_us ELSE $3 END \
-    WHERE grant_id = $1";
+    WHERE grant_id = $1 AND revoke_time_us IS NULL";
 
 pub(super) const SELECT_GRANT: &str = "SELECT * FROM grants WHERE grant_id = $1";
 
@@ -85,7 +86,10 @@ pub(super) const DELETE_OPAQUE: &str = "DELETE FROM opaque_tokens WHERE token_ha
 pub(super) const PURGE_REVOCATIONS: &str = "DELETE FROM revocations WHERE expire_time_us <= $1";
 pub(super) const PURGE_CHANGES: &str = "DELETE FROM changes WHERE create_time_us < $1";
 pub(super) const PURGE_OPAQUE: &str = "DELETE FROM opaque_tokens WHERE expire_time_us <= $1";
-pub(super) const PURGE_REFRESH: &str = "DELETE FROM refresh_tokens WHERE expire_time_us <= $1";
+/// Only unspent ones: a spent token is kept as long as its family, so presenting it again is
+/// always detected as reuse.
+pub(super) const PURGE_REFRESH: &str =
+    "DELETE FROM refresh_tokens WHERE expire_time_us <= $1 AND use_time_us IS NULL";
 /// A family goes once its refresh tokens and its access tokens have all expired (and with it
 /// any spent tokens kept for reuse detection).
 pub(super) const PURGE_GRANTS: &str = "DELETE FROM grants \
@@ -464,6 +468,7 @@ macro_rules! shared_store_impl {
                     .bind(grant.access_expire_time_us)
                     .bind(grant.refresh_expire_time_us)
                     .bind(grant.revoke_time_us)
+                    .bind(grant.token_generation)
                     .execute(&mut *tx)
                     .await?;
                 insert_refresh(&mut *tx, first).await?;
@@ -499,12 +504,20 @@ macro_rules! shared_store_impl {
                 let mut successor = successor.clone();
                 successor.grant_id = grant_id.clone();
                 insert_refresh(&mut *tx, &successor).await?;
-                sqlx::query($crate::store::sql::EXTEND_GRANT)
+                // The claim's check does not lock the family: a revocation may have committed
+                // since. This write waits for it, and then finds the family revoked.
+                let extended = sqlx::query($crate::store::sql::EXTEND_GRANT)
                     .bind(&grant_id)
                     .bind(access_expire_us)
                     .bind(successor.expire_time_us)
                     .execute(&mut *tx)
                     .await?;
+                if extended.rows_affected() != 1 {
+                    drop(tx);
+                    return Ok($crate::store::RefreshClaim::Rejected(
+                        self.find_refresh(old_hash).await?,
+                    ));
+                }
                 let grant: $crate::store::GrantRow =
                     sqlx::query_as($crate::store::sql::SELECT_GRANT)
                         .bind(&grant_id)

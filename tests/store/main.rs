@@ -354,6 +354,7 @@ fn grant(id: &str, client_id: &str) -> GrantRow {
         scopes: Json(vec!["read:a".into()]),
         audiences: Json(vec!["api".into()]),
         create_time_us: 100,
+        token_generation: 0,
         access_expire_time_us: 1_000,
         refresh_expire_time_us: 10_000,
         revoke_time_us: None,
@@ -429,6 +430,19 @@ async fn refresh_claims_respect_client_expiry_and_revocation(backend: Backend) {
     assert!(matches!(late, RefreshClaim::Rejected(Some(_))), "{late:?}");
     let unknown = s.rotate_refresh("nope", "c1", &succ, 0, 200).await.unwrap();
     assert_eq!(unknown, RefreshClaim::Rejected(None));
+    // A family begun under an older token generation of its client never exchanges (it was
+    // created while the client's tokens were being revoked).
+    let mut stale = grant("g0", "c1");
+    stale.token_generation = -1;
+    s.insert_grant(&stale, &refresh("h-stale", "g0", 9_000))
+        .await
+        .unwrap();
+    let next = refresh("h-s1", "", 9_000);
+    let old = s.rotate_refresh("h-stale", "c1", &next, 0, 200);
+    assert!(matches!(
+        old.await.unwrap(),
+        RefreshClaim::Rejected(Some(_))
+    ));
     // A revoked family is dead, and revoking twice reports false.
     assert!(s.revoke_grant("g1", 5, 300).await.unwrap());
     assert!(!s.revoke_grant("g1", 5, 301).await.unwrap());
