@@ -378,15 +378,7 @@ macro_rules! shared_store_impl {
                 if let Some(lock) = lock {
                     sqlx::query(lock).execute(&mut *tx).await?;
                 }
-                let done = sqlx::query($crate::store::sql::INSERT_FIRST_KEY)
-                    .bind(&key.kid)
-                    .bind(&key.algorithm)
-                    .bind(&key.public_jwk)
-                    .bind(&key.private_key)
-                    .bind(&key.kek_id)
-                    .bind(key.create_time_us)
-                    .bind(key.activate_time_us)
-                    .bind(key.retire_time_us)
+                let done = bind_key(sqlx::query($crate::store::sql::INSERT_FIRST_KEY), key)
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
@@ -412,15 +404,7 @@ macro_rules! shared_store_impl {
                 if let Some(lock) = lock {
                     sqlx::query(lock).execute(&mut *tx).await?;
                 }
-                let done = sqlx::query($crate::store::sql::INSERT_ROTATED_KEY)
-                    .bind(&key.kid)
-                    .bind(&key.algorithm)
-                    .bind(&key.public_jwk)
-                    .bind(&key.private_key)
-                    .bind(&key.kek_id)
-                    .bind(key.create_time_us)
-                    .bind(key.activate_time_us)
-                    .bind(key.retire_time_us)
+                let done = bind_key(sqlx::query($crate::store::sql::INSERT_ROTATED_KEY), key)
                     .bind(newest_kid)
                     .execute(&mut *tx)
                     .await?;
@@ -796,6 +780,19 @@ macro_rules! shared_store_impl {
                 .bind(client.rate_limit_per_minute)
                 .bind(Json(&client.metadata.0))
                 .bind(&client.access_token_format)
+        }
+
+        /// Binds a signing key's columns, `$1` to `$8` of INSERT_FIRST_KEY and INSERT_ROTATED_KEY.
+        fn bind_key<'q>(query: Query<'q>, key: &'q $crate::store::KeyRow) -> Query<'q> {
+            query
+                .bind(&key.kid)
+                .bind(&key.algorithm)
+                .bind(&key.public_jwk)
+                .bind(&key.private_key)
+                .bind(&key.kek_id)
+                .bind(key.create_time_us)
+                .bind(key.activate_time_us)
+                .bind(key.retire_time_us)
         }
 
         async fn insert_secret<'e, E>(

@@ -334,3 +334,53 @@ pub fn oauth2_error(status: &Status) -> String {
     );
     from_metadata
 }
+
+/// A second tokend on the same database and clock as a `TestApp`: another replica. Stopped
+/// gracefully by `stop`, or told to stop when dropped.
+pub struct Replica {
+    pub channel: Channel,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Replica {
+    /// Starts a replica of `app` with its settings, changed by `change`.
+    pub async fn start(app: &TestApp, change: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = app.settings.clone();
+        change(&mut settings);
+        let built = Application::build_with_clock(settings, app.clock.clone() as Arc<dyn Clock>)
+            .await
+            .expect("build replica");
+        let addr = built.local_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(built.run_until_stopped(async move {
+            let _ = stopped.await;
+        }));
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connect to replica");
+        Self {
+            channel,
+            stop: Some(stop),
+            server: Some(server),
+        }
+    }
+
+    /// Stops the replica and checks it stopped cleanly.
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().map(|s| s.send(()));
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

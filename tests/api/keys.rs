@@ -1,16 +1,12 @@
 //! KeyService and the signing-key lifecycle: RS256, listing, rotation with pre-publication and
 //! retirement, compromise, authorisation, restart, automatic rotation, replicas.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokend::config::Settings;
-use tokend::domain::Clock;
 use tokend::proto::introspection_service_client::IntrospectionServiceClient;
 use tokend::proto::key_service_client::KeyServiceClient;
 use tokend::proto::*;
-use tokend::startup::Application;
-use tokio::sync::oneshot;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
@@ -446,35 +442,7 @@ where
     false
 }
 
-/// A second tokend on the same database and clock as `app`: another replica.
-struct Replica {
-    channel: Channel,
-    stop: Option<oneshot::Sender<()>>,
-}
-
 impl Replica {
-    async fn start(app: &TestApp, change: impl FnOnce(&mut Settings)) -> Self {
-        let mut settings = app.settings.clone();
-        change(&mut settings);
-        let built = Application::build_with_clock(settings, app.clock.clone() as Arc<dyn Clock>)
-            .await
-            .expect("build replica");
-        let addr = built.local_addr();
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(built.run_until_stopped(async move {
-            let _ = stopped.await;
-        }));
-        let channel = Channel::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
-            .await
-            .expect("connect to replica");
-        Self {
-            channel,
-            stop: Some(stop),
-        }
-    }
-
     async fn jwks(&self) -> GetJwksResponse {
         IntrospectionServiceClient::new(self.channel.clone())
             .get_jwks(GetJwksRequest {})
@@ -496,13 +464,5 @@ impl Replica {
             .unwrap()
             .into_inner()
             .access_token
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }

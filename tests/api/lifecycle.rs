@@ -5,13 +5,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokend::config::Settings;
-use tokend::domain::Clock;
 use tokend::proto::introspection_service_client::IntrospectionServiceClient;
 use tokend::proto::*;
-use tokend::startup::Application;
 use tokend::store::{self, ConnectOptions};
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::common::Backend;
@@ -445,43 +441,13 @@ async fn opaque_access_tokens(backend: Backend) {
     assert!(err.message().contains("access_token_ttl"), "{err:?}");
 }
 
-/// A second tokend on the same database, sharing the first one's clock.
-struct Replica {
-    introspection: IntrospectionServiceClient<Channel>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-}
-
 impl Replica {
-    async fn start(app: &TestApp, change: impl FnOnce(&mut Settings)) -> Self {
-        let mut settings = app.settings.clone();
-        change(&mut settings);
-        let built = Application::build_with_clock(settings, app.clock.clone() as Arc<dyn Clock>)
-            .await
-            .expect("build replica");
-        let addr = built.local_addr();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(built.run_until_stopped(async move {
-            let _ = stopped.await;
-        }));
-        let channel = Channel::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        Self {
-            introspection: IntrospectionServiceClient::new(channel),
-            stop: Some(stop),
-            server: Some(server),
-        }
-    }
-
     async fn active(&self, caller: &str, token: &str) -> bool {
         let request = IntrospectRequest {
             token: token.into(),
             token_type_hint: String::new(),
         };
-        let mut client = self.introspection.clone();
+        let mut client = IntrospectionServiceClient::new(self.channel.clone());
         client
             .introspect(authed(request, caller))
             .await
@@ -501,13 +467,6 @@ impl Replica {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         start.elapsed()
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.take().map(|s| s.send(()));
-        if let Some(server) = self.server.take() {
-            server.await.unwrap().unwrap();
-        }
     }
 }
 
