@@ -9,7 +9,9 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::domain::{DomainConfig, HashParams, Kek, KeyPolicy, SigningAlgorithm, SyncConfig};
+use crate::domain::{
+    CacheConfig, DomainConfig, HashParams, Kek, KeyPolicy, SigningAlgorithm, SyncConfig,
+};
 
 /// Exit code for a configuration error (EX_CONFIG... sysexits' EX_USAGE, 64).
 pub const EXIT_CONFIG: i32 = 64;
@@ -84,6 +86,9 @@ pub struct TokenSettings {
     /// How long a spent refresh token may be presented again by its client and get the same
     /// successor (the earlier response was lost), seconds. 0 turns the window off.
     pub refresh_retry_window_secs: u64,
+    /// How often clients' `last_used_time` is written, seconds. Issuing a token records it
+    /// in memory only; a crash loses at most this much of it.
+    pub last_used_flush_secs: u64,
 }
 
 impl Default for TokenSettings {
@@ -92,6 +97,7 @@ impl Default for TokenSettings {
             issuer: "urn:tokend".into(),
             leeway_secs: 5,
             refresh_retry_window_secs: 5,
+            last_used_flush_secs: 10,
         }
     }
 }
@@ -159,8 +165,16 @@ pub struct SecretSettings {
     pub memory_kib: u32,
     pub iterations: u32,
     pub parallelism: u32,
-    /// Hash computations allowed at once; 0 means the number of CPUs.
+    /// Hash computations allowed at once; 0 means one fewer than the CPUs (at least 1), so a
+    /// burst of logins or of wrong secrets always leaves a core to `Introspect`.
     pub max_concurrent_hashes: usize,
+    /// How long a replica remembers a secret it verified, seconds (0: never; every
+    /// `IssueToken` then costs one argon2 verification). The memory holds an HMAC under a
+    /// per-process random key, never the secret; a rotation, disable or deletion of the client
+    /// forgets it at once on every replica.
+    pub verified_cache_secs: u64,
+    /// How many verified secrets a replica remembers (about 100 bytes each).
+    pub verified_cache_entries: usize,
 }
 
 impl Default for SecretSettings {
@@ -171,6 +185,8 @@ impl Default for SecretSettings {
             iterations: p.iterations,
             parallelism: p.parallelism,
             max_concurrent_hashes: 0,
+            verified_cache_secs: 300,
+            verified_cache_entries: 10_000,
         }
     }
 }
@@ -182,11 +198,18 @@ pub struct IntrospectionSettings {
     /// Require a caller token with scope `tokend.introspect` (RFC 7662 section 2.1). Turn off
     /// only where the network (e.g. an mTLS mesh) already restricts who can call.
     pub require_auth: bool,
+    /// How many verified tokens each replica keeps, so a token's signature (or an opaque
+    /// token's database row) is checked once, not on every call. Revocation still counts at
+    /// once: it is checked on every call. 0 turns the cache off.
+    pub cache_entries: usize,
 }
 
 impl Default for IntrospectionSettings {
     fn default() -> Self {
-        Self { require_auth: true }
+        Self {
+            require_auth: true,
+            cache_entries: 100_000,
+        }
     }
 }
 
@@ -272,6 +295,16 @@ impl Settings {
                 "sync.poll_interval_ms must be between 10 and 60000".into(),
             ));
         }
+        if !(1..=3600).contains(&self.tokens.last_used_flush_secs) {
+            return Err(ConfigError(
+                "tokens.last_used_flush_secs must be between 1 and 3600".into(),
+            ));
+        }
+        if self.secrets.verified_cache_secs > 3600 {
+            return Err(ConfigError(
+                "secrets.verified_cache_secs must be at most 3600".into(),
+            ));
+        }
         if self.sync.purge_interval_secs == 0 {
             return Err(ConfigError(
                 "sync.purge_interval_secs must be at least 1".into(),
@@ -311,7 +344,7 @@ impl Settings {
             leeway: Duration::from_secs(self.tokens.leeway_secs),
             hash_params: self.hash_params(),
             hash_concurrency: match self.secrets.max_concurrent_hashes {
-                0 => cpus,
+                0 => cpus.saturating_sub(1).max(1),
                 n => n,
             },
             algorithm: SigningAlgorithm::parse(&self.keys.algorithm)
@@ -325,7 +358,17 @@ impl Settings {
                     n => Some(Duration::from_secs(n)),
                 },
             },
+            caches: CacheConfig {
+                token_entries: self.introspection.cache_entries,
+                secret_entries: self.secrets.verified_cache_entries,
+                secret_ttl: Duration::from_secs(self.secrets.verified_cache_secs),
+            },
         }
+    }
+
+    /// How often batched last-use times are written.
+    pub fn usage_flush_period(&self) -> Duration {
+        Duration::from_secs(self.tokens.last_used_flush_secs)
     }
 
     /// The sync loop's settings.

@@ -28,6 +28,7 @@ pub struct Application {
     shutdown_grace: Duration,
     sync: SyncConfig,
     key_reload: Duration,
+    usage_flush: Duration,
 }
 
 impl Application {
@@ -57,6 +58,7 @@ impl Application {
             shutdown_grace: Duration::from_secs(settings.server.shutdown_grace_secs),
             sync: settings.sync(),
             key_reload: settings.key_reload_period(),
+            usage_flush: settings.usage_flush_period(),
         })
     }
 
@@ -98,6 +100,8 @@ impl Application {
         // Keeps this replica's view of clients and revocations current; stops with the server.
         let sync = tokio::spawn(run_sync(self.tokend.registry.clone(), self.sync));
         let _stop_sync = AbortOnDrop(sync);
+        let usage = tokio::spawn(flush_usage(self.tokend.clone(), self.usage_flush));
+        let _stop_usage = AbortOnDrop(usage);
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         tracing::info!(addr = %self.local_addr, "tokend ready");
         let serve = Server::builder()
@@ -115,7 +119,8 @@ impl Application {
             () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "drain timed out; closing remaining calls"),
         }
         keys.abort();
-        tracing::info!("stopped");
+        let written = self.tokend.flush_usage().await;
+        tracing::info!(last_used_written = written, "stopped");
         Ok(())
     }
 }
@@ -147,6 +152,16 @@ async fn maintain_keys(
         if let Err(err) = tokend.keys.maintain().await {
             tracing::warn!(error = ?err, "signing-key maintenance failed; retrying next period");
         }
+    }
+}
+
+/// Writes batched last-use times every `period` until the server stops.
+async fn flush_usage(tokend: Arc<Tokend>, period: Duration) {
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        tokend.flush_usage().await;
     }
 }
 

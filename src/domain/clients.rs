@@ -217,6 +217,8 @@ impl ClientAdmin {
             Err(StoreError::NotFound) => return Err(not_found(&id)),
             other => other?,
         }
+        // This replica forgets the secrets it verified at once; the others on the change log.
+        self.registry.catch_up_after_write().await;
         tracing::info!(client_id = %id, grace_secs = grace.as_secs(), "client secret rotated");
         Ok((secret, expire))
     }

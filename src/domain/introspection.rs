@@ -17,6 +17,7 @@ use super::keys::{KeyRing, PublicJwk};
 use super::opaque::{OpaqueKind, OpaqueToken};
 use super::registry::Registry;
 use super::scope::{INTROSPECT_SCOPE, ScopeSet};
+use super::token_cache::{VerifiedToken, token_key};
 use crate::store::Store;
 
 /// Tokens longer than this are refused before any parsing.
@@ -61,11 +62,27 @@ impl Caller {
 /// client of the same tenant, not revoked.
 #[derive(Debug, Clone)]
 pub struct ActiveToken {
-    pub claims: AccessClaims,
-    pub scopes: ScopeSet,
-    pub tenant: TenantId,
+    /// The token's claims and scopes, shared with the verified-token cache.
+    pub token: Arc<VerifiedToken>,
     /// The issuing client as it is now (its scopes may have shrunk since issue).
     pub client: Arc<Client>,
+}
+
+impl ActiveToken {
+    /// The token's claims.
+    pub fn claims(&self) -> &AccessClaims {
+        &self.token.claims
+    }
+
+    /// The token's scopes, as issued.
+    pub fn scopes(&self) -> &ScopeSet {
+        &self.token.scopes
+    }
+
+    /// The tenant of the token and of its client.
+    pub fn tenant(&self) -> &TenantId {
+        &self.client.tenant
+    }
 }
 
 /// Checks what a JWT access token says by itself: size, header, signature, issuer. No I/O.
@@ -77,6 +94,11 @@ pub struct JwtVerifier {
 impl JwtVerifier {
     /// The claims of a well-formed access token signed by one of our keys; `None` otherwise.
     pub fn verify(&self, token: &str) -> Option<AccessClaims> {
+        self.verify_with_kid(token).map(|(claims, _)| claims)
+    }
+
+    /// Like [`JwtVerifier::verify`], with the id of the key that verified the signature.
+    fn verify_with_kid(&self, token: &str) -> Option<(AccessClaims, String)> {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return None;
         }
@@ -84,7 +106,8 @@ impl JwtVerifier {
         if !is_access_token_typ(header.typ.as_deref()) {
             return None;
         }
-        let key = self.keys.verifying_key(header.kid.as_deref()?)?;
+        let kid = header.kid?;
+        let key = self.keys.verifying_key(&kid)?;
         // The header's alg must be the key's own: no algorithm confusion.
         if header.alg != key.jwt_algorithm() {
             return None;
@@ -97,7 +120,7 @@ impl JwtVerifier {
         validation.set_issuer(&[&self.issuer]);
         jsonwebtoken::decode::<AccessClaims>(token, key.decoding_key(), &validation)
             .ok()
-            .map(|data| data.claims)
+            .map(|data| (data.claims, kid))
     }
 }
 
@@ -137,7 +160,7 @@ impl Introspector {
             return Ok(None);
         };
         Ok(match caller {
-            Some(caller) if !caller.sees_tenant(&active.tenant) => None,
+            Some(caller) if !caller.sees_tenant(active.tenant()) => None,
             _ => Some(active),
         })
     }
@@ -149,7 +172,7 @@ impl Introspector {
             Error::Unauthenticated("the bearer token is not valid (expired, revoked, malformed or not issued by this tokend)".into())
         };
         let active = self.verify(bearer).await?.ok_or_else(invalid)?;
-        if !active.claims.aud.iter().any(|a| a == &self.issuer) {
+        if !active.claims().aud.iter().any(|a| a == &self.issuer) {
             return Err(Error::Unauthenticated(format!(
                 "the bearer token's audience does not include this tokend ({})",
                 self.issuer
@@ -158,10 +181,10 @@ impl Introspector {
         // Power over tokend follows the client as it is now: a `tokend.*` scope removed from
         // the client stops working at once, not when its tokens expire.
         Ok(Caller {
-            client_id: active.claims.client_id,
-            tenant: active.tenant,
+            client_id: active.claims().client_id.clone(),
+            tenant: active.tenant().clone(),
             scopes: active
-                .scopes
+                .scopes()
                 .without_revoked_reserved(&active.client.spec.scopes),
         })
     }
@@ -177,25 +200,68 @@ impl Introspector {
     }
 
     /// Full verification. `Ok(None)` for any token that is not active; `Err` only when the
-    /// answer cannot be known (the database is down, for an opaque token).
+    /// answer cannot be known (the database is down, for an opaque token). What depends on
+    /// the token alone is done once per token and cached; the live checks run every time.
     pub(super) async fn verify(&self, token: &str) -> Result<Option<ActiveToken>> {
-        let claims = if token.starts_with(OpaqueKind::Access.prefix()) {
-            self.lookup_opaque(token).await?
-        } else {
-            self.jwt.verify(token)
-        };
-        let Some(claims) = claims else {
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Ok(None);
+        }
+        let now = self.clock.now().unix_timestamp();
+        let key = token_key(token);
+        let verified = match self.registry.tokens.get(&key, now) {
+            Some(hit) => hit,
+            None => {
+                let Some(verified) = self.verify_content(token).await? else {
+                    return Ok(None);
+                };
+                if verified.dead_after > now {
+                    self.registry.tokens.insert(key, verified.clone());
+                }
+                verified
+            }
         };
-        Ok(self.check_live(claims).await)
+        Ok(self.check_live(verified, now).await)
     }
 
-    /// The time window, the client (exists, active, same tenant, token of its current
-    /// generation) and the deny list. In memory only.
-    async fn check_live(&self, claims: AccessClaims) -> Option<ActiveToken> {
-        let now = self.clock.now().unix_timestamp();
+    /// The token's own content: a JWT's signature, header and issuer, or the stored record of
+    /// an opaque token; and its scopes parsed.
+    async fn verify_content(&self, token: &str) -> Result<Option<Arc<VerifiedToken>>> {
+        let verified = if token.starts_with(OpaqueKind::Access.prefix()) {
+            self.lookup_opaque(token)
+                .await?
+                .map(|claims| (claims, None))
+        } else {
+            self.jwt
+                .verify_with_kid(token)
+                .map(|(claims, kid)| (claims, Some(kid)))
+        };
+        let Some((claims, kid)) = verified else {
+            return Ok(None);
+        };
+        let Ok(scopes) = ScopeSet::parse_claim(&claims.scope) else {
+            return Ok(None);
+        };
+        let leeway = i64::try_from(self.leeway.as_secs()).unwrap_or(0);
+        Ok(Some(Arc::new(VerifiedToken {
+            dead_after: claims.exp.saturating_add(leeway),
+            claims,
+            scopes,
+            kid,
+        })))
+    }
+
+    /// The time window at `now` (Unix seconds), the signing key (not retired since), the
+    /// client (exists, active, same tenant, token of its current generation) and the deny
+    /// list. In memory only.
+    async fn check_live(&self, token: Arc<VerifiedToken>, now: i64) -> Option<ActiveToken> {
+        let claims = &token.claims;
         let leeway = i64::try_from(self.leeway.as_secs()).unwrap_or(0);
         if claims.exp + leeway <= now || claims.nbf - leeway > now {
+            return None;
+        }
+        if let Some(kid) = &token.kid
+            && !self.keys.may_verify(kid)
+        {
             return None;
         }
         let client = self
@@ -211,14 +277,7 @@ impl Introspector {
         if self.registry.is_revoked(&claims.jti, claims.gid.as_deref()) {
             return None;
         }
-        let scopes = ScopeSet::parse_claim(&claims.scope).ok()?;
-        let tenant = client.tenant.clone();
-        Some(ActiveToken {
-            claims,
-            scopes,
-            tenant,
-            client,
-        })
+        Some(ActiveToken { token, client })
     }
 
     /// The claims an opaque access token stands for, if it is stored.

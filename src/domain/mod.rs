@@ -14,7 +14,10 @@ mod opaque;
 mod registry;
 pub mod scope;
 mod secret;
+mod secret_cache;
+mod token_cache;
 mod tokens;
+mod usage;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,10 +32,12 @@ pub use introspection::{ActiveToken, Caller, Introspector, JwtVerifier, MAX_TOKE
 pub use keys::{Kek, KeyRing, PublicJwk, SigningAlgorithm};
 pub use keys::{KeyAdmin, KeyInfo, KeyPolicy, KeyState, KeyTimes, MAX_PREPUBLISH, RotateOptions};
 pub use opaque::{OpaqueKind, OpaqueToken};
-pub use registry::{CHANGE_RETENTION, Registry, SyncConfig, run_sync};
+pub use registry::{CHANGE_RETENTION, CacheConfig, Registry, RegistrySizes, SyncConfig, run_sync};
 pub use scope::{Scope, ScopeSet};
 pub use secret::{ClientSecret, HashParams, SecretHasher};
+pub use token_cache::{TokenCache, VerifiedToken, token_key};
 pub use tokens::{IssuedToken, RefreshRequest, RevokeRequest, TokenIssuer, TokenRequest};
+pub use usage::UsageRecorder;
 
 use crate::store::Store;
 
@@ -53,6 +58,8 @@ pub struct DomainConfig {
     pub refresh_retry_window: Duration,
     /// Pre-publication and automatic rotation of signing keys.
     pub key_policy: KeyPolicy,
+    /// What each replica remembers of verified tokens and secrets.
+    pub caches: CacheConfig,
 }
 
 /// The assembled domain services.
@@ -63,6 +70,9 @@ pub struct Tokend {
     /// The replica's in-memory view; `run_sync` keeps it current.
     pub registry: Arc<Registry>,
     pub keys: KeyAdmin,
+    /// Last uses not yet written; `startup` flushes it periodically and on shutdown.
+    usage: Arc<UsageRecorder>,
+    store: Arc<dyn Store>,
 }
 
 impl Tokend {
@@ -79,7 +89,10 @@ impl Tokend {
             KeyRing::load_or_create(store.as_ref(), kek.clone(), config.algorithm, clock.clone())
                 .await?,
         );
-        let registry = Arc::new(Registry::load(store.clone(), keys.clone(), clock.clone()).await?);
+        let registry = Arc::new(
+            Registry::load(store.clone(), keys.clone(), clock.clone(), config.caches).await?,
+        );
+        let usage = Arc::new(UsageRecorder::default());
         let hasher = SecretHasher::new(config.hash_params, config.hash_concurrency)?;
         let jwt = Arc::new(JwtVerifier {
             keys: keys.clone(),
@@ -103,6 +116,7 @@ impl Tokend {
                 issuer: config.issuer.clone(),
                 leeway: config.leeway,
                 refresh_retry_window: config.refresh_retry_window,
+                usage: usage.clone(),
             },
             introspection: Introspector {
                 store: store.clone(),
@@ -116,13 +130,20 @@ impl Tokend {
             },
             registry,
             keys: KeyAdmin {
-                store,
+                store: store.clone(),
                 keys,
                 clock,
                 algorithm: config.algorithm,
                 policy: config.key_policy,
                 leeway: config.leeway,
             },
+            usage,
+            store,
         })
+    }
+
+    /// Writes the batched last-use times; returns how many clients were written.
+    pub async fn flush_usage(&self) -> usize {
+        self.usage.flush(&self.store).await
     }
 }

@@ -19,11 +19,23 @@ use super::client::Client;
 use super::clock::{Clock, to_micros};
 use super::error::Result;
 use super::keys::KeyRing;
+use super::secret_cache::SecretCache;
+use super::token_cache::TokenCache;
 use crate::store::{CHANGE_CLIENT, CHANGE_GRANT, CHANGE_KEYS, CHANGE_TOKEN, ChangeRow, Store};
 
 /// How long change-log rows are kept. A replica further behind than half of it reloads fully.
 pub const CHANGE_RETENTION: Duration = Duration::from_secs(3600);
 const PAGE: u32 = 1000;
+
+/// Counts of what a replica holds, for memory figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegistrySizes {
+    pub clients: usize,
+    /// Deny-list entries (access tokens and refresh families).
+    pub revocations: usize,
+    pub cached_tokens: usize,
+    pub cached_secrets: usize,
+}
 
 #[derive(Default)]
 struct View {
@@ -42,9 +54,25 @@ struct SyncState {
     last_ok: Instant,
 }
 
-/// The replica's view of clients and revocations.
+/// Sizes of the replica's caches.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheConfig {
+    /// Verified tokens kept for `Introspect` (0: none).
+    pub token_entries: usize,
+    /// Verified client secrets kept for `IssueToken` (0: none).
+    pub secret_entries: usize,
+    /// Longest a verified secret is remembered (zero: not at all).
+    pub secret_ttl: Duration,
+}
+
+/// The replica's view of clients and revocations, and what it remembers of tokens and secrets
+/// it verified (valid only together with that view).
 pub struct Registry {
     view: RwLock<View>,
+    /// Verified tokens, for `Introspect`.
+    pub(super) tokens: TokenCache,
+    /// Verified secrets, for `IssueToken`; an entry counts only while its client is unchanged.
+    pub(super) secrets: SecretCache,
     sync: tokio::sync::Mutex<SyncState>,
     store: Arc<dyn Store>,
     keys: Arc<KeyRing>,
@@ -57,9 +85,12 @@ impl Registry {
         store: Arc<dyn Store>,
         keys: Arc<KeyRing>,
         clock: Arc<dyn Clock>,
+        caches: CacheConfig,
     ) -> Result<Self> {
         let registry = Self {
             view: RwLock::new(View::default()),
+            tokens: TokenCache::new(caches.token_entries),
+            secrets: SecretCache::new(caches.secret_entries, caches.secret_ttl)?,
             sync: tokio::sync::Mutex::new(SyncState {
                 last_seq: 0,
                 last_ok: Instant::now(),
@@ -118,13 +149,15 @@ impl Registry {
             || grant_id.is_some_and(|g| view.denied_grants.contains_key(g))
     }
 
-    /// Number of clients and of deny entries held.
-    pub fn sizes(&self) -> (usize, usize) {
+    /// How much the replica holds in memory.
+    pub fn sizes(&self) -> RegistrySizes {
         let view = self.read();
-        (
-            view.clients.len(),
-            view.denied_tokens.len() + view.denied_grants.len(),
-        )
+        RegistrySizes {
+            clients: view.clients.len(),
+            revocations: view.denied_tokens.len() + view.denied_grants.len(),
+            cached_tokens: self.tokens.len(),
+            cached_secrets: self.secrets.len(),
+        }
     }
 
     /// Applies every change logged since the last call. Called after each local write (so the
@@ -161,13 +194,19 @@ impl Registry {
         }
     }
 
-    /// Drops deny entries whose tokens have all expired.
+    /// Drops deny entries whose tokens have all expired, cached tokens that expired and
+    /// cached secrets that no longer count.
     pub fn forget_expired(&self) {
-        let now = to_micros(self.clock.now());
-        let mut view = self.write();
-        view.denied_tokens.retain(|_, exp| *exp > now);
-        view.denied_grants.retain(|_, exp| *exp > now);
-        view.unknown.retain(|_, exp| *exp > now);
+        let now = self.clock.now();
+        let now_us = to_micros(now);
+        {
+            let mut view = self.write();
+            view.denied_tokens.retain(|_, exp| *exp > now_us);
+            view.denied_grants.retain(|_, exp| *exp > now_us);
+            view.unknown.retain(|_, exp| *exp > now_us);
+        }
+        self.tokens.forget_expired(now.unix_timestamp());
+        self.secrets.forget_stale(now_us, |id| self.client(id));
     }
 
     async fn reload(&self, sync: &mut SyncState) -> Result<()> {

@@ -21,6 +21,7 @@ use super::opaque::{OpaqueKind, OpaqueToken};
 use super::registry::Registry;
 use super::scope::ScopeSet;
 use super::secret::{ClientSecret, SecretHasher};
+use super::usage::UsageRecorder;
 use crate::store::{GrantRow, OpaqueRow, RefreshClaim, RefreshRow, Store};
 
 /// A client-credentials request as received. `Debug` redacts the secret.
@@ -120,6 +121,7 @@ pub struct TokenIssuer {
     pub(super) leeway: Duration,
     /// How long a spent refresh token may be presented again for the same successor.
     pub(super) refresh_retry_window: Duration,
+    pub(super) usage: Arc<UsageRecorder>,
 }
 
 impl TokenIssuer {
@@ -420,22 +422,35 @@ impl TokenIssuer {
     }
 
     /// Checks a client's credentials. Unknown clients and wrong secrets fail alike, after the
-    /// same single hash verification.
-    pub async fn authenticate(&self, client_id: &str, secret: &str) -> Result<Client> {
+    /// same single hash verification. A secret this replica verified recently, for the client
+    /// as it still is, costs no verification and no database read (see `secret_cache`).
+    pub async fn authenticate(&self, client_id: &str, secret: &str) -> Result<Arc<Client>> {
         let id = ClientId::parse("client_id", client_id).map_err(|_| Error::InvalidClient)?;
         let secret = ClientSecret::from_presented(secret).ok_or(Error::InvalidClient)?;
+        let now = to_micros(self.clock.now());
+        // Taken before the database reads: if the client changes meanwhile, what is
+        // remembered below is already stale.
+        let known = self.registry.client(id.as_str());
+        if let Some(client) = &known
+            && self.registry.secrets.check(client, &secret, now)
+        {
+            return Ok(client.clone());
+        }
         // The same two lookups and one argon2 verification whether or not the client exists.
         let client = self.store.get_client(id.as_str()).await?;
-        let now = to_micros(self.clock.now());
-        let hash = self
+        let live = self
             .store
-            .live_secret_hash(id.as_str(), &secret.selector(), now)
+            .live_secret(id.as_str(), &secret.selector(), now)
             .await?;
-        if !self.hasher.verify(&secret, hash).await? {
+        let expire = live.as_ref().and_then(|l| l.expire_time_us);
+        if !self.hasher.verify(&secret, live.map(|l| l.hash)).await? {
             return Err(Error::InvalidClient);
         }
         let row = client.ok_or(Error::InvalidClient)?;
-        Client::from_row(row)
+        if let Some(known) = known {
+            self.registry.secrets.remember(known, &secret, now, expire);
+        }
+        Ok(Arc::new(Client::from_row(row)?))
     }
 
     fn grant_audience(&self, client: &Client, requested: &[String]) -> Result<Vec<String>> {
@@ -544,16 +559,9 @@ impl TokenIssuer {
             .map_err(|e| Error::Unexpected(anyhow::anyhow!("signing failed: {e}")))
     }
 
-    /// Updates `last_used_time` off the request path; losing one update is harmless.
+    /// Notes the client's last use; written in batches (see `usage`).
     fn record_use(&self, id: &ClientId) {
-        let store = self.store.clone();
-        let id = id.clone();
-        let at = to_micros(self.clock.now());
-        tokio::spawn(async move {
-            if let Err(err) = store.touch_client(id.as_str(), at).await {
-                tracing::warn!(client_id = %id, error = %err, "could not record last use");
-            }
-        });
+        self.usage.record(id, to_micros(self.clock.now()));
     }
 }
 

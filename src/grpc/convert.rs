@@ -92,24 +92,24 @@ pub fn client_input(c: proto::Client) -> Result<ClientInput, Status> {
 
 /// RFC 7662 members of an active token.
 pub fn introspection(active: Option<ActiveToken>) -> proto::IntrospectResponse {
-    let Some(token) = active else {
+    let Some(active) = active else {
         return proto::IntrospectResponse::default();
     };
-    let c = token.claims;
+    let c = active.claims();
     proto::IntrospectResponse {
         active: true,
-        scopes: token.scopes.to_strings(),
-        client_id: c.client_id,
-        sub: c.sub,
-        aud: c.aud,
-        iss: c.iss,
+        scopes: active.scopes().to_strings(),
+        client_id: c.client_id.clone(),
+        sub: c.sub.clone(),
+        aud: c.aud.clone(),
+        iss: c.iss.clone(),
         exp: c.exp,
         iat: c.iat,
         nbf: c.nbf,
-        jti: c.jti,
+        jti: c.jti.clone(),
         token_type: "Bearer".into(),
-        tenant: c.tenant,
-        roles: c.roles,
+        tenant: c.tenant.clone(),
+        roles: c.roles.clone(),
     }
 }
 

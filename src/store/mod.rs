@@ -17,8 +17,8 @@ use async_trait::async_trait;
 pub use error::StoreError;
 pub use postgres::PostgresStore;
 pub use rows::{
-    ChangeRow, ClientRow, GrantRow, KeyRow, OpaqueRow, PurgeCounts, RefreshClaim, RefreshRow,
-    RevocationRow, SecretRow,
+    ChangeRow, ClientRow, GrantRow, KeyRow, LiveSecret, OpaqueRow, PurgeCounts, RefreshClaim,
+    RefreshRow, RevocationRow, SecretRow,
 };
 pub use sqlite::SqliteStore;
 
@@ -72,19 +72,20 @@ pub trait ClientStore: Send + Sync {
     /// such client.
     async fn revoke_client_tokens(&self, client_id: &str, now_us: i64) -> StoreResult<bool>;
 
-    /// The hash of the client's live secret with this selector, if any.
-    async fn live_secret_hash(
+    /// The client's live secret with this selector (its hash and when it expires), if any.
+    async fn live_secret(
         &self,
         client_id: &str,
         selector: &str,
         now_us: i64,
-    ) -> StoreResult<Option<String>>;
+    ) -> StoreResult<Option<LiveSecret>>;
 
     /// Hashes of all the client's secrets that have not expired at `now_us`, newest first.
     async fn live_secret_hashes(&self, client_id: &str, now_us: i64) -> StoreResult<Vec<String>>;
 
     /// Adds `secret` and makes every other live secret of the client expire at `expire_us`
-    /// (never later than it already would), atomically. `NotFound` when the client is gone.
+    /// (never later than it already would), atomically, and logs the change (replicas forget
+    /// the secrets they verified). `NotFound` when the client is gone.
     async fn rotate_secret(&self, secret: &SecretRow, expire_us: i64) -> StoreResult<()>;
 
     /// Records that the client obtained a token at `at_us`.

@@ -46,6 +46,23 @@ pub struct SecretRow {
     pub expire_time_us: Option<i64>,
 }
 
+/// A live secret as verification needs it.
+#[derive(Clone, PartialEq, sqlx::FromRow)]
+pub struct LiveSecret {
+    /// argon2id PHC string.
+    pub hash: String,
+    /// When the secret stops working (end of a rotation's grace period); `None`: never.
+    pub expire_time_us: Option<i64>,
+}
+
+impl std::fmt::Debug for LiveSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveSecret")
+            .field("expire_time_us", &self.expire_time_us)
+            .finish_non_exhaustive()
+    }
+}
+
 impl std::fmt::Debug for SecretRow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SecretRow")

@@ -99,7 +99,7 @@ pub(super) const CLIENT_EXISTS: &str = "SELECT COUNT(*) FROM clients WHERE clien
 
 pub(super) const DELETE_CLIENT: &str = "DELETE FROM clients WHERE client_id = $1";
 
-pub(super) const LIVE_SECRET: &str = "SELECT hash FROM client_secrets \
+pub(super) const LIVE_SECRET: &str = "SELECT hash, expire_time_us FROM client_secrets \
     WHERE client_id = $1 AND selector = $2 AND (expire_time_us IS NULL OR expire_time_us > $3) \
     ORDER BY create_time_us DESC LIMIT 1";
 
@@ -292,13 +292,13 @@ macro_rules! shared_store_impl {
             }
 
             #[tracing::instrument(skip(self, selector))]
-            async fn live_secret_hash(
+            async fn live_secret(
                 &self,
                 client_id: &str,
                 selector: &str,
                 now_us: i64,
-            ) -> $crate::store::StoreResult<Option<String>> {
-                Ok(sqlx::query_scalar($crate::store::sql::LIVE_SECRET)
+            ) -> $crate::store::StoreResult<Option<$crate::store::LiveSecret>> {
+                Ok(sqlx::query_as($crate::store::sql::LIVE_SECRET)
                     .bind(client_id)
                     .bind(selector)
                     .bind(now_us)
@@ -347,6 +347,15 @@ macro_rules! shared_store_impl {
                     .await?;
                 // A vanished client shows up as a foreign-key violation: NotFound.
                 insert_secret(&mut *tx, secret).await?;
+                // Replicas drop what they remember of verified secrets of this client.
+                record_change(
+                    &mut tx,
+                    $crate::store::CHANGE_CLIENT,
+                    &secret.client_id,
+                    0,
+                    secret.create_time_us,
+                )
+                .await?;
                 tx.commit().await?;
                 Ok(())
             }

@@ -5,6 +5,7 @@
 mod common;
 mod helpers;
 
+mod caches;
 mod clients;
 mod introspection;
 mod keys;

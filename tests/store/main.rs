@@ -207,23 +207,17 @@ async fn secrets_are_found_by_selector(backend: Backend) {
     s.insert_client(&client("c1", "a"), &secret("s1", "c1", 100))
         .await
         .unwrap();
-    let found = s.live_secret_hash("c1", "sel-s1", 100).await.unwrap();
-    assert_eq!(found.as_deref(), Some("hash-s1"));
-    assert_eq!(
-        s.live_secret_hash("c1", "sel-other", 100).await.unwrap(),
-        None
-    );
-    assert_eq!(s.live_secret_hash("c2", "sel-s1", 100).await.unwrap(), None);
+    let found = s.live_secret("c1", "sel-s1", 100).await.unwrap().unwrap();
+    assert_eq!(found.hash, "hash-s1");
+    assert_eq!(found.expire_time_us, None);
+    assert_eq!(s.live_secret("c1", "sel-other", 100).await.unwrap(), None);
+    assert_eq!(s.live_secret("c2", "sel-s1", 100).await.unwrap(), None);
     s.rotate_secret(&secret("s2", "c1", 200), 300)
         .await
         .unwrap();
-    assert!(
-        s.live_secret_hash("c1", "sel-s1", 299)
-            .await
-            .unwrap()
-            .is_some()
-    );
-    assert_eq!(s.live_secret_hash("c1", "sel-s1", 300).await.unwrap(), None);
+    let graced = s.live_secret("c1", "sel-s1", 299).await.unwrap().unwrap();
+    assert_eq!(graced.expire_time_us, Some(300));
+    assert_eq!(s.live_secret("c1", "sel-s1", 300).await.unwrap(), None);
 }
 
 async fn concurrent_rotations_leave_one_live_secret(backend: Backend) {
@@ -503,6 +497,8 @@ async fn change_log_orders_every_write(backend: Backend) {
         "revoking twice logs nothing new"
     );
     assert!(s.revoke_client_tokens("c1", 12).await.unwrap());
+    // A secret rotation is logged too: replicas drop the secrets they verified.
+    s.rotate_secret(&secret("s2", "c1", 13), 13).await.unwrap();
     assert!(s.delete_client("c1", 13).await.unwrap());
     let changes = s.changes_since(start, 100).await.unwrap();
     let kinds: Vec<(&str, &str)> = changes
@@ -515,11 +511,12 @@ async fn change_log_orders_every_write(backend: Backend) {
             ("client", "c1"),
             ("token", "jti-1"),
             ("client", "c1"),
+            ("client", "c1"),
             ("client", "c1")
         ]
     );
     assert!(changes.windows(2).all(|w| w[0].seq < w[1].seq));
-    assert_eq!(s.last_change_seq().await.unwrap(), changes[3].seq);
+    assert_eq!(s.last_change_seq().await.unwrap(), changes[4].seq);
     assert_eq!(
         s.changes_since(changes[1].seq, 1).await.unwrap()[0].seq,
         changes[2].seq

@@ -270,6 +270,18 @@ impl KeyRing {
         (!set.times[i].is_retired(now)).then(|| set.keys[i].clone())
     }
 
+    /// Whether the key with this id may verify tokens now (as [`KeyRing::verifying_key`]).
+    pub fn may_verify(&self, kid: &str) -> bool {
+        let now = self.clock.now();
+        // Under the read lock rather than a snapshot: no reference count to bounce between
+        // cores on this hot path.
+        let set = self.current.read().unwrap_or_else(|e| e.into_inner());
+        set.keys
+            .iter()
+            .position(|k| k.kid == kid)
+            .is_some_and(|i| !set.times[i].is_retired(now))
+    }
+
     /// Public keys to publish now (pending, active and retiring), newest first.
     pub fn jwks(&self) -> Vec<PublicJwk> {
         let set = self.snapshot();
