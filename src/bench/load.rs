@@ -30,6 +30,9 @@ pub(crate) enum Limit {
 /// A deadline that never comes, for phases that end by their request budget.
 const NEVER: Duration = Duration::from_secs(100 * 365 * 86_400);
 
+/// The largest latency the histograms resolve: 10 minutes, in microseconds.
+const MAX_LATENCY_US: u64 = 600_000_000;
+
 /// One phase: its report name, warm-up and limit.
 pub(crate) struct PhaseSpec {
     pub name: String,
@@ -48,8 +51,10 @@ pub(crate) struct Tally {
 impl Tally {
     fn new() -> Self {
         Self {
-            // Three significant digits, auto-resizing: any latency fits, at 0.1% resolution.
-            latency_us: Histogram::new(3).expect("3 significant digits is valid"),
+            // 1 µs to 10 min at three significant digits (0.1% resolution); slower answers
+            // are recorded as 10 min, which no one will mistake for fast.
+            latency_us: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
+                .expect("valid histogram bounds"),
             requests: 0,
             errors: BTreeMap::new(),
         }

@@ -167,30 +167,19 @@ pub fn render_table(report: &BenchReport) -> String {
         "target {}  concurrency {}  connections {}  {limit}  warmup {}s\n\n",
         report.target, s.concurrency, s.connections, s.warmup_secs
     );
+    let w = report
+        .results
+        .iter()
+        .map(|r| r.name.len())
+        .max()
+        .unwrap_or(0);
     let _ = writeln!(
         out,
-        "{:<26} {:>10} {:>10} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}  errors",
+        "{:<w$} {:>10} {:>10} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}  errors",
         "rpc", "requests", "req/s", "x health", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms"
     );
     for r in &report.results {
-        let ms = |us: u64| format!("{:.3}", us as f64 / 1000.0);
-        let ratio = r.ratio_to_health.map_or("-".into(), |x| format!("{x:.3}"));
-        let l = &r.latency_us;
-        let _ = writeln!(
-            out,
-            "{:<26} {:>10} {:>10} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}  {}{}",
-            r.name,
-            thousands(r.requests),
-            thousands(r.rps.round() as u64),
-            ratio,
-            ms(l.p50),
-            ms(l.p90),
-            ms(l.p99),
-            ms(l.p999),
-            ms(l.max),
-            errors_text(&r.errors),
-            notes(r),
-        );
+        let _ = writeln!(out, "{}", row(r, w));
     }
     if let Some(v) = &report.verify_baseline {
         let per_sec = thousands(v.per_sec_one_thread.round() as u64);
@@ -201,6 +190,27 @@ pub fn render_table(report: &BenchReport) -> String {
         );
     }
     out
+}
+
+/// One phase's line, its name padded to `w`.
+fn row(r: &RpcReport, w: usize) -> String {
+    let ms = |us: u64| format!("{:.3}", us as f64 / 1000.0);
+    let ratio = r.ratio_to_health.map_or("-".into(), |x| format!("{x:.3}"));
+    let l = &r.latency_us;
+    format!(
+        "{:<w$} {:>10} {:>10} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}  {}{}",
+        r.name,
+        thousands(r.requests),
+        thousands(r.rps.round() as u64),
+        ratio,
+        ms(l.p50),
+        ms(l.p90),
+        ms(l.p99),
+        ms(l.p999),
+        ms(l.max),
+        errors_text(&r.errors),
+        notes(r),
+    )
 }
 
 fn errors_text(errors: &BTreeMap<String, u64>) -> String {

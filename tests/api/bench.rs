@@ -71,7 +71,10 @@ async fn every_rpc_runs_clean_and_cleans_up(backend: Backend) {
     assert_eq!(verify.algorithm, "EdDSA");
     assert!(bench::render_table(&report).contains("introspect-cold"));
 
-    assert_eq!(client_ids(&app, &admin).await, [admin.client_id.clone()]);
+    assert_eq!(
+        client_ids(&app, &admin).await,
+        vec![admin.client_id.clone()]
+    );
 }
 
 async fn bad_secrets_round_reports_their_rate(backend: Backend) {
@@ -92,7 +95,10 @@ async fn bad_secrets_round_reports_their_rate(backend: Backend) {
         let under_load = r.name.ends_with("+bad-secrets");
         assert_eq!(r.bad_secret_rps.is_some(), under_load, "{}", r.name);
     }
-    assert_eq!(client_ids(&app, &admin).await, [admin.client_id.clone()]);
+    assert_eq!(
+        client_ids(&app, &admin).await,
+        vec![admin.client_id.clone()]
+    );
 }
 
 /// `tokend bench <args>`, with no database or config in its environment.
@@ -145,7 +151,10 @@ async fn binary_prints_clean_json(backend: Backend) {
     for key in ["p50", "p90", "p99", "p999", "max"] {
         assert!(json["results"][1]["latency_us"][key].is_u64(), "{key}");
     }
-    assert_eq!(client_ids(&app, &admin).await, [admin.client_id.clone()]);
+    assert_eq!(
+        client_ids(&app, &admin).await,
+        vec![admin.client_id.clone()]
+    );
 }
 
 async fn bad_input_fails_with_one_clear_line(backend: Backend) {
