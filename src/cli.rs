@@ -1,12 +1,16 @@
 //! The command line: `serve` (the default), `migrate`, and `client create|list` for bootstrap
 //! and operations. Client commands write straight to the configured database with operator
-//! rights, which is how the first admin client comes to exist.
+//! rights, which is how the first admin client comes to exist. `bench` is a load generator that
+//! talks to any deployment over gRPC only; it needs no local config or database.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use secrecy::SecretString;
 
+use crate::bench::{self, BenchError, BenchOptions, Credentials, Rpc};
 use crate::config::Settings;
 use crate::domain::{Caller, ClientInput, SystemClock, Tokend};
 use crate::startup::{self, Application};
@@ -32,6 +36,8 @@ pub enum Command {
     /// Manage clients directly in the database (bootstrap, break-glass).
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Measure a running tokend: throughput and latency per RPC, next to a health baseline.
+    Bench(BenchArgs),
 }
 
 /// `tokend client ...`
@@ -70,6 +76,135 @@ pub struct CreateArgs {
     pub description: String,
 }
 
+/// `tokend bench`
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// tokend's gRPC URL.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:50051")]
+    pub target: String,
+    /// RPCs to measure, comma-separated: health, introspect, introspect-opaque,
+    /// introspect-cold, issue, issue-refresh, refresh. `health` is always measured first.
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "health,introspect"
+    )]
+    pub rpc: Vec<Rpc>,
+    /// Requests in flight.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub concurrency: usize,
+    /// HTTP/2 connections the requests are spread over.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub connections: usize,
+    /// Measured seconds per RPC.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = seconds)]
+    pub duration: Duration,
+    /// Stop each RPC after N measured requests instead of after --duration.
+    #[arg(long, value_name = "N", conflicts_with = "duration")]
+    pub requests: Option<u64>,
+    /// Seconds of unrecorded load before each measurement.
+    #[arg(long, value_name = "SECS", default_value = "2", value_parser = seconds)]
+    pub warmup: Duration,
+    /// Distinct JWTs issued up front for introspect-cold (--requests wins when given).
+    #[arg(long, value_name = "N", default_value_t = 200_000)]
+    pub cold_tokens: usize,
+    /// Admin client (scope tokend.admin) that creates the temporary bench clients.
+    #[arg(long, env = "TOKEND_BENCH_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// The admin client's secret.
+    #[arg(long, env = "TOKEND_BENCH_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
+    /// Introspect this token (for `introspect`) instead of one from a temporary client.
+    #[arg(long)]
+    pub token: Option<String>,
+    /// Bearer token with scope tokend.introspect to call Introspect with.
+    #[arg(long)]
+    pub caller_token: Option<String>,
+    /// Do not delete the temporary clients at the end.
+    #[arg(long)]
+    pub keep_clients: bool,
+    /// Measure every RPC again with N wrong-secret IssueToken calls in flight beside it.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub background_bad_secrets: usize,
+    /// Print one JSON document on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn seconds(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("`{text}` is not a number of seconds"))
+}
+
+impl BenchArgs {
+    /// The library's options; a client id without a secret (or the reverse) is refused.
+    pub fn into_options(self) -> Result<BenchOptions, BenchError> {
+        let admin = match (self.client_id, self.client_secret) {
+            (Some(client_id), Some(secret)) => Some(Credentials {
+                client_id,
+                client_secret: SecretString::from(secret),
+            }),
+            (None, None) => None,
+            _ => {
+                let msg = "--client-id and --client-secret go together";
+                return Err(BenchError::Usage(msg.into()));
+            }
+        };
+        Ok(BenchOptions {
+            target: self.target,
+            rpcs: self.rpc,
+            concurrency: self.concurrency,
+            connections: self.connections,
+            duration: self.duration,
+            requests: self.requests,
+            warmup: self.warmup,
+            cold_tokens: self.cold_tokens,
+            admin,
+            token: self.token.map(SecretString::from),
+            caller_token: self.caller_token.map(SecretString::from),
+            keep_clients: self.keep_clients,
+            background_bad_secrets: self.background_bad_secrets,
+            progress: true,
+        })
+    }
+}
+
+/// `tokend bench` from `main`, on its own runtime, before any config is loaded: the bench is a
+/// client of some deployment, not this machine's server. Returns the exit code.
+pub fn bench_main(args: BenchArgs) -> i32 {
+    let result = tokio::runtime::Runtime::new()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(run_bench(args)));
+    match result {
+        Ok(()) => 0,
+        Err(err) => {
+            eprintln!("tokend bench: {err:#}");
+            1
+        }
+    }
+}
+
+/// Runs the bench until done or Ctrl-C, then prints the table or JSON on stdout.
+pub async fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
+    let json = args.json;
+    let options = args.into_options()?;
+    let interrupted = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let report = bench::run_until(options, interrupted).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", bench::render_table(&report));
+    }
+    Ok(())
+}
+
 /// Runs the parsed command with validated settings.
 pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
@@ -83,6 +218,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Client(cmd) => client(cmd, settings).await,
+        Command::Bench(args) => run_bench(args).await,
     }
 }
 

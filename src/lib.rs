@@ -2,7 +2,10 @@
 //!
 //! Calls flow downwards only:
 //!
-//! - `cli`       — command line: `serve`, `migrate`, `client create|list`; calls `startup`/`domain`.
+//! - `cli`       — command line: `serve`, `migrate`, `client create|list`, `bench`; calls
+//!   `startup`/`domain`, or `bench`.
+//! - `bench`     — `tokend bench`, a load generator: a gRPC client of any deployment through
+//!   the public API only (`proto`); never calls `domain` or `store`.
 //! - `startup`   — builds the `Application` (store, keys, listener) and serves until shutdown.
 //! - `config`    — settings: defaults -> file -> `TOKEND__*` env; validation; the KEK.
 //! - `telemetry` — logs, OTLP traces, W3C trace-context extraction per request.
@@ -16,6 +19,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod domain;

@@ -8,6 +8,9 @@ use tokend::config::{EXIT_CONFIG, Settings};
 
 fn main() {
     let cli = Cli::parse();
+    if let Some(Command::Bench(args)) = cli.command {
+        std::process::exit(tokend::cli::bench_main(args));
+    }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,
         Err(err) => {

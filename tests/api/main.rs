@@ -5,6 +5,7 @@
 mod common;
 mod helpers;
 
+mod bench;
 mod caches;
 mod clients;
 mod introspection;

@@ -1,0 +1,331 @@
+//! One request per RPC kind, sent again and again by a closed-loop worker, and how each kind is
+//! prepared: messages and metadata are built once here, so a worker's per-call cost is a clone.
+//! Answers are checked too, so a broken server never looks fast.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::Context as _;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use super::load::{self, Progress};
+use super::setup::{ClientCreds, Fixtures, status_error};
+use super::{BenchOptions, Rpc};
+use crate::proto::introspection_service_client::IntrospectionServiceClient;
+use crate::proto::token_service_client::TokenServiceClient;
+use crate::proto::{IntrospectRequest, IssueTokenRequest, RefreshTokenRequest};
+
+/// How one call ended.
+pub(crate) enum Step {
+    /// A correct answer.
+    Ok,
+    /// A gRPC error (its code name) or a wrong answer (`inactive`, `empty_access_token`...).
+    Failed(String),
+    /// Nothing left to send: the cold pool is used up.
+    Exhausted,
+}
+
+/// Distinct tokens for `introspect-cold`, each handed out exactly once.
+pub(crate) struct Pool {
+    tokens: Vec<String>,
+    next: AtomicUsize,
+}
+
+/// One worker's request, with everything it needs prebuilt.
+pub(crate) enum Call {
+    Health(HealthClient<Channel>),
+    Introspect {
+        client: IntrospectionServiceClient<Channel>,
+        request: IntrospectRequest,
+        auth: MetadataValue<Ascii>,
+    },
+    /// Measured calls take the next pool token; warm-up calls present `warm`, so warming up
+    /// spends none of the pool.
+    IntrospectCold {
+        client: IntrospectionServiceClient<Channel>,
+        pool: Arc<Pool>,
+        warm: IntrospectRequest,
+        auth: MetadataValue<Ascii>,
+    },
+    Issue {
+        client: TokenServiceClient<Channel>,
+        request: IssueTokenRequest,
+        expect_refresh: bool,
+    },
+    /// `request.refresh_token` is always the latest of the worker's own family.
+    Refresh {
+        client: TokenServiceClient<Channel>,
+        request: RefreshTokenRequest,
+        reissue: IssueTokenRequest,
+    },
+    /// A wrong secret for an existing client: must answer UNAUTHENTICATED.
+    BadSecret {
+        client: TokenServiceClient<Channel>,
+        request: IssueTokenRequest,
+    },
+}
+
+fn failed(status: &Status) -> Step {
+    Step::Failed(format!("{:?}", status.code()))
+}
+
+fn check(ok: bool, error: &str) -> Step {
+    if ok {
+        Step::Ok
+    } else {
+        Step::Failed(error.into())
+    }
+}
+
+fn authed<T>(message: T, auth: &MetadataValue<Ascii>) -> Request<T> {
+    let mut request = Request::new(message);
+    request.metadata_mut().insert("authorization", auth.clone());
+    request
+}
+
+async fn introspect(
+    client: &mut IntrospectionServiceClient<Channel>,
+    message: IntrospectRequest,
+    auth: &MetadataValue<Ascii>,
+) -> Step {
+    match client.introspect(authed(message, auth)).await {
+        Ok(response) => check(response.get_ref().active, "inactive"),
+        Err(status) => failed(&status),
+    }
+}
+
+impl Call {
+    /// Sends one request and judges the answer. `measuring` is false during warm-up.
+    pub async fn once(&mut self, measuring: bool) -> Step {
+        match self {
+            Call::Health(client) => {
+                let request = HealthCheckRequest {
+                    service: String::new(),
+                };
+                match client.check(request).await {
+                    Ok(r) => check(
+                        r.get_ref().status == ServingStatus::Serving as i32,
+                        "not_serving",
+                    ),
+                    Err(status) => failed(&status),
+                }
+            }
+            Call::Introspect {
+                client,
+                request,
+                auth,
+            } => introspect(client, request.clone(), auth).await,
+            Call::IntrospectCold {
+                client,
+                pool,
+                warm,
+                auth,
+            } => {
+                if !measuring {
+                    return introspect(client, warm.clone(), auth).await;
+                }
+                let Some(token) = pool.tokens.get(pool.next.fetch_add(1, Ordering::Relaxed)) else {
+                    return Step::Exhausted;
+                };
+                let message = IntrospectRequest {
+                    token: token.clone(),
+                    token_type_hint: String::new(),
+                };
+                introspect(client, message, auth).await
+            }
+            Call::Issue {
+                client,
+                request,
+                expect_refresh,
+            } => match client.issue_token(request.clone()).await {
+                Ok(r) if r.get_ref().access_token.is_empty() => check(false, "empty_access_token"),
+                Ok(r) => check(
+                    !*expect_refresh || !r.get_ref().refresh_token.is_empty(),
+                    "empty_refresh_token",
+                ),
+                Err(status) => failed(&status),
+            },
+            Call::Refresh {
+                client, request, ..
+            } => match client.refresh_token(request.clone()).await {
+                Ok(r) => {
+                    let r = r.into_inner();
+                    if r.access_token.is_empty() || r.refresh_token.is_empty() {
+                        return check(false, "empty_token");
+                    }
+                    request.refresh_token = r.refresh_token;
+                    Step::Ok
+                }
+                Err(status) => failed(&status),
+            },
+            Call::BadSecret { client, request } => {
+                match client.issue_token(request.clone()).await {
+                    Ok(_) => check(false, "wrong_secret_accepted"),
+                    Err(status) if status.code() == Code::Unauthenticated => Step::Ok,
+                    Err(status) => failed(&status),
+                }
+            }
+        }
+    }
+
+    /// After a failed call, outside the timed region: a refresh worker whose family may be spent
+    /// or revoked starts a new one, so one error does not turn every later call into an error.
+    pub async fn recover(&mut self) {
+        if let Call::Refresh {
+            client,
+            request,
+            reissue,
+        } = self
+            && let Ok(r) = client.issue_token(reissue.clone()).await
+        {
+            request.refresh_token = r.into_inner().refresh_token;
+        }
+    }
+}
+
+/// The workers' calls for one phase of `rpc`, one per in-flight request, spread round robin
+/// over the connections.
+pub(crate) async fn prepare(
+    rpc: Rpc,
+    fixtures: &Fixtures,
+    options: &BenchOptions,
+) -> anyhow::Result<Vec<Call>> {
+    let n = options.concurrency;
+    let channel = |i: usize| fixtures.channels()[i % fixtures.channels().len()].clone();
+    let caller = || {
+        fixtures
+            .caller
+            .clone()
+            .context("no caller token for Introspect")
+    };
+    let introspect_of = |token: Option<&String>| -> anyhow::Result<Vec<Call>> {
+        let request = token_request(token.context("no token to introspect")?);
+        let auth = caller()?;
+        Ok((0..n)
+            .map(|i| Call::Introspect {
+                client: IntrospectionServiceClient::new(channel(i)),
+                request: request.clone(),
+                auth: auth.clone(),
+            })
+            .collect())
+    };
+    let calls = match rpc {
+        Rpc::Health => (0..n)
+            .map(|i| Call::Health(HealthClient::new(channel(i))))
+            .collect(),
+        Rpc::Introspect => introspect_of(fixtures.warm_jwt.as_ref())?,
+        Rpc::IntrospectOpaque => introspect_of(fixtures.opaque_token.as_ref())?,
+        Rpc::IntrospectCold => {
+            let pool = Arc::new(issue_pool(fixtures, options).await?);
+            let warm = token_request(fixtures.warm_jwt.as_ref().context("no warm token")?);
+            let auth = caller()?;
+            (0..n)
+                .map(|i| Call::IntrospectCold {
+                    client: IntrospectionServiceClient::new(channel(i)),
+                    pool: pool.clone(),
+                    warm: warm.clone(),
+                    auth: auth.clone(),
+                })
+                .collect()
+        }
+        Rpc::Issue | Rpc::IssueRefresh => {
+            let expect_refresh = rpc == Rpc::IssueRefresh;
+            let creds = if expect_refresh {
+                &fixtures.refresh
+            } else {
+                &fixtures.jwt
+            };
+            let request = creds
+                .as_ref()
+                .context("no client to issue for")?
+                .issue_request(&[]);
+            (0..n)
+                .map(|i| Call::Issue {
+                    client: TokenServiceClient::new(channel(i)),
+                    request: request.clone(),
+                    expect_refresh,
+                })
+                .collect()
+        }
+        Rpc::Refresh => families(fixtures, n).await?,
+    };
+    Ok(calls)
+}
+
+fn token_request(token: &str) -> IntrospectRequest {
+    IntrospectRequest {
+        token: token.to_owned(),
+        token_type_hint: String::new(),
+    }
+}
+
+/// One refresh family per worker, each started by its own IssueToken.
+async fn families(fixtures: &Fixtures, n: usize) -> anyhow::Result<Vec<Call>> {
+    let creds = fixtures.refresh.as_ref().context("no refresh client")?;
+    let reissue = creds.issue_request(&[]);
+    let starts = (0..n).map(|i| {
+        let channel = fixtures.channels()[i % fixtures.channels().len()].clone();
+        let reissue = reissue.clone();
+        async move {
+            let mut client = TokenServiceClient::new(channel);
+            let issued = client.issue_token(reissue.clone()).await;
+            let issued = issued.map_err(|s| status_error("IssueToken for a refresh family", &s))?;
+            let refresh_token = issued.into_inner().refresh_token;
+            anyhow::ensure!(
+                !refresh_token.is_empty(),
+                "IssueToken returned no refresh token"
+            );
+            let request = refresh_request(creds, refresh_token);
+            Ok(Call::Refresh {
+                client,
+                request,
+                reissue,
+            })
+        }
+    });
+    futures::future::try_join_all(starts).await
+}
+
+fn refresh_request(creds: &ClientCreds, refresh_token: String) -> RefreshTokenRequest {
+    RefreshTokenRequest {
+        client_id: creds.client_id.clone(),
+        client_secret: creds.client_secret.clone(),
+        refresh_token,
+        scopes: Vec::new(),
+    }
+}
+
+/// Issues the `introspect-cold` pool: distinct JWTs, `concurrency` IssueTokens in flight, with
+/// a progress line, failing at the first refused call.
+async fn issue_pool(fixtures: &Fixtures, options: &BenchOptions) -> anyhow::Result<Pool> {
+    let size = options.cold_pool_size();
+    let creds = fixtures
+        .jwt
+        .as_ref()
+        .context("no JWT client for the pool")?;
+    let request = creds.issue_request(&["bench.read"]);
+    let progress = Progress::start(
+        "introspect-cold: issuing token pool",
+        options.progress,
+        size,
+    );
+    let issued = load::fill(
+        fixtures.channels(),
+        options.concurrency,
+        size,
+        request,
+        &progress,
+    )
+    .await;
+    progress.finish();
+    let tokens = issued?;
+    Ok(Pool {
+        tokens,
+        next: AtomicUsize::new(0),
+    })
+}
