@@ -99,22 +99,73 @@ async fn introspect(
     }
 }
 
+async fn health(client: &mut HealthClient<Channel>) -> Step {
+    let request = HealthCheckRequest {
+        service: String::new(),
+    };
+    match client.check(request).await {
+        Ok(r) => check(
+            r.get_ref().status == ServingStatus::Serving as i32,
+            "not_serving",
+        ),
+        Err(status) => failed(&status),
+    }
+}
+
+async fn issue(
+    client: &mut TokenServiceClient<Channel>,
+    request: IssueTokenRequest,
+    expect_refresh: bool,
+) -> Step {
+    match client.issue_token(request).await {
+        Ok(r) if r.get_ref().access_token.is_empty() => check(false, "empty_access_token"),
+        Ok(r) => check(
+            !expect_refresh || !r.get_ref().refresh_token.is_empty(),
+            "empty_refresh_token",
+        ),
+        Err(status) => failed(&status),
+    }
+}
+
+/// RefreshToken; on success the successor replaces the token presented.
+async fn refresh(
+    client: &mut TokenServiceClient<Channel>,
+    request: &mut RefreshTokenRequest,
+) -> Step {
+    match client.refresh_token(request.clone()).await {
+        Ok(r) => {
+            let r = r.into_inner();
+            if r.access_token.is_empty() || r.refresh_token.is_empty() {
+                return check(false, "empty_token");
+            }
+            request.refresh_token = r.refresh_token;
+            Step::Ok
+        }
+        Err(status) => failed(&status),
+    }
+}
+
+async fn bad_secret(client: &mut TokenServiceClient<Channel>, request: IssueTokenRequest) -> Step {
+    match client.issue_token(request).await {
+        Ok(_) => check(false, "wrong_secret_accepted"),
+        Err(status) if status.code() == Code::Unauthenticated => Step::Ok,
+        Err(status) => failed(&status),
+    }
+}
+
+impl Pool {
+    /// The next unused token, as a request; `None` once all are used.
+    fn take(&self) -> Option<IntrospectRequest> {
+        let token = self.tokens.get(self.next.fetch_add(1, Ordering::Relaxed))?;
+        Some(token_request(token))
+    }
+}
+
 impl Call {
     /// Sends one request and judges the answer. `measuring` is false during warm-up.
     pub async fn once(&mut self, measuring: bool) -> Step {
         match self {
-            Call::Health(client) => {
-                let request = HealthCheckRequest {
-                    service: String::new(),
-                };
-                match client.check(request).await {
-                    Ok(r) => check(
-                        r.get_ref().status == ServingStatus::Serving as i32,
-                        "not_serving",
-                    ),
-                    Err(status) => failed(&status),
-                }
-            }
+            Call::Health(client) => health(client).await,
             Call::Introspect {
                 client,
                 request,
@@ -129,47 +180,20 @@ impl Call {
                 if !measuring {
                     return introspect(client, warm.clone(), auth).await;
                 }
-                let Some(token) = pool.tokens.get(pool.next.fetch_add(1, Ordering::Relaxed)) else {
-                    return Step::Exhausted;
-                };
-                let message = IntrospectRequest {
-                    token: token.clone(),
-                    token_type_hint: String::new(),
-                };
-                introspect(client, message, auth).await
+                match pool.take() {
+                    Some(message) => introspect(client, message, auth).await,
+                    None => Step::Exhausted,
+                }
             }
             Call::Issue {
                 client,
                 request,
                 expect_refresh,
-            } => match client.issue_token(request.clone()).await {
-                Ok(r) if r.get_ref().access_token.is_empty() => check(false, "empty_access_token"),
-                Ok(r) => check(
-                    !*expect_refresh || !r.get_ref().refresh_token.is_empty(),
-                    "empty_refresh_token",
-                ),
-                Err(status) => failed(&status),
-            },
+            } => issue(client, request.clone(), *expect_refresh).await,
             Call::Refresh {
                 client, request, ..
-            } => match client.refresh_token(request.clone()).await {
-                Ok(r) => {
-                    let r = r.into_inner();
-                    if r.access_token.is_empty() || r.refresh_token.is_empty() {
-                        return check(false, "empty_token");
-                    }
-                    request.refresh_token = r.refresh_token;
-                    Step::Ok
-                }
-                Err(status) => failed(&status),
-            },
-            Call::BadSecret { client, request } => {
-                match client.issue_token(request.clone()).await {
-                    Ok(_) => check(false, "wrong_secret_accepted"),
-                    Err(status) if status.code() == Code::Unauthenticated => Step::Ok,
-                    Err(status) => failed(&status),
-                }
-            }
+            } => refresh(client, request).await,
+            Call::BadSecret { client, request } => bad_secret(client, request.clone()).await,
         }
     }
 
@@ -196,65 +220,81 @@ pub(crate) async fn prepare(
     options: &BenchOptions,
 ) -> anyhow::Result<Vec<Call>> {
     let n = options.concurrency;
-    let channel = |i: usize| fixtures.channels()[i % fixtures.channels().len()].clone();
-    let caller = || {
-        fixtures
-            .caller
-            .clone()
-            .context("no caller token for Introspect")
-    };
-    let introspect_of = |token: Option<&String>| -> anyhow::Result<Vec<Call>> {
-        let request = token_request(token.context("no token to introspect")?);
-        let auth = caller()?;
-        Ok((0..n)
-            .map(|i| Call::Introspect {
-                client: IntrospectionServiceClient::new(channel(i)),
-                request: request.clone(),
-                auth: auth.clone(),
-            })
-            .collect())
-    };
     let calls = match rpc {
         Rpc::Health => (0..n)
-            .map(|i| Call::Health(HealthClient::new(channel(i))))
+            .map(|i| Call::Health(HealthClient::new(channel(fixtures, i))))
             .collect(),
-        Rpc::Introspect => introspect_of(fixtures.warm_jwt.as_ref())?,
-        Rpc::IntrospectOpaque => introspect_of(fixtures.opaque_token.as_ref())?,
-        Rpc::IntrospectCold => {
-            let pool = Arc::new(issue_pool(fixtures, options).await?);
-            let warm = token_request(fixtures.warm_jwt.as_ref().context("no warm token")?);
-            let auth = caller()?;
-            (0..n)
-                .map(|i| Call::IntrospectCold {
-                    client: IntrospectionServiceClient::new(channel(i)),
-                    pool: pool.clone(),
-                    warm: warm.clone(),
-                    auth: auth.clone(),
-                })
-                .collect()
-        }
-        Rpc::Issue | Rpc::IssueRefresh => {
-            let expect_refresh = rpc == Rpc::IssueRefresh;
-            let creds = if expect_refresh {
-                &fixtures.refresh
-            } else {
-                &fixtures.jwt
-            };
-            let request = creds
-                .as_ref()
-                .context("no client to issue for")?
-                .issue_request(&[]);
-            (0..n)
-                .map(|i| Call::Issue {
-                    client: TokenServiceClient::new(channel(i)),
-                    request: request.clone(),
-                    expect_refresh,
-                })
-                .collect()
-        }
+        Rpc::Introspect => introspect_calls(fixtures, n, fixtures.warm_jwt.as_deref())?,
+        Rpc::IntrospectOpaque => introspect_calls(fixtures, n, fixtures.opaque_token.as_deref())?,
+        Rpc::IntrospectCold => cold_calls(fixtures, options).await?,
+        Rpc::Issue => issue_calls(fixtures, n, false)?,
+        Rpc::IssueRefresh => issue_calls(fixtures, n, true)?,
         Rpc::Refresh => families(fixtures, n).await?,
     };
     Ok(calls)
+}
+
+/// Worker `i`'s connection.
+fn channel(fixtures: &Fixtures, i: usize) -> Channel {
+    let channels = fixtures.channels();
+    channels[i % channels.len()].clone()
+}
+
+fn caller(fixtures: &Fixtures) -> anyhow::Result<MetadataValue<Ascii>> {
+    fixtures
+        .caller
+        .clone()
+        .context("no caller token for Introspect")
+}
+
+fn introspect_calls(
+    fixtures: &Fixtures,
+    n: usize,
+    token: Option<&str>,
+) -> anyhow::Result<Vec<Call>> {
+    let request = token_request(token.context("no token to introspect")?);
+    let auth = caller(fixtures)?;
+    Ok((0..n)
+        .map(|i| Call::Introspect {
+            client: IntrospectionServiceClient::new(channel(fixtures, i)),
+            request: request.clone(),
+            auth: auth.clone(),
+        })
+        .collect())
+}
+
+async fn cold_calls(fixtures: &Fixtures, options: &BenchOptions) -> anyhow::Result<Vec<Call>> {
+    let pool = Arc::new(issue_pool(fixtures, options).await?);
+    let warm = token_request(fixtures.warm_jwt.as_deref().context("no warm token")?);
+    let auth = caller(fixtures)?;
+    Ok((0..options.concurrency)
+        .map(|i| Call::IntrospectCold {
+            client: IntrospectionServiceClient::new(channel(fixtures, i)),
+            pool: pool.clone(),
+            warm: warm.clone(),
+            auth: auth.clone(),
+        })
+        .collect())
+}
+
+/// IssueToken on the JWT client, or with `expect_refresh` on the refresh-enabled one.
+fn issue_calls(fixtures: &Fixtures, n: usize, expect_refresh: bool) -> anyhow::Result<Vec<Call>> {
+    let creds = if expect_refresh {
+        &fixtures.refresh
+    } else {
+        &fixtures.jwt
+    };
+    let request = creds
+        .as_ref()
+        .context("no client to issue for")?
+        .issue_request(&[]);
+    Ok((0..n)
+        .map(|i| Call::Issue {
+            client: TokenServiceClient::new(channel(fixtures, i)),
+            request: request.clone(),
+            expect_refresh,
+        })
+        .collect())
 }
 
 fn token_request(token: &str) -> IntrospectRequest {
@@ -269,7 +309,7 @@ async fn families(fixtures: &Fixtures, n: usize) -> anyhow::Result<Vec<Call>> {
     let creds = fixtures.refresh.as_ref().context("no refresh client")?;
     let reissue = creds.issue_request(&[]);
     let starts = (0..n).map(|i| {
-        let channel = fixtures.channels()[i % fixtures.channels().len()].clone();
+        let channel = channel(fixtures, i);
         let reissue = reissue.clone();
         async move {
             let mut client = TokenServiceClient::new(channel);
