@@ -9,7 +9,10 @@ use std::sync::Arc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use secrecy::SecretString;
 use tokend::config::Settings;
-use tokend::domain::{Caller, ClientInput, ScopeSet, SystemClock, TokenRequest, Tokend};
+use tokend::domain::{
+    Caller, ClientInput, ClientSecret, HashParams, ScopeSet, SecretHasher, SystemClock,
+    TokenRequest, Tokend,
+};
 use tokio::runtime::Runtime;
 
 struct Fixture {
@@ -141,5 +144,24 @@ fn scopes(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, introspection, scopes);
+/// The cost of a cold `IssueToken`: one argon2id verification at the default parameters.
+fn argon2(c: &mut Criterion) {
+    let rt = Runtime::new().unwrap();
+    let hasher = SecretHasher::new(HashParams::default(), 1).unwrap();
+    let secret = ClientSecret::generate().unwrap();
+    let hash = rt.block_on(hasher.hash(&secret)).unwrap();
+    let mut group = c.benchmark_group("argon2id");
+    group.sample_size(10);
+    group.bench_function("verify (19 MiB, t=2, p=1: the defaults)", |b| {
+        b.iter(|| {
+            assert!(
+                rt.block_on(hasher.verify(&secret, Some(hash.clone())))
+                    .unwrap()
+            )
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, introspection, scopes, argon2);
 criterion_main!(benches);

@@ -26,7 +26,7 @@ cargo build --release --quiet
 log() { printf '%s\n' "$*" | tee -a "$out/log.txt"; }
 
 # Starts tokend in the background with the environment given as arguments; sets $pid and
-# prints the milliseconds from exec to a SERVING health answer.
+# $startup (milliseconds from exec to a SERVING health answer).
 start_server() {
   local t0 t1
   t0=$(date +%s%N)
@@ -39,7 +39,7 @@ start_server() {
     sleep 0.01
   done
   t1=$(date +%s%N)
-  echo $(( (t1 - t0) / 1000000 ))
+  startup=$(( (t1 - t0) / 1000000 ))
 }
 
 stop_server() { kill -TERM "$pid"; wait "$pid" || true; }
@@ -54,23 +54,19 @@ run_backend() {
   local backend="$1"; shift
   local envs=("$@")
   log "== $backend"
-  "$bin" migrate >/dev/null 2>&1 || true
   env "${envs[@]}" "$bin" migrate >>"$out/server.log" 2>&1
   local creds id secret
   creds=$(bootstrap "${envs[@]}")
   id=$(echo "$creds" | python3 -c 'import json,sys; print(json.load(sys.stdin)["client_id"])')
   secret=$(echo "$creds" | python3 -c 'import json,sys; print(json.load(sys.stdin)["client_secret"])')
-  local startup
-  startup=$(start_server "${envs[@]}")
+  start_server "${envs[@]}"
   sleep 1
   log "startup to SERVING (migrated database): ${startup} ms; idle RSS: $(rss_mib) MiB"
   local rpcs="health,introspect,introspect-opaque,introspect-cold,issue,issue-refresh,refresh"
   "$bin" bench --target "http://127.0.0.1:$port" --client-id "$id" --client-secret "$secret" \
     --rpc "$rpcs" --duration "$secs" --warmup 2 --concurrency 64 --connections 2 \
     --background-bad-secrets 16 --json >"$out/$backend.json"
-  "$bin" bench --target "http://127.0.0.1:$port" --client-id "$id" --client-secret "$secret" \
-    --rpc "$rpcs" --duration "$secs" --warmup 2 --concurrency 64 --connections 2 \
-    --background-bad-secrets 16 2>/dev/null | tee -a "$out/log.txt" || true
+  python3 benches/table.py "$out/$backend.json" | tee -a "$out/log.txt"
   log "RSS after the runs (caches filled): $(rss_mib) MiB"
   stop_server
 }
@@ -103,8 +99,7 @@ million_revocations() {
   psql "$url" -qc "INSERT INTO revocations (kind, subject, client_id, expire_time_us, create_time_us)
     SELECT 'token', substr(md5(g::text), 1, 22), 'c', 4000000000000000, 0
     FROM generate_series(1, 1000000) g"
-  local startup
-  startup=$(start_server TOKEND__DATABASE__URL="$url" TOKEND__KEYS__KEK="$kek")
+  start_server TOKEND__DATABASE__URL="$url" TOKEND__KEYS__KEK="$kek"
   sleep 1
   log "startup with 1M revocations: ${startup} ms; RSS: $(rss_mib) MiB"
   stop_server

@@ -140,7 +140,7 @@ impl Introspector {
     /// RFC 7662 introspection on behalf of `caller`. `Ok(None)` means `active: false`: the token
     /// is malformed, unknown, expired, of a disabled or deleted client, or of a tenant the caller
     /// may not see.
-    #[tracing::instrument(skip_all, fields(caller = caller.map(|c| c.client_id.as_str())))]
+    #[tracing::instrument(level = "debug", skip_all, fields(caller = caller.map(|c| c.client_id.as_str())))]
     pub async fn introspect(
         &self,
         caller: Option<&Caller>,

@@ -26,6 +26,7 @@ use crate::store::{CHANGE_CLIENT, CHANGE_GRANT, CHANGE_KEYS, CHANGE_TOKEN, Chang
 /// How long change-log rows are kept. A replica further behind than half of it reloads fully.
 pub const CHANGE_RETENTION: Duration = Duration::from_secs(3600);
 const PAGE: u32 = 1000;
+const REVOCATION_PAGE: u32 = 10_000;
 
 /// Counts of what a replica holds, for memory figures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,13 +238,28 @@ impl Registry {
         let now = to_micros(self.clock.now());
         let mut denied_tokens = HashMap::new();
         let mut denied_grants = HashMap::new();
-        for row in self.store.live_revocations(now).await? {
-            match row.kind.as_str() {
-                CHANGE_TOKEN => denied_tokens.insert(row.subject, row.expire_time_us),
-                CHANGE_GRANT => denied_grants.insert(row.subject, row.expire_time_us),
-                _ => None,
-            };
+        let mut after: Option<(String, String)> = None;
+        loop {
+            let key = after.as_ref().map(|(k, s)| (k.as_str(), s.as_str()));
+            let rows = self
+                .store
+                .live_revocations(now, key, REVOCATION_PAGE)
+                .await?;
+            let n = rows.len();
+            after = rows.last().map(|r| (r.kind.clone(), r.subject.clone()));
+            for row in rows {
+                match row.kind.as_str() {
+                    CHANGE_TOKEN => denied_tokens.insert(row.subject, row.expire_time_us),
+                    CHANGE_GRANT => denied_grants.insert(row.subject, row.expire_time_us),
+                    _ => None,
+                };
+            }
+            if n < REVOCATION_PAGE as usize {
+                break;
+            }
         }
+        denied_tokens.shrink_to_fit();
+        denied_grants.shrink_to_fit();
         *self.write() = View {
             clients,
             denied_tokens,

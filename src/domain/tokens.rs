@@ -125,8 +125,9 @@ pub struct TokenIssuer {
 }
 
 impl TokenIssuer {
-    /// The client-credentials grant: authenticate, check policy, sign.
-    #[tracing::instrument(skip_all, fields(client_id = %request.client_id))]
+    /// The client-credentials grant: authenticate, check policy, sign. (Its span is at debug
+    /// level: every call already has the request's span, and this path is hot.)
+    #[tracing::instrument(level = "debug", skip_all, fields(client_id = %request.client_id))]
     pub async fn issue(&self, request: &TokenRequest) -> Result<IssuedToken> {
         let requested_scopes = ScopeSet::parse("scopes", &request.scopes)
             .map_err(|e| Error::InvalidScope(e.to_string()))?;

@@ -173,8 +173,15 @@ pub trait ChangeStore: Send + Sync {
     /// Changes after `seq`, oldest first, at most `limit`.
     async fn changes_since(&self, seq: i64, limit: u32) -> StoreResult<Vec<ChangeRow>>;
 
-    /// Deny-list entries still in force at `now_us`.
-    async fn live_revocations(&self, now_us: i64) -> StoreResult<Vec<RevocationRow>>;
+    /// Deny-list entries still in force at `now_us`, in (kind, subject) order, strictly
+    /// after `after`, at most `limit`: read in pages, so a replica loading a million of them
+    /// never holds them all twice.
+    async fn live_revocations(
+        &self,
+        now_us: i64,
+        after: Option<(&str, &str)>,
+        limit: u32,
+    ) -> StoreResult<Vec<RevocationRow>>;
 
     /// Something that wakes up when another writer may have logged a change.
     async fn change_feed(&self) -> StoreResult<Box<dyn ChangeFeed>>;

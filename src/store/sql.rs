@@ -43,7 +43,9 @@ pub(super) const LAST_CHANGE: &str = "SELECT COALESCE(MAX(seq), 0) FROM changes"
 
 pub(super) const CHANGES_SINCE: &str = "SELECT * FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2";
 
-pub(super) const LIVE_REVOCATIONS: &str = "SELECT * FROM revocations WHERE expire_time_us > $1";
+/// A page of the deny list in primary-key order, after (`$2`, `$3`); `('', '')` is the start.
+pub(super) const LIVE_REVOCATIONS: &str = "SELECT * FROM revocations WHERE expire_time_us > $1 \
+    AND (kind > $2 OR (kind = $2 AND subject > $3)) ORDER BY kind, subject LIMIT $4";
 
 pub(super) const INSERT_GRANT: &str = "INSERT INTO grants (grant_id, client_id, scopes, audiences, \
     create_time_us, access_expire_time_us, refresh_expire_time_us, revoke_time_us, \
@@ -692,9 +694,15 @@ macro_rules! shared_store_impl {
             async fn live_revocations(
                 &self,
                 now_us: i64,
+                after: Option<(&str, &str)>,
+                limit: u32,
             ) -> $crate::store::StoreResult<Vec<$crate::store::RevocationRow>> {
+                let (kind, subject) = after.unwrap_or(("", ""));
                 Ok(sqlx::query_as($crate::store::sql::LIVE_REVOCATIONS)
                     .bind(now_us)
+                    .bind(kind)
+                    .bind(subject)
+                    .bind(i64::from(limit))
                     .fetch_all(&self.pool)
                     .await?)
             }

@@ -584,12 +584,20 @@ async fn expired_revocations_are_purged(backend: Backend) {
     })
     .await
     .unwrap();
-    assert_eq!(store.live_revocations(0).await.unwrap().len(), 2);
+    assert_eq!(
+        store.live_revocations(0, None, 1000).await.unwrap().len(),
+        2
+    );
     assert!(!app.active(&introspector, &t.access_token).await);
     // 15 minutes of access-token life, leeway, retry window and margin later, both can go.
     app.advance(Duration::from_secs(15 * 60 + 120));
     let start = Instant::now();
-    while !store.live_revocations(0).await.unwrap().is_empty() {
+    while !store
+        .live_revocations(0, None, 1000)
+        .await
+        .unwrap()
+        .is_empty()
+    {
         assert!(start.elapsed() < Duration::from_secs(10), "not purged");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -442,7 +442,7 @@ async fn refresh_claims_respect_client_expiry_and_revocation(backend: Backend) {
     assert!(!s.revoke_grant("g1", 5, 301).await.unwrap());
     let dead = s.rotate_refresh("h0", "c1", &succ, 0, 400).await.unwrap();
     assert!(matches!(dead, RefreshClaim::Rejected(Some((_, g))) if g.revoke_time_us == Some(300)));
-    let denied = s.live_revocations(0).await.unwrap();
+    let denied = s.live_revocations(0, None, 1000).await.unwrap();
     assert_eq!(denied.len(), 1);
     assert_eq!(
         (denied[0].kind.as_str(), denied[0].expire_time_us),
@@ -526,7 +526,32 @@ async fn change_log_orders_every_write(backend: Backend) {
     assert_eq!((purged.revocations, purged.changes), (0, 0));
     let purged = s.purge(9_000, 13).await.unwrap();
     assert_eq!((purged.revocations, purged.changes), (1, 2));
-    assert!(s.live_revocations(0).await.unwrap().is_empty());
+    assert!(s.live_revocations(0, None, 1000).await.unwrap().is_empty());
+}
+
+async fn revocations_are_read_in_pages(backend: Backend) {
+    let (_db, s) = open(backend).await;
+    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1))
+        .await
+        .unwrap();
+    for jti in ["j3", "j1", "j2"] {
+        s.revoke_access_token(jti, "c1", 9_000, None, 10)
+            .await
+            .unwrap();
+    }
+    s.revoke_access_token("j0", "c1", 50, None, 10)
+        .await
+        .unwrap(); // dead at 100
+    let first = s.live_revocations(100, None, 2).await.unwrap();
+    let subjects: Vec<&str> = first.iter().map(|r| r.subject.as_str()).collect();
+    assert_eq!(subjects, ["j1", "j2"]);
+    let last = &first[1];
+    let rest = s
+        .live_revocations(100, Some((&last.kind, &last.subject)), 2)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].subject, "j3");
 }
 
 for_each_backend!(
@@ -534,6 +559,7 @@ for_each_backend!(
     refresh_claims_respect_client_expiry_and_revocation,
     client_revocation_survives_stale_updates,
     change_log_orders_every_write,
+    revocations_are_read_in_pages,
     client_round_trip,
     duplicate_client_is_already_exists,
     list_filters_orders_and_pages,
