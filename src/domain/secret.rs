@@ -5,12 +5,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
+use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::Semaphore;
-use tracing::Instrument as _;
 
 use super::error::{Error, Result};
 
@@ -102,23 +100,118 @@ impl HashParams {
     }
 }
 
-/// Hashes and verifies secrets on the blocking pool, at most `permits` at a time, so a burst of
-/// logins (or of wrong secrets) queues instead of taking every core from `Introspect`.
+/// Hashes and verifies secrets on a few dedicated threads (`concurrency` of them), so a burst
+/// of logins (or of wrong secrets) queues instead of taking every core from `Introspect`.
+///
+/// Dedicated threads rather than tokio's blocking pool: each argon2 computation allocates its
+/// memory cost (19 MiB by default), and the allocator keeps that memory with the thread's
+/// arena. On a few long-lived threads it is reused; on the blocking pool's changing threads it
+/// piled up (about 20 MiB more resident per thread that ever hashed).
 #[derive(Clone)]
 pub struct SecretHasher {
     argon2: Argon2<'static>,
-    permits: Arc<Semaphore>,
+    jobs: std::sync::mpsc::Sender<Job>,
     /// Verified against when a client has no live secret, so that unknown clients cost the
     /// same time as wrong secrets.
     dummy_hash: Arc<str>,
 }
 
+type Job = Box<dyn FnOnce() + Send>;
+
 impl fmt::Debug for SecretHasher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SecretHasher")
-            .field("available_permits", &self.permits.available_permits())
-            .finish_non_exhaustive()
+        f.debug_struct("SecretHasher").finish_non_exhaustive()
     }
+}
+
+thread_local! {
+    /// The hashing thread's argon2 memory, kept between verifications: allocating and freeing
+    /// 19 MiB per call leaves the allocator's heap fragmented and resident.
+    static MEMORY: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Whether `password` matches the argon2 PHC string `phc`, computed in this thread's reused
+/// memory. The comparison is constant-time (`Output`'s equality).
+fn verify_in_place(password: &[u8], phc: &str) -> bool {
+    let compute = || -> Option<bool> {
+        let parsed = argon2::PasswordHash::new(phc).ok()?;
+        let params = Params::try_from(&parsed).ok()?;
+        let algorithm = Algorithm::try_from(parsed.algorithm.as_str()).ok()?;
+        let version = match parsed.version {
+            Some(v) => Version::try_from(v).ok()?,
+            None => Version::default(),
+        };
+        let (salt, expected) = (parsed.salt?, parsed.hash?);
+        let mut out = vec![0u8; expected.len()];
+        let argon2 = Argon2::new(algorithm, version, params.clone());
+        MEMORY.with_borrow_mut(|memory| {
+            memory.resize(params.block_count(), argon2::Block::default());
+            argon2
+                .hash_password_into_with_memory(password, &salt, &mut out, &mut memory[..])
+                .ok()
+        })?;
+        Some(argon2::password_hash::phc::Output::new(&out).ok()? == expected)
+    };
+    compute().unwrap_or(false)
+}
+
+/// The PHC string of an argon2id hash of `password` with `salt` (computed in place when
+/// `password` is given; `None` gives a random output: a well-formed hash nothing matches).
+fn phc(argon2: &Argon2<'_>, params: &Params, password: Option<&[u8]>) -> Result<String> {
+    use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+    let fail = |e: &dyn std::fmt::Display| Error::Unexpected(anyhow::anyhow!("argon2: {e}"));
+    let mut salt = [0u8; 16];
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    let random = |buf: &mut [u8]| {
+        aws_lc_rs::rand::fill(buf)
+            .map_err(|_| Error::Unexpected(anyhow::anyhow!("system random source failed")))
+    };
+    random(&mut salt)?;
+    match password {
+        Some(pw) => MEMORY.with_borrow_mut(|memory| {
+            memory.resize(params.block_count(), argon2::Block::default());
+            argon2
+                .hash_password_into_with_memory(pw, &salt, &mut out, &mut memory[..])
+                .map_err(|e| fail(&e))
+        })?,
+        None => random(&mut out)?,
+    }
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params).map_err(|e| fail(&e))?,
+        salt: Some(Salt::new(&salt).map_err(|e| fail(&e))?),
+        hash: Some(Output::new(&out).map_err(|e| fail(&e))?),
+    };
+    Ok(hash.to_string())
+}
+
+/// Starts `n` hashing threads taking jobs from one queue; they end when every sender is gone.
+fn start_workers(n: usize) -> Result<std::sync::mpsc::Sender<Job>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Job>();
+    let rx = Arc::new(std::sync::Mutex::new(rx));
+    for i in 0..n.max(1) {
+        let rx = rx.clone();
+        std::thread::Builder::new()
+            .name(format!("tokend-argon2-{i}"))
+            .spawn(move || {
+                loop {
+                    // The lock is held only while waiting for the next job.
+                    let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    match job {
+                        // A panicking job fails its own call only; the thread lives on.
+                        Ok(job) => {
+                            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                        }
+                        Err(_) => return,
+                    }
+                }
+            })
+            .map_err(|e| {
+                Error::Unexpected(anyhow::anyhow!("cannot start a hashing thread: {e}"))
+            })?;
+    }
+    Ok(tx)
 }
 
 impl SecretHasher {
@@ -127,13 +220,12 @@ impl SecretHasher {
         let argon2 = params
             .argon2()
             .map_err(|e| Error::Unexpected(anyhow::anyhow!(e)))?;
-        let dummy = argon2
-            .hash_password(b"tokend dummy secret, never issued")
-            .map_err(|e| Error::Unexpected(anyhow::anyhow!("argon2: {e}")))?
-            .to_string();
+        // Random bytes in a well-formed hash of the same cost: verifying against it costs one
+        // argon2 computation, and computing it costs none.
+        let dummy = phc(&argon2, argon2.params(), None)?;
         Ok(Self {
             argon2,
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            jobs: start_workers(concurrency)?,
             dummy_hash: dummy.into(),
         })
     }
@@ -143,10 +235,11 @@ impl SecretHasher {
         let argon2 = self.argon2.clone();
         let secret = SecretString::from(secret.expose().to_owned());
         self.run_blocking(move || {
-            argon2
-                .hash_password(secret.expose_secret().as_bytes())
-                .map(|h| h.to_string())
-                .map_err(|e| Error::Unexpected(anyhow::anyhow!("argon2: {e}")))
+            phc(
+                &argon2,
+                argon2.params(),
+                Some(secret.expose_secret().as_bytes()),
+            )
         })
         .await
     }
@@ -155,15 +248,14 @@ impl SecretHasher {
     /// hash (unknown client, unknown secret) it verifies against a dummy hash of the same cost,
     /// so absence is not visible in timing.
     pub async fn verify(&self, secret: &ClientSecret, hash: Option<String>) -> Result<bool> {
-        let argon2 = self.argon2.clone();
         let secret = SecretString::from(secret.expose().to_owned());
         let dummy = self.dummy_hash.clone();
         self.run_blocking(move || {
             let pw = secret.expose_secret().as_bytes();
             Ok(match hash {
-                Some(hash) => argon2.verify_password(pw, hash.as_str()).is_ok(),
+                Some(hash) => verify_in_place(pw, &hash),
                 None => {
-                    let _ = argon2.verify_password(pw, &*dummy);
+                    let _ = verify_in_place(pw, &dummy);
                     false
                 }
             })
@@ -176,16 +268,16 @@ impl SecretHasher {
         F: FnOnce() -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
+        let (done, result) = tokio::sync::oneshot::channel();
+        let span = tracing::info_span!(parent: tracing::Span::current(), "argon2");
+        self.jobs
+            .send(Box::new(move || {
+                let _ = done.send(span.in_scope(work));
+            }))
             .map_err(|_| Error::Unavailable("shutting down".into()))?;
-        let span = tracing::info_span!("argon2");
-        tokio::task::spawn_blocking(move || span.in_scope(work))
-            .instrument(tracing::Span::current())
+        result
             .await
-            .map_err(|e| Error::Unexpected(anyhow::anyhow!("hashing task failed: {e}")))?
+            .map_err(|_| Error::Unexpected(anyhow::anyhow!("hashing thread failed")))?
     }
 }
 
