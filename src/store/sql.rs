@@ -45,7 +45,7 @@ pub(super) const CHANGES_SINCE: &str = "SELECT * FROM changes WHERE seq > $1 ORD
 
 /// A page of the deny list in primary-key order, after (`$2`, `$3`); `('', '')` is the start.
 pub(super) const LIVE_REVOCATIONS: &str = "SELECT * FROM revocations WHERE expire_time_us > $1 \
-    AND (kind > $2 OR (kind = $2 AND subject > $3)) ORDER BY kind, subject LIMIT $4";
+    AND (kind, subject) > ($2, $3) ORDER BY kind, subject LIMIT $4";
 
 pub(super) const INSERT_GRANT: &str = "INSERT INTO grants (grant_id, client_id, scopes, audiences, \
     create_time_us, access_expire_time_us, refresh_expire_time_us, revoke_time_us, \
