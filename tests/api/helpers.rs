@@ -253,6 +253,19 @@ impl TestApp {
             .into_inner()
     }
 
+    /// DeleteClient as `admin`.
+    pub async fn try_delete_client(&self, admin: &str, client_id: &str) -> Result<(), Status> {
+        self.clients()
+            .delete_client(authed(
+                DeleteClientRequest {
+                    client_id: client_id.into(),
+                },
+                admin,
+            ))
+            .await
+            .map(|_| ())
+    }
+
     /// GetClient as `admin`; panics on failure.
     pub async fn get_client(&self, admin: &str, client_id: &str) -> Client {
         let request = GetClientRequest {
