@@ -45,6 +45,8 @@ fn fixture() -> Fixture {
         let open = |entries| {
             let mut config = s.domain();
             config.caches.token_entries = entries;
+            // The caller check is a second verification of the same kind; measure one.
+            config.introspection_requires_auth = false;
             Tokend::open(
                 store.clone(),
                 s.load_kek().unwrap(),
