@@ -89,7 +89,8 @@ shared_store_impl!(
     Some("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE"),
     // One lock id for all change-log writers: sequence numbers are handed out in commit order.
     Some("SELECT pg_advisory_xact_lock(7263546)"),
-    Some("SELECT pg_notify('tokend_changes', $1)")
+    Some("SELECT pg_notify('tokend_changes', $1)"),
+    true
 );
 
 #[async_trait]

@@ -54,6 +54,44 @@ pub(super) const INSERT_GRANT: &str = "INSERT INTO grants (grant_id, client_id, 
 pub(super) const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens \
     (token_hash, grant_id, create_time_us, expire_time_us, use_time_us) VALUES ($1, $2, $3, $4, $5)";
 
+/// IssueToken with a refresh token as ONE statement (Postgres: a data-modifying CTE), so the
+/// durable write costs one round trip and an implicit commit instead of BEGIN, two INSERTs and
+/// COMMIT. `$1`..`$9` as in INSERT_GRANT, `$10`..`$13` the refresh token's hash, create,
+/// expire and use times (its family is the grant's). The foreign key is checked at the end of
+/// the statement, when the family row exists.
+pub(super) const INSERT_GRANT_WITH_REFRESH: &str = "WITH g AS (INSERT INTO grants (grant_id, \
+    client_id, scopes, audiences, create_time_us, access_expire_time_us, refresh_expire_time_us, \
+    revoke_time_us, token_generation) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+    RETURNING grant_id) \
+    INSERT INTO refresh_tokens (token_hash, grant_id, create_time_us, expire_time_us, use_time_us) \
+    SELECT $10, grant_id, $11, $12, $13 FROM g";
+
+/// RefreshToken as ONE statement (Postgres): claim the presented token (`$1`, of client `$2`,
+/// at `$3`) as CLAIM_REFRESH does, extend its family (access tokens now live to `$7`, the
+/// newest refresh token to `$6`) unless it was revoked meanwhile, and store the successor
+/// (`$4`, created `$5`) in that family; the family comes back, or no row when nothing was
+/// extended. The family's row lock is taken by the extension: a revocation that committed
+/// after the statement began is seen there (the row is re-read once its lock is free), and one
+/// that starts later waits for this commit and then revokes the successor with the family. If
+/// a revocation wins, the claim alone commits: a spent token of a revoked family, which no
+/// exchange can use either way.
+pub(super) const ROTATE_REFRESH: &str = "WITH claimed AS (UPDATE refresh_tokens \
+    SET use_time_us = $3 \
+    WHERE token_hash = $1 AND use_time_us IS NULL AND expire_time_us > $3 \
+    AND EXISTS (SELECT 1 FROM grants g JOIN clients c ON c.client_id = g.client_id \
+        WHERE g.grant_id = refresh_tokens.grant_id AND g.client_id = $2 \
+        AND g.revoke_time_us IS NULL AND g.token_generation = c.token_generation) \
+    RETURNING grant_id), \
+    extended AS (UPDATE grants SET \
+        access_expire_time_us = GREATEST(access_expire_time_us, $7), \
+        refresh_expire_time_us = GREATEST(refresh_expire_time_us, $6) \
+    WHERE grant_id = (SELECT grant_id FROM claimed) AND revoke_time_us IS NULL \
+    RETURNING *), \
+    successor AS (INSERT INTO refresh_tokens \
+        (token_hash, grant_id, create_time_us, expire_time_us, use_time_us) \
+        SELECT $4, grant_id, $5, $6, NULL FROM extended) \
+    SELECT * FROM extended";
+
 /// The atomic claim: of concurrent exchanges of one token, exactly one sees a row come back.
 pub(super) const CLAIM_REFRESH: &str = "UPDATE refresh_tokens SET use_time_us = $3 \
     WHERE token_hash = $1 AND use_time_us IS NULL AND expire_time_us > $3 \
@@ -147,9 +185,11 @@ pub(super) const LIST_KEYS: &str =
 /// serialises writers by itself, as the first statement of those transactions writes).
 /// `$change_lock` serialises writers of the change log so that sequence order is commit order,
 /// and `$notify` (bound to the new sequence number) wakes up the other replicas when the
-/// transaction commits.
+/// transaction commits. `$cte_writes` says the database runs data-modifying CTEs (Postgres
+/// does, SQLite does not): the durable token writes are then one statement each,
+/// INSERT_GRANT_WITH_REFRESH and ROTATE_REFRESH, instead of a multi-statement transaction.
 macro_rules! shared_store_impl {
-    ($store:ty, $key_lock:expr, $change_lock:expr, $notify:expr) => {
+    ($store:ty, $key_lock:expr, $change_lock:expr, $notify:expr, $cte_writes:expr) => {
         #[async_trait::async_trait]
         impl $crate::store::ClientStore for $store {
             #[tracing::instrument(skip_all, fields(client_id = %client.client_id))]
@@ -452,18 +492,20 @@ macro_rules! shared_store_impl {
                 grant: &$crate::store::GrantRow,
                 first: &$crate::store::RefreshRow,
             ) -> $crate::store::StoreResult<()> {
-                use sqlx::types::Json;
+                let cte_writes: bool = $cte_writes;
+                if cte_writes {
+                    let query = sqlx::query($crate::store::sql::INSERT_GRANT_WITH_REFRESH);
+                    bind_grant(query, grant)
+                        .bind(&first.token_hash)
+                        .bind(first.create_time_us)
+                        .bind(first.expire_time_us)
+                        .bind(first.use_time_us)
+                        .execute(&self.pool)
+                        .await?;
+                    return Ok(());
+                }
                 let mut tx = self.pool.begin().await?;
-                sqlx::query($crate::store::sql::INSERT_GRANT)
-                    .bind(&grant.grant_id)
-                    .bind(&grant.client_id)
-                    .bind(Json(&grant.scopes.0))
-                    .bind(Json(&grant.audiences.0))
-                    .bind(grant.create_time_us)
-                    .bind(grant.access_expire_time_us)
-                    .bind(grant.refresh_expire_time_us)
-                    .bind(grant.revoke_time_us)
-                    .bind(grant.token_generation)
+                bind_grant(sqlx::query($crate::store::sql::INSERT_GRANT), grant)
                     .execute(&mut *tx)
                     .await?;
                 insert_refresh(&mut *tx, first).await?;
@@ -480,6 +522,26 @@ macro_rules! shared_store_impl {
                 access_expire_us: i64,
                 now_us: i64,
             ) -> $crate::store::StoreResult<$crate::store::RefreshClaim> {
+                let cte_writes: bool = $cte_writes;
+                if cte_writes {
+                    let grant: Option<$crate::store::GrantRow> =
+                        sqlx::query_as($crate::store::sql::ROTATE_REFRESH)
+                            .bind(old_hash)
+                            .bind(client_id)
+                            .bind(now_us)
+                            .bind(&successor.token_hash)
+                            .bind(successor.create_time_us)
+                            .bind(successor.expire_time_us)
+                            .bind(access_expire_us)
+                            .fetch_optional(&self.pool)
+                            .await?;
+                    return Ok(match grant {
+                        Some(grant) => $crate::store::RefreshClaim::Rotated(grant),
+                        None => $crate::store::RefreshClaim::Rejected(
+                            self.find_refresh(old_hash).await?,
+                        ),
+                    });
+                }
                 // The claim is the transaction's first statement, a write: Postgres row-locks
                 // the token (a concurrent claim waits, then finds it spent) and SQLite takes
                 // its write lock at once.
@@ -780,6 +842,21 @@ macro_rules! shared_store_impl {
 
         type Args = <<$store as $crate::store::sql::HasDb>::Db as sqlx::Database>::Arguments;
         type Query<'q> = sqlx::query::Query<'q, <$store as $crate::store::sql::HasDb>::Db, Args>;
+
+        /// Binds a refresh family, `$1` to `$9` of INSERT_GRANT and INSERT_GRANT_WITH_REFRESH.
+        fn bind_grant<'q>(query: Query<'q>, grant: &$crate::store::GrantRow) -> Query<'q> {
+            use sqlx::types::Json;
+            query
+                .bind(&grant.grant_id)
+                .bind(&grant.client_id)
+                .bind(Json(&grant.scopes.0))
+                .bind(Json(&grant.audiences.0))
+                .bind(grant.create_time_us)
+                .bind(grant.access_expire_time_us)
+                .bind(grant.refresh_expire_time_us)
+                .bind(grant.revoke_time_us)
+                .bind(grant.token_generation)
+        }
 
         /// Binds a client's settings, `$3` to `$14` of both INSERT_CLIENT and UPDATE_CLIENT.
         fn bind_settings<'q>(query: Query<'q>, client: &$crate::store::ClientRow) -> Query<'q> {

@@ -79,7 +79,7 @@ impl ChangeFeed for SqliteFeed {
     }
 }
 
-shared_store_impl!(SqliteStore, None, None, None);
+shared_store_impl!(SqliteStore, None, None, None, false);
 
 #[async_trait]
 impl Store for SqliteStore {

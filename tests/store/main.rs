@@ -450,6 +450,64 @@ async fn refresh_claims_respect_client_expiry_and_revocation(backend: Backend) {
     );
 }
 
+/// A family revoked while an exchange of its token is in flight: the exchange waits for the
+/// revocation's commit, then finds the family revoked, and no successor is stored.
+async fn a_revocation_racing_an_exchange_wins(backend: Backend) {
+    let (db, s) = open(backend).await;
+    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1))
+        .await
+        .unwrap();
+    s.insert_grant(&grant("g1", "c1"), &refresh("h0", "g1", 10_000))
+        .await
+        .unwrap();
+    let revoke = "UPDATE grants SET revoke_time_us = 300 WHERE grant_id = 'g1'";
+    let exchange = || {
+        let s = s.clone();
+        tokio::spawn(async move {
+            s.rotate_refresh("h0", "c1", &refresh("h1", "", 20_000), 2_000, 200)
+                .await
+        })
+    };
+    // The revocation holds the family's row lock (SQLite: the write lock) when the exchange
+    // starts, and commits while the exchange waits for it.
+    let task = match backend {
+        Backend::Postgres => {
+            use sqlx::Connection as _;
+            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            let mut tx = conn.begin().await.unwrap();
+            sqlx::query(revoke).execute(&mut *tx).await.unwrap();
+            let task = exchange();
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            assert!(!task.is_finished(), "the exchange waits for the revocation");
+            tx.commit().await.unwrap();
+            task
+        }
+        Backend::Sqlite => {
+            use sqlx::Connection as _;
+            let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            sqlx::raw_sql("BEGIN IMMEDIATE")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            sqlx::query(revoke).execute(&mut conn).await.unwrap();
+            let task = exchange();
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            assert!(!task.is_finished(), "the exchange waits for the revocation");
+            sqlx::raw_sql("COMMIT").execute(&mut conn).await.unwrap();
+            task
+        }
+    };
+    let claim = task.await.unwrap().unwrap();
+    assert!(
+        matches!(&claim, RefreshClaim::Rejected(Some((_, g))) if g.revoke_time_us == Some(300)),
+        "{claim:?}"
+    );
+    assert!(
+        s.find_refresh("h1").await.unwrap().is_none(),
+        "no successor"
+    );
+}
+
 async fn client_revocation_survives_stale_updates(backend: Backend) {
     let (_db, s) = open(backend).await;
     s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1))
@@ -556,6 +614,7 @@ async fn revocations_are_read_in_pages(backend: Backend) {
 
 for_each_backend!(
     concurrent_refreshes_rotate_exactly_once,
+    a_revocation_racing_an_exchange_wins,
     refresh_claims_respect_client_expiry_and_revocation,
     client_revocation_survives_stale_updates,
     change_log_orders_every_write,
