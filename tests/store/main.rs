@@ -365,14 +365,26 @@ fn refresh(hash: &str, grant_id: &str, expire: i64) -> RefreshRow {
     }
 }
 
-async fn concurrent_refreshes_rotate_exactly_once(backend: Backend) {
-    let (_db, s) = open(backend).await;
+/// A store with client `c1` and its family `g1`, whose refresh token `h0` expires at 10,000.
+async fn open_with_family(backend: Backend) -> (TestDb, Arc<dyn Store>) {
+    let (db, s) = open(backend).await;
     s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1))
         .await
         .unwrap();
     s.insert_grant(&grant("g1", "c1"), &refresh("h0", "g1", 10_000))
         .await
         .unwrap();
+    (db, s)
+}
+
+/// Lets a spawned exchange run into the lock it must wait for, and checks that it waits.
+async fn assert_waiting<T>(task: &tokio::task::JoinHandle<T>) {
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!task.is_finished(), "the exchange waits for the revocation");
+}
+
+async fn concurrent_refreshes_rotate_exactly_once(backend: Backend) {
+    let (_db, s) = open_with_family(backend).await;
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let s = s.clone();
@@ -453,13 +465,7 @@ async fn refresh_claims_respect_client_expiry_and_revocation(backend: Backend) {
 /// A family revoked while an exchange of its token is in flight: the exchange waits for the
 /// revocation's commit, then finds the family revoked, and no successor is stored.
 async fn a_revocation_racing_an_exchange_wins(backend: Backend) {
-    let (db, s) = open(backend).await;
-    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1))
-        .await
-        .unwrap();
-    s.insert_grant(&grant("g1", "c1"), &refresh("h0", "g1", 10_000))
-        .await
-        .unwrap();
+    let (db, s) = open_with_family(backend).await;
     let revoke = "UPDATE grants SET revoke_time_us = 300 WHERE grant_id = 'g1'";
     let exchange = || {
         let s = s.clone();
@@ -477,8 +483,7 @@ async fn a_revocation_racing_an_exchange_wins(backend: Backend) {
             let mut tx = conn.begin().await.unwrap();
             sqlx::query(revoke).execute(&mut *tx).await.unwrap();
             let task = exchange();
-            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-            assert!(!task.is_finished(), "the exchange waits for the revocation");
+            assert_waiting(&task).await;
             tx.commit().await.unwrap();
             task
         }
@@ -491,8 +496,7 @@ async fn a_revocation_racing_an_exchange_wins(backend: Backend) {
                 .unwrap();
             sqlx::query(revoke).execute(&mut conn).await.unwrap();
             let task = exchange();
-            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-            assert!(!task.is_finished(), "the exchange waits for the revocation");
+            assert_waiting(&task).await;
             sqlx::raw_sql("COMMIT").execute(&mut conn).await.unwrap();
             task
         }
@@ -509,13 +513,7 @@ async fn a_revocation_racing_an_exchange_wins(backend: Backend) {
 }
 
 async fn client_revocation_survives_stale_updates(backend: Backend) {
-    let (_db, s) = open(backend).await;
-    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1))
-        .await
-        .unwrap();
-    s.insert_grant(&grant("g1", "c1"), &refresh("h0", "g1", 10_000))
-        .await
-        .unwrap();
+    let (_db, s) = open_with_family(backend).await;
     assert!(s.revoke_client_tokens("c1", 50).await.unwrap());
     assert!(!s.revoke_client_tokens("ghost", 50).await.unwrap());
     // An update computed from a read taken before the revocation keeps the new generation.
