@@ -122,7 +122,7 @@ if [ "$which" = postgres ] || [ "$which" = all ]; then
   psql "$pg_admin" -qc "DROP DATABASE IF EXISTS $pg_db" -c "CREATE DATABASE $pg_db"
   # pgbench before and after tokend: the disk and the neighbours of this VM drift, so the
   # durable RPCs are compared with the pgbench figures on either side of them. The pool has
-  # as many connections as pgbench has clients.
+  # 16 connections, as pgbench has clients in the figure BENCHMARKS.md compares with.
   pgbench_same_statements
   run_backend postgres TOKEND__DATABASE__URL="postgres://postgres@127.0.0.1:5432/$pg_db" \
     TOKEND__KEYS__KEK="$kek" TOKEND__DATABASE__MAX_CONNECTIONS=16

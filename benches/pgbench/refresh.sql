@@ -3,7 +3,8 @@
 -- key, with the same EXISTS join on grants and clients), extend its family and return it,
 -- insert the successor.
 -- The claim matches a seeded token that is never spent (use_time_us stays NULL: it sets
--- use_time_us = NULL), so every iteration does the same work as a first exchange.
+-- use_time_us = NULL), so every iteration does the same work as a first exchange; the family's
+-- expiries move forward with the clock, as tokend's do (grants_expiry is updated each time).
 \set g random(1, :families)
 WITH claimed AS (UPDATE refresh_tokens SET use_time_us = NULL
     WHERE token_hash = 'seed-' || :g AND use_time_us IS NULL AND expire_time_us > 1
@@ -12,8 +13,10 @@ WITH claimed AS (UPDATE refresh_tokens SET use_time_us = NULL
         AND g.revoke_time_us IS NULL AND g.token_generation = c.token_generation)
     RETURNING grant_id),
 extended AS (UPDATE grants SET
-        access_expire_time_us = GREATEST(access_expire_time_us, 5),
-        refresh_expire_time_us = GREATEST(refresh_expire_time_us, 6)
+        access_expire_time_us = GREATEST(access_expire_time_us,
+            (extract(epoch FROM clock_timestamp()) * 1000000)::bigint + 300000000),
+        refresh_expire_time_us = GREATEST(refresh_expire_time_us,
+            (extract(epoch FROM clock_timestamp()) * 1000000)::bigint + 3600000000)
     WHERE grant_id = (SELECT grant_id FROM claimed) AND revoke_time_us IS NULL
     RETURNING *),
 successor AS (INSERT INTO refresh_tokens

@@ -139,8 +139,11 @@ impl std::fmt::Debug for RefreshRow {
 pub enum RefreshClaim {
     /// The token was live and is now spent; its successor is stored. The family as it is now.
     Rotated(GrantRow),
-    /// Nothing changed: the token is unknown, or spent, expired, of a revoked family or of
-    /// another client. The stored state, when the token is known.
+    /// Nothing was exchanged: the token is unknown, or spent, expired, of a revoked family or
+    /// of another client. The stored state, when the token is known. One difference between
+    /// the backends: when the family is revoked while the exchange is under way, Postgres
+    /// (one statement) leaves the token spent and SQLite (one transaction, rolled back) leaves
+    /// it unspent; either way it belongs to a revoked family and can never be exchanged.
     Rejected(Option<(RefreshRow, GrantRow)>),
 }
 

@@ -377,10 +377,25 @@ async fn open_with_family(backend: Backend) -> (TestDb, Arc<dyn Store>) {
     (db, s)
 }
 
-/// Lets a spawned exchange run into the lock it must wait for, and checks that it waits.
-async fn assert_waiting<T>(task: &tokio::task::JoinHandle<T>) {
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert!(!task.is_finished(), "the exchange waits for the revocation");
+/// Waits until a backend of the test database waits on a row lock (up to 20 s), so a test
+/// knows its statement reached the lock rather than merely being slow to start.
+async fn until_a_backend_waits_on_a_lock(url: &str) {
+    use sqlx::Connection as _;
+    let mut watcher = sqlx::PgConnection::connect(url).await.unwrap();
+    for _ in 0..1000 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut watcher)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("no statement came to wait on the lock");
 }
 
 async fn concurrent_refreshes_rotate_exactly_once(backend: Backend) {
@@ -483,7 +498,7 @@ async fn a_revocation_racing_an_exchange_wins(backend: Backend) {
             let mut tx = conn.begin().await.unwrap();
             sqlx::query(revoke).execute(&mut *tx).await.unwrap();
             let task = exchange();
-            assert_waiting(&task).await;
+            until_a_backend_waits_on_a_lock(&db.url).await;
             tx.commit().await.unwrap();
             task
         }
@@ -496,7 +511,8 @@ async fn a_revocation_racing_an_exchange_wins(backend: Backend) {
                 .unwrap();
             sqlx::query(revoke).execute(&mut conn).await.unwrap();
             let task = exchange();
-            assert_waiting(&task).await;
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            assert!(!task.is_finished(), "the exchange waits for the write lock");
             sqlx::raw_sql("COMMIT").execute(&mut conn).await.unwrap();
             task
         }
@@ -510,6 +526,15 @@ async fn a_revocation_racing_an_exchange_wins(backend: Backend) {
         s.find_refresh("h1").await.unwrap().is_none(),
         "no successor"
     );
+    // Postgres claimed the token before it saw the revocation (one statement, one snapshot)
+    // and keeps it spent, a dead token of a dead family; SQLite's transaction waited before
+    // its claim and left it as it was.
+    let (token, _) = s.find_refresh("h0").await.unwrap().unwrap();
+    let spent = match backend {
+        Backend::Postgres => Some(200),
+        Backend::Sqlite => None,
+    };
+    assert_eq!(token.use_time_us, spent);
 }
 
 async fn client_revocation_survives_stale_updates(backend: Backend) {
