@@ -13,6 +13,9 @@ pub const CHANGES_CHANNEL: &str = "tokend_changes";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// A pooled connection idle for longer than this is checked with a ping before use.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+
 /// Postgres-backed store.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
@@ -21,10 +24,25 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     /// Connects (eagerly, so a wrong URL fails at startup rather than at the first request).
+    ///
+    /// sqlx pings every connection it hands out by default: one more round trip per statement,
+    /// which cost as much Postgres CPU as the durable token writes themselves. Here only a
+    /// connection idle for longer than [`PING_IF_IDLE_FOR`] is pinged (one that may have been
+    /// dropped by the server or a proxy meanwhile); a busy connection that breaks fails its
+    /// statement once, and the pool opens a new one for the next.
     pub async fn connect(options: &ConnectOptions) -> StoreResult<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(Duration::from_secs(5))
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > PING_IF_IDLE_FOR {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect(&options.url)
             .await?;
         Ok(Self { pool })

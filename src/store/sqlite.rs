@@ -52,6 +52,8 @@ impl SqliteStore {
                 Some(Duration::from_secs(1800))
             })
             .acquire_timeout(Duration::from_secs(5))
+            // An embedded connection cannot be dropped by a server: no ping before each use.
+            .test_before_acquire(false)
             .connect_with(connect)
             .await?;
         Ok(Self { pool })

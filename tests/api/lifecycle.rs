@@ -563,6 +563,31 @@ async fn a_dropped_notification_connection_loses_nothing(backend: Backend) {
     b.stop().await;
 }
 
+/// Pooled connections that the database server cut while they sat idle (a restart, a proxy's
+/// idle timeout) are replaced without a failed call: a connection idle for over a second is
+/// pinged before use, and the background readers of the change log also discard dead ones.
+async fn connections_cut_while_idle_are_replaced(backend: Backend) {
+    if backend != Backend::Postgres {
+        return; // an embedded database has no server to cut connections
+    }
+    let app = TestApp::spawn(backend).await;
+    let admin = app.admin("system").await;
+    let (_, creds) = app.create_client(&admin, refreshing("worker")).await;
+    app.try_token(&creds, &[], &[]).await.unwrap();
+    let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(!killed.is_empty(), "found tokend's connections");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let issued = app.try_token(&creds, &[], &[]).await.unwrap();
+    assert!(!issued.refresh_token.is_empty());
+}
+
 /// Deny-list rows go once the tokens they cover have expired.
 async fn expired_revocations_are_purged(backend: Backend) {
     let app = TestApp::spawn_with(backend, |s| s.sync.purge_interval_secs = 1).await;
@@ -607,5 +632,6 @@ for_each_backend!(
     opaque_access_tokens,
     revocation_reaches_another_replica,
     a_dropped_notification_connection_loses_nothing,
+    connections_cut_while_idle_are_replaced,
     expired_revocations_are_purged,
 );
