@@ -1,0 +1,332 @@
+//! Clients and their secrets: the statements, and `client_store_impl!` implementing ClientStore.
+//! Revoking a client's tokens writes grants and opaque tokens: that helper,
+//! `revoke_client_tokens_in`, lives with them in `tokens`.
+
+pub(crate) const INSERT_CLIENT: &str = "INSERT INTO clients (client_id, tenant, name, description, \
+    scopes, audiences, roles, access_token_ttl_secs, refresh_token_ttl_secs, active, allowed_cidrs, \
+    rate_limit_per_minute, metadata, access_token_format, create_time_us, update_time_us, \
+    last_used_time_us, revision, token_generation) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)";
+
+pub(crate) const INSERT_SECRET: &str = "INSERT INTO client_secrets \
+    (secret_id, client_id, selector, hash, create_time_us, expire_time_us) \
+    VALUES ($1, $2, $3, $4, $5, $6)";
+
+pub(crate) const SELECT_CLIENT: &str = "SELECT * FROM clients WHERE client_id = $1";
+
+pub(crate) const LIST_CLIENTS: &str = "SELECT * FROM clients \
+    WHERE ($1 IS NULL OR tenant = $1) AND ($2 IS NULL OR client_id > $2) \
+    ORDER BY client_id LIMIT $3";
+
+/// Parameters `$3`..`$14` are the settings, in the same order as in INSERT_CLIENT. `$17` is
+/// added to the token generation (0 or 1): the generation is never overwritten, so an update
+/// computed from a stale read cannot bring revoked tokens back.
+pub(crate) const UPDATE_CLIENT: &str = "UPDATE clients SET name = $3, description = $4, \
+    scopes = $5, audiences = $6, roles = $7, access_token_ttl_secs = $8, \
+    refresh_token_ttl_secs = $9, active = $10, allowed_cidrs = $11, rate_limit_per_minute = $12, \
+    metadata = $13, access_token_format = $14, update_time_us = $15, revision = $16, \
+    token_generation = token_generation + $17 \
+    WHERE client_id = $1 AND revision = $2";
+
+pub(crate) const BUMP_GENERATION: &str =
+    "UPDATE clients SET token_generation = token_generation + 1 WHERE client_id = $1";
+
+pub(crate) const CLIENT_EXISTS: &str = "SELECT COUNT(*) FROM clients WHERE client_id = $1";
+
+pub(crate) const DELETE_CLIENT: &str = "DELETE FROM clients WHERE client_id = $1";
+
+pub(crate) const LIVE_SECRET: &str = "SELECT hash, expire_time_us FROM client_secrets \
+    WHERE client_id = $1 AND selector = $2 AND (expire_time_us IS NULL OR expire_time_us > $3) \
+    ORDER BY create_time_us DESC LIMIT 1";
+
+/// Takes the client's row lock first, so concurrent rotations of one client run one after the
+/// other (each then sees and expires the secret the other added).
+pub(crate) const LOCK_CLIENT: &str =
+    "UPDATE clients SET client_id = client_id WHERE client_id = $1";
+
+pub(crate) const LIVE_SECRETS: &str = "SELECT hash FROM client_secrets \
+    WHERE client_id = $1 AND (expire_time_us IS NULL OR expire_time_us > $2) \
+    ORDER BY create_time_us DESC";
+
+/// Shortens the life of every live secret; never lengthens one.
+pub(crate) const EXPIRE_SECRETS: &str = "UPDATE client_secrets SET expire_time_us = $2 \
+    WHERE client_id = $1 AND (expire_time_us IS NULL OR expire_time_us > $2)";
+
+/// Secrets that died before now are kept no longer than the next rotation.
+pub(crate) const PURGE_SECRETS: &str =
+    "DELETE FROM client_secrets WHERE client_id = $1 AND expire_time_us <= $2";
+
+pub(crate) const TOUCH_CLIENT: &str = "UPDATE clients SET last_used_time_us = $2 \
+    WHERE client_id = $1 AND (last_used_time_us IS NULL OR last_used_time_us < $2)";
+
+/// Implements ClientStore for `$store`, with the helpers only clients use (`bind_settings`,
+/// `insert_secret`).
+macro_rules! client_store_impl {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::ClientStore for $store {
+            #[tracing::instrument(skip_all, fields(client_id = %client.client_id))]
+            async fn insert_client(
+                &self,
+                client: &$crate::store::ClientRow,
+                secret: &$crate::store::SecretRow,
+            ) -> $crate::store::StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                let query = sqlx::query($crate::store::sql::INSERT_CLIENT)
+                    .bind(&client.client_id)
+                    .bind(&client.tenant);
+                bind_settings(query, client)
+                    .bind(client.create_time_us)
+                    .bind(client.update_time_us)
+                    .bind(client.last_used_time_us)
+                    .bind(client.revision)
+                    .bind(client.token_generation)
+                    .execute(&mut *tx)
+                    .await?;
+                insert_secret(&mut *tx, secret).await?;
+                record_change(
+                    &mut tx,
+                    $crate::store::CHANGE_CLIENT,
+                    &client.client_id,
+                    0,
+                    client.create_time_us,
+                )
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            #[tracing::instrument(skip(self))]
+            async fn get_client(
+                &self,
+                client_id: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::store::ClientRow>> {
+                Ok(sqlx::query_as($crate::store::sql::SELECT_CLIENT)
+                    .bind(client_id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            #[tracing::instrument(skip(self))]
+            async fn list_clients(
+                &self,
+                tenant: Option<&str>,
+                after: Option<&str>,
+                limit: u32,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::ClientRow>> {
+                Ok(sqlx::query_as($crate::store::sql::LIST_CLIENTS)
+                    .bind(tenant)
+                    .bind(after)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            #[tracing::instrument(skip_all, fields(client_id = %client.client_id))]
+            async fn update_client(
+                &self,
+                client: &$crate::store::ClientRow,
+                expected_revision: i64,
+                revoke_tokens: bool,
+            ) -> $crate::store::StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                let query = sqlx::query($crate::store::sql::UPDATE_CLIENT)
+                    .bind(&client.client_id)
+                    .bind(expected_revision);
+                let done = bind_settings(query, client)
+                    .bind(client.update_time_us)
+                    .bind(client.revision)
+                    .bind(i64::from(revoke_tokens))
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 1 {
+                    if revoke_tokens {
+                        revoke_client_tokens_in(&mut tx, &client.client_id, client.update_time_us)
+                            .await?;
+                    }
+                    record_change(
+                        &mut tx,
+                        $crate::store::CHANGE_CLIENT,
+                        &client.client_id,
+                        0,
+                        client.update_time_us,
+                    )
+                    .await?;
+                    tx.commit().await?;
+                    return Ok(());
+                }
+                drop(tx);
+                let (count,): (i64,) = sqlx::query_as($crate::store::sql::CLIENT_EXISTS)
+                    .bind(&client.client_id)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Err(if count == 0 {
+                    $crate::store::StoreError::NotFound
+                } else {
+                    $crate::store::StoreError::Conflict
+                })
+            }
+
+            #[tracing::instrument(skip(self))]
+            async fn delete_client(
+                &self,
+                client_id: &str,
+                now_us: i64,
+            ) -> $crate::store::StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let done = sqlx::query($crate::store::sql::DELETE_CLIENT)
+                    .bind(client_id)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                record_change(&mut tx, $crate::store::CHANGE_CLIENT, client_id, 0, now_us).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            #[tracing::instrument(skip(self))]
+            async fn revoke_client_tokens(
+                &self,
+                client_id: &str,
+                now_us: i64,
+            ) -> $crate::store::StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let done = sqlx::query($crate::store::sql::BUMP_GENERATION)
+                    .bind(client_id)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                revoke_client_tokens_in(&mut tx, client_id, now_us).await?;
+                record_change(&mut tx, $crate::store::CHANGE_CLIENT, client_id, 0, now_us).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            #[tracing::instrument(skip(self, selector))]
+            async fn live_secret(
+                &self,
+                client_id: &str,
+                selector: &str,
+                now_us: i64,
+            ) -> $crate::store::StoreResult<Option<$crate::store::LiveSecret>> {
+                Ok(sqlx::query_as($crate::store::sql::LIVE_SECRET)
+                    .bind(client_id)
+                    .bind(selector)
+                    .bind(now_us)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            #[tracing::instrument(skip(self))]
+            async fn live_secret_hashes(
+                &self,
+                client_id: &str,
+                now_us: i64,
+            ) -> $crate::store::StoreResult<Vec<String>> {
+                Ok(sqlx::query_scalar($crate::store::sql::LIVE_SECRETS)
+                    .bind(client_id)
+                    .bind(now_us)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            #[tracing::instrument(skip_all, fields(client_id = %secret.client_id))]
+            async fn rotate_secret(
+                &self,
+                secret: &$crate::store::SecretRow,
+                expire_us: i64,
+            ) -> $crate::store::StoreResult<()> {
+                // The first statement writes (the client's row lock), so Postgres serialises
+                // concurrent rotations of one client and SQLite takes its write lock at once.
+                let mut tx = self.pool.begin().await?;
+                let locked = sqlx::query($crate::store::sql::LOCK_CLIENT)
+                    .bind(&secret.client_id)
+                    .execute(&mut *tx)
+                    .await?;
+                if locked.rows_affected() == 0 {
+                    return Err($crate::store::StoreError::NotFound);
+                }
+                sqlx::query($crate::store::sql::EXPIRE_SECRETS)
+                    .bind(&secret.client_id)
+                    .bind(expire_us)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query($crate::store::sql::PURGE_SECRETS)
+                    .bind(&secret.client_id)
+                    .bind(secret.create_time_us)
+                    .execute(&mut *tx)
+                    .await?;
+                // A vanished client shows up as a foreign-key violation: NotFound.
+                insert_secret(&mut *tx, secret).await?;
+                // Replicas drop what they remember of verified secrets of this client.
+                record_change(
+                    &mut tx,
+                    $crate::store::CHANGE_CLIENT,
+                    &secret.client_id,
+                    0,
+                    secret.create_time_us,
+                )
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            #[tracing::instrument(skip(self))]
+            async fn touch_client(
+                &self,
+                client_id: &str,
+                at_us: i64,
+            ) -> $crate::store::StoreResult<()> {
+                sqlx::query($crate::store::sql::TOUCH_CLIENT)
+                    .bind(client_id)
+                    .bind(at_us)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+        }
+
+        /// Binds a client's settings, `$3` to `$14` of both INSERT_CLIENT and UPDATE_CLIENT.
+        fn bind_settings<'q>(query: Query<'q>, client: &$crate::store::ClientRow) -> Query<'q> {
+            use sqlx::types::Json;
+            query
+                .bind(&client.name)
+                .bind(&client.description)
+                .bind(Json(&client.scopes.0))
+                .bind(Json(&client.audiences.0))
+                .bind(Json(&client.roles.0))
+                .bind(client.access_token_ttl_secs)
+                .bind(client.refresh_token_ttl_secs)
+                .bind(client.active)
+                .bind(Json(&client.allowed_cidrs.0))
+                .bind(client.rate_limit_per_minute)
+                .bind(Json(&client.metadata.0))
+                .bind(&client.access_token_format)
+        }
+
+        async fn insert_secret<'e, E>(
+            executor: E,
+            secret: &$crate::store::SecretRow,
+        ) -> $crate::store::StoreResult<()>
+        where
+            E: sqlx::Executor<'e, Database = <$store as $crate::store::sql::HasDb>::Db>,
+        {
+            sqlx::query($crate::store::sql::INSERT_SECRET)
+                .bind(&secret.secret_id)
+                .bind(&secret.client_id)
+                .bind(&secret.selector)
+                .bind(&secret.hash)
+                .bind(secret.create_time_us)
+                .bind(secret.expire_time_us)
+                .execute(executor)
+                .await?;
+            Ok(())
+        }
+    };
+}
+
+pub(crate) use client_store_impl;

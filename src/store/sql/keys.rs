@@ -1,0 +1,105 @@
+//! Signing keys: the statements, and `key_store_impl!` implementing KeyStore.
+
+pub(crate) const INSERT_FIRST_KEY: &str = "INSERT INTO signing_keys (kid, algorithm, public_jwk, \
+    private_key, kek_id, create_time_us, activate_time_us, retire_time_us) \
+    SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE NOT EXISTS (SELECT 1 FROM signing_keys)";
+
+/// Inserts a key only if `$9` is still the newest key: of several replicas rotating at once,
+/// the first wins and the others insert nothing.
+pub(crate) const INSERT_ROTATED_KEY: &str = "INSERT INTO signing_keys (kid, algorithm, \
+    public_jwk, private_key, kek_id, create_time_us, activate_time_us, retire_time_us) \
+    SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE (SELECT kid FROM signing_keys \
+    ORDER BY create_time_us DESC, kid DESC LIMIT 1) = $9";
+
+pub(crate) const RETIRE_KEY: &str = "UPDATE signing_keys SET retire_time_us = $2 WHERE kid = $1";
+
+pub(crate) const LIST_KEYS: &str =
+    "SELECT * FROM signing_keys ORDER BY create_time_us DESC, kid DESC";
+
+/// Implements KeyStore for `$store`. `$key_lock` is that of `shared_store_impl!`: run first in
+/// the transactions that add a key.
+macro_rules! key_store_impl {
+    ($store:ty, $key_lock:expr) => {
+        #[async_trait::async_trait]
+        impl $crate::store::KeyStore for $store {
+            #[tracing::instrument(skip_all, fields(kid = %key.kid))]
+            async fn insert_first_key(
+                &self,
+                key: &$crate::store::KeyRow,
+            ) -> $crate::store::StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let lock: Option<&str> = $key_lock;
+                if let Some(lock) = lock {
+                    sqlx::query(lock).execute(&mut *tx).await?;
+                }
+                let done = bind_key(sqlx::query($crate::store::sql::INSERT_FIRST_KEY), key)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            #[tracing::instrument(skip(self))]
+            async fn list_keys(&self) -> $crate::store::StoreResult<Vec<$crate::store::KeyRow>> {
+                Ok(sqlx::query_as($crate::store::sql::LIST_KEYS)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            #[tracing::instrument(skip_all, fields(kid = %key.kid, newest_kid = %newest_kid))]
+            async fn insert_rotated_key(
+                &self,
+                key: &$crate::store::KeyRow,
+                newest_kid: &str,
+                retire: &[(String, i64)],
+            ) -> $crate::store::StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let lock: Option<&str> = $key_lock;
+                if let Some(lock) = lock {
+                    sqlx::query(lock).execute(&mut *tx).await?;
+                }
+                let done = bind_key(sqlx::query($crate::store::sql::INSERT_ROTATED_KEY), key)
+                    .bind(newest_kid)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() != 1 {
+                    return Ok(false); // dropping `tx` rolls back
+                }
+                for (kid, at_us) in retire {
+                    sqlx::query($crate::store::sql::RETIRE_KEY)
+                        .bind(kid)
+                        .bind(*at_us)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                // Other replicas reload their keys when they read this (an emergency
+                // `retire_previous` then applies everywhere within milliseconds).
+                record_change(
+                    &mut tx,
+                    $crate::store::CHANGE_KEYS,
+                    &key.kid,
+                    0,
+                    key.create_time_us,
+                )
+                .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+        }
+
+        /// Binds a signing key's columns, `$1` to `$8` of INSERT_FIRST_KEY and INSERT_ROTATED_KEY.
+        fn bind_key<'q>(query: Query<'q>, key: &'q $crate::store::KeyRow) -> Query<'q> {
+            query
+                .bind(&key.kid)
+                .bind(&key.algorithm)
+                .bind(&key.public_jwk)
+                .bind(&key.private_key)
+                .bind(&key.kek_id)
+                .bind(key.create_time_us)
+                .bind(key.activate_time_us)
+                .bind(key.retire_time_us)
+        }
+    };
+}
+
+pub(crate) use key_store_impl;
