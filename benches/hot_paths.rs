@@ -71,6 +71,7 @@ fn fixture() -> Fixture {
             client_secret: secret.expose().to_owned(),
             scopes: vec!["read:invoices".into()],
             audience: vec![],
+            client_address: Some(std::net::Ipv4Addr::LOCALHOST.into()),
         };
         let token = tokend.tokens.issue(&request).await.unwrap().access_token;
         let uncached = open(0).await.unwrap();
@@ -98,9 +99,13 @@ fn introspection(c: &mut Criterion) {
     let mut group = c.benchmark_group("introspect (domain)");
     group.bench_function("JWT, verified-token cache hit", |b| {
         b.iter(|| {
-            f.rt.block_on(f.tokend.introspection.introspect(None, black_box(&f.token)))
-                .unwrap()
-                .unwrap()
+            f.rt.block_on(
+                f.tokend
+                    .introspection
+                    .introspect(None, black_box(&f.token), None),
+            )
+            .unwrap()
+            .unwrap()
         })
     });
     group.bench_function("JWT, signature verified (cache off)", |b| {
@@ -108,7 +113,7 @@ fn introspection(c: &mut Criterion) {
             f.rt.block_on(
                 f.uncached
                     .introspection
-                    .introspect(None, black_box(&f.token)),
+                    .introspect(None, black_box(&f.token), None),
             )
             .unwrap()
             .unwrap()

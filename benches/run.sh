@@ -66,7 +66,7 @@ run_backend() {
   local rpcs="health,introspect,introspect-opaque,introspect-cold,issue,issue-refresh,refresh"
   "$bin" bench --target "http://127.0.0.1:$port" --client-id "$id" --client-secret "$secret" \
     --rpc "$rpcs" --duration "$secs" --warmup 2 --concurrency 64 --connections 2 \
-    --background-bad-secrets 16 --json >"$out/$backend.json"
+    --background-bad-secrets 16 --bad-secrets-from 127.0.0.2 --json >"$out/$backend.json"
   python3 benches/table.py "$out/$backend.json" | tee -a "$out/log.txt"
   log "RSS after the runs (caches filled): $(rss_mib) MiB"
   # Latency below saturation: 64 in flight on two shared cores queues every call (Little's law),

@@ -127,6 +127,11 @@ pub struct BenchArgs {
     /// Measure every RPC again with N wrong-secret IssueToken calls in flight beside it.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub background_bad_secrets: usize,
+    /// Local address the wrong-secret calls come from (e.g. 127.0.0.2 against a tokend on
+    /// 127.0.0.1), so the lockout tells the attacker from the measured client as it would on a
+    /// network; default: the same as the measured calls.
+    #[arg(long, value_name = "ADDR")]
+    pub bad_secrets_from: Option<std::net::IpAddr>,
     /// Print one JSON document on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -167,6 +172,7 @@ impl BenchArgs {
             caller_token: self.caller_token.map(SecretString::from),
             keep_clients: self.keep_clients,
             background_bad_secrets: self.background_bad_secrets,
+            bad_secrets_from: self.bad_secrets_from,
             progress: true,
         })
     }

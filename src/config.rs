@@ -9,8 +9,11 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use ipnet::IpNet;
+
 use crate::domain::{
-    CacheConfig, DomainConfig, HashParams, Kek, KeyPolicy, SigningAlgorithm, SyncConfig,
+    CacheConfig, DomainConfig, HashParams, Kek, KeyPolicy, LockoutConfig, PolicyConfig,
+    SigningAlgorithm, SyncConfig,
 };
 
 /// Exit code for a configuration error (EX_CONFIG... sysexits' EX_USAGE, 64).
@@ -43,6 +46,12 @@ pub struct ServerSettings {
     pub addr: SocketAddr,
     /// Seconds in-flight calls get to finish after SIGTERM/SIGINT.
     pub shutdown_grace_secs: u64,
+    /// CIDRs of reverse proxies / mesh sidecars whose `x-forwarded-for` is believed; empty:
+    /// the TCP peer is always the client. `TOKEND__SERVER__TRUSTED_PROXIES=10.0.0.0/8,::1/128`.
+    pub trusted_proxies: Vec<String>,
+    /// IssueToken + RefreshToken calls per minute from one source address (IPv6: per /64),
+    /// whatever the client, for the whole deployment; 0: off.
+    pub token_endpoint_rate_per_minute: u32,
 }
 
 impl Default for ServerSettings {
@@ -50,6 +59,8 @@ impl Default for ServerSettings {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
             shutdown_grace_secs: 10,
+            trusted_proxies: Vec::new(),
+            token_endpoint_rate_per_minute: 0,
         }
     }
 }
@@ -112,6 +123,9 @@ pub struct SyncSettings {
     pub poll_interval_ms: u64,
     /// How often expired revocations, tokens and old change-log rows are purged, seconds.
     pub purge_interval_secs: u64,
+    /// How often each replica records that it is alive, milliseconds. Rate limits and the
+    /// lockout threshold are divided by the replicas that did so within three periods.
+    pub heartbeat_ms: u64,
 }
 
 impl Default for SyncSettings {
@@ -119,6 +133,7 @@ impl Default for SyncSettings {
         Self {
             poll_interval_ms: 1000,
             purge_interval_secs: 300,
+            heartbeat_ms: 5000,
         }
     }
 }
@@ -175,6 +190,12 @@ pub struct SecretSettings {
     pub verified_cache_secs: u64,
     /// How many verified secrets a replica remembers (about 100 bytes each).
     pub verified_cache_entries: usize,
+    /// Failed authentications of one client_id, or from one address, within
+    /// `failure_window_secs` that lock it (for the whole deployment); 0 turns lockout off.
+    pub max_failures: u32,
+    /// The failure-counting window, and how long a client_id stays locked, seconds
+    /// (an address's lock doubles with each further lock, up to an hour).
+    pub failure_window_secs: u64,
 }
 
 impl Default for SecretSettings {
@@ -187,6 +208,8 @@ impl Default for SecretSettings {
             max_concurrent_hashes: 0,
             verified_cache_secs: 300,
             verified_cache_entries: 10_000,
+            max_failures: 10,
+            failure_window_secs: 300,
         }
     }
 }
@@ -240,7 +263,9 @@ impl Settings {
             config::Environment::with_prefix("TOKEND")
                 .prefix_separator("__")
                 .separator("__")
-                .try_parsing(true),
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("server.trusted_proxies"),
         );
         let settings: Settings = builder
             .build()
@@ -305,6 +330,17 @@ impl Settings {
                 "secrets.verified_cache_secs must be at most 3600".into(),
             ));
         }
+        self.trusted_proxies()?;
+        if !(1..=3600).contains(&self.secrets.failure_window_secs) {
+            return Err(ConfigError(
+                "secrets.failure_window_secs must be between 1 and 3600".into(),
+            ));
+        }
+        if !(100..=60_000).contains(&self.sync.heartbeat_ms) {
+            return Err(ConfigError(
+                "sync.heartbeat_ms must be between 100 and 60000".into(),
+            ));
+        }
         if self.sync.purge_interval_secs == 0 {
             return Err(ConfigError(
                 "sync.purge_interval_secs must be at least 1".into(),
@@ -316,6 +352,30 @@ impl Settings {
                 "log.format must be \"human\" or \"json\", not {other:?}"
             ))),
         }
+    }
+
+    fn trusted_proxies(&self) -> Result<Vec<IpNet>, ConfigError> {
+        self.server
+            .trusted_proxies
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| {
+                let raw = raw.trim();
+                raw.parse::<IpNet>()
+                    .or_else(|_| raw.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .map_err(|_| {
+                        ConfigError(format!(
+                            "server.trusted_proxies[{i}]: {raw:?} is not a CIDR (e.g. 10.0.0.0/8) or an address"
+                        ))
+                    })
+            })
+            .collect()
+    }
+
+    /// How often this replica heartbeats, and how long a heartbeat counts as live.
+    pub fn heartbeat(&self) -> (Duration, Duration) {
+        let period = Duration::from_millis(self.sync.heartbeat_ms);
+        (period, period * 3)
     }
 
     /// Whether the database is the embedded SQLite file.
@@ -362,6 +422,14 @@ impl Settings {
                 token_entries: self.introspection.cache_entries,
                 secret_entries: self.secrets.verified_cache_entries,
                 secret_ttl: Duration::from_secs(self.secrets.verified_cache_secs),
+            },
+            policy: PolicyConfig {
+                trusted_proxies: self.trusted_proxies().unwrap_or_default(),
+                address_rate_per_minute: self.server.token_endpoint_rate_per_minute,
+            },
+            lockout: LockoutConfig {
+                max_failures: self.secrets.max_failures,
+                window: Duration::from_secs(self.secrets.failure_window_secs),
             },
         }
     }
@@ -530,6 +598,33 @@ mod tests {
         s.keys.rotation_interval_secs = 0;
         s.validate().unwrap();
         assert_eq!(s.domain().key_policy.rotation_interval, None);
+    }
+
+    #[test]
+    fn policy_settings_are_checked() {
+        let mut s = Settings::default();
+        s.server.trusted_proxies = vec!["10.0.0.0/8".into(), "::1".into()];
+        s.validate().unwrap();
+        assert_eq!(s.domain().policy.trusted_proxies.len(), 2);
+        s.server.trusted_proxies.push("10.0.0.0/33".into());
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("server.trusted_proxies[2]"), "{err}");
+        let mut s = Settings::default();
+        s.secrets.failure_window_secs = 0;
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("failure_window_secs")
+        );
+        let mut s = Settings::default();
+        s.sync.heartbeat_ms = 10;
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("heartbeat_ms")
+        );
     }
 
     #[test]

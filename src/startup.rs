@@ -29,6 +29,8 @@ pub struct Application {
     sync: SyncConfig,
     key_reload: Duration,
     usage_flush: Duration,
+    /// Heartbeat period and how long a heartbeat counts as live.
+    heartbeat: (Duration, Duration),
 }
 
 impl Application {
@@ -59,6 +61,7 @@ impl Application {
             sync: settings.sync(),
             key_reload: settings.key_reload_period(),
             usage_flush: settings.usage_flush_period(),
+            heartbeat: settings.heartbeat(),
         })
     }
 
@@ -102,6 +105,10 @@ impl Application {
         let _stop_sync = AbortOnDrop(sync);
         let usage = tokio::spawn(flush_usage(self.tokend.clone(), self.usage_flush));
         let _stop_usage = AbortOnDrop(usage);
+        // Counted before serving, so the first calls already get this replica's share.
+        beat(&self.tokend, self.heartbeat.1).await;
+        let heartbeat = tokio::spawn(heartbeats(self.tokend.clone(), self.heartbeat));
+        let _stop_heartbeat = AbortOnDrop(heartbeat);
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         tracing::info!(addr = %self.local_addr, "tokend ready");
         let serve = Server::builder()
@@ -119,6 +126,7 @@ impl Application {
             () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "drain timed out; closing remaining calls"),
         }
         keys.abort();
+        self.tokend.leave().await;
         let written = self.tokend.flush_usage().await;
         tracing::info!(last_used_written = written, "stopped");
         Ok(())
@@ -152,6 +160,26 @@ async fn maintain_keys(
         if let Err(err) = tokend.keys.maintain().await {
             tracing::warn!(error = ?err, "signing-key maintenance failed; retrying next period");
         }
+    }
+}
+
+/// Records this replica as live and re-divides the limits, every period.
+async fn heartbeats(tokend: Arc<Tokend>, (period, live_for): (Duration, Duration)) {
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await; // the first beat happened before serving
+    loop {
+        ticks.tick().await;
+        beat(&tokend, live_for).await;
+    }
+}
+
+/// One heartbeat, on the wall clock (the domain's clock may be a test's manual one; liveness
+/// is about real time).
+async fn beat(tokend: &Tokend, live_for: Duration) {
+    let now_us = crate::domain::clock::to_micros(time::OffsetDateTime::now_utc());
+    if let Err(err) = tokend.heartbeat(now_us, live_for).await {
+        tracing::warn!(error = %err, "heartbeat failed; keeping the last replica count");
     }
 }
 

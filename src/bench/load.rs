@@ -230,9 +230,13 @@ pub(crate) struct Background {
 
 impl Background {
     /// Starts `options.background_bad_secrets` closed loops presenting a well-formed but wrong
-    /// secret for the JWT client, so each costs the server one argon2id verification.
+    /// secret for the JWT client: each costs the server one argon2id verification until the
+    /// lockout refuses them (RESOURCE_EXHAUSTED, before any hashing), which counts as refused
+    /// too.
     pub async fn start(fixtures: &Fixtures, options: &BenchOptions) -> anyhow::Result<Self> {
-        let channel = setup::connect(&options.target, 1).await?.remove(0);
+        let channel = setup::connect_from(&options.target, 1, options.bad_secrets_from)
+            .await?
+            .remove(0);
         let creds = fixtures
             .jwt
             .as_ref()

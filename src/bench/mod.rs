@@ -137,6 +137,8 @@ pub struct BenchOptions {
     pub keep_clients: bool,
     /// Wrong-secret IssueToken calls kept in flight during a second round of every RPC.
     pub background_bad_secrets: usize,
+    /// Local address the wrong-secret calls are sent from (`None`: the default route's).
+    pub bad_secrets_from: Option<std::net::IpAddr>,
     /// Print a progress line on stderr every second.
     pub progress: bool,
 }
@@ -157,6 +159,7 @@ impl Default for BenchOptions {
             caller_token: None,
             keep_clients: false,
             background_bad_secrets: 0,
+            bad_secrets_from: None,
             progress: true,
         }
     }

@@ -43,10 +43,20 @@ impl ClientCreds {
 /// Opens `connections` separate HTTP/2 connections: one `connect()` each, so each really is its
 /// own TCP connection rather than a clone sharing one.
 pub(crate) async fn connect(target: &str, connections: usize) -> Result<Vec<Channel>, BenchError> {
+    connect_from(target, connections, None).await
+}
+
+/// Like [`connect`], from the local address `from` when given.
+pub(crate) async fn connect_from(
+    target: &str,
+    connections: usize,
+    from: Option<std::net::IpAddr>,
+) -> Result<Vec<Channel>, BenchError> {
     let endpoint = Endpoint::from_shared(target.to_owned())
         .map_err(|e| BenchError::Usage(format!("invalid --target `{target}`: {e}")))?
         .connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true);
+        .tcp_nodelay(true)
+        .local_address(from);
     let mut channels = Vec::with_capacity(connections);
     for _ in 0..connections {
         let channel = endpoint

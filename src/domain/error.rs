@@ -44,6 +44,13 @@ pub enum Error {
     /// Not built yet.
     #[error("{0}")]
     Unimplemented(String),
+    /// Too many calls (a rate limit) or too many failed authentications (a lockout): retry
+    /// after `retry_after`. OAuth 2.0 defines no code for it; tokend says `rate_limited`.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after: std::time::Duration,
+    },
     /// A dependency (the database) is unavailable; retrying later may work.
     #[error("{0}")]
     Unavailable(String),
@@ -72,6 +79,7 @@ impl Error {
             Error::InvalidGrant(_) => Some("invalid_grant"),
             Error::Unauthenticated(_) => Some("invalid_token"),
             Error::PermissionDenied(_) => Some("insufficient_scope"),
+            Error::RateLimited { .. } => Some("rate_limited"),
             Error::Unavailable(_) => Some("temporarily_unavailable"),
             Error::Unexpected(_) => Some("server_error"),
             _ => None,

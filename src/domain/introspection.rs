@@ -3,6 +3,7 @@
 //! from its own callers never disagree.
 
 use std::collections::HashSet;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use super::error::{Error, Result};
 use super::ids::TenantId;
 use super::keys::{KeyRing, PublicJwk};
 use super::opaque::{OpaqueKind, OpaqueToken};
+use super::policy::address;
 use super::registry::Registry;
 use super::scope::{INTROSPECT_SCOPE, ScopeSet};
 use super::token_cache::{VerifiedToken, token_key};
@@ -141,10 +143,14 @@ impl Introspector {
     /// is malformed, unknown, expired, of a disabled or deleted client, or of a tenant the caller
     /// may not see.
     #[tracing::instrument(level = "debug", skip_all, fields(caller = caller.map(|c| c.client_id.as_str())))]
+    ///
+    /// With `client_address` (where the resource server saw the token come from), a token of a
+    /// client whose allow-list does not contain that address is inactive too.
     pub async fn introspect(
         &self,
         caller: Option<&Caller>,
         token: &str,
+        client_address: Option<IpAddr>,
     ) -> Result<Option<ActiveToken>> {
         match caller {
             Some(caller) => caller.require_scope(INTROSPECT_SCOPE)?,
@@ -159,6 +165,11 @@ impl Introspector {
         let Some(active) = self.verify(token).await? else {
             return Ok(None);
         };
+        if let Some(addr) = client_address
+            && !address::allowed(&active.client.spec.allowed_cidrs, addr)
+        {
+            return Ok(None);
+        }
         Ok(match caller {
             Some(caller) if !caller.sees_tenant(active.tenant()) => None,
             _ => Some(active),

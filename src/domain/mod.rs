@@ -4,6 +4,7 @@
 
 mod claims;
 mod client;
+mod client_auth;
 mod clients;
 pub mod clock;
 mod error;
@@ -11,7 +12,9 @@ mod ids;
 mod introspection;
 mod keys;
 mod opaque;
+pub mod policy;
 mod registry;
+mod revocation;
 pub mod scope;
 mod secret;
 mod secret_cache;
@@ -24,6 +27,7 @@ use std::time::Duration;
 
 pub use claims::AccessClaims;
 pub use client::{Client, ClientField, ClientInput, ClientSpec, MAX_ACCESS_TTL, TokenFormat};
+pub use client_auth::Endpoint;
 pub use clients::{ClientAdmin, ClientPage};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
@@ -32,6 +36,7 @@ pub use introspection::{ActiveToken, Caller, Introspector, JwtVerifier, MAX_TOKE
 pub use keys::{Kek, KeyRing, PublicJwk, SigningAlgorithm};
 pub use keys::{KeyAdmin, KeyInfo, KeyPolicy, KeyState, KeyTimes, MAX_PREPUBLISH, RotateOptions};
 pub use opaque::{OpaqueKind, OpaqueToken};
+pub use policy::{LockoutConfig, Policy, PolicyConfig};
 pub use registry::{CHANGE_RETENTION, CacheConfig, Registry, RegistrySizes, SyncConfig, run_sync};
 pub use scope::{Scope, ScopeSet};
 pub use secret::{ClientSecret, HashParams, SecretHasher};
@@ -60,6 +65,10 @@ pub struct DomainConfig {
     pub key_policy: KeyPolicy,
     /// What each replica remembers of verified tokens and secrets.
     pub caches: CacheConfig,
+    /// Trusted proxies and the per-address rate limit.
+    pub policy: PolicyConfig,
+    /// When failed authentications lock a client_id or an address.
+    pub lockout: LockoutConfig,
 }
 
 /// The assembled domain services.
@@ -70,6 +79,10 @@ pub struct Tokend {
     /// The replica's in-memory view; `run_sync` keeps it current.
     pub registry: Arc<Registry>,
     pub keys: KeyAdmin,
+    /// Allow-lists, rate limits, the replica count they are shared by.
+    pub policy: Arc<Policy>,
+    /// This replica's id in the heartbeat table.
+    replica_id: String,
     /// Last uses not yet written; `startup` flushes it periodically and on shutdown.
     usage: Arc<UsageRecorder>,
     store: Arc<dyn Store>,
@@ -90,8 +103,16 @@ impl Tokend {
                 .await?,
         );
         let registry = Arc::new(
-            Registry::load(store.clone(), keys.clone(), clock.clone(), config.caches).await?,
+            Registry::load(
+                store.clone(),
+                keys.clone(),
+                clock.clone(),
+                config.caches,
+                config.lockout,
+            )
+            .await?,
         );
+        let policy = Arc::new(Policy::new(config.policy));
         let usage = Arc::new(UsageRecorder::default());
         let hasher = SecretHasher::new(config.hash_params, config.hash_concurrency)?;
         let jwt = Arc::new(JwtVerifier {
@@ -117,6 +138,7 @@ impl Tokend {
                 leeway: config.leeway,
                 refresh_retry_window: config.refresh_retry_window,
                 usage: usage.clone(),
+                policy: policy.clone(),
             },
             introspection: Introspector {
                 store: store.clone(),
@@ -137,9 +159,37 @@ impl Tokend {
                 policy: config.key_policy,
                 leeway: config.leeway,
             },
+            policy,
+            replica_id: uuid::Uuid::new_v4().simple().to_string(),
             usage,
             store,
         })
+    }
+
+    /// Records that this replica is alive at `now_us` (wall-clock time) and re-divides the
+    /// deployment-wide limits by the replicas that heartbeated within `live_for`. Returns the
+    /// live count.
+    pub async fn heartbeat(&self, now_us: i64, live_for: Duration) -> Result<u32> {
+        let live_after = now_us.saturating_sub(i64::try_from(live_for.as_micros()).unwrap_or(0));
+        let live = self
+            .store
+            .heartbeat(&self.replica_id, now_us, live_after)
+            .await?;
+        self.policy.set_replicas(live);
+        let registry = &self.registry;
+        self.policy.forget_idle(
+            |id| registry.client(id).map(|c| c.spec.rate_limit_per_minute),
+            clock::to_micros(self.tokens.clock.now()),
+        );
+        Ok(live)
+    }
+
+    /// Removes this replica from the heartbeat table (on a graceful stop), so the others
+    /// take over its share at their next heartbeat.
+    pub async fn leave(&self) {
+        if let Err(err) = self.store.leave(&self.replica_id).await {
+            tracing::warn!(error = %err, "could not remove this replica's heartbeat");
+        }
     }
 
     /// Writes the batched last-use times; returns how many clients were written.

@@ -19,9 +19,12 @@ use super::client::Client;
 use super::clock::{Clock, to_micros};
 use super::error::Result;
 use super::keys::KeyRing;
+use super::policy::{Lockout, LockoutConfig, Subject};
 use super::secret_cache::SecretCache;
 use super::token_cache::TokenCache;
-use crate::store::{CHANGE_CLIENT, CHANGE_GRANT, CHANGE_KEYS, CHANGE_TOKEN, ChangeRow, Store};
+use crate::store::{
+    CHANGE_CLIENT, CHANGE_GRANT, CHANGE_KEYS, CHANGE_LOCKOUT, CHANGE_TOKEN, ChangeRow, Store,
+};
 
 /// How long change-log rows are kept. A replica further behind than half of it reloads fully.
 pub const CHANGE_RETENTION: Duration = Duration::from_secs(3600);
@@ -74,6 +77,8 @@ pub struct Registry {
     pub(super) tokens: TokenCache,
     /// Verified secrets, for `IssueToken`; an entry counts only while its client is unchanged.
     pub(super) secrets: SecretCache,
+    /// Failed-authentication counters and the locks in force, wherever they began.
+    pub(super) lockout: Lockout,
     sync: tokio::sync::Mutex<SyncState>,
     store: Arc<dyn Store>,
     keys: Arc<KeyRing>,
@@ -87,11 +92,13 @@ impl Registry {
         keys: Arc<KeyRing>,
         clock: Arc<dyn Clock>,
         caches: CacheConfig,
+        lockout: LockoutConfig,
     ) -> Result<Self> {
         let registry = Self {
             view: RwLock::new(View::default()),
             tokens: TokenCache::new(caches.token_entries),
             secrets: SecretCache::new(caches.secret_entries, caches.secret_ttl)?,
+            lockout: Lockout::new(lockout),
             sync: tokio::sync::Mutex::new(SyncState {
                 last_seq: 0,
                 last_ok: Instant::now(),
@@ -208,6 +215,7 @@ impl Registry {
         }
         self.tokens.forget_expired(now.unix_timestamp());
         self.secrets.forget_stale(now_us, |id| self.client(id));
+        self.lockout.forget_expired(now_us);
     }
 
     async fn reload(&self, sync: &mut SyncState) -> Result<()> {
@@ -260,6 +268,9 @@ impl Registry {
         }
         denied_tokens.shrink_to_fit();
         denied_grants.shrink_to_fit();
+        for lock in self.store.live_lockouts(now).await? {
+            self.apply_lock(&lock);
+        }
         *self.write() = View {
             clients,
             denied_tokens,
@@ -300,9 +311,17 @@ impl Registry {
                     .insert(change.subject.clone(), change.expire_time_us);
             }
             CHANGE_KEYS => self.keys_changed().await?,
+            CHANGE_LOCKOUT => self.apply_lock(change),
             other => tracing::warn!(kind = other, "unknown change kind; ignored"),
         }
         Ok(())
+    }
+
+    fn apply_lock(&self, change: &ChangeRow) {
+        match Subject::decode(&change.subject) {
+            Some(subject) => self.lockout.lock(subject, change.expire_time_us),
+            None => tracing::warn!(subject = %change.subject, "unreadable lockout; ignored"),
+        }
     }
 
     async fn keys_changed(&self) -> Result<()> {

@@ -2,6 +2,7 @@
 //! RFC 9068 JWTs or opaque access tokens, refresh-token rotation with reuse detection (RFC 9700
 //! section 4.14.2) and revocation (RFC 7009).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,15 +13,17 @@ use sqlx::types::Json;
 
 use super::claims::{ACCESS_TOKEN_TYP, AccessClaims};
 use super::client::{Client, TokenFormat};
+use super::client_auth::Endpoint;
 use super::clock::{Clock, to_micros};
 use super::error::{Error, Result};
 use super::ids::ClientId;
 use super::introspection::JwtVerifier;
 use super::keys::{Kek, KeyRing};
 use super::opaque::{OpaqueKind, OpaqueToken};
+use super::policy::Policy;
 use super::registry::Registry;
 use super::scope::ScopeSet;
-use super::secret::{ClientSecret, SecretHasher};
+use super::secret::SecretHasher;
 use super::usage::UsageRecorder;
 use crate::store::{GrantRow, OpaqueRow, RefreshClaim, RefreshRow, Store};
 
@@ -28,6 +31,8 @@ use crate::store::{GrantRow, OpaqueRow, RefreshClaim, RefreshRow, Store};
 #[derive(Clone, Default)]
 pub struct TokenRequest {
     pub client_id: String,
+    /// Where the request came from, as the front end determined it (`None`: unknown).
+    pub client_address: Option<IpAddr>,
     /// Wrapped in `ClientSecret` before any use; never logged.
     pub client_secret: String,
     pub scopes: Vec<String>,
@@ -38,6 +43,8 @@ pub struct TokenRequest {
 #[derive(Clone, Default)]
 pub struct RefreshRequest {
     pub client_id: String,
+    /// Where the request came from, as the front end determined it (`None`: unknown).
+    pub client_address: Option<IpAddr>,
     pub client_secret: String,
     pub refresh_token: String,
     /// Narrower scopes for the new access token; empty means the family's scopes.
@@ -48,6 +55,8 @@ pub struct RefreshRequest {
 #[derive(Clone, Default)]
 pub struct RevokeRequest {
     pub client_id: String,
+    /// Where the request came from, as the front end determined it (`None`: unknown).
+    pub client_address: Option<IpAddr>,
     pub client_secret: String,
     pub token: String,
     /// Only a hint; the token's own shape decides.
@@ -69,6 +78,7 @@ impl std::fmt::Debug for TokenRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenRequest")
             .field("client_id", &self.client_id)
+            .field("client_address", &self.client_address)
             .field("client_secret", &"[redacted]")
             .field("scopes", &self.scopes)
             .field("audience", &self.audience)
@@ -80,6 +90,7 @@ impl std::fmt::Debug for RefreshRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RefreshRequest")
             .field("client_id", &self.client_id)
+            .field("client_address", &self.client_address)
             .field("scopes", &self.scopes)
             .finish_non_exhaustive()
     }
@@ -89,6 +100,7 @@ impl std::fmt::Debug for RevokeRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RevokeRequest")
             .field("client_id", &self.client_id)
+            .field("client_address", &self.client_address)
             .field("token_type_hint", &self.token_type_hint)
             .finish_non_exhaustive()
     }
@@ -122,6 +134,8 @@ pub struct TokenIssuer {
     /// How long a spent refresh token may be presented again for the same successor.
     pub(super) refresh_retry_window: Duration,
     pub(super) usage: Arc<UsageRecorder>,
+    /// Allow-lists, rate limits and the lockout.
+    pub(super) policy: Arc<Policy>,
 }
 
 impl TokenIssuer {
@@ -132,13 +146,13 @@ impl TokenIssuer {
         let requested_scopes = ScopeSet::parse("scopes", &request.scopes)
             .map_err(|e| Error::InvalidScope(e.to_string()))?;
         let client = self
-            .authenticate(&request.client_id, &request.client_secret)
+            .authorize(
+                &request.client_id,
+                &request.client_secret,
+                request.client_address,
+                Endpoint::Token,
+            )
             .await?;
-        if !client.spec.active {
-            return Err(Error::UnauthorizedClient(
-                "this client is disabled; an admin can re-enable it".into(),
-            ));
-        }
         let scopes = client.spec.scopes.grant(&requested_scopes)?;
         let audience = self.grant_audience(&client, &request.audience)?;
         let now = self.clock.now();
@@ -190,13 +204,13 @@ impl TokenIssuer {
         let requested = ScopeSet::parse("scopes", &request.scopes)
             .map_err(|e| Error::InvalidScope(e.to_string()))?;
         let client = self
-            .authenticate(&request.client_id, &request.client_secret)
+            .authorize(
+                &request.client_id,
+                &request.client_secret,
+                request.client_address,
+                Endpoint::Token,
+            )
             .await?;
-        if !client.spec.active {
-            return Err(Error::UnauthorizedClient(
-                "this client is disabled; an admin can re-enable it".into(),
-            ));
-        }
         if client.spec.refresh_token_ttl.is_zero() {
             return Err(Error::UnauthorizedClient(
                 "refresh tokens are not enabled for this client (its refresh_token_ttl is 0)"
@@ -352,108 +366,6 @@ impl TokenIssuer {
         Ok(issued)
     }
 
-    /// Token revocation (RFC 7009): the owning client authenticates and names an access or a
-    /// refresh token. Unknown, malformed, expired or already revoked tokens answer `Ok`; a
-    /// token of another client is refused. A refresh token takes its whole family with it.
-    #[tracing::instrument(skip_all, fields(client_id = %request.client_id))]
-    pub async fn revoke(&self, request: &RevokeRequest) -> Result<()> {
-        if request.token.is_empty() {
-            return Err(Error::invalid("token", "is required"));
-        }
-        let client = self
-            .authenticate(&request.client_id, &request.client_secret)
-            .await?;
-        let now_us = to_micros(self.clock.now());
-        let not_yours = || {
-            Error::UnauthorizedClient("the token was not issued to the authenticated client".into())
-        };
-        let changed = if let Some(token) =
-            OpaqueToken::from_presented(OpaqueKind::Refresh, &request.token)
-        {
-            let Some((_, grant)) = self.store.find_refresh(&token.hash()).await? else {
-                return Ok(());
-            };
-            if grant.client_id != client.id.as_str() {
-                return Err(not_yours());
-            }
-            self.store
-                .revoke_grant(&grant.grant_id, self.deny_margin(), now_us)
-                .await?
-        } else if let Some(token) = OpaqueToken::from_presented(OpaqueKind::Access, &request.token)
-        {
-            let hash = token.hash();
-            let Some(row) = self.store.find_opaque(&hash).await? else {
-                return Ok(());
-            };
-            if row.client_id != client.id.as_str() {
-                return Err(not_yours());
-            }
-            self.store
-                .revoke_access_token(
-                    &row.jti,
-                    &row.client_id,
-                    row.expire_time_us.saturating_add(micros(self.leeway)),
-                    Some(&hash),
-                    now_us,
-                )
-                .await?
-        } else {
-            let Some(claims) = self.jwt.verify(&request.token) else {
-                return Ok(());
-            };
-            if claims.client_id != client.id.as_str() {
-                return Err(not_yours());
-            }
-            let expire_us = claims
-                .exp
-                .saturating_add(i64::try_from(self.leeway.as_secs()).unwrap_or(0))
-                .saturating_mul(1_000_000);
-            if expire_us <= now_us {
-                return Ok(());
-            }
-            self.store
-                .revoke_access_token(&claims.jti, &claims.client_id, expire_us, None, now_us)
-                .await?
-        };
-        if changed {
-            self.registry.catch_up_after_write().await;
-            tracing::info!(client_id = %client.id, "token revoked");
-        }
-        Ok(())
-    }
-
-    /// Checks a client's credentials. Unknown clients and wrong secrets fail alike, after the
-    /// same single hash verification. A secret this replica verified recently, for the client
-    /// as it still is, costs no verification and no database read (see `secret_cache`).
-    pub async fn authenticate(&self, client_id: &str, secret: &str) -> Result<Arc<Client>> {
-        let id = ClientId::parse("client_id", client_id).map_err(|_| Error::InvalidClient)?;
-        let secret = ClientSecret::from_presented(secret).ok_or(Error::InvalidClient)?;
-        let now = to_micros(self.clock.now());
-        // Taken before the database reads: if the client changes meanwhile, what is
-        // remembered below is already stale.
-        let known = self.registry.client(id.as_str());
-        if let Some(client) = &known
-            && self.registry.secrets.check(client, &secret, now)
-        {
-            return Ok(client.clone());
-        }
-        // The same two lookups and one argon2 verification whether or not the client exists.
-        let client = self.store.get_client(id.as_str()).await?;
-        let live = self
-            .store
-            .live_secret(id.as_str(), &secret.selector(), now)
-            .await?;
-        let expire = live.as_ref().and_then(|l| l.expire_time_us);
-        if !self.hasher.verify(&secret, live.map(|l| l.hash)).await? {
-            return Err(Error::InvalidClient);
-        }
-        let row = client.ok_or(Error::InvalidClient)?;
-        if let Some(known) = known {
-            self.registry.secrets.remember(known, &secret, now, expire);
-        }
-        Ok(Arc::new(Client::from_row(row)?))
-    }
-
     fn grant_audience(&self, client: &Client, requested: &[String]) -> Result<Vec<String>> {
         let allowed = &client.spec.audiences;
         if requested.is_empty() {
@@ -483,7 +395,7 @@ impl TokenIssuer {
     /// How long past a family's recorded last access-token expiry its deny entry is kept: the
     /// leeway verifiers grant, the retry window (a retried exchange mints a little later than
     /// recorded), and a minute for the clock reads between recording and minting.
-    fn deny_margin(&self) -> i64 {
+    pub(super) fn deny_margin(&self) -> i64 {
         micros(self.leeway)
             .saturating_add(micros(self.refresh_retry_window))
             .saturating_add(60_000_000)
@@ -566,7 +478,7 @@ impl TokenIssuer {
     }
 }
 
-fn micros(d: Duration) -> i64 {
+pub(super) fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 

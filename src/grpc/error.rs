@@ -12,6 +12,9 @@ use crate::domain::Error;
 pub const ERROR_DOMAIN: &str = "tokend";
 /// Metadata key carrying the OAuth 2.0 error code.
 pub const OAUTH2_ERROR_KEY: &str = "oauth2-error";
+/// Metadata key saying, in whole seconds, when a rate-limited call may be retried (as HTTP's
+/// `Retry-After`); the same delay is in the `google.rpc.RetryInfo` detail.
+pub const RETRY_AFTER_KEY: &str = "retry-after";
 
 /// Converts a domain error into the status a client sees.
 pub fn to_status(err: Error) -> Status {
@@ -26,6 +29,7 @@ pub fn to_status(err: Error) -> Status {
         Error::AlreadyExists(_) => Code::AlreadyExists,
         Error::Aborted(_) => Code::Aborted,
         Error::Unimplemented(_) => Code::Unimplemented,
+        Error::RateLimited { .. } => Code::ResourceExhausted,
         Error::Unavailable(_) => Code::Unavailable,
         Error::Unexpected(_) => Code::Internal,
     };
@@ -39,11 +43,28 @@ pub fn to_status(err: Error) -> Status {
     if let Error::InvalidArgument { field, message } = &err {
         details.add_bad_request_violation(field.clone(), message.clone());
     }
-    let mut status = Status::with_error_details(code, err.to_string(), details);
+    let retry_after = match &err {
+        Error::RateLimited { retry_after, .. } => {
+            details.set_retry_info(Some(*retry_after));
+            // Whole seconds, rounded up: a client that waits that long gets through.
+            Some(retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0))
+        }
+        _ => None,
+    };
+    let message = match retry_after {
+        Some(secs) => format!("{err}; retry in {secs} s"),
+        None => err.to_string(),
+    };
+    let mut status = Status::with_error_details(code, message, details);
     if let Some(oauth2) = err.oauth2_code() {
         status
             .metadata_mut()
             .insert(OAUTH2_ERROR_KEY, MetadataValue::from_static(oauth2));
+    }
+    if let Some(secs) = retry_after {
+        status
+            .metadata_mut()
+            .insert(RETRY_AFTER_KEY, MetadataValue::from(secs));
     }
     status
 }

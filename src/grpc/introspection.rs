@@ -8,6 +8,7 @@ use super::auth::optional_caller;
 use super::convert;
 use super::error::to_status;
 use crate::domain::Tokend;
+use crate::domain::policy::address;
 use crate::proto::introspection_service_server::IntrospectionService;
 use crate::proto::*;
 
@@ -23,10 +24,15 @@ impl IntrospectionService for IntrospectionApi {
         request: Request<IntrospectRequest>,
     ) -> Result<Response<IntrospectResponse>, Status> {
         let caller = optional_caller(&self.tokend, &request).await?;
+        let r = request.get_ref();
+        let client_address = match r.client_address.as_str() {
+            "" => None,
+            raw => Some(address::parse_address("client_address", raw).map_err(to_status)?),
+        };
         let active = self
             .tokend
             .introspection
-            .introspect(caller.as_ref(), &request.get_ref().token)
+            .introspect(caller.as_ref(), &r.token, client_address)
             .await
             .map_err(to_status)?;
         Ok(Response::new(convert::introspection(active)))

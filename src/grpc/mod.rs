@@ -7,6 +7,7 @@ mod convert;
 pub mod error;
 mod introspection;
 mod keys;
+mod peer;
 mod tokens;
 
 use std::sync::Arc;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::error::to_status;
+use super::peer::client_address;
 use crate::domain::{IssuedToken, RefreshRequest, RevokeRequest, TokenRequest, Tokend};
 use crate::proto::token_service_server::TokenService;
 use crate::proto::*;
@@ -20,9 +21,11 @@ impl TokenService for TokenApi {
         &self,
         request: Request<IssueTokenRequest>,
     ) -> Result<Response<IssueTokenResponse>, Status> {
+        let client_address = client_address(&self.tokend.policy, &request);
         let r = request.into_inner();
         let token_request = TokenRequest {
             client_id: r.client_id,
+            client_address,
             client_secret: r.client_secret,
             scopes: r.scopes,
             audience: r.audience,
@@ -49,9 +52,11 @@ impl TokenService for TokenApi {
         &self,
         request: Request<RefreshTokenRequest>,
     ) -> Result<Response<RefreshTokenResponse>, Status> {
+        let client_address = client_address(&self.tokend.policy, &request);
         let r = request.into_inner();
         let refresh_request = RefreshRequest {
             client_id: r.client_id,
+            client_address,
             client_secret: r.client_secret,
             refresh_token: r.refresh_token,
             scopes: r.scopes,
@@ -78,9 +83,11 @@ impl TokenService for TokenApi {
         &self,
         request: Request<RevokeTokenRequest>,
     ) -> Result<Response<RevokeTokenResponse>, Status> {
+        let client_address = client_address(&self.tokend.policy, &request);
         let r = request.into_inner();
         let revoke_request = RevokeRequest {
             client_id: r.client_id,
+            client_address,
             client_secret: r.client_secret,
             token: r.token,
             token_type_hint: r.token_type_hint,

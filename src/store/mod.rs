@@ -33,6 +33,9 @@ pub const CHANGE_TOKEN: &str = "token";
 pub const CHANGE_GRANT: &str = "grant";
 /// Change-log kind: the signing keys changed.
 pub const CHANGE_KEYS: &str = "keys";
+/// Change-log kind: failed authentications locked a client_id or an address (subject
+/// `client:<id>` or `address:<net>`) until `expire_time_us`.
+pub const CHANGE_LOCKOUT: &str = "lockout";
 
 /// Clients and their secrets.
 #[async_trait]
@@ -195,9 +198,32 @@ pub trait ChangeFeed: Send {
     async fn wait(&mut self, timeout: Duration);
 }
 
+/// What replicas share to enforce limits together: their heartbeats (so each knows how many
+/// share a limit) and the lockouts one of them began.
+#[async_trait]
+pub trait PolicyStore: Send + Sync {
+    /// Records that `replica_id` is alive at `now_us` and returns how many replicas
+    /// (itself included) heartbeated after `live_after_us`.
+    async fn heartbeat(
+        &self,
+        replica_id: &str,
+        now_us: i64,
+        live_after_us: i64,
+    ) -> StoreResult<u32>;
+
+    /// Removes a replica that stops.
+    async fn leave(&self, replica_id: &str) -> StoreResult<()>;
+
+    /// Announces a lock of `subject` until `until_us` to every replica (the change log).
+    async fn record_lockout(&self, subject: &str, until_us: i64, now_us: i64) -> StoreResult<()>;
+
+    /// Locks announced and still in force at `now_us`, oldest first.
+    async fn live_lockouts(&self, now_us: i64) -> StoreResult<Vec<ChangeRow>>;
+}
+
 /// Everything tokend persists.
 #[async_trait]
-pub trait Store: ClientStore + KeyStore + TokenStore + ChangeStore {
+pub trait Store: ClientStore + KeyStore + TokenStore + ChangeStore + PolicyStore {
     /// Applies pending migrations for this backend.
     async fn migrate(&self) -> StoreResult<()>;
 

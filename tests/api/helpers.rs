@@ -16,7 +16,7 @@ use tokend::proto::*;
 use tokend::startup::Application;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tonic::transport::Channel;
+use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
 use crate::common::{Backend, TestDb};
@@ -121,6 +121,17 @@ impl TestApp {
             ..
         } = self;
         Self::start(db, settings, clock).await
+    }
+
+    /// A connection to this app from the local address `from` (any of 127.0.0.0/8 works on
+    /// loopback), so tests can call as different client addresses.
+    pub async fn channel_from(&self, from: &str) -> Channel {
+        channel_from(self.addr, from).await
+    }
+
+    /// `TokenService` as seen from the local address `from`.
+    pub async fn tokens_from(&self, from: &str) -> TokenServiceClient<Channel> {
+        TokenServiceClient::new(self.channel_from(from).await)
     }
 
     pub fn clients(&self) -> ClientServiceClient<Channel> {
@@ -245,6 +256,7 @@ impl TestApp {
                 IntrospectRequest {
                     token: token.into(),
                     token_type_hint: String::new(),
+                    client_address: String::new(),
                 },
                 caller,
             ))
@@ -308,6 +320,26 @@ impl TestApp {
     }
 }
 
+/// A connection to `addr` from the local address `from`.
+pub async fn channel_from(addr: SocketAddr, from: &str) -> Channel {
+    Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .local_address(Some(from.parse().unwrap()))
+        .connect()
+        .await
+        .expect("connect from a chosen local address")
+}
+
+/// An IssueToken request with these credentials.
+pub fn issue_request(creds: &Creds) -> IssueTokenRequest {
+    IssueTokenRequest {
+        client_id: creds.client_id.clone(),
+        client_secret: creds.client_secret.clone(),
+        scopes: vec![],
+        audience: vec![],
+    }
+}
+
 /// A client with the given name, tenant and scopes; everything else default.
 pub fn client(tenant: &str, name: &str, scopes: &[&str]) -> Client {
     Client {
@@ -351,6 +383,7 @@ pub fn oauth2_error(status: &Status) -> String {
 /// A second tokend on the same database and clock as a `TestApp`: another replica. Stopped
 /// gracefully by `stop`, or told to stop when dropped.
 pub struct Replica {
+    pub addr: SocketAddr,
     pub channel: Channel,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
@@ -375,6 +408,7 @@ impl Replica {
             .await
             .expect("connect to replica");
         Self {
+            addr,
             channel,
             stop: Some(stop),
             server: Some(server),

@@ -16,6 +16,7 @@ async fn introspect_needs_an_authorised_caller(backend: Backend) {
     let request = IntrospectRequest {
         token: token.clone(),
         token_type_hint: String::new(),
+        client_address: String::new(),
     };
     let err = app
         .introspection()
@@ -45,6 +46,7 @@ async fn introspection_auth_can_be_switched_off(backend: Backend) {
     let request = IntrospectRequest {
         token,
         token_type_hint: String::new(),
+        client_address: String::new(),
     };
     let r = app
         .introspection()

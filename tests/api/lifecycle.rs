@@ -446,6 +446,7 @@ impl Replica {
         let request = IntrospectRequest {
             token: token.into(),
             token_type_hint: String::new(),
+            client_address: String::new(),
         };
         let mut client = IntrospectionServiceClient::new(self.channel.clone());
         client

@@ -12,4 +12,5 @@ mod introspection;
 mod keys;
 mod lifecycle;
 mod operations;
+mod policy;
 mod tokens;

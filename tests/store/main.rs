@@ -635,6 +635,53 @@ async fn revocations_are_read_in_pages(backend: Backend) {
     assert_eq!(rest[0].subject, "j3");
 }
 
+async fn heartbeats_count_live_replicas(backend: Backend) {
+    let (_db, store) = open(backend).await;
+    const S: i64 = 1_000_000;
+    assert_eq!(store.heartbeat("a", 100 * S, 85 * S).await.unwrap(), 1);
+    assert_eq!(store.heartbeat("b", 101 * S, 86 * S).await.unwrap(), 2);
+    // A beat refreshes the row rather than adding one.
+    assert_eq!(store.heartbeat("a", 102 * S, 87 * S).await.unwrap(), 2);
+    // "b" falls silent: once its last beat is older than the window, it no longer counts.
+    assert_eq!(store.heartbeat("a", 120 * S, 105 * S).await.unwrap(), 1);
+    store.heartbeat("b", 121 * S, 106 * S).await.unwrap();
+    store.leave("b").await.unwrap();
+    assert_eq!(store.heartbeat("a", 122 * S, 107 * S).await.unwrap(), 1);
+}
+
+async fn lockouts_travel_through_the_change_log(backend: Backend) {
+    let (_db, store) = open(backend).await;
+    let before = store.last_change_seq().await.unwrap();
+    store
+        .record_lockout("address:192.0.2.1/32", 2_000, 1_000)
+        .await
+        .unwrap();
+    store
+        .record_lockout("client:x", 1_500, 1_000)
+        .await
+        .unwrap();
+    let changes = store.changes_since(before, 10).await.unwrap();
+    let kinds: Vec<(&str, &str, i64)> = changes
+        .iter()
+        .map(|c| (c.kind.as_str(), c.subject.as_str(), c.expire_time_us))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (store::CHANGE_LOCKOUT, "address:192.0.2.1/32", 2_000),
+            (store::CHANGE_LOCKOUT, "client:x", 1_500)
+        ]
+    );
+    let live: Vec<String> = store
+        .live_lockouts(1_600)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.subject)
+        .collect();
+    assert_eq!(live, ["address:192.0.2.1/32"]);
+}
+
 for_each_backend!(
     concurrent_refreshes_rotate_exactly_once,
     a_revocation_racing_an_exchange_wins,
@@ -654,4 +701,6 @@ for_each_backend!(
     first_key_is_inserted_once,
     concurrent_rotations_add_exactly_one_key,
     migrations_are_idempotent,
+    heartbeats_count_live_replicas,
+    lockouts_travel_through_the_change_log,
 );

@@ -1,0 +1,126 @@
+//! Client authentication at the token endpoint, with the client policy every front end gets:
+//! the lockout and the per-address rate limit before any argon2 work, then the credentials,
+//! then the client's allow-list, state and rate limit. A refusal never says more than the
+//! caller could know: the allow-list is checked only after the secret, and a locked client_id
+//! or address is refused whether or not the secret presented is right.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::client::Client;
+use super::clock::to_micros;
+use super::error::{Error, Result};
+use super::ids::ClientId;
+use super::policy::{Subject, locked_error};
+use super::secret::ClientSecret;
+use super::tokens::TokenIssuer;
+
+/// Which part of the token endpoint a client calls: the rate limits count `Token` calls
+/// (IssueToken, RefreshToken, token exchange) only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Token,
+    Revocation,
+}
+
+impl TokenIssuer {
+    /// Authenticates the client and applies its policy: the whole gate of the token endpoint.
+    /// Returns the client, active and allowed to make this call from `addr`.
+    pub async fn authorize(
+        &self,
+        client_id: &str,
+        secret: &str,
+        addr: Option<IpAddr>,
+        endpoint: Endpoint,
+    ) -> Result<Arc<Client>> {
+        let now_us = to_micros(self.clock.now());
+        let id = ClientId::parse("client_id", client_id).ok();
+        let id = id.as_ref().map(ClientId::as_str);
+        if let Some(wait) = self.registry.lockout.locked(id, addr, now_us) {
+            return Err(locked_error(wait));
+        }
+        if endpoint == Endpoint::Token {
+            self.policy.take_address_call(addr, now_us)?;
+        }
+        let client = match self.authenticate(client_id, secret).await {
+            Ok(client) => client,
+            Err(Error::InvalidClient) => {
+                self.authentication_failed(id, addr, now_us).await;
+                return Err(Error::InvalidClient);
+            }
+            Err(err) => return Err(err),
+        };
+        self.registry
+            .lockout
+            .succeeded(client.id.as_str(), addr, now_us);
+        self.policy.check_address(&client, addr)?;
+        // A disabled client's tokens are all inactive already; it may still revoke them.
+        if endpoint == Endpoint::Token && !client.spec.active {
+            return Err(Error::UnauthorizedClient(
+                "this client is disabled; an admin can re-enable it".into(),
+            ));
+        }
+        if endpoint == Endpoint::Token {
+            self.policy.take_client_call(&client, now_us)?;
+        }
+        Ok(client)
+    }
+
+    /// Checks a client's credentials. Unknown clients and wrong secrets fail alike, after the
+    /// same single hash verification. A secret this replica verified recently, for the client
+    /// as it still is, costs no verification and no database read (see `secret_cache`).
+    /// No policy: front ends call [`TokenIssuer::authorize`].
+    pub async fn authenticate(&self, client_id: &str, secret: &str) -> Result<Arc<Client>> {
+        let id = ClientId::parse("client_id", client_id).map_err(|_| Error::InvalidClient)?;
+        let secret = ClientSecret::from_presented(secret).ok_or(Error::InvalidClient)?;
+        let now = to_micros(self.clock.now());
+        // Taken before the database reads: if the client changes meanwhile, what is
+        // remembered below is already stale.
+        let known = self.registry.client(id.as_str());
+        if let Some(client) = &known
+            && self.registry.secrets.check(client, &secret, now)
+        {
+            return Ok(client.clone());
+        }
+        // The same two lookups and one argon2 verification whether or not the client exists.
+        let client = self.store.get_client(id.as_str()).await?;
+        let live = self
+            .store
+            .live_secret(id.as_str(), &secret.selector(), now)
+            .await?;
+        let expire = live.as_ref().and_then(|l| l.expire_time_us);
+        if !self.hasher.verify(&secret, live.map(|l| l.hash)).await? {
+            return Err(Error::InvalidClient);
+        }
+        let row = client.ok_or(Error::InvalidClient)?;
+        if let Some(known) = known {
+            self.registry.secrets.remember(known, &secret, now, expire);
+        }
+        Ok(Arc::new(Client::from_row(row)?))
+    }
+
+    /// Counts a failed authentication; a lock it begins holds here at once and is announced
+    /// to every replica through the change log. A malformed client_id counts against the
+    /// address only (it names no client, and must not fill memory with counters).
+    async fn authentication_failed(&self, id: Option<&str>, addr: Option<IpAddr>, now_us: i64) {
+        let threshold = self.policy.share(self.registry.lockout.max_failures());
+        let begun = self.registry.lockout.failed(id, addr, threshold, now_us);
+        for (subject, until_us) in begun {
+            match &subject {
+                Subject::Client(id) => {
+                    tracing::warn!(client_id = %id, "too many failed authentications; client_id locked")
+                }
+                Subject::Address(net) => {
+                    tracing::warn!(address = %net, "too many failed authentications; address locked")
+                }
+            }
+            if let Err(err) = self
+                .store
+                .record_lockout(&subject.encode(), until_us, now_us)
+                .await
+            {
+                tracing::warn!(error = %err, "could not announce a lock to other replicas");
+            }
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! The caller's network address: which one to believe, and whether a client's allow-list
+//! contains it.
+//!
+//! The address is the TCP peer's, unless that peer is a trusted proxy (`server.trusted_proxies`):
+//! then it is the right-most `x-forwarded-for` entry that is not itself a trusted proxy, as
+//! reverse proxies and meshes append the address they saw. An untrusted peer's header is never
+//! read: anyone can send one.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::domain::error::{Error, Result};
+
+/// Most `x-forwarded-for` entries looked at; a longer chain is a forged header or a loop.
+const MAX_HOPS: usize = 32;
+
+/// The same address in one canonical form: an IPv4-mapped IPv6 address (`::ffff:10.1.2.3`, what
+/// a dual-stack socket reports for an IPv4 peer) becomes the IPv4 address.
+pub fn canonical(addr: IpAddr) -> IpAddr {
+    addr.to_canonical()
+}
+
+/// Parses one address as a caller names it (`client_address` of `IntrospectRequest`); `field`
+/// names it in the error.
+pub fn parse_address(field: &str, raw: &str) -> Result<IpAddr> {
+    raw.trim()
+        .parse::<IpAddr>()
+        .map(canonical)
+        .map_err(|_| Error::invalid(field, "is not an IPv4 or IPv6 address"))
+}
+
+/// Whether `addr` may use a client whose allow-list is `cidrs` (empty: any address).
+pub fn allowed(cidrs: &[IpNet], addr: IpAddr) -> bool {
+    cidrs.is_empty() || cidrs.iter().any(|net| net.contains(&canonical(addr)))
+}
+
+/// Whether `addr` is one of the trusted proxies.
+fn trusted(proxies: &[IpNet], addr: IpAddr) -> bool {
+    proxies.iter().any(|net| net.contains(&addr))
+}
+
+/// The client's address, given the TCP peer, the `x-forwarded-for` header values in the order
+/// received (each may hold a comma-separated list) and the trusted proxies. `None` when it
+/// cannot be known: no peer (an in-process call), or a trusted proxy that forwarded a header
+/// this function cannot read. A client with an allow-list is then refused; one without works.
+pub fn resolve<'a>(
+    peer: Option<IpAddr>,
+    forwarded_for: impl IntoIterator<Item = &'a str>,
+    proxies: &[IpNet],
+) -> Option<IpAddr> {
+    let peer = canonical(peer?);
+    if !trusted(proxies, peer) {
+        return Some(peer);
+    }
+    let entries: Vec<&str> = forwarded_for
+        .into_iter()
+        .flat_map(|value| value.split(','))
+        .filter(|entry| !entry.trim().is_empty())
+        .collect();
+    if entries.len() > MAX_HOPS {
+        return None;
+    }
+    // Walk from the nearest hop outwards; the first address not of a trusted proxy is the
+    // client. If every hop is a trusted proxy, the farthest one is the client.
+    let mut client = peer;
+    for entry in entries.iter().rev() {
+        let addr = parse_hop(entry)?;
+        client = addr;
+        if !trusted(proxies, addr) {
+            break;
+        }
+    }
+    Some(client)
+}
+
+/// One `x-forwarded-for` entry: an address, optionally with a port (`1.2.3.4:5678`,
+/// `[2001:db8::1]:443`), as some proxies write it.
+fn parse_hop(entry: &str) -> Option<IpAddr> {
+    let entry = entry.trim();
+    if let Ok(addr) = entry.parse::<IpAddr>() {
+        return Some(canonical(addr));
+    }
+    entry
+        .parse::<std::net::SocketAddr>()
+        .ok()
+        .map(|s| canonical(s.ip()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nets(list: &[&str]) -> Vec<IpNet> {
+        list.iter().map(|n| n.parse().unwrap()).collect()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn an_untrusted_peer_is_the_client_whatever_it_forwards() {
+        let proxies = nets(&["10.0.0.0/8"]);
+        let got = resolve(Some(ip("192.0.2.7")), ["203.0.113.9"], &proxies);
+        assert_eq!(got, Some(ip("192.0.2.7")));
+        assert_eq!(
+            resolve(Some(ip("192.0.2.7")), [], &[]),
+            Some(ip("192.0.2.7"))
+        );
+    }
+
+    #[test]
+    fn a_trusted_proxy_forwards_the_rightmost_untrusted_hop() {
+        let proxies = nets(&["10.0.0.0/8"]);
+        let got = resolve(
+            Some(ip("10.0.0.1")),
+            ["198.51.100.1, 203.0.113.9", "10.2.3.4"],
+            &proxies,
+        );
+        // 10.2.3.4 is another proxy; 203.0.113.9 is who reached it; 198.51.100.1 was claimed
+        // by that client and is not believed.
+        assert_eq!(got, Some(ip("203.0.113.9")));
+    }
+
+    #[test]
+    fn ports_brackets_and_mapped_addresses_are_read() {
+        let proxies = nets(&["10.0.0.0/8", "::1/128"]);
+        let got = resolve(Some(ip("::ffff:10.0.0.1")), ["[2001:db8::5]:443"], &proxies);
+        assert_eq!(got, Some(ip("2001:db8::5")));
+        let got = resolve(Some(ip("::1")), ["192.0.2.1:1234"], &proxies);
+        assert_eq!(got, Some(ip("192.0.2.1")));
+        assert_eq!(
+            resolve(Some(ip("::ffff:192.0.2.1")), [], &[]),
+            Some(ip("192.0.2.1"))
+        );
+    }
+
+    #[test]
+    fn a_trusted_proxy_without_a_header_is_the_client_and_garbage_is_unknown() {
+        let proxies = nets(&["10.0.0.0/8"]);
+        assert_eq!(
+            resolve(Some(ip("10.0.0.1")), [], &proxies),
+            Some(ip("10.0.0.1"))
+        );
+        assert_eq!(resolve(Some(ip("10.0.0.1")), ["nonsense"], &proxies), None);
+        assert_eq!(resolve(None, ["192.0.2.1"], &proxies), None);
+        let long = vec!["192.0.2.1"; MAX_HOPS + 1].join(",");
+        assert_eq!(
+            resolve(Some(ip("10.0.0.1")), [long.as_str()], &proxies),
+            None
+        );
+    }
+
+    #[test]
+    fn allow_lists_compare_mapped_addresses_as_ipv4() {
+        let cidrs = nets(&["10.0.0.0/8", "2001:db8::/32"]);
+        assert!(allowed(&cidrs, ip("10.9.9.9")));
+        assert!(allowed(&cidrs, ip("::ffff:10.9.9.9")));
+        assert!(allowed(&cidrs, ip("2001:db8::1")));
+        assert!(!allowed(&cidrs, ip("127.0.0.1")));
+        assert!(!allowed(&cidrs, ip("2001:db9::1")));
+        assert!(allowed(&[], ip("127.0.0.1")));
+    }
+
+    #[test]
+    fn addresses_parse_or_name_the_field() {
+        assert_eq!(
+            parse_address("client_address", " ::ffff:1.2.3.4 ").unwrap(),
+            ip("1.2.3.4")
+        );
+        let err = parse_address("client_address", "1.2.3").unwrap_err();
+        assert!(err.to_string().starts_with("client_address:"), "{err}");
+    }
+}

@@ -1,0 +1,178 @@
+//! Token buckets, one per key (a client, a source address): `rate` calls per minute on
+//! average, bursts of at most `capacity`. Pure bookkeeping on a clock the caller passes in, so
+//! the rules are tested without sleeping.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Buckets kept before idle ones are dropped (a full bucket holds no information).
+const SWEEP_AT: usize = 100_000;
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    /// Unix µs of the last refill.
+    at_us: i64,
+}
+
+/// What a bucket allows: `per_minute` on average, bursts of `capacity`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quota {
+    pub per_minute: f64,
+    pub capacity: f64,
+}
+
+impl Quota {
+    /// This replica's share of a deployment-wide limit of `per_minute` calls, with `replicas`
+    /// live replicas sharing it. The burst is never below one call, or a limit smaller than
+    /// the number of replicas would refuse everything.
+    pub fn share(per_minute: u32, replicas: u32) -> Self {
+        let rate = f64::from(per_minute) / f64::from(replicas.max(1));
+        Self {
+            per_minute: rate,
+            capacity: rate.max(1.0),
+        }
+    }
+}
+
+/// Buckets by key.
+#[derive(Debug)]
+pub struct Buckets<K> {
+    buckets: Mutex<HashMap<K, Bucket>>,
+}
+
+impl<K: Hash + Eq + Clone> Default for Buckets<K> {
+    fn default() -> Self {
+        Self {
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone> Buckets<K> {
+    /// Takes one call from `key`'s bucket at `now_us`. `Err` carries how long until the next
+    /// call would pass.
+    pub fn take(&self, key: &K, quota: Quota, now_us: i64) -> Result<(), Duration> {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if buckets.len() >= SWEEP_AT && !buckets.contains_key(key) {
+            buckets.retain(|_, b| refill(*b, quota, now_us).tokens < quota.capacity);
+        }
+        let bucket = buckets.entry(key.clone()).or_insert(Bucket {
+            tokens: quota.capacity,
+            at_us: now_us,
+        });
+        *bucket = refill(*bucket, quota, now_us);
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            return Ok(());
+        }
+        let per_us = quota.per_minute / 60e6;
+        let wait_us = if per_us > 0.0 {
+            ((1.0 - bucket.tokens) / per_us).ceil()
+        } else {
+            60e6
+        };
+        Err(Duration::from_micros(wait_us as u64))
+    }
+
+    /// Drops buckets that have filled up again (they would start full anyway).
+    pub fn forget_full(&self, quota_of: impl Fn(&K) -> Option<Quota>, now_us: i64) {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        buckets.retain(|key, b| match quota_of(key) {
+            Some(q) => refill(*b, q, now_us).tokens < q.capacity,
+            None => false,
+        });
+    }
+
+    /// How many buckets are held.
+    pub fn len(&self) -> usize {
+        self.buckets.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether no bucket is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The bucket at `now_us`, refilled at the quota's rate and clamped to its capacity (which
+/// may have shrunk since, when another replica joined).
+fn refill(bucket: Bucket, quota: Quota, now_us: i64) -> Bucket {
+    let elapsed_us = now_us.saturating_sub(bucket.at_us).max(0) as f64;
+    let tokens = bucket.tokens + elapsed_us * quota.per_minute / 60e6;
+    Bucket {
+        tokens: tokens.min(quota.capacity),
+        at_us: now_us.max(bucket.at_us),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEC: i64 = 1_000_000;
+
+    #[test]
+    fn a_burst_of_the_limit_then_one_call_per_interval() {
+        let buckets = Buckets::default();
+        let q = Quota::share(2, 1);
+        assert!(buckets.take(&"a", q, 0).is_ok());
+        assert!(buckets.take(&"a", q, 0).is_ok());
+        let wait = buckets.take(&"a", q, 0).unwrap_err();
+        assert_eq!(wait, Duration::from_secs(30));
+        // Other keys have their own bucket.
+        assert!(buckets.take(&"b", q, 0).is_ok());
+        let wait = buckets.take(&"a", q, 20 * SEC).unwrap_err();
+        assert_eq!(wait, Duration::from_secs(10));
+        assert!(buckets.take(&"a", q, 30 * SEC).is_ok());
+        assert!(buckets.take(&"a", q, 30 * SEC).is_err());
+    }
+
+    #[test]
+    fn replicas_share_the_limit_with_a_burst_of_at_least_one() {
+        assert_eq!(
+            Quota::share(10, 2),
+            Quota {
+                per_minute: 5.0,
+                capacity: 5.0
+            }
+        );
+        let tiny = Quota::share(1, 4);
+        assert_eq!(tiny.capacity, 1.0);
+        assert_eq!(tiny.per_minute, 0.25);
+        let buckets = Buckets::default();
+        assert!(buckets.take(&1, tiny, 0).is_ok());
+        assert_eq!(
+            buckets.take(&1, tiny, 0).unwrap_err(),
+            Duration::from_secs(240)
+        );
+    }
+
+    #[test]
+    fn a_smaller_share_clamps_what_a_bucket_holds() {
+        let buckets = Buckets::default();
+        let alone = Quota::share(10, 1);
+        assert!(buckets.take(&"a", alone, 0).is_ok()); // 9 left
+        let shared = Quota::share(10, 2); // capacity 5
+        for _ in 0..5 {
+            assert!(buckets.take(&"a", shared, 0).is_ok());
+        }
+        assert!(buckets.take(&"a", shared, 0).is_err());
+    }
+
+    #[test]
+    fn full_buckets_are_forgotten() {
+        let buckets = Buckets::default();
+        let q = Quota::share(60, 1);
+        buckets.take(&"a", q, 0).unwrap();
+        buckets.take(&"b", q, 0).unwrap();
+        buckets.take(&"b", q, 0).unwrap();
+        // One second later "a" is full again, "b" is not.
+        buckets.forget_full(|_| Some(q), SEC);
+        assert_eq!(buckets.len(), 1);
+        buckets.forget_full(|_| None, SEC);
+        assert_eq!(buckets.len(), 0);
+    }
+}

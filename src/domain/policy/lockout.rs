@@ -1,0 +1,386 @@
+//! Brute force contained: failed client authentications are counted per client_id and per
+//! source address; past the threshold, further attempts are refused before any argon2 work.
+//!
+//! - An address is locked for the failure window, doubling with each further lock (up to
+//!   [`MAX_ADDRESS_LOCK`]): this is what stops an attacker.
+//! - A client_id is locked for one window, never longer, so an attacker cannot keep a client
+//!   it does not own locked beyond the window after it stops. During that lock the addresses
+//!   the client authenticated from recently ([`KNOWN_GOOD`]) keep working: an honest client
+//!   under attack from elsewhere is not locked out. A new address of that client is refused
+//!   until the lock ends; that is the trade-off.
+//! - IPv6 addresses count per /64, the block one host can trivially rotate through.
+//! - Thresholds are this replica's share of the deployment's (see `Quota::share`); a lock
+//!   that begins here is sent to every replica through the change log.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Mutex, RwLock};
+use std::time::Duration;
+
+use ipnet::{IpNet, Ipv6Net};
+
+/// Longest lock of an address, however often it was locked before.
+pub const MAX_ADDRESS_LOCK: Duration = Duration::from_secs(3600);
+/// How long a successful authentication exempts its address from its client's lock.
+pub const KNOWN_GOOD: Duration = Duration::from_secs(24 * 3600);
+/// Counters and known-good pairs kept before idle ones are swept.
+const SWEEP_AT: usize = 100_000;
+const DAY_US: i64 = 24 * 3600 * 1_000_000;
+
+/// What is counted and locked.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Subject {
+    Client(String),
+    /// An IPv4 address, or the /64 of an IPv6 address.
+    Address(IpNet),
+}
+
+impl Subject {
+    /// The subject for a source address: IPv6 addresses count per /64.
+    pub fn address(addr: IpAddr) -> Self {
+        let net = match addr.to_canonical() {
+            v4 @ IpAddr::V4(_) => IpNet::from(v4),
+            IpAddr::V6(v6) => Ipv6Net::new(v6, 64)
+                .map_or_else(|_| IpNet::from(IpAddr::V6(v6)), |n| IpNet::V6(n.trunc())),
+        };
+        Subject::Address(net)
+    }
+
+    /// The change-log subject: `client:<id>` or `address:<net>`.
+    pub fn encode(&self) -> String {
+        match self {
+            Subject::Client(id) => format!("client:{id}"),
+            Subject::Address(net) => format!("address:{net}"),
+        }
+    }
+
+    /// The inverse of [`Subject::encode`].
+    pub fn decode(raw: &str) -> Option<Self> {
+        match raw.split_once(':')? {
+            ("client", id) => Some(Subject::Client(id.to_owned())),
+            ("address", net) => net.parse().ok().map(Subject::Address),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Counter {
+    window_start_us: i64,
+    failures: u32,
+    /// Locks so far; each doubles the next address lock.
+    strikes: u32,
+    locked_until_us: i64,
+}
+
+/// Lockout settings.
+#[derive(Debug, Clone, Copy)]
+pub struct LockoutConfig {
+    /// Failures within the window that lock (the deployment's total); 0 turns lockout off.
+    pub max_failures: u32,
+    pub window: Duration,
+}
+
+/// Failure counters, the locks in force (begun here or on another replica) and the addresses
+/// each client authenticated from.
+#[derive(Debug)]
+pub struct Lockout {
+    config: LockoutConfig,
+    counters: Mutex<HashMap<Subject, Counter>>,
+    locks: RwLock<HashMap<Subject, i64>>,
+    known_good: Mutex<HashMap<(String, Subject), i64>>,
+}
+
+impl Lockout {
+    /// An empty lockout table.
+    pub fn new(config: LockoutConfig) -> Self {
+        Self {
+            config,
+            counters: Mutex::new(HashMap::new()),
+            locks: RwLock::new(HashMap::new()),
+            known_good: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// How long until `client_id` may try again from `addr`, if it is locked now. Cheap when
+    /// nothing is locked, as on the hot path of every token request.
+    pub fn locked(
+        &self,
+        client_id: Option<&str>,
+        addr: Option<IpAddr>,
+        now_us: i64,
+    ) -> Option<Duration> {
+        let locks = self.locks.read().unwrap_or_else(|e| e.into_inner());
+        if locks.is_empty() {
+            return None;
+        }
+        let until = |subject: &Subject| locks.get(subject).copied().filter(|u| *u > now_us);
+        let address = addr.map(Subject::address);
+        let by_address = address.as_ref().and_then(until);
+        let by_client = client_id.and_then(|id| {
+            until(&Subject::Client(id.to_owned())).filter(|_| {
+                !address
+                    .as_ref()
+                    .is_some_and(|a| self.is_known_good(id, a, now_us))
+            })
+        });
+        by_address
+            .into_iter()
+            .chain(by_client)
+            .max()
+            .map(|u| Duration::from_micros(u64::try_from(u - now_us).unwrap_or(0)))
+    }
+
+    /// Counts a failed authentication of `client_id` from `addr`, with `threshold` failures
+    /// (this replica's share) locking. Returns the locks that begin now, to be announced.
+    pub fn failed(
+        &self,
+        client_id: Option<&str>,
+        addr: Option<IpAddr>,
+        threshold: u32,
+        now_us: i64,
+    ) -> Vec<(Subject, i64)> {
+        if self.config.max_failures == 0 {
+            return Vec::new();
+        }
+        let window_us = micros(self.config.window);
+        let mut begun = Vec::new();
+        let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        if counters.len() >= SWEEP_AT {
+            counters.retain(|_, c| idle(c, window_us, now_us).is_none());
+        }
+        let subjects = client_id
+            .map(|id| Subject::Client(id.to_owned()))
+            .into_iter()
+            .chain(addr.map(Subject::address));
+        for subject in subjects {
+            let counter = counters.entry(subject.clone()).or_default();
+            if now_us >= counter.window_start_us.saturating_add(window_us) {
+                counter.window_start_us = now_us;
+                counter.failures = 0;
+            }
+            counter.failures += 1;
+            if counter.failures < threshold.max(1) {
+                continue;
+            }
+            counter.strikes = counter.strikes.saturating_add(1);
+            let lock_us = match subject {
+                Subject::Client(_) => window_us,
+                Subject::Address(_) => {
+                    let grown = window_us.saturating_mul(1 << (counter.strikes - 1).min(20));
+                    grown.min(micros(MAX_ADDRESS_LOCK).max(window_us))
+                }
+            };
+            counter.locked_until_us = now_us.saturating_add(lock_us);
+            counter.failures = 0;
+            counter.window_start_us = counter.locked_until_us;
+            begun.push((subject, counter.locked_until_us));
+        }
+        drop(counters);
+        for (subject, until) in &begun {
+            self.lock(subject.clone(), *until);
+        }
+        begun
+    }
+
+    /// Notes that `client_id` authenticated from `addr`: that address keeps working while
+    /// the client_id is locked by failures from elsewhere. Counts are not reset: a valid
+    /// secret must not buy an attacker more guesses.
+    pub fn succeeded(&self, client_id: &str, addr: Option<IpAddr>, now_us: i64) {
+        let Some(addr) = addr else { return };
+        let mut known = self.known_good.lock().unwrap_or_else(|e| e.into_inner());
+        if known.len() >= SWEEP_AT {
+            known.retain(|_, until| *until > now_us);
+        }
+        known.insert(
+            (client_id.to_owned(), Subject::address(addr)),
+            now_us.saturating_add(micros(KNOWN_GOOD)),
+        );
+    }
+
+    /// Applies a lock (begun here, or announced by another replica) until `until_us`.
+    pub fn lock(&self, subject: Subject, until_us: i64) {
+        let mut locks = self.locks.write().unwrap_or_else(|e| e.into_inner());
+        let entry = locks.entry(subject).or_insert(until_us);
+        *entry = (*entry).max(until_us);
+    }
+
+    /// Drops ended locks, idle counters and expired known-good pairs.
+    pub fn forget_expired(&self, now_us: i64) {
+        let window_us = micros(self.config.window);
+        self.locks
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, until| *until > now_us);
+        self.counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, c| idle(c, window_us, now_us).is_none());
+        self.known_good
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, until| *until > now_us);
+    }
+
+    /// The deployment-wide failure threshold (0: lockout off).
+    pub fn max_failures(&self) -> u32 {
+        self.config.max_failures
+    }
+
+    /// Locks in force at `now_us`.
+    pub fn active_locks(&self, now_us: i64) -> usize {
+        let locks = self.locks.read().unwrap_or_else(|e| e.into_inner());
+        locks.values().filter(|u| **u > now_us).count()
+    }
+
+    fn is_known_good(&self, client_id: &str, addr: &Subject, now_us: i64) -> bool {
+        let known = self.known_good.lock().unwrap_or_else(|e| e.into_inner());
+        known
+            .get(&(client_id.to_owned(), addr.clone()))
+            .is_some_and(|until| *until > now_us)
+    }
+}
+
+/// `Some(())` when a counter holds nothing worth keeping: its window has passed and its last
+/// lock ended over a day ago (so its strikes are forgiven).
+fn idle(c: &Counter, window_us: i64, now_us: i64) -> Option<()> {
+    (now_us >= c.window_start_us.saturating_add(window_us)
+        && now_us >= c.locked_until_us.saturating_add(DAY_US))
+    .then_some(())
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEC: i64 = 1_000_000;
+    const ID: &str = "0190f0c8-0000-7000-8000-000000000001";
+
+    fn lockout() -> Lockout {
+        Lockout::new(LockoutConfig {
+            max_failures: 3,
+            window: Duration::from_secs(60),
+        })
+    }
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    #[test]
+    fn the_threshold_locks_both_the_client_and_the_address() {
+        let l = lockout();
+        assert!(l.failed(Some(ID), ip("192.0.2.1"), 3, 0).is_empty());
+        assert!(l.failed(Some(ID), ip("192.0.2.1"), 3, SEC).is_empty());
+        assert_eq!(l.locked(Some(ID), ip("192.0.2.1"), SEC), None);
+        let begun = l.failed(Some(ID), ip("192.0.2.1"), 3, 2 * SEC);
+        assert_eq!(begun.len(), 2);
+        assert_eq!(
+            l.locked(Some(ID), ip("192.0.2.1"), 2 * SEC),
+            Some(Duration::from_secs(60))
+        );
+        // Another client from the locked address is refused too.
+        assert!(l.locked(Some("other"), ip("192.0.2.1"), 2 * SEC).is_some());
+        // The locked client from an unknown address is refused; all is over after the window.
+        assert!(l.locked(Some(ID), ip("198.51.100.1"), 2 * SEC).is_some());
+        assert_eq!(l.locked(Some(ID), ip("198.51.100.1"), 62 * SEC), None);
+    }
+
+    #[test]
+    fn failures_outside_the_window_do_not_add_up() {
+        let l = lockout();
+        l.failed(Some(ID), None, 3, 0);
+        l.failed(Some(ID), None, 3, 10 * SEC);
+        assert!(l.failed(Some(ID), None, 3, 61 * SEC).is_empty());
+        assert!(l.failed(Some(ID), None, 3, 62 * SEC).is_empty());
+        assert_eq!(l.failed(Some(ID), None, 3, 63 * SEC).len(), 1);
+    }
+
+    #[test]
+    fn address_locks_grow_and_client_locks_do_not() {
+        let l = lockout();
+        let addr = ip("192.0.2.1");
+        let mut now = 0;
+        let mut lengths = Vec::new();
+        for _ in 0..3 {
+            let mut begun = Vec::new();
+            for _ in 0..3 {
+                begun = l.failed(Some(ID), addr, 3, now);
+            }
+            let by_addr = begun
+                .iter()
+                .find(|(s, _)| matches!(s, Subject::Address(_)))
+                .unwrap();
+            let by_client = begun
+                .iter()
+                .find(|(s, _)| matches!(s, Subject::Client(_)))
+                .unwrap();
+            assert_eq!(by_client.1 - now, 60 * SEC);
+            lengths.push((by_addr.1 - now) / SEC);
+            now = by_addr.1;
+        }
+        assert_eq!(lengths, vec![60, 120, 240]);
+    }
+
+    #[test]
+    fn known_good_addresses_pass_a_client_lock_but_not_an_address_lock() {
+        let l = lockout();
+        l.succeeded(ID, ip("10.1.1.1"), 0);
+        for _ in 0..3 {
+            l.failed(Some(ID), ip("203.0.113.5"), 3, SEC);
+        }
+        assert_eq!(l.locked(Some(ID), ip("10.1.1.1"), SEC), None);
+        assert!(l.locked(Some(ID), ip("10.1.1.2"), SEC).is_some());
+        assert!(l.locked(Some(ID), None, SEC).is_some());
+        // The attacker's address stays locked even for a client it knows the secret of.
+        l.succeeded("mine", ip("203.0.113.5"), SEC);
+        assert!(l.locked(Some("mine"), ip("203.0.113.5"), SEC).is_some());
+    }
+
+    #[test]
+    fn ipv6_counts_per_64() {
+        let l = lockout();
+        l.failed(Some("a"), ip("2001:db8:1:2::1"), 3, 0);
+        l.failed(Some("b"), ip("2001:db8:1:2::ffff"), 3, 0);
+        let begun = l.failed(Some("c"), ip("2001:db8:1:2:aaaa::9"), 3, 0);
+        assert_eq!(begun.len(), 1);
+        assert!(l.locked(Some("d"), ip("2001:db8:1:2::77"), 0).is_some());
+        assert_eq!(l.locked(Some("d"), ip("2001:db8:1:3::77"), 0), None);
+    }
+
+    #[test]
+    fn announced_locks_apply_and_subjects_round_trip() {
+        let l = lockout();
+        for s in [
+            Subject::Client(ID.into()),
+            Subject::address("2001:db8::1".parse().unwrap()),
+            Subject::address("::ffff:192.0.2.1".parse().unwrap()),
+        ] {
+            assert_eq!(Subject::decode(&s.encode()), Some(s.clone()));
+            l.lock(s, 10 * SEC);
+        }
+        assert_eq!(Subject::decode("address:nonsense"), None);
+        assert_eq!(Subject::decode("other:x"), None);
+        assert!(l.locked(Some(ID), None, SEC).is_some());
+        assert!(l.locked(Some("x"), ip("192.0.2.1"), SEC).is_some());
+        assert_eq!(l.active_locks(SEC), 3);
+        l.forget_expired(10 * SEC);
+        assert_eq!(l.active_locks(SEC), 0);
+    }
+
+    #[test]
+    fn zero_max_failures_turns_it_off() {
+        let l = Lockout::new(LockoutConfig {
+            max_failures: 0,
+            window: Duration::from_secs(60),
+        });
+        for _ in 0..100 {
+            assert!(l.failed(Some(ID), ip("192.0.2.1"), 1, 0).is_empty());
+        }
+        assert_eq!(l.locked(Some(ID), ip("192.0.2.1"), 0), None);
+    }
+}

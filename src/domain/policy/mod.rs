@@ -1,0 +1,172 @@
+//! Client policy, enforced the same way for every front end (gRPC now, HTTP and ext_authz
+//! later): the caller's address and a client's allow-list, rate limits on the token endpoint
+//! and the brute-force lockout. Everything here is in memory: a token request that passes
+//! costs no database round trip for it.
+//!
+//! Deployment-wide limits: each replica heartbeats into the store and learns how many
+//! replicas are live; it then enforces its share (`limit / replicas`) of each limit. With an
+//! even spread of calls the deployment grants the configured limit; with any spread it never
+//! grants more than `max(limit, replicas)` in a burst and `limit` per minute sustained, except
+//! for up to one heartbeat period after a replica joins (the others still take the larger
+//! share until their next heartbeat).
+
+pub mod address;
+mod bucket;
+mod lockout;
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+pub use bucket::{Buckets, Quota};
+pub use lockout::{KNOWN_GOOD, Lockout, LockoutConfig, MAX_ADDRESS_LOCK, Subject};
+
+use super::client::Client;
+use super::error::{Error, Result};
+
+/// Policy settings, from the config.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyConfig {
+    /// Peers whose `x-forwarded-for` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Token-endpoint calls per minute from one source address, whatever the client; 0: off.
+    pub address_rate_per_minute: u32,
+}
+
+/// The per-replica state of the rules: rate-limit buckets and the live replica count.
+#[derive(Debug)]
+pub struct Policy {
+    config: PolicyConfig,
+    replicas: AtomicU32,
+    clients: Buckets<String>,
+    addresses: Buckets<Subject>,
+}
+
+impl Policy {
+    /// Rules with no calls counted yet, as if this replica were alone.
+    pub fn new(config: PolicyConfig) -> Self {
+        Self {
+            config,
+            replicas: AtomicU32::new(1),
+            clients: Buckets::default(),
+            addresses: Buckets::default(),
+        }
+    }
+
+    /// The client's address, from the TCP peer and, behind a trusted proxy, the
+    /// `x-forwarded-for` values (see [`address::resolve`]).
+    pub fn client_address<'a>(
+        &self,
+        peer: Option<IpAddr>,
+        forwarded_for: impl IntoIterator<Item = &'a str>,
+    ) -> Option<IpAddr> {
+        address::resolve(peer, forwarded_for, &self.config.trusted_proxies)
+    }
+
+    /// Live replicas sharing the limits (at least 1).
+    pub fn replicas(&self) -> u32 {
+        self.replicas.load(Ordering::Relaxed).max(1)
+    }
+
+    /// Sets the live replica count, as the latest heartbeat saw it.
+    pub fn set_replicas(&self, n: u32) {
+        let old = self.replicas.swap(n.max(1), Ordering::Relaxed);
+        if old != n.max(1) {
+            tracing::info!(
+                replicas = n.max(1),
+                "live replicas changed; limits re-divided"
+            );
+        }
+    }
+
+    /// This replica's share of `total` (at least 1).
+    pub fn share(&self, total: u32) -> u32 {
+        (total / self.replicas()).max(1)
+    }
+
+    /// The server-wide per-address limit on the token endpoint, checked before the client
+    /// authenticates (so it also spares argon2 work).
+    pub fn take_address_call(&self, addr: Option<IpAddr>, now_us: i64) -> Result<()> {
+        let (limit, Some(addr)) = (self.config.address_rate_per_minute, addr) else {
+            return Ok(());
+        };
+        if limit == 0 {
+            return Ok(());
+        }
+        let quota = Quota::share(limit, self.replicas());
+        self.addresses
+            .take(&Subject::address(addr), quota, now_us)
+            .map_err(|wait| Error::RateLimited {
+                message: format!(
+                    "too many token requests from this address (at most {limit} a minute)"
+                ),
+                retry_after: wait,
+            })
+    }
+
+    /// The client's allow-list: refused unless `addr` is in it (an unknown address is never in
+    /// a non-empty list). The list itself is never named.
+    pub fn check_address(&self, client: &Client, addr: Option<IpAddr>) -> Result<()> {
+        let cidrs = &client.spec.allowed_cidrs;
+        match addr {
+            _ if cidrs.is_empty() => Ok(()),
+            Some(addr) if address::allowed(cidrs, addr) => Ok(()),
+            Some(addr) => Err(Error::UnauthorizedClient(format!(
+                "address {} is not allowed for this client",
+                address::canonical(addr)
+            ))),
+            None => Err(Error::UnauthorizedClient(
+                "this client may only be used from allowed addresses, and the caller's address \
+                 is unknown"
+                    .into(),
+            )),
+        }
+    }
+
+    /// The client's own rate limit on the token endpoint (`rate_limit_per_minute`, 0: none).
+    pub fn take_client_call(&self, client: &Client, now_us: i64) -> Result<()> {
+        let limit = client.spec.rate_limit_per_minute;
+        if limit == 0 {
+            return Ok(());
+        }
+        let quota = Quota::share(limit, self.replicas());
+        self.clients
+            .take(&client.id.to_string(), quota, now_us)
+            .map_err(|wait| Error::RateLimited {
+                message: format!(
+                    "this client's rate limit is exceeded (at most {limit} token requests a minute)"
+                ),
+                retry_after: wait,
+            })
+    }
+
+    /// Drops buckets that are full again.
+    pub fn forget_idle(&self, client_limit: impl Fn(&str) -> Option<u32>, now_us: i64) {
+        let replicas = self.replicas();
+        self.clients.forget_full(
+            |id| {
+                client_limit(id)
+                    .filter(|l| *l > 0)
+                    .map(|l| Quota::share(l, replicas))
+            },
+            now_us,
+        );
+        let limit = self.config.address_rate_per_minute;
+        self.addresses.forget_full(
+            |_| (limit > 0).then(|| Quota::share(limit, replicas)),
+            now_us,
+        );
+    }
+}
+
+/// The refusal for a locked client or address.
+pub fn locked_error(wait: Duration) -> Error {
+    Error::RateLimited {
+        message: "too many failed authentications for this client_id or from this address; \
+                  attempts are refused until the lock ends"
+            .into(),
+        retry_after: wait,
+    }
+}
