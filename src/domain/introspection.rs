@@ -297,3 +297,6 @@ impl Introspector {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
