@@ -356,3 +356,55 @@ mod tests {
         assert_eq!(PageToken::decode("", "acme").unwrap(), None);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn filter() -> impl Strategy<Value = String> {
+        "|[a-z0-9._-]{1,64}"
+    }
+
+    proptest! {
+        #[test]
+        fn page_tokens_round_trip(filter in filter(), bytes in any::<[u8; 16]>()) {
+            let id = uuid::Uuid::from_bytes(bytes).hyphenated().to_string();
+            let token = PageToken::encode(&filter, &id);
+            prop_assert_eq!(PageToken::decode(&token, &filter).unwrap(), Some(id));
+        }
+
+        #[test]
+        fn a_page_token_is_bound_to_its_filter(
+            filter in filter(),
+            other in filter(),
+            bytes in any::<[u8; 16]>(),
+        ) {
+            prop_assume!(filter != other);
+            let id = uuid::Uuid::from_bytes(bytes).hyphenated().to_string();
+            prop_assert!(PageToken::decode(&PageToken::encode(&filter, &id), &other).is_err());
+        }
+
+        #[test]
+        fn arbitrary_page_tokens_never_panic_and_yield_only_client_ids(
+            token in any::<String>(),
+            filter in filter(),
+        ) {
+            if let Ok(Some(last)) = PageToken::decode(&token, &filter) {
+                prop_assert!(ClientId::parse("page_token", &last).is_ok());
+            }
+        }
+
+        #[test]
+        fn arbitrary_decoded_bytes_never_panic_and_yield_only_client_ids(
+            bytes in proptest::collection::vec(any::<u8>(), 0..200),
+            head in prop_oneof![Just(Vec::new()), Just(b"v1\n\n".to_vec())],
+        ) {
+            let token = URL_SAFE_NO_PAD.encode([head, bytes].concat());
+            if let Ok(Some(last)) = PageToken::decode(&token, "") {
+                prop_assert!(ClientId::parse("page_token", &last).is_ok());
+            }
+        }
+    }
+}

@@ -116,3 +116,52 @@ mod tests {
         assert!(TenantId::system().is_system());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn every_uuid_spelling_parses_to_the_lowercase_hyphenated_id(bytes in any::<[u8; 16]>()) {
+            let uuid = uuid::Uuid::from_bytes(bytes);
+            let id = uuid.hyphenated().to_string();
+            for spelling in [
+                id.clone(),
+                id.to_uppercase(),
+                uuid.simple().to_string(),
+                uuid.braced().to_string(),
+                uuid.urn().to_string(),
+            ] {
+                let parsed = ClientId::parse("client_id", &spelling).unwrap();
+                prop_assert_eq!(parsed.as_str(), id.as_str());
+            }
+        }
+
+        #[test]
+        fn arbitrary_client_ids_never_panic_and_what_parses_is_canonical(raw in any::<String>()) {
+            if let Ok(id) = ClientId::parse("client_id", &raw) {
+                prop_assert!(raw.len() <= 64);
+                let canonical = uuid::Uuid::parse_str(id.as_str()).unwrap().hyphenated();
+                let canonical = canonical.to_string();
+                prop_assert_eq!(id.as_str(), canonical.as_str());
+            }
+        }
+
+        #[test]
+        fn valid_tenant_names_parse_unchanged(raw in "[a-z0-9._-]{1,64}") {
+            let tenant = TenantId::parse("tenant", &raw).unwrap();
+            prop_assert_eq!(tenant.as_str(), raw.as_str());
+        }
+
+        #[test]
+        fn arbitrary_tenant_names_parse_only_within_the_alphabet(raw in any::<String>()) {
+            let allowed = !raw.is_empty()
+                && raw.len() <= 64
+                && raw.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-'));
+            prop_assert_eq!(TenantId::parse("tenant", &raw).is_ok(), allowed);
+        }
+    }
+}

@@ -308,3 +308,6 @@ impl Introspector {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

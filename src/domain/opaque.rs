@@ -130,3 +130,59 @@ mod tests {
         assert_ne!(next.successor(&kek).expose(), next.expose());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn kind() -> impl Strategy<Value = OpaqueKind> {
+        prop_oneof![Just(OpaqueKind::Refresh), Just(OpaqueKind::Access)]
+    }
+
+    fn other(kind: OpaqueKind) -> OpaqueKind {
+        match kind {
+            OpaqueKind::Refresh => OpaqueKind::Access,
+            OpaqueKind::Access => OpaqueKind::Refresh,
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn minted_tokens_are_recognised_as_their_own_kind_only(
+            kind in kind(),
+            bytes in any::<[u8; RANDOM_BYTES]>(),
+        ) {
+            let minted = OpaqueToken::from_bytes(kind, &bytes);
+            let presented = OpaqueToken::from_presented(kind, minted.expose()).unwrap();
+            prop_assert_eq!(presented.hash(), minted.hash());
+            prop_assert!(OpaqueToken::from_presented(other(kind), minted.expose()).is_none());
+        }
+
+        #[test]
+        fn a_character_outside_base64url_is_refused(
+            kind in kind(),
+            bytes in any::<[u8; RANDOM_BYTES]>(),
+            at in 0..BODY_LEN,
+            bad in r"[^A-Za-z0-9_-]",
+        ) {
+            let minted = OpaqueToken::from_bytes(kind, &bytes);
+            let mut chars: Vec<char> = minted.expose().chars().collect();
+            chars[kind.prefix().len() + at] = bad.chars().next().unwrap();
+            let text: String = chars.into_iter().collect();
+            prop_assert!(OpaqueToken::from_presented(kind, &text).is_none());
+        }
+
+        #[test]
+        fn arbitrary_strings_never_panic_and_only_the_shape_is_accepted(
+            kind in kind(),
+            raw in prop_oneof![any::<String>(), r"tkd_(rt|at)_[A-Za-z0-9_-]{40,46}"],
+        ) {
+            if OpaqueToken::from_presented(kind, &raw).is_some() {
+                prop_assert!(raw.starts_with(kind.prefix()));
+                prop_assert_eq!(raw.len(), kind.prefix().len() + BODY_LEN);
+            }
+        }
+    }
+}

@@ -242,3 +242,79 @@ mod tests {
         assert_eq!(ScopeSet::parse_claim("a  b").unwrap(), s);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A valid scope: allowed characters other than `*`, optionally ending in one `*`.
+    fn scope_text() -> impl Strategy<Value = String> {
+        r"[!#-)+-\[\]-~]{1,127}\*?"
+    }
+
+    proptest! {
+        #[test]
+        fn valid_scopes_parse_unchanged(raw in scope_text()) {
+            let scope = Scope::parse("s", &raw).unwrap();
+            prop_assert_eq!(scope.as_str(), raw.as_str());
+        }
+
+        #[test]
+        fn a_forbidden_character_anywhere_is_refused(
+            head in "[a-z]{0,10}",
+            bad in r#"[ "\\\x00-\x1f\x7f-\x{10ffff}]"#,
+            tail in "[a-z]{0,10}",
+        ) {
+            let raw = format!("{head}{bad}{tail}");
+            prop_assert!(Scope::parse("s", &raw).is_err());
+        }
+
+        #[test]
+        fn an_inner_wildcard_is_refused(head in "[a-z*]{0,10}", tail in "[a-z*]{1,10}") {
+            let raw = format!("{head}*{tail}");
+            prop_assert!(Scope::parse("s", &raw).is_err());
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics_and_what_parses_is_short_ascii(raw in any::<String>()) {
+            if let Ok(scope) = Scope::parse("s", &raw) {
+                prop_assert!(!raw.is_empty() && raw.len() <= MAX_SCOPE_LEN && raw.is_ascii());
+                prop_assert_eq!(scope.as_str(), raw.as_str());
+            }
+        }
+
+        #[test]
+        fn a_wildcard_covers_every_extension_outside_tokend(
+            prefix in "[a-z:]{0,20}",
+            rest in "[a-z.:]{0,20}",
+        ) {
+            let pattern = Scope::parse("s", &format!("{prefix}*")).unwrap();
+            let named = Scope::parse("s", &format!("{prefix}{rest}x")).unwrap();
+            let reserved = named.as_str().starts_with(RESERVED_PREFIX);
+            prop_assert_eq!(pattern.covers(&named), !reserved);
+            prop_assert!(pattern.covers(&pattern));
+        }
+
+        #[test]
+        fn claims_round_trip(scopes in vec(scope_text(), 0..MAX_SCOPES)) {
+            let set = ScopeSet::parse("scopes", &scopes).unwrap();
+            prop_assert_eq!(ScopeSet::parse_claim(&set.to_claim()).unwrap(), set);
+        }
+
+        #[test]
+        fn arbitrary_claims_never_panic_and_reparse_the_same(claim in any::<String>()) {
+            if let Ok(set) = ScopeSet::parse_claim(&claim) {
+                prop_assert_eq!(ScopeSet::parse_claim(&set.to_claim()).unwrap(), set);
+            }
+        }
+
+        #[test]
+        fn too_many_scopes_are_refused(extra in 1..20usize) {
+            let scopes: Vec<String> = (0..MAX_SCOPES + extra).map(|i| format!("s{i}")).collect();
+            prop_assert!(ScopeSet::parse("scopes", &scopes).is_err());
+        }
+    }
+}

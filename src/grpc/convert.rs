@@ -127,3 +127,50 @@ pub fn jwk(k: PublicJwk) -> proto::Jwk {
         e: k.e.unwrap_or_default(),
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use tonic::Code;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn non_negative_durations_convert_exactly(
+            seconds in 0..i64::MAX / 2,
+            nanos in 0..1_000_000_000i32,
+        ) {
+            let d = duration("ttl", Some(prost_types::Duration { seconds, nanos })).unwrap();
+            let d = d.unwrap();
+            prop_assert_eq!((d.as_secs(), d.subsec_nanos()), (seconds as u64, nanos as u32));
+        }
+
+        #[test]
+        fn arbitrary_durations_never_panic_and_only_negative_ones_fail(
+            seconds in any::<i64>(),
+            nanos in any::<i32>(),
+        ) {
+            let total = i128::from(seconds) * 1_000_000_000 + i128::from(nanos);
+            match duration("ttl", Some(prost_types::Duration { seconds, nanos })) {
+                Ok(d) => {
+                    prop_assert!(total >= 0);
+                    // Exact unless normalising the nanos overflowed the seconds (then saturated).
+                    if seconds.unsigned_abs() < u64::MAX / 4 {
+                        prop_assert_eq!(d.unwrap().as_nanos() as i128, total);
+                    }
+                }
+                Err(status) => {
+                    prop_assert!(total < 0);
+                    prop_assert_eq!(status.code(), Code::InvalidArgument);
+                    prop_assert!(status.message().contains("ttl"), "{}", status.message());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_absent_duration_is_none() {
+        assert_eq!(duration("ttl", None).unwrap(), None);
+    }
+}

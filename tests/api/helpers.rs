@@ -392,9 +392,18 @@ pub struct Replica {
 impl Replica {
     /// Starts a replica of `app` with its settings, changed by `change`.
     pub async fn start(app: &TestApp, change: impl FnOnce(&mut Settings)) -> Self {
+        Self::start_with_clock(app, app.clock.clone(), change).await
+    }
+
+    /// Like [`Replica::start`], but on its own clock (a replica whose time differs).
+    pub async fn start_with_clock(
+        app: &TestApp,
+        clock: Arc<ManualClock>,
+        change: impl FnOnce(&mut Settings),
+    ) -> Self {
         let mut settings = app.settings.clone();
         change(&mut settings);
-        let built = Application::build_with_clock(settings, app.clock.clone() as Arc<dyn Clock>)
+        let built = Application::build_with_clock(settings, clock as Arc<dyn Clock>)
             .await
             .expect("build replica");
         let addr = built.local_addr();

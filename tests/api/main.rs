@@ -5,6 +5,7 @@
 mod common;
 mod helpers;
 
+mod attacks;
 mod bench;
 mod caches;
 mod clients;
