@@ -154,6 +154,7 @@ async fn every_bearer_rpc(
                     IntrospectRequest {
                         token: victim.into(),
                         token_type_hint: String::new(),
+                        client_address: String::new(),
                     },
                     bearer,
                 ))
