@@ -173,3 +173,102 @@ mod tests {
         assert!(err.to_string().starts_with("client_address:"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn addr() -> impl Strategy<Value = IpAddr> {
+        prop_oneof![
+            any::<u32>().prop_map(|a| IpAddr::V4(Ipv4Addr::from(a))),
+            any::<u128>().prop_map(|a| IpAddr::V6(Ipv6Addr::from(a))),
+            // IPv4-mapped IPv6, which must compare as the IPv4 address.
+            any::<u32>().prop_map(|a| IpAddr::V6(Ipv4Addr::from(a).to_ipv6_mapped())),
+        ]
+    }
+
+    fn net() -> impl Strategy<Value = IpNet> {
+        prop_oneof![
+            (any::<u32>(), 0..=32u8).prop_map(|(a, p)| {
+                IpNet::new(IpAddr::V4(Ipv4Addr::from(a)), p)
+                    .unwrap()
+                    .trunc()
+            }),
+            (any::<u128>(), 0..=128u8).prop_map(|(a, p)| {
+                IpNet::new(IpAddr::V6(Ipv6Addr::from(a)), p)
+                    .unwrap()
+                    .trunc()
+            }),
+        ]
+    }
+
+    /// An `x-forwarded-for` entry: an address, with or without a port, or junk.
+    fn hop() -> impl Strategy<Value = String> {
+        prop_oneof![
+            addr().prop_map(|a| a.to_string()),
+            (addr(), any::<u16>())
+                .prop_map(|(a, port)| std::net::SocketAddr::new(a, port).to_string()),
+            any::<String>(),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn addresses_round_trip_in_canonical_form(a in addr()) {
+            let parsed = parse_address("client_address", &a.to_string()).unwrap();
+            prop_assert_eq!(parsed, canonical(a));
+            prop_assert!(matches!(parsed, IpAddr::V4(_)) || a.to_canonical() == a);
+        }
+
+        #[test]
+        fn arbitrary_address_text_never_panics(raw in any::<String>()) {
+            if let Ok(a) = parse_address("client_address", &raw) {
+                prop_assert_eq!(a, canonical(a));
+            }
+        }
+
+        #[test]
+        fn an_untrusted_peer_is_always_the_client(
+            peer in addr(),
+            proxies in vec(net(), 0..4),
+            headers in vec(vec(hop(), 0..5).prop_map(|h| h.join(",")), 0..3),
+        ) {
+            let got = resolve(Some(peer), headers.iter().map(String::as_str), &proxies);
+            if !trusted(&proxies, canonical(peer)) {
+                prop_assert_eq!(got, Some(canonical(peer)));
+            }
+        }
+
+        #[test]
+        fn behind_trusted_proxies_the_client_is_an_entry_or_the_peer(
+            peer in addr(),
+            proxies in vec(net(), 1..4),
+            hops in vec(hop(), 0..6),
+        ) {
+            let header = hops.join(",");
+            let got = resolve(Some(peer), [header.as_str()], &proxies);
+            if let Some(client) = got {
+                // Either a trusted hop chain ended at an untrusted address, or every hop was
+                // trusted and the farthest one (or the peer itself) is the client.
+                let candidates: Vec<IpAddr> = hops
+                    .iter()
+                    .filter_map(|h| parse_hop(h))
+                    .chain(std::iter::once(canonical(peer)))
+                    .collect();
+                prop_assert!(candidates.contains(&client), "{client} came from nowhere");
+                prop_assert_eq!(client, canonical(client));
+            }
+        }
+
+        #[test]
+        fn allow_lists_agree_with_the_networks(a in addr(), nets in vec(net(), 0..5)) {
+            let inside = nets.iter().any(|n| n.contains(&canonical(a)));
+            prop_assert_eq!(allowed(&nets, a), nets.is_empty() || inside);
+        }
+    }
+}

@@ -384,3 +384,32 @@ mod tests {
         assert_eq!(l.locked(Some(ID), ip("192.0.2.1"), 0), None);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn subjects_round_trip(v4 in any::<u32>(), v6 in any::<u128>(), id in "[a-z0-9-]{1,40}") {
+            for s in [
+                Subject::address(IpAddr::V4(Ipv4Addr::from(v4))),
+                Subject::address(IpAddr::V6(Ipv6Addr::from(v6))),
+                Subject::Client(id.clone()),
+            ] {
+                prop_assert_eq!(Subject::decode(&s.encode()), Some(s));
+            }
+        }
+
+        #[test]
+        fn arbitrary_subjects_never_panic(raw in any::<String>()) {
+            if let Some(s) = Subject::decode(&raw) {
+                prop_assert_eq!(Subject::decode(&s.encode()), Some(s));
+            }
+        }
+    }
+}
