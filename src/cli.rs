@@ -132,6 +132,10 @@ pub struct BenchArgs {
     /// network; default: the same as the measured calls.
     #[arg(long, value_name = "ADDR")]
     pub bad_secrets_from: Option<std::net::IpAddr>,
+    /// Temporary clients get an allow-list and a rate limit that every call passes, and
+    /// Introspect names a client_address: measures what the policy checks cost.
+    #[arg(long)]
+    pub client_policy: bool,
     /// Print one JSON document on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -173,6 +177,7 @@ impl BenchArgs {
             keep_clients: self.keep_clients,
             background_bad_secrets: self.background_bad_secrets,
             bad_secrets_from: self.bad_secrets_from,
+            client_policy: self.client_policy,
             progress: true,
         })
     }

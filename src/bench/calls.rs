@@ -34,6 +34,8 @@ pub(crate) enum Step {
 pub(crate) struct Pool {
     tokens: Vec<String>,
     next: AtomicUsize,
+    /// `client_address` sent with each token (empty: none).
+    address: String,
 }
 
 /// One worker's request, with everything it needs prebuilt.
@@ -165,7 +167,7 @@ impl Pool {
     /// The next unused token, as a request; `None` once all are used.
     fn take(&self) -> Option<IntrospectRequest> {
         let token = self.tokens.get(self.next.fetch_add(1, Ordering::Relaxed))?;
-        Some(token_request(token))
+        Some(token_request(token, &self.address))
     }
 }
 
@@ -260,7 +262,10 @@ fn introspect_calls(
     n: usize,
     token: Option<&str>,
 ) -> anyhow::Result<Vec<Call>> {
-    let request = token_request(token.context("no token to introspect")?);
+    let request = token_request(
+        token.context("no token to introspect")?,
+        &fixtures.client_address,
+    );
     let auth = caller(fixtures)?;
     Ok((0..n)
         .map(|i| Call::Introspect {
@@ -273,7 +278,10 @@ fn introspect_calls(
 
 async fn cold_calls(fixtures: &Fixtures, options: &BenchOptions) -> anyhow::Result<Vec<Call>> {
     let pool = Arc::new(issue_pool(fixtures, options).await?);
-    let warm = token_request(fixtures.warm_jwt.as_deref().context("no warm token")?);
+    let warm = token_request(
+        fixtures.warm_jwt.as_deref().context("no warm token")?,
+        &fixtures.client_address,
+    );
     let auth = caller(fixtures)?;
     Ok((0..options.concurrency)
         .map(|i| Call::IntrospectCold {
@@ -305,11 +313,11 @@ fn issue_calls(fixtures: &Fixtures, n: usize, expect_refresh: bool) -> anyhow::R
         .collect())
 }
 
-fn token_request(token: &str) -> IntrospectRequest {
+fn token_request(token: &str, client_address: &str) -> IntrospectRequest {
     IntrospectRequest {
         token: token.to_owned(),
         token_type_hint: String::new(),
-        client_address: String::new(),
+        client_address: client_address.to_owned(),
     }
 }
 
@@ -376,5 +384,6 @@ async fn issue_pool(fixtures: &Fixtures, options: &BenchOptions) -> anyhow::Resu
     Ok(Pool {
         tokens,
         next: AtomicUsize::new(0),
+        address: fixtures.client_address.clone(),
     })
 }

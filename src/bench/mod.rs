@@ -139,6 +139,9 @@ pub struct BenchOptions {
     pub background_bad_secrets: usize,
     /// Local address the wrong-secret calls are sent from (`None`: the default route's).
     pub bad_secrets_from: Option<std::net::IpAddr>,
+    /// Give the temporary clients an allow-list and a rate limit (both always passed) and
+    /// send Introspect a `client_address`, to measure what the policy checks cost.
+    pub client_policy: bool,
     /// Print a progress line on stderr every second.
     pub progress: bool,
 }
@@ -160,6 +163,7 @@ impl Default for BenchOptions {
             keep_clients: false,
             background_bad_secrets: 0,
             bad_secrets_from: None,
+            client_policy: false,
             progress: true,
         }
     }

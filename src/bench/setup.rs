@@ -142,6 +142,9 @@ pub(crate) struct Fixtures {
     pub opaque_token: Option<String>,
     /// `Bearer <token>` with scope `tokend.introspect`, built once.
     pub caller: Option<MetadataValue<Ascii>>,
+    /// `client_address` Introspect is sent with: a loopback address with `--client-policy`
+    /// (inside the temporary clients' allow-list), else none.
+    pub client_address: String,
 }
 
 impl Fixtures {
@@ -160,6 +163,11 @@ impl Fixtures {
             issued_jwt: None,
             opaque_token: None,
             caller: None,
+            client_address: if options.client_policy {
+                "127.0.0.1".into()
+            } else {
+                String::new()
+            },
         }
     }
 
@@ -176,6 +184,13 @@ impl Fixtures {
     /// Creates the temporary clients `plan` needs and issues the tokens it introspects.
     pub async fn prepare(&mut self, plan: &[Rpc], options: &BenchOptions) -> anyhow::Result<()> {
         let (jwt, opaque, refresh) = needs(options, plan);
+        let bench_client = |name: &str, scopes: &[&str]| {
+            let mut spec = bench_client(name, scopes);
+            if options.client_policy {
+                with_policy(&mut spec);
+            }
+            spec
+        };
         if jwt {
             let spec = bench_client("bench-jwt", &["tokend.introspect", "bench.read"]);
             self.jwt = Some(self.create(spec).await?);
@@ -323,6 +338,16 @@ fn bench_client(name: &str, scopes: &[&str]) -> Client {
         ..Client::default()
     }
 }
+
+/// Client policy that every call passes but that is checked in full: an allow-list (of every
+/// address, so the bench works from anywhere) and a rate limit no run reaches.
+fn with_policy(spec: &mut Client) {
+    spec.allowed_cidrs = vec!["0.0.0.0/0".into(), "::/0".into()];
+    spec.rate_limit_per_minute = POLICY_RATE_PER_MINUTE;
+}
+
+/// The rate limit of `--client-policy` clients: far above what one machine can ask for.
+pub(crate) const POLICY_RATE_PER_MINUTE: u32 = 1_000_000_000;
 
 fn proto_duration(d: Duration) -> prost_types::Duration {
     prost_types::Duration {

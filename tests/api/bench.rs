@@ -104,6 +104,33 @@ async fn bad_secrets_round_reports_their_rate(backend: Backend) {
     );
 }
 
+async fn client_policy_run_is_clean(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.bootstrap("system", "tokend.admin").await;
+    let mut options = quick(
+        &app,
+        &admin,
+        &[
+            Rpc::Introspect,
+            Rpc::IntrospectCold,
+            Rpc::Issue,
+            Rpc::Refresh,
+        ],
+    );
+    options.client_policy = true;
+    let report = bench::run(options).await.expect("bench run");
+    assert_clean(
+        &report,
+        &[
+            "health",
+            "introspect",
+            "introspect-cold",
+            "issue",
+            "refresh",
+        ],
+    );
+}
+
 /// `tokend bench <args>`, with no database or config in its environment.
 async fn bench_cli(args: Vec<String>) -> std::process::Output {
     tokio::task::spawn_blocking(move || {
@@ -200,6 +227,7 @@ async fn bad_input_fails_with_one_clear_line(backend: Backend) {
 
 for_each_backend!(
     every_rpc_runs_clean_and_cleans_up,
+    client_policy_run_is_clean,
     bad_secrets_round_reports_their_rate,
     binary_prints_clean_json,
     bad_input_fails_with_one_clear_line,
