@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/tokend/v1/token.proto",
         "proto/tokend/v1/introspection.proto",
         "proto/tokend/v1/key.proto",
+        "proto/tokend/v1/audit.proto",
     ];
     println!("cargo:rerun-if-changed=proto");
     // The Postgres test suites run when TOKEND_TEST_DATABASE_URL is set; otherwise they are

@@ -35,7 +35,22 @@ pub struct Settings {
     pub secrets: SecretSettings,
     pub introspection: IntrospectionSettings,
     pub sync: SyncSettings,
+    pub audit: AuditSettings,
     pub log: LogSettings,
+}
+
+/// `[audit]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Days audit events and per-client usage are kept (1-3650); older ones are purged.
+    pub retention_days: u32,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self { retention_days: 90 }
+    }
 }
 
 /// `[server]`
@@ -196,6 +211,9 @@ pub struct SecretSettings {
     /// The failure-counting window, and how long a client_id stays locked, seconds
     /// (an address's lock doubles with each further lock, up to an hour).
     pub failure_window_secs: u64,
+    /// Milliseconds a refusal of a locked client_id or address is held before it is answered
+    /// (0-10000), so a guessing loop gets a few answers a second.
+    pub lockout_delay_ms: u64,
 }
 
 impl Default for SecretSettings {
@@ -210,6 +228,7 @@ impl Default for SecretSettings {
             verified_cache_entries: 10_000,
             max_failures: 10,
             failure_window_secs: 300,
+            lockout_delay_ms: 1000,
         }
     }
 }
@@ -336,6 +355,16 @@ impl Settings {
                 "secrets.failure_window_secs must be between 1 and 3600".into(),
             ));
         }
+        if self.secrets.lockout_delay_ms > 10_000 {
+            return Err(ConfigError(
+                "secrets.lockout_delay_ms must be at most 10000".into(),
+            ));
+        }
+        if !(1..=3650).contains(&self.audit.retention_days) {
+            return Err(ConfigError(
+                "audit.retention_days must be between 1 and 3650".into(),
+            ));
+        }
         if !(100..=60_000).contains(&self.sync.heartbeat_ms) {
             return Err(ConfigError(
                 "sync.heartbeat_ms must be between 100 and 60000".into(),
@@ -370,6 +399,10 @@ impl Settings {
                     })
             })
             .collect()
+    }
+
+    fn audit_retention(&self) -> Duration {
+        Duration::from_secs(u64::from(self.audit.retention_days) * 86_400)
     }
 
     /// How often this replica heartbeats, and how long a heartbeat counts as live.
@@ -430,7 +463,9 @@ impl Settings {
             lockout: LockoutConfig {
                 max_failures: self.secrets.max_failures,
                 window: Duration::from_secs(self.secrets.failure_window_secs),
+                delay: Duration::from_millis(self.secrets.lockout_delay_ms),
             },
+            audit_retention: self.audit_retention(),
         }
     }
 
@@ -444,6 +479,7 @@ impl Settings {
         SyncConfig {
             poll_interval: Duration::from_millis(self.sync.poll_interval_ms),
             purge_interval: Duration::from_secs(self.sync.purge_interval_secs),
+            audit_retention: self.audit_retention(),
         }
     }
 

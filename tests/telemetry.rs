@@ -81,6 +81,7 @@ async fn no_secret_token_or_hash_is_logged() {
     let (created, creds) = app
         .create_client(&admin, client("acme", "svc", &["read"]))
         .await;
+    let created_id = created.client_id.clone();
     let token = app.token(&creds, &[]).await;
     app.introspect(&admin, &token).await;
     let rotated = app
@@ -178,6 +179,30 @@ async fn no_secret_token_or_hash_is_logged() {
         assert!(!logs.contains(probe), "a secret or token reached the logs");
     }
     assert!(!logs.contains("$argon2"), "a hash reached the logs");
+    // Every audit event is one JSON line with target `tokend::audit`, for a SIEM.
+    let audit: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"] == "tokend::audit")
+        .collect();
+    let kinds: Vec<&str> = audit
+        .iter()
+        .filter_map(|v| v["fields"]["kind"].as_str())
+        .collect();
+    // (The bootstrap ran in the CLI's own process, whose lines went to its stderr.)
+    for kind in [
+        "client_created",
+        "secret_rotated",
+        "refresh_reuse_detected",
+    ] {
+        assert!(kinds.contains(&kind), "no {kind} audit line in {kinds:?}");
+    }
+    let created = audit
+        .iter()
+        .find(|v| v["fields"]["kind"] == "client_created")
+        .unwrap();
+    assert_eq!(created["fields"]["client_id"], created_id.as_str());
+    assert_eq!(created["fields"]["source_address"], "127.0.0.1");
     for prefix in ["tkd_cs_", "tkd_rt_", "tkd_at_"] {
         assert!(!logs.contains(prefix), "a {prefix} secret reached the logs");
     }

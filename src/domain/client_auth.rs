@@ -7,6 +7,8 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use super::audit::AuditKind;
+use super::audit::usage::Refusal;
 use super::client::Client;
 use super::clock::to_micros;
 use super::error::{Error, Result};
@@ -14,6 +16,10 @@ use super::ids::ClientId;
 use super::policy::{Subject, locked_error};
 use super::secret::ClientSecret;
 use super::tokens::TokenIssuer;
+
+/// Most locked refusals held back at once, across the process.
+pub const MAX_HELD_REFUSALS: usize = 1024;
+static HELD: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_HELD_REFUSALS);
 
 /// Which part of the token endpoint a client calls: the rate limits count `Token` calls
 /// (IssueToken, RefreshToken, token exchange) only.
@@ -36,34 +42,81 @@ impl TokenIssuer {
         let now_us = to_micros(self.clock.now());
         let id = ClientId::parse("client_id", client_id).ok();
         let id = id.as_ref().map(ClientId::as_str);
+        let refuse = |kind, detail, err| self.refused(kind, id, addr, detail, now_us, err);
         if let Some(wait) = self.registry.lockout.locked(id, addr, now_us) {
-            return Err(locked_error(wait));
+            self.tarpit(wait).await;
+            return Err(refuse(AuditKind::RefusedLockout, None, locked_error(wait)));
         }
-        if endpoint == Endpoint::Token {
-            self.policy.take_address_call(addr, now_us)?;
+        if endpoint == Endpoint::Token
+            && let Err(err) = self.policy.take_address_call(addr, now_us)
+        {
+            let detail = Some(("limit", "address"));
+            return Err(refuse(AuditKind::RefusedRateLimit, detail, err));
         }
         let client = match self.authenticate(client_id, secret).await {
             Ok(client) => client,
             Err(Error::InvalidClient) => {
                 self.authentication_failed(id, addr, now_us).await;
-                return Err(Error::InvalidClient);
+                let err = Error::InvalidClient;
+                return Err(refuse(AuditKind::RefusedBadSecret, None, err));
             }
             Err(err) => return Err(err),
         };
         self.registry
             .lockout
             .succeeded(client.id.as_str(), addr, now_us);
-        self.policy.check_address(&client, addr)?;
+        if let Err(err) = self.policy.check_address(&client, addr) {
+            return Err(refuse(AuditKind::RefusedAddress, None, err));
+        }
         // A disabled client's tokens are all inactive already; it may still revoke them.
         if endpoint == Endpoint::Token && !client.spec.active {
             return Err(Error::UnauthorizedClient(
                 "this client is disabled; an admin can re-enable it".into(),
             ));
         }
-        if endpoint == Endpoint::Token {
-            self.policy.take_client_call(&client, now_us)?;
+        if endpoint == Endpoint::Token
+            && let Err(err) = self.policy.take_client_call(&client, now_us)
+        {
+            let detail = Some(("limit", "client"));
+            return Err(refuse(AuditKind::RefusedRateLimit, detail, err));
         }
         Ok(client)
+    }
+
+    /// Holds a locked caller's refusal for the configured delay, so a guessing loop gets a few
+    /// answers a second instead of thousands, for the cost of a timer. At most
+    /// [`MAX_HELD_REFUSALS`] are held at once; past that, refusals are answered at once (a
+    /// flood must not pile up pending calls).
+    async fn tarpit(&self, wait: std::time::Duration) {
+        let delay = self.registry.lockout.refusal_delay(wait);
+        if delay.is_zero() {
+            return;
+        }
+        if let Ok(_held) = HELD.try_acquire() {
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Counts a refusal for the audit trail and the client's usage (in memory; written in
+    /// batches) and passes its error on. A client_id that names no client counts as unknown.
+    fn refused(
+        &self,
+        kind: AuditKind,
+        id: Option<&str>,
+        addr: Option<IpAddr>,
+        detail: Option<(&'static str, &'static str)>,
+        now_us: i64,
+        err: Error,
+    ) -> Error {
+        let known = id.and_then(|id| self.registry.client(id));
+        let refusal = Refusal {
+            kind,
+            client: known.as_deref().map(|c| (c.id.as_str(), c.tenant.as_str())),
+            address: addr,
+            detail,
+        };
+        self.usage.refused(&refusal, now_us);
+        err
     }
 
     /// Checks a client's credentials. Unknown clients and wrong secrets fail alike, after the

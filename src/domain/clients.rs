@@ -8,6 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::OffsetDateTime;
 
+use super::audit::{self, AuditEvent, AuditKind};
 use super::client::{Client, ClientField, ClientInput, ClientSpec};
 use super::clock::{Clock, from_micros, to_micros};
 use super::error::{Error, Result};
@@ -75,7 +76,18 @@ impl ClientAdmin {
         };
         let secret = ClientSecret::generate()?;
         let row = self.secret_row(&client.id, &secret, now).await?;
-        self.store.insert_client(&client.to_row(), &row).await?;
+        let kind = if caller.is_operator() {
+            AuditKind::ClientBootstrapped
+        } else {
+            AuditKind::ClientCreated
+        };
+        let events = [event(kind, caller, &client, now)
+            .with("name", client.spec.name.clone())
+            .with("scopes", client.spec.scopes.to_claim())];
+        self.store
+            .insert_client(&client.to_row(), &row, &audit::rows(&events))
+            .await?;
+        audit::log_all(&events);
         self.registry.catch_up_after_write().await;
         tracing::info!(client_id = %client.id, tenant = %client.tenant, "client created");
         Ok((client, secret))
@@ -168,12 +180,31 @@ impl ClientAdmin {
             if disabling {
                 next.token_generation += 1;
             }
+            let paths: Vec<&str> = fields.iter().map(|f| f.path()).collect();
+            let mut events = vec![
+                event(AuditKind::ClientUpdated, caller, &next, next.update_time)
+                    .with("fields", paths.join(",")),
+            ];
+            if disabling {
+                events.push(event(
+                    AuditKind::ClientDisabled,
+                    caller,
+                    &next,
+                    next.update_time,
+                ));
+            }
             match self
                 .store
-                .update_client(&next.to_row(), current.revision, disabling)
+                .update_client(
+                    &next.to_row(),
+                    current.revision,
+                    disabling,
+                    &audit::rows(&events),
+                )
                 .await
             {
                 Ok(()) => {
+                    audit::log_all(&events);
                     self.registry.catch_up_after_write().await;
                     if disabling {
                         tracing::info!(client_id = %id, "client disabled; its tokens are revoked");
@@ -208,15 +239,22 @@ impl ClientAdmin {
                 format!("must be at most {}s", MAX_GRACE.as_secs()),
             ));
         }
-        self.load_visible(caller, &id).await?;
+        let client = self.load_visible(caller, &id).await?;
         let now = self.stamp();
         let secret = ClientSecret::generate()?;
         let row = self.secret_row(&id, &secret, now).await?;
         let expire = now + grace;
-        match self.store.rotate_secret(&row, to_micros(expire)).await {
+        let events = [event(AuditKind::SecretRotated, caller, &client, now)
+            .with("grace_period_secs", grace.as_secs().to_string())];
+        match self
+            .store
+            .rotate_secret(&row, to_micros(expire), &audit::rows(&events))
+            .await
+        {
             Err(StoreError::NotFound) => return Err(not_found(&id)),
             other => other?,
         }
+        audit::log_all(&events);
         // This replica forgets the secrets it verified at once; the others on the change log.
         self.registry.catch_up_after_write().await;
         tracing::info!(client_id = %id, grace_secs = grace.as_secs(), "client secret rotated");
@@ -229,11 +267,18 @@ impl ClientAdmin {
         caller.require_scope(ADMIN_SCOPE)?;
         let id = ClientId::parse("client_id", client_id)?;
         tracing::Span::current().record("client_id", id.as_str());
-        self.load_visible(caller, &id).await?;
-        let now = to_micros(self.clock.now());
-        if !self.store.delete_client(id.as_str(), now).await? {
+        let client = self.load_visible(caller, &id).await?;
+        let now = self.stamp();
+        let events = [event(AuditKind::ClientDeleted, caller, &client, now)
+            .with("name", client.spec.name.clone())];
+        if !self
+            .store
+            .delete_client(id.as_str(), to_micros(now), &audit::rows(&events))
+            .await?
+        {
             return Err(not_found(&id));
         }
+        audit::log_all(&events);
         self.registry.catch_up_after_write().await;
         tracing::info!(client_id = %id, "client deleted");
         Ok(())
@@ -246,11 +291,17 @@ impl ClientAdmin {
         caller.require_scope(ADMIN_SCOPE)?;
         let id = ClientId::parse("client_id", client_id)?;
         tracing::Span::current().record("client_id", id.as_str());
-        self.load_visible(caller, &id).await?;
-        let now = to_micros(self.clock.now());
-        if !self.store.revoke_client_tokens(id.as_str(), now).await? {
+        let client = self.load_visible(caller, &id).await?;
+        let now = self.stamp();
+        let events = [event(AuditKind::ClientTokensRevoked, caller, &client, now)];
+        if !self
+            .store
+            .revoke_client_tokens(id.as_str(), to_micros(now), &audit::rows(&events))
+            .await?
+        {
             return Err(not_found(&id));
         }
+        audit::log_all(&events);
         self.registry.catch_up_after_write().await;
         tracing::info!(client_id = %id, "all tokens of the client revoked");
         self.load_visible(caller, &id).await
@@ -292,6 +343,17 @@ impl ClientAdmin {
             expire_time_us: None,
         })
     }
+}
+
+/// An admin event about `client`.
+fn event(kind: AuditKind, caller: &Caller, client: &Client, now: OffsetDateTime) -> AuditEvent {
+    AuditEvent::by_caller(
+        kind,
+        caller,
+        client.tenant.as_str(),
+        client.id.as_str(),
+        now,
+    )
 }
 
 fn not_found(id: &ClientId) -> Error {

@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use jsonwebtoken::Validation;
 
+use super::audit::UsageRecorder;
+use super::audit::usage::Counter;
 use super::claims::{AccessClaims, is_access_token_typ};
 use super::client::Client;
-use super::clock::Clock;
+use super::clock::{Clock, to_micros};
 use super::error::{Error, Result};
 use super::ids::TenantId;
 use super::keys::{KeyRing, PublicJwk};
@@ -22,6 +24,9 @@ use super::scope::{INTROSPECT_SCOPE, ScopeSet};
 use super::token_cache::{VerifiedToken, token_key};
 use crate::store::Store;
 
+/// The operator's pseudo client id (never a UUID, so never a real client's).
+const OPERATOR: &str = "operator";
+
 /// Tokens longer than this are refused before any parsing.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 
@@ -31,16 +36,24 @@ pub struct Caller {
     pub client_id: String,
     pub tenant: TenantId,
     pub scopes: ScopeSet,
+    /// Where the call came from, as the front end determined it; for the audit trail.
+    pub address: Option<IpAddr>,
 }
 
 impl Caller {
     /// The operator at the command line: direct database access is already full power.
     pub fn operator() -> Self {
         Self {
-            client_id: "operator".into(),
+            client_id: OPERATOR.into(),
             tenant: TenantId::system(),
             scopes: ScopeSet::parse("scopes", &[super::scope::ADMIN_SCOPE]).unwrap_or_default(),
+            address: None,
         }
+    }
+
+    /// Whether this is the operator at the command line rather than a client.
+    pub fn is_operator(&self) -> bool {
+        self.client_id == OPERATOR && self.tenant.is_system()
     }
 
     /// Fails with PermissionDenied unless the caller holds `scope` (by exact name).
@@ -136,6 +149,15 @@ pub struct Introspector {
     pub(super) issuer: String,
     pub(super) leeway: Duration,
     pub(super) require_caller: bool,
+    /// Introspection answers, counted per client.
+    pub(super) usage: Arc<UsageRecorder>,
+}
+
+/// What a token turned out to be.
+enum Lookup {
+    Active(ActiveToken),
+    /// Not active; the client it names, when it is genuine (signed by us, or stored).
+    Inactive(Option<String>),
 }
 
 impl Introspector {
@@ -162,14 +184,31 @@ impl Introspector {
             }
             None => {}
         }
-        let Some(active) = self.verify(token).await? else {
-            return Ok(None);
+        let now = self.clock.now();
+        let active = match self.lookup(token, now.unix_timestamp()).await? {
+            Lookup::Active(active) => active,
+            Lookup::Inactive(client_id) => {
+                if let Some(id) = client_id {
+                    self.count(&id, Counter::IntrospectionsInactive, now);
+                }
+                return Ok(None);
+            }
         };
         if let Some(addr) = client_address
             && !address::allowed(&active.client.spec.allowed_cidrs, addr)
         {
+            self.count(
+                active.client.id.as_str(),
+                Counter::IntrospectionsInactive,
+                now,
+            );
             return Ok(None);
         }
+        self.count(
+            active.client.id.as_str(),
+            Counter::IntrospectionsActive,
+            now,
+        );
         Ok(match caller {
             Some(caller) if !caller.sees_tenant(active.tenant()) => None,
             _ => Some(active),
@@ -197,6 +236,7 @@ impl Introspector {
             scopes: active
                 .scopes()
                 .without_revoked_reserved(&active.client.spec.scopes),
+            address: None,
         })
     }
 
@@ -214,16 +254,25 @@ impl Introspector {
     /// answer cannot be known (the database is down, for an opaque token). What depends on
     /// the token alone is done once per token and cached; the live checks run every time.
     pub(super) async fn verify(&self, token: &str) -> Result<Option<ActiveToken>> {
-        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
-            return Ok(None);
-        }
         let now = self.clock.now().unix_timestamp();
+        Ok(match self.lookup(token, now).await? {
+            Lookup::Active(active) => Some(active),
+            Lookup::Inactive(_) => None,
+        })
+    }
+
+    /// `verify` at `now` (Unix seconds), saying which client an inactive but genuine token
+    /// belongs to, for its usage counters.
+    async fn lookup(&self, token: &str, now: i64) -> Result<Lookup> {
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+            return Ok(Lookup::Inactive(None));
+        }
         let key = token_key(token);
         let verified = match self.registry.tokens.get(&key, now) {
             Some(hit) => hit,
             None => {
                 let Some(verified) = self.verify_content(token).await? else {
-                    return Ok(None);
+                    return Ok(Lookup::Inactive(None));
                 };
                 if verified.dead_after > now {
                     self.registry.tokens.insert(key, verified.clone());
@@ -231,7 +280,16 @@ impl Introspector {
                 verified
             }
         };
-        Ok(self.check_live(verified, now).await)
+        let client_id = verified.claims.client_id.clone();
+        Ok(match self.check_live(verified, now).await {
+            Some(active) => Lookup::Active(active),
+            None => Lookup::Inactive(Some(client_id)),
+        })
+    }
+
+    /// Counts an introspection answer in the client's usage (memory only; see `audit::usage`).
+    fn count(&self, client_id: &str, counter: Counter, now: time::OffsetDateTime) {
+        self.usage.count(client_id, counter, to_micros(now));
     }
 
     /// The token's own content: a JWT's signature, header and issuer, or the stored record of

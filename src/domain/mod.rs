@@ -2,6 +2,7 @@
 //! the CLI, later HTTP) call into `Tokend`; the domain calls the store. It never sees transport
 //! or SQL types.
 
+pub mod audit;
 mod claims;
 mod client;
 mod client_auth;
@@ -20,11 +21,11 @@ mod secret;
 mod secret_cache;
 mod token_cache;
 mod tokens;
-mod usage;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use audit::{AuditAdmin, AuditEvent, AuditKind, UsageRecorder};
 pub use claims::AccessClaims;
 pub use client::{Client, ClientField, ClientInput, ClientSpec, MAX_ACCESS_TTL, TokenFormat};
 pub use client_auth::Endpoint;
@@ -42,7 +43,6 @@ pub use scope::{Scope, ScopeSet};
 pub use secret::{ClientSecret, HashParams, SecretHasher};
 pub use token_cache::{TokenCache, VerifiedToken, token_key};
 pub use tokens::{IssuedToken, RefreshRequest, RevokeRequest, TokenIssuer, TokenRequest};
-pub use usage::UsageRecorder;
 
 use crate::store::Store;
 
@@ -69,6 +69,8 @@ pub struct DomainConfig {
     pub policy: PolicyConfig,
     /// When failed authentications lock a client_id or an address.
     pub lockout: LockoutConfig,
+    /// How long audit events and usage are kept.
+    pub audit_retention: Duration,
 }
 
 /// The assembled domain services.
@@ -79,6 +81,8 @@ pub struct Tokend {
     /// The replica's in-memory view; `run_sync` keeps it current.
     pub registry: Arc<Registry>,
     pub keys: KeyAdmin,
+    /// The audit trail and usage, for `AuditService`.
+    pub audit: AuditAdmin,
     /// Allow-lists, rate limits, the replica count they are shared by.
     pub policy: Arc<Policy>,
     /// This replica's id in the heartbeat table.
@@ -149,8 +153,15 @@ impl Tokend {
                 issuer: config.issuer,
                 leeway: config.leeway,
                 require_caller: config.introspection_requires_auth,
+                usage: usage.clone(),
             },
             registry,
+            audit: AuditAdmin {
+                store: store.clone(),
+                usage: usage.clone(),
+                clock: clock.clone(),
+                retention: config.audit_retention,
+            },
             keys: KeyAdmin {
                 store: store.clone(),
                 keys,

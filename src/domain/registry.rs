@@ -344,6 +344,8 @@ pub struct SyncConfig {
     pub poll_interval: Duration,
     /// How often expired deny entries, tokens and old change-log rows are purged.
     pub purge_interval: Duration,
+    /// Audit events and usage older than this are purged too.
+    pub audit_retention: Duration,
 }
 
 /// Tails the change log until the task is dropped or aborted, and purges periodically.
@@ -365,12 +367,12 @@ pub async fn run_sync(registry: Arc<Registry>, config: SyncConfig) {
         }
         if Instant::now() >= next_purge {
             next_purge = Instant::now() + config.purge_interval;
-            purge(&registry).await;
+            purge(&registry, config.audit_retention).await;
         }
     }
 }
 
-async fn purge(registry: &Registry) {
+async fn purge(registry: &Registry, audit_retention: Duration) {
     let now = registry.clock.now();
     let before = now - CHANGE_RETENTION;
     match registry
@@ -380,6 +382,16 @@ async fn purge(registry: &Registry) {
     {
         Ok(counts) => tracing::debug!(?counts, "purged expired rows"),
         Err(err) => tracing::warn!(error = %err, "purge failed; will retry"),
+    }
+    let audit_before = to_micros(now - audit_retention);
+    let day_us = 24 * 3600 * 1_000_000;
+    match registry
+        .store
+        .purge_audit(audit_before, audit_before.div_euclid(day_us))
+        .await
+    {
+        Ok(n) => tracing::debug!(rows = n, "purged old audit events and usage"),
+        Err(err) => tracing::warn!(error = %err, "audit purge failed; will retry"),
     }
     registry.forget_expired();
 }

@@ -37,7 +37,7 @@ impl TokenIssuer {
                 return Err(not_yours());
             }
             self.store
-                .revoke_grant(&grant.grant_id, self.deny_margin(), now_us)
+                .revoke_grant(&grant.grant_id, self.deny_margin(), now_us, &[])
                 .await?
         } else if let Some(token) = OpaqueToken::from_presented(OpaqueKind::Access, &request.token)
         {

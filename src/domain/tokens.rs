@@ -11,10 +11,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Header;
 use sqlx::types::Json;
 
+use super::audit::UsageRecorder;
+use super::audit::usage::Counter;
+use super::audit::{self, AuditEvent, AuditKind};
 use super::claims::{ACCESS_TOKEN_TYP, AccessClaims};
 use super::client::{Client, TokenFormat};
 use super::client_auth::Endpoint;
-use super::clock::{Clock, to_micros};
+use super::clock::{Clock, from_micros, to_micros};
 use super::error::{Error, Result};
 use super::ids::ClientId;
 use super::introspection::JwtVerifier;
@@ -24,7 +27,6 @@ use super::policy::Policy;
 use super::registry::Registry;
 use super::scope::ScopeSet;
 use super::secret::SecretHasher;
-use super::usage::UsageRecorder;
 use crate::store::{GrantRow, OpaqueRow, RefreshClaim, RefreshRow, Store};
 
 /// A client-credentials request as received. `Debug` redacts the secret.
@@ -120,6 +122,15 @@ impl std::fmt::Debug for IssuedToken {
     }
 }
 
+/// A refresh token that was not exchanged, and what is known of the request.
+struct Rejection<'a> {
+    client: &'a Client,
+    successor: &'a OpaqueToken,
+    token: RefreshRow,
+    grant: &'a GrantRow,
+    address: Option<IpAddr>,
+}
+
 /// Authenticates clients, issues, refreshes and revokes their tokens.
 pub struct TokenIssuer {
     pub(super) store: Arc<dyn Store>,
@@ -191,7 +202,7 @@ impl TokenIssuer {
             issued.refresh_token = Some(token);
             issued.refresh_expires_in = secs(client.spec.refresh_token_ttl);
         }
-        self.record_use(&client.id);
+        self.record_use(&client.id, request.client_address, Counter::TokensIssued);
         Ok(issued)
     }
 
@@ -259,25 +270,34 @@ impl TokenIssuer {
                 ));
             }
             RefreshClaim::Rejected(Some((token, grant))) => {
-                self.rejected(&client, &successor, token, &grant, now_us)
-                    .await?;
+                let rejection = Rejection {
+                    client: &client,
+                    successor: &successor,
+                    token,
+                    grant: &grant,
+                    address: request.client_address,
+                };
+                self.rejected(rejection, now_us).await?;
                 grant
             }
         };
-        self.mint_refreshed(&client, &grant, &requested, successor)
-            .await
+        let issued = self
+            .mint_refreshed(&client, &grant, &requested, successor)
+            .await?;
+        self.record_use(&client.id, request.client_address, Counter::Refreshes);
+        Ok(issued)
     }
 
     /// Why a refresh token was not exchanged, and what follows: `Ok` only for a retry within
     /// the window (the caller then hands out the same successor).
-    async fn rejected(
-        &self,
-        client: &Client,
-        successor: &OpaqueToken,
-        token: RefreshRow,
-        grant: &GrantRow,
-        now_us: i64,
-    ) -> Result<()> {
+    async fn rejected(&self, rejection: Rejection<'_>, now_us: i64) -> Result<()> {
+        let Rejection {
+            client,
+            successor,
+            token,
+            grant,
+            address,
+        } = rejection;
         if grant.client_id != client.id.as_str() {
             return Err(Error::InvalidGrant(
                 "the refresh token was not issued to this client".into(),
@@ -300,9 +320,20 @@ impl TokenIssuer {
         }
         // Reuse: someone else may hold a copy. Kill the family, committed before answering.
         let leeway = self.deny_margin();
-        self.store
-            .revoke_grant(&grant.grant_id, leeway, now_us)
+        let mut event = AuditEvent::new(AuditKind::RefreshReuseDetected, from_micros(now_us))
+            .with("grant_id", grant.grant_id.clone());
+        event.tenant = client.tenant.to_string();
+        event.client_id = client.id.to_string();
+        event.actor = client.id.to_string();
+        event.source_address = address;
+        let events = [event];
+        let revoked = self
+            .store
+            .revoke_grant(&grant.grant_id, leeway, now_us, &audit::rows(&events))
             .await?;
+        if revoked {
+            audit::log_all(&events);
+        }
         self.registry.catch_up_after_write().await;
         tracing::warn!(
             client_id = %client.id,
@@ -362,7 +393,6 @@ impl TokenIssuer {
             .await?;
         issued.refresh_token = Some(successor);
         issued.refresh_expires_in = secs(client.spec.refresh_token_ttl);
-        self.record_use(&client.id);
         Ok(issued)
     }
 
@@ -472,9 +502,11 @@ impl TokenIssuer {
             .map_err(|e| Error::Unexpected(anyhow::anyhow!("signing failed: {e}")))
     }
 
-    /// Notes the client's last use; written in batches (see `usage`).
-    fn record_use(&self, id: &ClientId) {
-        self.usage.record(id, to_micros(self.clock.now()));
+    /// Notes the client's last use and counts it; written in batches (see `audit::usage`).
+    fn record_use(&self, id: &ClientId, address: Option<IpAddr>, counter: Counter) {
+        let now = to_micros(self.clock.now());
+        self.usage.record(id, now, address);
+        self.usage.count(id.as_str(), counter, now);
     }
 }
 

@@ -3,6 +3,7 @@
 use tonic::{Request, Status};
 
 use super::error::{invalid, to_status};
+use super::peer::client_address;
 use crate::domain::{Caller, Error, Tokend};
 
 /// The bearer token, if the request carries one. Metadata that is not ASCII, or not of the
@@ -37,11 +38,13 @@ pub async fn caller<T>(
             "{what} needs `authorization: Bearer <access token>` metadata"
         )))
     })?;
-    tokend
+    let mut caller = tokend
         .introspection
         .authenticate(token)
         .await
-        .map_err(to_status)
+        .map_err(to_status)?;
+    caller.address = client_address(&tokend.policy, request);
+    Ok(caller)
 }
 
 /// The caller if a bearer token was sent (it must then be valid), else `None`.

@@ -17,6 +17,22 @@ pub fn timestamp(t: OffsetDateTime) -> prost_types::Timestamp {
     }
 }
 
+/// A protobuf timestamp as a time; `field` names it in the error.
+pub fn time(
+    field: &str,
+    t: Option<prost_types::Timestamp>,
+) -> Result<Option<OffsetDateTime>, Status> {
+    t.map(|t| {
+        let nanos = i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos);
+        if !(0..1_000_000_000).contains(&t.nanos) {
+            return Err(invalid(field, "nanos must be between 0 and 999999999"));
+        }
+        OffsetDateTime::from_unix_timestamp_nanos(nanos)
+            .map_err(|_| invalid(field, "is out of range"))
+    })
+    .transpose()
+}
+
 fn proto_duration(d: Duration) -> prost_types::Duration {
     prost_types::Duration {
         seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),

@@ -1,6 +1,7 @@
 //! gRPC transport: thin handlers that convert protobuf to domain calls and back, the one
 //! error table, and the router with health and reflection beside tokend's services.
 
+mod audit;
 mod auth;
 mod clients;
 mod convert;
@@ -17,22 +18,25 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::domain::Tokend;
+use crate::proto::audit_service_server::AuditServiceServer;
 use crate::proto::client_service_server::ClientServiceServer;
 use crate::proto::introspection_service_server::IntrospectionServiceServer;
 use crate::proto::key_service_server::KeyServiceServer;
 use crate::proto::token_service_server::TokenServiceServer;
 
+pub use audit::AuditApi;
 pub use clients::ClientApi;
 pub use introspection::IntrospectionApi;
 pub use keys::KeyApi;
 pub use tokens::TokenApi;
 
 /// Fully qualified names of tokend's own services, as reported by health checks.
-pub const SERVICE_NAMES: [&str; 4] = [
+pub const SERVICE_NAMES: [&str; 5] = [
     "tokend.v1.ClientService",
     "tokend.v1.TokenService",
     "tokend.v1.IntrospectionService",
     "tokend.v1.KeyService",
+    "tokend.v1.AuditService",
 ];
 
 /// tokend's services plus `grpc.health.v1.Health` and reflection (v1 and v1alpha).
@@ -62,6 +66,9 @@ pub fn routes(
             tokend: tokend.clone(),
         }))
         .add_service(KeyServiceServer::new(KeyApi {
+            tokend: tokend.clone(),
+        }))
+        .add_service(AuditServiceServer::new(AuditApi {
             tokend: tokend.clone(),
         }))
         .add_service(IntrospectionServiceServer::new(IntrospectionApi { tokend }));

@@ -17,8 +17,8 @@ use async_trait::async_trait;
 pub use error::StoreError;
 pub use postgres::PostgresStore;
 pub use rows::{
-    ChangeRow, ClientRow, GrantRow, KeyRow, LiveSecret, OpaqueRow, PurgeCounts, RefreshClaim,
-    RefreshRow, RevocationRow, SecretRow,
+    AuditFilter, AuditRow, ChangeRow, ClientRow, GrantRow, KeyRow, LiveSecret, OpaqueRow,
+    PurgeCounts, RefreshClaim, RefreshRow, RevocationRow, SecretRow, UsageRow,
 };
 pub use sqlite::SqliteStore;
 
@@ -42,7 +42,12 @@ pub const CHANGE_LOCKOUT: &str = "lockout";
 pub trait ClientStore: Send + Sync {
     /// Inserts a client together with its first secret, atomically, and logs the change.
     /// `AlreadyExists` if the id is taken.
-    async fn insert_client(&self, client: &ClientRow, secret: &SecretRow) -> StoreResult<()>;
+    async fn insert_client(
+        &self,
+        client: &ClientRow,
+        secret: &SecretRow,
+        audit: &[AuditRow],
+    ) -> StoreResult<()>;
 
     /// One client by id.
     async fn get_client(&self, client_id: &str) -> StoreResult<Option<ClientRow>>;
@@ -64,16 +69,27 @@ pub trait ClientStore: Send + Sync {
         client: &ClientRow,
         expected_revision: i64,
         revoke_tokens: bool,
+        audit: &[AuditRow],
     ) -> StoreResult<()>;
 
     /// Deletes a client with its secrets, families and opaque tokens, and logs the change;
     /// false if there was no such client.
-    async fn delete_client(&self, client_id: &str, now_us: i64) -> StoreResult<bool>;
+    async fn delete_client(
+        &self,
+        client_id: &str,
+        now_us: i64,
+        audit: &[AuditRow],
+    ) -> StoreResult<bool>;
 
     /// Makes every token the client holds now inactive: bumps its token generation, revokes
     /// its refresh families, deletes its opaque tokens; logs the change. False if there is no
     /// such client.
-    async fn revoke_client_tokens(&self, client_id: &str, now_us: i64) -> StoreResult<bool>;
+    async fn revoke_client_tokens(
+        &self,
+        client_id: &str,
+        now_us: i64,
+        audit: &[AuditRow],
+    ) -> StoreResult<bool>;
 
     /// The client's live secret with this selector (its hash and when it expires), if any.
     async fn live_secret(
@@ -89,10 +105,20 @@ pub trait ClientStore: Send + Sync {
     /// Adds `secret` and makes every other live secret of the client expire at `expire_us`
     /// (never later than it already would), atomically, and logs the change (replicas forget
     /// the secrets they verified). `NotFound` when the client is gone.
-    async fn rotate_secret(&self, secret: &SecretRow, expire_us: i64) -> StoreResult<()>;
+    async fn rotate_secret(
+        &self,
+        secret: &SecretRow,
+        expire_us: i64,
+        audit: &[AuditRow],
+    ) -> StoreResult<()>;
 
-    /// Records that the client obtained a token at `at_us`.
-    async fn touch_client(&self, client_id: &str, at_us: i64) -> StoreResult<()>;
+    /// Records that the client obtained a token at `at_us`, from `address` if known.
+    async fn touch_client(
+        &self,
+        client_id: &str,
+        at_us: i64,
+        address: Option<&str>,
+    ) -> StoreResult<()>;
 }
 
 /// Signing keys, private halves encrypted by the domain before they get here.
@@ -113,6 +139,7 @@ pub trait KeyStore: Send + Sync {
         key: &KeyRow,
         newest_kid: &str,
         retire: &[(String, i64)],
+        audit: &[AuditRow],
     ) -> StoreResult<bool>;
 }
 
@@ -142,7 +169,13 @@ pub trait TokenStore: Send + Sync {
     /// Revokes a refresh family: no refresh token of it exchanges any more, and a deny-list
     /// entry (kept until `leeway_us` after the family's last access token expires) makes its
     /// access tokens inactive. Logs the change. False if it was revoked already or is unknown.
-    async fn revoke_grant(&self, grant_id: &str, leeway_us: i64, now_us: i64) -> StoreResult<bool>;
+    async fn revoke_grant(
+        &self,
+        grant_id: &str,
+        leeway_us: i64,
+        now_us: i64,
+        audit: &[AuditRow],
+    ) -> StoreResult<bool>;
 
     /// Stores an opaque access token.
     async fn insert_opaque(&self, token: &OpaqueRow) -> StoreResult<()>;
@@ -221,9 +254,42 @@ pub trait PolicyStore: Send + Sync {
     async fn live_lockouts(&self, now_us: i64) -> StoreResult<Vec<ChangeRow>>;
 }
 
+/// The audit trail and usage counters. The writes that change clients, keys and refresh
+/// families take their audit events as an argument and record them in their own transaction:
+/// no change without its event, no event without its change.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Records events outside any other write (aggregated refusals, flushed in batches); an
+    /// event whose id exists already adds its count to the stored one.
+    async fn record_audit(&self, events: &[AuditRow]) -> StoreResult<()>;
+
+    /// Events matching `filter`, newest first (time, then id), at most `limit`.
+    async fn list_audit_events(
+        &self,
+        filter: &AuditFilter,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditRow>>;
+
+    /// Adds usage increments to the stored counters, atomically.
+    async fn add_usage(&self, rows: &[UsageRow]) -> StoreResult<()>;
+
+    /// A client's usage from `from_day` (days since the epoch) on, newest first.
+    async fn client_usage(&self, client_id: &str, from_day: i64) -> StoreResult<Vec<UsageRow>>;
+
+    /// When and from where the client last obtained a token; `None` for an unknown client.
+    async fn last_use(&self, client_id: &str)
+    -> StoreResult<Option<(Option<i64>, Option<String>)>>;
+
+    /// Deletes events older than `before_us` and usage of days before `before_day`; returns
+    /// how many rows went.
+    async fn purge_audit(&self, before_us: i64, before_day: i64) -> StoreResult<u64>;
+}
+
 /// Everything tokend persists.
 #[async_trait]
-pub trait Store: ClientStore + KeyStore + TokenStore + ChangeStore + PolicyStore {
+pub trait Store:
+    ClientStore + KeyStore + TokenStore + ChangeStore + PolicyStore + AuditStore
+{
     /// Applies pending migrations for this backend.
     async fn migrate(&self) -> StoreResult<()>;
 

@@ -197,3 +197,54 @@ pub struct PurgeCounts {
     pub grants: u64,
     pub opaque_tokens: u64,
 }
+
+/// One row of `audit_events`. Never holds a secret or a token.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct AuditRow {
+    /// Time-ordered (UUID v7), or for aggregated refusals derived from client, kind and minute.
+    pub event_id: String,
+    pub time_us: i64,
+    /// Empty when no tenant is concerned.
+    pub tenant: String,
+    /// Empty when no client is concerned.
+    pub client_id: String,
+    pub actor: String,
+    /// Empty when unknown.
+    pub source_address: String,
+    pub kind: String,
+    pub details: Json<BTreeMap<String, String>>,
+    /// Occurrences the row stands for; added to when an aggregated row is recorded again.
+    pub count: i64,
+}
+
+/// Which audit events to list, newest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditFilter {
+    /// Only this tenant's events; `None`: every tenant.
+    pub tenant: Option<String>,
+    pub client_id: Option<String>,
+    /// Only these kinds; empty: every kind.
+    pub kinds: Vec<String>,
+    /// At or after (Unix µs).
+    pub start_us: Option<i64>,
+    /// Before (Unix µs).
+    pub end_us: Option<i64>,
+    /// Strictly older than this (time, event id): the last event of the previous page.
+    pub before: Option<(i64, String)>,
+}
+
+/// Usage counters of one client on one UTC day (`day`: days since the Unix epoch). Written as
+/// increments: recording a row adds its counts to the stored ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct UsageRow {
+    pub client_id: String,
+    pub day: i64,
+    pub tokens_issued: i64,
+    pub refreshes: i64,
+    pub refused_address: i64,
+    pub refused_rate_limit: i64,
+    pub refused_lockout: i64,
+    pub refused_bad_secret: i64,
+    pub introspections_active: i64,
+    pub introspections_inactive: i64,
+}

@@ -54,6 +54,8 @@ pub fn test_settings(db: &TestDb) -> Settings {
     s.secrets.memory_kib = 1024;
     s.secrets.iterations = 1;
     s.secrets.parallelism = 1;
+    // Locked refusals are held a little, not the default second: the path runs, tests stay fast.
+    s.secrets.lockout_delay_ms = 20;
     s
 }
 

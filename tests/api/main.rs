@@ -6,6 +6,7 @@ mod common;
 mod helpers;
 
 mod attacks;
+mod audit;
 mod bench;
 mod caches;
 mod clients;

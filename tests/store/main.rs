@@ -76,18 +76,20 @@ fn key(kid: &str, at: i64) -> KeyRow {
 async fn client_round_trip(backend: Backend) {
     let (_db, s) = open(backend).await;
     let c = client("c1", "acme");
-    s.insert_client(&c, &secret("s1", "c1", 1)).await.unwrap();
+    s.insert_client(&c, &secret("s1", "c1", 1), &[])
+        .await
+        .unwrap();
     assert_eq!(s.get_client("c1").await.unwrap(), Some(c));
     assert_eq!(s.get_client("nope").await.unwrap(), None);
 }
 
 async fn duplicate_client_is_already_exists(backend: Backend) {
     let (_db, s) = open(backend).await;
-    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1))
+    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1), &[])
         .await
         .unwrap();
     let err = s
-        .insert_client(&client("c1", "a"), &secret("s2", "c1", 1))
+        .insert_client(&client("c1", "a"), &secret("s2", "c1", 1), &[])
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::AlreadyExists), "{err:?}");
@@ -101,7 +103,7 @@ async fn duplicate_client_is_already_exists(backend: Backend) {
 async fn list_filters_orders_and_pages(backend: Backend) {
     let (_db, s) = open(backend).await;
     for (id, tenant) in [("c3", "a"), ("c1", "a"), ("c2", "b"), ("c4", "a")] {
-        s.insert_client(&client(id, tenant), &secret(&format!("s{id}"), id, 1))
+        s.insert_client(&client(id, tenant), &secret(&format!("s{id}"), id, 1), &[])
             .await
             .unwrap();
     }
@@ -126,19 +128,19 @@ async fn list_filters_orders_and_pages(backend: Backend) {
 
 async fn update_is_optimistic(backend: Backend) {
     let (_db, s) = open(backend).await;
-    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1))
+    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1), &[])
         .await
         .unwrap();
     let mut next = client("c1", "a");
     next.name = "renamed".into();
     next.active = false;
     next.revision = 2;
-    s.update_client(&next, 1, false).await.unwrap();
+    s.update_client(&next, 1, false, &[]).await.unwrap();
     assert_eq!(s.get_client("c1").await.unwrap(), Some(next.clone()));
-    let err = s.update_client(&next, 1, false).await.unwrap_err();
+    let err = s.update_client(&next, 1, false, &[]).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict), "{err:?}");
     let err = s
-        .update_client(&client("ghost", "a"), 1, false)
+        .update_client(&client("ghost", "a"), 1, false, &[])
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
@@ -146,14 +148,14 @@ async fn update_is_optimistic(backend: Backend) {
 
 async fn delete_cascades_to_secrets(backend: Backend) {
     let (_db, s) = open(backend).await;
-    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1))
+    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1), &[])
         .await
         .unwrap();
-    assert!(s.delete_client("c1", 5).await.unwrap());
-    assert!(!s.delete_client("c1", 6).await.unwrap());
+    assert!(s.delete_client("c1", 5, &[]).await.unwrap());
+    assert!(!s.delete_client("c1", 6, &[]).await.unwrap());
     assert!(s.live_secret_hashes("c1", 0).await.unwrap().is_empty());
     // The id can be reused only as a new client; the old secret did not survive.
-    s.insert_client(&client("c1", "a"), &secret("s9", "c1", 1))
+    s.insert_client(&client("c1", "a"), &secret("s9", "c1", 1), &[])
         .await
         .unwrap();
     assert_eq!(
@@ -164,11 +166,11 @@ async fn delete_cascades_to_secrets(backend: Backend) {
 
 async fn rotation_expires_old_secrets(backend: Backend) {
     let (_db, s) = open(backend).await;
-    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 100))
+    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 100), &[])
         .await
         .unwrap();
     // Rotate at t=200 with a grace period until t=500.
-    s.rotate_secret(&secret("s2", "c1", 200), 500)
+    s.rotate_secret(&secret("s2", "c1", 200), 500, &[])
         .await
         .unwrap();
     assert_eq!(
@@ -180,7 +182,7 @@ async fn rotation_expires_old_secrets(backend: Backend) {
         vec!["hash-s2"]
     );
     // A later rotation never extends a grace period: s1 keeps its t=500 expiry.
-    s.rotate_secret(&secret("s3", "c1", 300), 1_000)
+    s.rotate_secret(&secret("s3", "c1", 300), 1_000, &[])
         .await
         .unwrap();
     assert_eq!(
@@ -188,7 +190,7 @@ async fn rotation_expires_old_secrets(backend: Backend) {
         vec!["hash-s3", "hash-s2"]
     );
     // Immediate revocation.
-    s.rotate_secret(&secret("s4", "c1", 700), 700)
+    s.rotate_secret(&secret("s4", "c1", 700), 700, &[])
         .await
         .unwrap();
     assert_eq!(
@@ -196,7 +198,7 @@ async fn rotation_expires_old_secrets(backend: Backend) {
         vec!["hash-s4"]
     );
     let err = s
-        .rotate_secret(&secret("s5", "ghost", 1), 1)
+        .rotate_secret(&secret("s5", "ghost", 1), 1, &[])
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
@@ -204,7 +206,7 @@ async fn rotation_expires_old_secrets(backend: Backend) {
 
 async fn secrets_are_found_by_selector(backend: Backend) {
     let (_db, s) = open(backend).await;
-    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 100))
+    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 100), &[])
         .await
         .unwrap();
     let found = s.live_secret("c1", "sel-s1", 100).await.unwrap().unwrap();
@@ -212,7 +214,7 @@ async fn secrets_are_found_by_selector(backend: Backend) {
     assert_eq!(found.expire_time_us, None);
     assert_eq!(s.live_secret("c1", "sel-other", 100).await.unwrap(), None);
     assert_eq!(s.live_secret("c2", "sel-s1", 100).await.unwrap(), None);
-    s.rotate_secret(&secret("s2", "c1", 200), 300)
+    s.rotate_secret(&secret("s2", "c1", 200), 300, &[])
         .await
         .unwrap();
     let graced = s.live_secret("c1", "sel-s1", 299).await.unwrap().unwrap();
@@ -222,7 +224,7 @@ async fn secrets_are_found_by_selector(backend: Backend) {
 
 async fn concurrent_rotations_leave_one_live_secret(backend: Backend) {
     let (_db, s) = open(backend).await;
-    s.insert_client(&client("c1", "a"), &secret("s0", "c1", 100))
+    s.insert_client(&client("c1", "a"), &secret("s0", "c1", 100), &[])
         .await
         .unwrap();
     for round in 0..5 {
@@ -233,7 +235,7 @@ async fn concurrent_rotations_leave_one_live_secret(backend: Backend) {
             let at = 1_000 * (round + 1);
             tasks.push(tokio::spawn(async move {
                 // Grace 0: every other secret is revoked at once.
-                s.rotate_secret(&secret(&id, "c1", at), at).await
+                s.rotate_secret(&secret(&id, "c1", at), at, &[]).await
             }));
         }
         for t in tasks {
@@ -249,11 +251,11 @@ async fn concurrent_rotations_leave_one_live_secret(backend: Backend) {
 
 async fn touch_only_moves_forward(backend: Backend) {
     let (_db, s) = open(backend).await;
-    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1))
+    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1), &[])
         .await
         .unwrap();
-    s.touch_client("c1", 5_000).await.unwrap();
-    s.touch_client("c1", 4_000).await.unwrap();
+    s.touch_client("c1", 5_000, None).await.unwrap();
+    s.touch_client("c1", 4_000, None).await.unwrap();
     let row = s.get_client("c1").await.unwrap().unwrap();
     assert_eq!(row.last_used_time_us, Some(5_000));
     assert_eq!(row.revision, 1, "touching is not a configuration change");
@@ -289,7 +291,7 @@ async fn concurrent_rotations_add_exactly_one_key(backend: Backend) {
         let s = s.clone();
         tasks.push(tokio::spawn(async move {
             let retire = [("k0".to_owned(), 1_000 + i)];
-            s.insert_rotated_key(&key(&format!("k{i}"), 100), "k0", &retire)
+            s.insert_rotated_key(&key(&format!("k{i}"), 100), "k0", &retire, &[])
                 .await
         }));
     }
@@ -314,7 +316,7 @@ async fn concurrent_rotations_add_exactly_one_key(backend: Backend) {
     // A rotation based on a stale read changes nothing, not even retire times.
     let stale = [("k0".to_owned(), 5), (winner.clone(), 5)];
     assert!(
-        !s.insert_rotated_key(&key("late", 200), "k0", &stale)
+        !s.insert_rotated_key(&key("late", 200), "k0", &stale, &[])
             .await
             .unwrap()
     );
@@ -322,7 +324,7 @@ async fn concurrent_rotations_add_exactly_one_key(backend: Backend) {
     // Based on the current newest key, it applies.
     let next = [(winner.clone(), 300)];
     assert!(
-        s.insert_rotated_key(&key("k9", 200), &winner, &next)
+        s.insert_rotated_key(&key("k9", 200), &winner, &next, &[])
             .await
             .unwrap()
     );
@@ -334,7 +336,7 @@ async fn concurrent_rotations_add_exactly_one_key(backend: Backend) {
 async fn migrations_are_idempotent(backend: Backend) {
     let (_db, s) = open(backend).await;
     s.migrate().await.unwrap();
-    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1))
+    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1), &[])
         .await
         .unwrap();
     s.migrate().await.unwrap();
@@ -368,7 +370,7 @@ fn refresh(hash: &str, grant_id: &str, expire: i64) -> RefreshRow {
 /// A store with client `c1` and its family `g1`, whose refresh token `h0` expires at 10,000.
 async fn open_with_family(backend: Backend) -> (TestDb, Arc<dyn Store>) {
     let (db, s) = open(backend).await;
-    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1))
+    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1), &[])
         .await
         .unwrap();
     s.insert_grant(&grant("g1", "c1"), &refresh("h0", "g1", 10_000))
@@ -433,7 +435,7 @@ async fn concurrent_refreshes_rotate_exactly_once(backend: Backend) {
 async fn refresh_claims_respect_client_expiry_and_revocation(backend: Backend) {
     let (_db, s) = open(backend).await;
     for c in ["c1", "c2"] {
-        s.insert_client(&client(c, "a"), &secret(&format!("s-{c}"), c, 1))
+        s.insert_client(&client(c, "a"), &secret(&format!("s-{c}"), c, 1), &[])
             .await
             .unwrap();
     }
@@ -465,8 +467,8 @@ async fn refresh_claims_respect_client_expiry_and_revocation(backend: Backend) {
         RefreshClaim::Rejected(Some(_))
     ));
     // A revoked family is dead, and revoking twice reports false.
-    assert!(s.revoke_grant("g1", 5, 300).await.unwrap());
-    assert!(!s.revoke_grant("g1", 5, 301).await.unwrap());
+    assert!(s.revoke_grant("g1", 5, 300, &[]).await.unwrap());
+    assert!(!s.revoke_grant("g1", 5, 301, &[]).await.unwrap());
     let dead = s.rotate_refresh("h0", "c1", &succ, 0, 400).await.unwrap();
     assert!(matches!(dead, RefreshClaim::Rejected(Some((_, g))) if g.revoke_time_us == Some(300)));
     let denied = s.live_revocations(0, None, 1000).await.unwrap();
@@ -539,19 +541,19 @@ async fn a_revocation_racing_an_exchange_wins(backend: Backend) {
 
 async fn client_revocation_survives_stale_updates(backend: Backend) {
     let (_db, s) = open_with_family(backend).await;
-    assert!(s.revoke_client_tokens("c1", 50).await.unwrap());
-    assert!(!s.revoke_client_tokens("ghost", 50).await.unwrap());
+    assert!(s.revoke_client_tokens("c1", 50, &[]).await.unwrap());
+    assert!(!s.revoke_client_tokens("ghost", 50, &[]).await.unwrap());
     // An update computed from a read taken before the revocation keeps the new generation.
     let mut stale = client("c1", "a");
     stale.revision = 2;
-    s.update_client(&stale, 1, false).await.unwrap();
+    s.update_client(&stale, 1, false, &[]).await.unwrap();
     assert_eq!(
         s.get_client("c1").await.unwrap().unwrap().token_generation,
         1
     );
     // Disabling through update bumps it again.
     stale.revision = 3;
-    s.update_client(&stale, 2, true).await.unwrap();
+    s.update_client(&stale, 2, true, &[]).await.unwrap();
     assert_eq!(
         s.get_client("c1").await.unwrap().unwrap().token_generation,
         2
@@ -563,7 +565,7 @@ async fn client_revocation_survives_stale_updates(backend: Backend) {
 async fn change_log_orders_every_write(backend: Backend) {
     let (_db, s) = open(backend).await;
     let start = s.last_change_seq().await.unwrap();
-    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1))
+    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1), &[])
         .await
         .unwrap();
     assert!(
@@ -577,10 +579,12 @@ async fn change_log_orders_every_write(backend: Backend) {
             .unwrap(),
         "revoking twice logs nothing new"
     );
-    assert!(s.revoke_client_tokens("c1", 12).await.unwrap());
+    assert!(s.revoke_client_tokens("c1", 12, &[]).await.unwrap());
     // A secret rotation is logged too: replicas drop the secrets they verified.
-    s.rotate_secret(&secret("s2", "c1", 13), 13).await.unwrap();
-    assert!(s.delete_client("c1", 13).await.unwrap());
+    s.rotate_secret(&secret("s2", "c1", 13), 13, &[])
+        .await
+        .unwrap();
+    assert!(s.delete_client("c1", 13, &[]).await.unwrap());
     let changes = s.changes_since(start, 100).await.unwrap();
     let kinds: Vec<(&str, &str)> = changes
         .iter()
@@ -612,7 +616,7 @@ async fn change_log_orders_every_write(backend: Backend) {
 
 async fn revocations_are_read_in_pages(backend: Backend) {
     let (_db, s) = open(backend).await;
-    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1))
+    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1), &[])
         .await
         .unwrap();
     for jti in ["j3", "j1", "j2"] {
@@ -682,6 +686,143 @@ async fn lockouts_travel_through_the_change_log(backend: Backend) {
     assert_eq!(live, ["address:192.0.2.1/32"]);
 }
 
+fn audit_row(id: &str, client_id: &str, time_us: i64, kind: &str) -> store::AuditRow {
+    store::AuditRow {
+        event_id: id.into(),
+        time_us,
+        tenant: "a".into(),
+        client_id: client_id.into(),
+        actor: "admin".into(),
+        source_address: "192.0.2.1".into(),
+        kind: kind.into(),
+        details: Json(BTreeMap::from([("fields".into(), "scopes".into())])),
+        count: 1,
+    }
+}
+
+async fn audit_events_commit_with_their_change(backend: Backend) {
+    let (_db, s) = open(backend).await;
+    let created = [audit_row("e1", "c1", 10, "client_created")];
+    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1), &created)
+        .await
+        .unwrap();
+    // A change that fails writes no event: a duplicate client, a stale update.
+    let dup = [audit_row("e2", "c1", 20, "client_created")];
+    assert!(
+        s.insert_client(&client("c1", "a"), &secret("s2", "c1", 1), &dup)
+            .await
+            .is_err()
+    );
+    let stale = [audit_row("e3", "c1", 30, "client_updated")];
+    let mut next = client("c1", "a");
+    next.revision = 2;
+    assert!(s.update_client(&next, 7, false, &stale).await.is_err());
+    let deleted = [audit_row("e4", "c1", 40, "client_deleted")];
+    assert!(s.delete_client("c1", 40, &deleted).await.unwrap());
+    let all = s
+        .list_audit_events(&store::AuditFilter::default(), 10)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = all.iter().map(|e| e.event_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["e4", "e1"],
+        "newest first, failed changes left no event"
+    );
+    assert_eq!(all[1], created[0]);
+}
+
+async fn audit_events_filter_page_aggregate_and_purge(backend: Backend) {
+    let (_db, s) = open(backend).await;
+    let rows = [
+        audit_row("a", "c1", 100, "client_created"),
+        audit_row("b", "c2", 200, "client_created"),
+        audit_row("c", "c1", 200, "client_updated"),
+        audit_row("d", "c1", 300, "client_deleted"),
+    ];
+    s.record_audit(&rows).await.unwrap();
+    let ids = |rows: Vec<store::AuditRow>| rows.into_iter().map(|r| r.event_id).collect::<Vec<_>>();
+    let f = store::AuditFilter {
+        client_id: Some("c1".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(s.list_audit_events(&f, 10).await.unwrap()),
+        ["d", "c", "a"]
+    );
+    let f = store::AuditFilter {
+        kinds: vec!["client_created".into(), "client_deleted".into()],
+        start_us: Some(150),
+        ..Default::default()
+    };
+    assert_eq!(ids(s.list_audit_events(&f, 10).await.unwrap()), ["d", "b"]);
+    // Keyset paging: strictly after (200, "c") in (time, id) descending order.
+    let f = store::AuditFilter {
+        before: Some((200, "c".into())),
+        ..Default::default()
+    };
+    assert_eq!(ids(s.list_audit_events(&f, 10).await.unwrap()), ["b", "a"]);
+    let f = store::AuditFilter {
+        tenant: Some("other".into()),
+        ..Default::default()
+    };
+    assert!(s.list_audit_events(&f, 10).await.unwrap().is_empty());
+    // An aggregated event recorded again adds to its count.
+    let mut agg = audit_row("m1", "c1", 400, "token_refused_bad_secret");
+    agg.count = 3;
+    s.record_audit(std::slice::from_ref(&agg)).await.unwrap();
+    agg.count = 4;
+    s.record_audit(&[agg]).await.unwrap();
+    let f = store::AuditFilter {
+        kinds: vec!["token_refused_bad_secret".into()],
+        ..Default::default()
+    };
+    assert_eq!(s.list_audit_events(&f, 10).await.unwrap()[0].count, 7);
+    // Usage adds up per client and day; purge drops what is older than the cut.
+    let day = |d: i64, n: i64| store::UsageRow {
+        client_id: "c1".into(),
+        day: d,
+        tokens_issued: n,
+        ..Default::default()
+    };
+    s.add_usage(&[day(1, 2), day(2, 1)]).await.unwrap();
+    s.add_usage(&[day(2, 5)]).await.unwrap();
+    let usage = s.client_usage("c1", 0).await.unwrap();
+    assert_eq!(
+        usage
+            .iter()
+            .map(|u| (u.day, u.tokens_issued))
+            .collect::<Vec<_>>(),
+        [(2, 6), (1, 2)]
+    );
+    let purged = s.purge_audit(250, 2).await.unwrap();
+    assert_eq!(purged, 3 + 1);
+    assert_eq!(
+        ids(s.list_audit_events(&Default::default(), 10).await.unwrap()),
+        ["m1", "d"]
+    );
+    assert_eq!(s.client_usage("c1", 0).await.unwrap().len(), 1);
+}
+
+async fn last_use_keeps_the_address(backend: Backend) {
+    let (_db, s) = open(backend).await;
+    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1), &[])
+        .await
+        .unwrap();
+    assert_eq!(s.last_use("c1").await.unwrap(), Some((None, None)));
+    s.touch_client("c1", 5_000, Some("192.0.2.9"))
+        .await
+        .unwrap();
+    s.touch_client("c1", 4_000, Some("192.0.2.1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.last_use("c1").await.unwrap(),
+        Some((Some(5_000), Some("192.0.2.9".into())))
+    );
+    assert_eq!(s.last_use("ghost").await.unwrap(), None);
+}
+
 for_each_backend!(
     concurrent_refreshes_rotate_exactly_once,
     a_revocation_racing_an_exchange_wins,
@@ -703,4 +844,7 @@ for_each_backend!(
     migrations_are_idempotent,
     heartbeats_count_live_replicas,
     lockouts_travel_through_the_change_log,
+    audit_events_commit_with_their_change,
+    audit_events_filter_page_aggregate_and_purge,
+    last_use_keeps_the_address,
 );

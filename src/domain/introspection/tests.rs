@@ -39,6 +39,7 @@ impl KeyStore for MemoryKeys {
         _key: &KeyRow,
         _newest_kid: &str,
         _retire: &[(String, i64)],
+        _audit: &[crate::store::AuditRow],
     ) -> StoreResult<bool> {
         unreachable!("these tests never rotate")
     }

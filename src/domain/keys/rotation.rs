@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 
 use super::material::SigningAlgorithm;
 use super::ring::{KeyRing, KeyState, KeyTimes, signer, states};
+use crate::domain::audit::{self, AuditEvent, AuditKind, SYSTEM_ACTOR};
 use crate::domain::client::MAX_ACCESS_TTL;
 use crate::domain::clock::{Clock, from_micros, to_micros};
 use crate::domain::error::{Error, Result};
@@ -104,7 +105,7 @@ impl KeyAdmin {
         };
         let rows = self.store.list_keys().await?;
         let Some(new) = self
-            .rotate_after(&rows, prepublish, options.retire_previous)
+            .rotate_after(&rows, prepublish, options.retire_previous, Some(caller))
             .await?
         else {
             return Err(Error::Aborted(
@@ -133,7 +134,7 @@ impl KeyAdmin {
                 .first()
                 .is_some_and(|newest| from_micros(newest.create_time_us) + interval <= self.now());
             if due {
-                self.rotate_after(&rows, self.policy.prepublish, false)
+                self.rotate_after(&rows, self.policy.prepublish, false, None)
                     .await?;
             }
         }
@@ -141,12 +142,14 @@ impl KeyAdmin {
     }
 
     /// Stores a new key superseding `rows` (the keys as just read, newest first) and reloads
-    /// the ring. `None` when `rows` is no longer current: another rotation won.
+    /// the ring. `None` when `rows` is no longer current: another rotation won. `caller` is
+    /// the admin who asked, `None` for the scheduled rotation (recorded as tokend's own).
     async fn rotate_after(
         &self,
         rows: &[KeyRow],
         prepublish: Duration,
         retire_previous: bool,
+        caller: Option<&Caller>,
     ) -> Result<Option<KeyRow>> {
         let newest = rows
             .first()
@@ -156,15 +159,30 @@ impl KeyAdmin {
         let row = self.keys.new_row(self.algorithm, now, activate).await?;
         let grace = MAX_ACCESS_TTL + self.leeway;
         let retire = retirements(rows, now, activate + grace, retire_previous);
+        let mut event = match caller {
+            Some(caller) => {
+                AuditEvent::by_caller(AuditKind::SigningKeyRotated, caller, "", "", now)
+            }
+            None => {
+                let mut e = AuditEvent::new(AuditKind::SigningKeyRotated, now);
+                e.actor = SYSTEM_ACTOR.to_owned();
+                e
+            }
+        };
+        event = event
+            .with("kid", row.kid.clone())
+            .with("retire_previous", retire_previous.to_string());
+        let events = [event];
         if !self
             .store
-            .insert_rotated_key(&row, &newest.kid, &retire)
+            .insert_rotated_key(&row, &newest.kid, &retire, &audit::rows(&events))
             .await?
         {
             tracing::info!("another replica rotated the signing key first");
             self.reload().await?;
             return Ok(None);
         }
+        audit::log_all(&events);
         tracing::info!(
             kid = %row.kid,
             algorithm = %row.algorithm,

@@ -76,9 +76,14 @@ struct Counter {
 /// Lockout settings.
 #[derive(Debug, Clone, Copy)]
 pub struct LockoutConfig {
-    /// Failures within the window that lock (the deployment's total); 0 turns lockout off.
+    /// Failures within the window that lock (the deployment's total); 0 turns lockout off,
+    /// locks announced earlier included.
     pub max_failures: u32,
     pub window: Duration,
+    /// How long a refusal of a locked client_id or address is held before it is answered
+    /// (never longer than the lock itself): an attacker's loop slows to a crawl for the cost
+    /// of a timer.
+    pub delay: Duration,
 }
 
 /// Failure counters, the locks in force (begun here or on another replica) and the addresses
@@ -111,7 +116,7 @@ impl Lockout {
         now_us: i64,
     ) -> Option<Duration> {
         let locks = self.locks.read().unwrap_or_else(|e| e.into_inner());
-        if locks.is_empty() {
+        if locks.is_empty() || self.config.max_failures == 0 {
             return None;
         }
         let until = |subject: &Subject| locks.get(subject).copied().filter(|u| *u > now_us);
@@ -227,6 +232,11 @@ impl Lockout {
         self.config.max_failures
     }
 
+    /// How long to hold the refusal of a call locked for `wait` more.
+    pub fn refusal_delay(&self, wait: Duration) -> Duration {
+        self.config.delay.min(wait)
+    }
+
     /// Locks in force at `now_us`.
     pub fn active_locks(&self, now_us: i64) -> usize {
         let locks = self.locks.read().unwrap_or_else(|e| e.into_inner());
@@ -264,6 +274,7 @@ mod tests {
         Lockout::new(LockoutConfig {
             max_failures: 3,
             window: Duration::from_secs(60),
+            delay: Duration::ZERO,
         })
     }
 
@@ -377,11 +388,15 @@ mod tests {
         let l = Lockout::new(LockoutConfig {
             max_failures: 0,
             window: Duration::from_secs(60),
+            delay: Duration::ZERO,
         });
         for _ in 0..100 {
             assert!(l.failed(Some(ID), ip("192.0.2.1"), 1, 0).is_empty());
         }
         assert_eq!(l.locked(Some(ID), ip("192.0.2.1"), 0), None);
+        // Locks announced while it was on no longer count either.
+        l.lock(Subject::Client(ID.into()), 10 * SEC);
+        assert_eq!(l.locked(Some(ID), None, 0), None);
     }
 }
 

@@ -56,7 +56,8 @@ pub(crate) const EXPIRE_SECRETS: &str = "UPDATE client_secrets SET expire_time_u
 pub(crate) const PURGE_SECRETS: &str =
     "DELETE FROM client_secrets WHERE client_id = $1 AND expire_time_us <= $2";
 
-pub(crate) const TOUCH_CLIENT: &str = "UPDATE clients SET last_used_time_us = $2 \
+pub(crate) const TOUCH_CLIENT: &str = "UPDATE clients SET last_used_time_us = $2, \
+    last_used_address = $3 \
     WHERE client_id = $1 AND (last_used_time_us IS NULL OR last_used_time_us < $2)";
 
 /// Implements ClientStore for `$store`, with the helpers only clients use (`bind_settings`,
@@ -70,6 +71,7 @@ macro_rules! client_store_impl {
                 &self,
                 client: &$crate::store::ClientRow,
                 secret: &$crate::store::SecretRow,
+                audit: &[$crate::store::AuditRow],
             ) -> $crate::store::StoreResult<()> {
                 let mut tx = self.pool.begin().await?;
                 let query = sqlx::query($crate::store::sql::INSERT_CLIENT)
@@ -92,6 +94,7 @@ macro_rules! client_store_impl {
                     client.create_time_us,
                 )
                 .await?;
+                insert_audit(&mut tx, audit).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -128,6 +131,7 @@ macro_rules! client_store_impl {
                 client: &$crate::store::ClientRow,
                 expected_revision: i64,
                 revoke_tokens: bool,
+                audit: &[$crate::store::AuditRow],
             ) -> $crate::store::StoreResult<()> {
                 let mut tx = self.pool.begin().await?;
                 let query = sqlx::query($crate::store::sql::UPDATE_CLIENT)
@@ -152,6 +156,7 @@ macro_rules! client_store_impl {
                         client.update_time_us,
                     )
                     .await?;
+                    insert_audit(&mut tx, audit).await?;
                     tx.commit().await?;
                     return Ok(());
                 }
@@ -172,6 +177,7 @@ macro_rules! client_store_impl {
                 &self,
                 client_id: &str,
                 now_us: i64,
+                audit: &[$crate::store::AuditRow],
             ) -> $crate::store::StoreResult<bool> {
                 let mut tx = self.pool.begin().await?;
                 let done = sqlx::query($crate::store::sql::DELETE_CLIENT)
@@ -182,6 +188,7 @@ macro_rules! client_store_impl {
                     return Ok(false);
                 }
                 record_change(&mut tx, $crate::store::CHANGE_CLIENT, client_id, 0, now_us).await?;
+                insert_audit(&mut tx, audit).await?;
                 tx.commit().await?;
                 Ok(true)
             }
@@ -191,6 +198,7 @@ macro_rules! client_store_impl {
                 &self,
                 client_id: &str,
                 now_us: i64,
+                audit: &[$crate::store::AuditRow],
             ) -> $crate::store::StoreResult<bool> {
                 let mut tx = self.pool.begin().await?;
                 let done = sqlx::query($crate::store::sql::BUMP_GENERATION)
@@ -202,6 +210,7 @@ macro_rules! client_store_impl {
                 }
                 revoke_client_tokens_in(&mut tx, client_id, now_us).await?;
                 record_change(&mut tx, $crate::store::CHANGE_CLIENT, client_id, 0, now_us).await?;
+                insert_audit(&mut tx, audit).await?;
                 tx.commit().await?;
                 Ok(true)
             }
@@ -239,6 +248,7 @@ macro_rules! client_store_impl {
                 &self,
                 secret: &$crate::store::SecretRow,
                 expire_us: i64,
+                audit: &[$crate::store::AuditRow],
             ) -> $crate::store::StoreResult<()> {
                 // The first statement writes (the client's row lock), so Postgres serialises
                 // concurrent rotations of one client and SQLite takes its write lock at once.
@@ -271,6 +281,7 @@ macro_rules! client_store_impl {
                     secret.create_time_us,
                 )
                 .await?;
+                insert_audit(&mut tx, audit).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -280,10 +291,12 @@ macro_rules! client_store_impl {
                 &self,
                 client_id: &str,
                 at_us: i64,
+                address: Option<&str>,
             ) -> $crate::store::StoreResult<()> {
                 sqlx::query($crate::store::sql::TOUCH_CLIENT)
                     .bind(client_id)
                     .bind(at_us)
+                    .bind(address)
                     .execute(&self.pool)
                     .await?;
                 Ok(())

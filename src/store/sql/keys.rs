@@ -52,6 +52,7 @@ macro_rules! key_store_impl {
                 key: &$crate::store::KeyRow,
                 newest_kid: &str,
                 retire: &[(String, i64)],
+                audit: &[$crate::store::AuditRow],
             ) -> $crate::store::StoreResult<bool> {
                 let mut tx = self.pool.begin().await?;
                 let lock: Option<&str> = $key_lock;
@@ -82,6 +83,7 @@ macro_rules! key_store_impl {
                     key.create_time_us,
                 )
                 .await?;
+                insert_audit(&mut tx, audit).await?;
                 tx.commit().await?;
                 Ok(true)
             }

@@ -229,6 +229,7 @@ macro_rules! token_store_impl {
                 grant_id: &str,
                 leeway_us: i64,
                 now_us: i64,
+                audit: &[$crate::store::AuditRow],
             ) -> $crate::store::StoreResult<bool> {
                 let mut tx = self.pool.begin().await?;
                 let revoked: Option<(String, i64)> =
@@ -257,6 +258,7 @@ macro_rules! token_store_impl {
                     now_us,
                 )
                 .await?;
+                insert_audit(&mut tx, audit).await?;
                 tx.commit().await?;
                 Ok(true)
             }

@@ -1,0 +1,290 @@
+//! What clients do, counted in memory and written in batches: last use (time and address), the
+//! usage counters per client and UTC day, and the token-endpoint refusals as one audit event
+//! per client, kind and minute. The hot paths only touch memory; a background task writes
+//! everything once per flush interval (`tokens.last_used_flush_secs`) and on a graceful stop.
+//!
+//! What a crash may lose: what was counted since the previous flush (at most one interval, 10 s
+//! by default). Nothing depends on these figures; they inform operators.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use super::{AuditEvent, AuditKind};
+use crate::domain::clock::from_micros;
+use crate::domain::ids::ClientId;
+use crate::store::{Store, UsageRow};
+
+const DAY_US: i64 = 24 * 3600 * 1_000_000;
+const MINUTE_US: i64 = 60 * 1_000_000;
+/// Most distinct refusal events held between two flushes; past it, refusals are still counted
+/// per client but not as new events (a flood of random client ids must not fill memory).
+const MAX_PENDING_REFUSALS: usize = 10_000;
+
+/// A counter of [`UsageRow`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    TokensIssued,
+    Refreshes,
+    RefusedAddress,
+    RefusedRateLimit,
+    RefusedLockout,
+    RefusedBadSecret,
+    IntrospectionsActive,
+    IntrospectionsInactive,
+}
+
+/// A refusal at the token endpoint, for the aggregated audit event.
+#[derive(Debug, Clone)]
+pub struct Refusal<'a> {
+    pub kind: AuditKind,
+    /// The client, if the client_id named one that exists.
+    pub client: Option<(&'a str, &'a str)>,
+    pub address: Option<IpAddr>,
+    /// A detail of the first refusal of its minute (e.g. which rate limit).
+    pub detail: Option<(&'static str, &'static str)>,
+}
+
+#[derive(Default)]
+struct Pending {
+    /// client id -> (last use, its address)
+    last_use: HashMap<ClientId, (i64, Option<IpAddr>)>,
+    /// client id -> day -> counts
+    days: HashMap<String, HashMap<i64, UsageRow>>,
+    /// (client id or "", kind, minute) -> the event so far
+    refusals: HashMap<(String, AuditKind, i64), AuditEvent>,
+}
+
+/// Usage and refusals not yet written.
+#[derive(Default)]
+pub struct UsageRecorder {
+    pending: Mutex<Pending>,
+}
+
+impl UsageRecorder {
+    /// Notes that `client` obtained a token at `at_us` from `address`.
+    pub fn record(&self, client: &ClientId, at_us: i64, address: Option<IpAddr>) {
+        let mut p = self.lock();
+        match p.last_use.get_mut(client) {
+            Some(t) if t.0 >= at_us => {}
+            Some(t) => *t = (at_us, address),
+            None => {
+                p.last_use.insert(client.clone(), (at_us, address));
+            }
+        }
+    }
+
+    /// Adds one to a client's counter for the day of `at_us`.
+    pub fn count(&self, client_id: &str, counter: Counter, at_us: i64) {
+        let day = at_us.div_euclid(DAY_US);
+        let mut p = self.lock();
+        let days = match p.days.get_mut(client_id) {
+            Some(days) => days,
+            None => p.days.entry(client_id.to_owned()).or_default(),
+        };
+        let row = days.entry(day).or_insert_with(|| UsageRow {
+            client_id: client_id.to_owned(),
+            day,
+            ..UsageRow::default()
+        });
+        let field = match counter {
+            Counter::TokensIssued => &mut row.tokens_issued,
+            Counter::Refreshes => &mut row.refreshes,
+            Counter::RefusedAddress => &mut row.refused_address,
+            Counter::RefusedRateLimit => &mut row.refused_rate_limit,
+            Counter::RefusedLockout => &mut row.refused_lockout,
+            Counter::RefusedBadSecret => &mut row.refused_bad_secret,
+            Counter::IntrospectionsActive => &mut row.introspections_active,
+            Counter::IntrospectionsInactive => &mut row.introspections_inactive,
+        };
+        *field += 1;
+    }
+
+    /// Counts a refusal into its minute's audit event, and into the client's usage.
+    pub fn refused(&self, refusal: &Refusal<'_>, at_us: i64) {
+        if let Some((client_id, _)) = refusal.client {
+            let counter = match refusal.kind {
+                AuditKind::RefusedAddress => Counter::RefusedAddress,
+                AuditKind::RefusedRateLimit => Counter::RefusedRateLimit,
+                AuditKind::RefusedLockout => Counter::RefusedLockout,
+                _ => Counter::RefusedBadSecret,
+            };
+            self.count(client_id, counter, at_us);
+        }
+        let minute = at_us.div_euclid(MINUTE_US);
+        let client_id = refusal.client.map_or("", |(id, _)| id);
+        let mut p = self.lock();
+        let key = (client_id.to_owned(), refusal.kind, minute);
+        if let Some(event) = p.refusals.get_mut(&key) {
+            event.count += 1;
+            return;
+        }
+        if p.refusals.len() >= MAX_PENDING_REFUSALS {
+            return;
+        }
+        let mut event = AuditEvent::new(refusal.kind, from_micros(minute * MINUTE_US));
+        // One event per client, kind and minute across replicas: the id is derived from them,
+        // and the store adds the counts of the same id.
+        event.event_id = format!(
+            "{minute:012}-{}-{}",
+            refusal.kind.as_str(),
+            if client_id.is_empty() {
+                "unknown"
+            } else {
+                client_id
+            }
+        );
+        if let Some((id, tenant)) = refusal.client {
+            event.client_id = id.to_owned();
+            event.tenant = tenant.to_owned();
+            event.actor = id.to_owned();
+        }
+        event.source_address = refusal.address;
+        if let Some((k, v)) = refusal.detail {
+            event.details.insert(k.to_owned(), v.to_owned());
+        }
+        p.refusals.insert(key, event);
+    }
+
+    /// The counts of `client_id` not yet written, per day.
+    pub fn pending_days(&self, client_id: &str) -> Vec<UsageRow> {
+        let p = self.lock();
+        p.days
+            .get(client_id)
+            .map(|d| d.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Writes everything pending; returns how many clients' last uses were written. What
+    /// fails to be written is put back for the next flush.
+    pub async fn flush(&self, store: &Arc<dyn Store>) -> usize {
+        let batch = std::mem::take(&mut *self.lock());
+        let mut written = 0;
+        for (client, (at_us, address)) in batch.last_use {
+            let text = address.map(|a| a.to_string());
+            match store
+                .touch_client(client.as_str(), at_us, text.as_deref())
+                .await
+            {
+                Ok(()) => written += 1,
+                Err(err) => {
+                    tracing::warn!(client_id = %client, error = %err, "could not record last use; will retry");
+                    self.record(&client, at_us, address);
+                }
+            }
+        }
+        let rows: Vec<UsageRow> = batch
+            .days
+            .into_values()
+            .flat_map(HashMap::into_values)
+            .collect();
+        if let Err(err) = store.add_usage(&rows).await {
+            tracing::warn!(error = %err, "could not record usage; will retry");
+            self.put_back_days(rows);
+        }
+        let events: Vec<AuditEvent> = batch.refusals.into_values().collect();
+        match store.record_audit(&super::rows(&events)).await {
+            Ok(()) => super::log_all(&events),
+            Err(err) => {
+                tracing::warn!(error = %err, "could not record refusal events; will retry");
+                let mut p = self.lock();
+                for e in events {
+                    let minute = crate::domain::clock::to_micros(e.time).div_euclid(MINUTE_US);
+                    p.refusals.insert((e.client_id.clone(), e.kind, minute), e);
+                }
+            }
+        }
+        written
+    }
+
+    /// Number of clients with a last use not yet written.
+    pub fn pending(&self) -> usize {
+        self.lock().last_use.len()
+    }
+
+    fn put_back_days(&self, rows: Vec<UsageRow>) {
+        let mut p = self.lock();
+        for r in rows {
+            let days = p.days.entry(r.client_id.clone()).or_default();
+            let row = days.entry(r.day).or_insert_with(|| UsageRow {
+                client_id: r.client_id.clone(),
+                day: r.day,
+                ..UsageRow::default()
+            });
+            row.tokens_issued += r.tokens_issued;
+            row.refreshes += r.refreshes;
+            row.refused_address += r.refused_address;
+            row.refused_rate_limit += r.refused_rate_limit;
+            row.refused_lockout += r.refused_lockout;
+            row.refused_bad_secret += r.refused_bad_secret;
+            row.introspections_active += r.introspections_active;
+            row.introspections_inactive += r.introspections_inactive;
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_latest_use_per_client() {
+        let usage = UsageRecorder::default();
+        let a = ClientId::generate();
+        let b = ClientId::generate();
+        usage.record(&a, 5, None);
+        usage.record(&a, 3, Some("192.0.2.1".parse().unwrap()));
+        usage.record(&b, 1, None);
+        assert_eq!(usage.pending(), 2);
+        assert_eq!(usage.lock().last_use.get(&a), Some(&(5, None)));
+    }
+
+    #[test]
+    fn counts_per_day() {
+        let usage = UsageRecorder::default();
+        usage.count("c", Counter::TokensIssued, 10);
+        usage.count("c", Counter::TokensIssued, 20);
+        usage.count("c", Counter::IntrospectionsInactive, DAY_US + 1);
+        let mut days = usage.pending_days("c");
+        days.sort_by_key(|d| d.day);
+        assert_eq!(days.len(), 2);
+        assert_eq!((days[0].day, days[0].tokens_issued), (0, 2));
+        assert_eq!((days[1].day, days[1].introspections_inactive), (1, 1));
+        assert!(usage.pending_days("other").is_empty());
+    }
+
+    #[test]
+    fn refusals_aggregate_per_client_kind_and_minute() {
+        let usage = UsageRecorder::default();
+        let refusal = Refusal {
+            kind: AuditKind::RefusedBadSecret,
+            client: Some(("c", "acme")),
+            address: None,
+            detail: None,
+        };
+        for i in 0..5 {
+            usage.refused(&refusal, i * 1_000_000);
+        }
+        usage.refused(&refusal, MINUTE_US + 1);
+        let unknown = Refusal {
+            client: None,
+            ..refusal.clone()
+        };
+        usage.refused(&unknown, 0);
+        let p = usage.lock();
+        assert_eq!(p.refusals.len(), 3);
+        let first = &p.refusals[&("c".to_owned(), AuditKind::RefusedBadSecret, 0)];
+        assert_eq!(first.count, 5);
+        assert_eq!(first.tenant, "acme");
+        assert_eq!(p.days["c"][&0].refused_bad_secret, 6);
+        assert!(
+            p.refusals[&(String::new(), AuditKind::RefusedBadSecret, 0)]
+                .event_id
+                .ends_with("-unknown")
+        );
+    }
+}
