@@ -23,13 +23,19 @@ port=50552
 
 log() { printf '%s\n' "$*" | tee -a "$out/log.txt"; }
 
-dir=$(mktemp -d)
-envs=(TOKEND__DATABASE__URL="sqlite://$dir/tokend.db" TOKEND__SERVER__ADDR="127.0.0.1:$port"
-  TOKEND__LOG__FORMAT=json)
-creds=$(env "${envs[@]}" "$bin" client create --tenant system --name bench-admin \
-  --scopes tokend.admin 2>>"$out/server.log")
-id=$(echo "$creds" | python3 -c 'import json,sys; print(json.load(sys.stdin)["client_id"])')
-secret=$(echo "$creds" | python3 -c 'import json,sys; print(json.load(sys.stdin)["client_secret"])')
+dirs=()
+# A fresh database with a bootstrapped admin: sets $envs, $id and $secret.
+fresh_db() {
+  local dir creds
+  dir=$(mktemp -d)
+  dirs+=("$dir")
+  envs=(TOKEND__DATABASE__URL="sqlite://$dir/tokend.db" TOKEND__SERVER__ADDR="127.0.0.1:$port"
+    TOKEND__LOG__FORMAT=json)
+  creds=$(env "${envs[@]}" "$bin" client create --tenant system --name bench-admin \
+    --scopes tokend.admin 2>>"$out/server.log")
+  id=$(echo "$creds" | python3 -c 'import json,sys; print(json.load(sys.stdin)["client_id"])')
+  secret=$(echo "$creds" | python3 -c 'import json,sys; print(json.load(sys.stdin)["client_secret"])')
+}
 start() {
   env "${envs[@]}" "$@" "$bin" serve >>"$out/server.log" 2>&1 &
   pid=$!
@@ -40,7 +46,8 @@ start() {
   done
 }
 stop() { kill -TERM "$pid"; wait "$pid" || true; }
-trap 'kill -TERM $pid 2>/dev/null; rm -rf "$dir"' EXIT
+trap 'kill -TERM $pid 2>/dev/null; rm -rf "${dirs[@]}"' EXIT
+fresh_db
 start
 
 bench() {
@@ -62,6 +69,8 @@ bench --rpc introspect,issue --background-bad-secrets 16 --bad-secrets-from 127.
   >"$out/policy-bad-secrets.json"
 python3 benches/table.py "$out/policy-bad-secrets.json" | tee -a "$out/log.txt"
 stop
+# A fresh database: the locks of the run above are in the change log of the old one.
+fresh_db
 start TOKEND__SECRETS__MAX_FAILURES=0
 log "== 16 wrong secrets in flight from 127.0.0.2, lockout off (max_failures 0)"
 bench --rpc introspect,issue --background-bad-secrets 16 --bad-secrets-from 127.0.0.2 \

@@ -14,7 +14,8 @@
 //! - `http`      — plain HTTP on the same port (the JWKS); calls `domain`.
 //! - `proto`     — generated `tokend.v1` code and the reflection descriptor set.
 //! - `domain`    — every rule: clients, secrets, scopes, keys, issuing and introspecting
-//!   tokens; calls `store` through traits.
+//!   tokens, client policy (allow-lists, rate limits, lockout) and the audit trail; calls
+//!   `store` through traits.
 //! - `store`     — persistence traits with Postgres and SQLite implementations; no policy.
 
 #![forbid(unsafe_code)]

@@ -1,5 +1,6 @@
-//! The domain: every rule about clients, secrets, scopes, keys and tokens. Front ends (gRPC,
-//! the CLI, later HTTP) call into `Tokend`; the domain calls the store. It never sees transport
+//! The domain: every rule about clients, secrets, scopes, keys and tokens, the client policy
+//! (`policy`) and the audit trail (`audit`). Front ends (gRPC, the CLI, later HTTP) call into
+//! `Tokend`; the domain calls the store. It never sees transport
 //! or SQL types.
 
 pub mod audit;
