@@ -190,11 +190,7 @@ async fn no_secret_token_or_hash_is_logged() {
         .filter_map(|v| v["fields"]["kind"].as_str())
         .collect();
     // (The bootstrap ran in the CLI's own process, whose lines went to its stderr.)
-    for kind in [
-        "client_created",
-        "secret_rotated",
-        "refresh_reuse_detected",
-    ] {
+    for kind in ["client_created", "secret_rotated", "refresh_reuse_detected"] {
         assert!(kinds.contains(&kind), "no {kind} audit line in {kinds:?}");
     }
     let created = audit

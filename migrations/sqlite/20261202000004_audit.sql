@@ -36,3 +36,14 @@ CREATE INDEX client_usage_day ON client_usage (day);
 
 -- Where the client last obtained a token from.
 ALTER TABLE clients ADD COLUMN last_used_address TEXT;
+
+-- Failed client authentications per subject (`client:<id>` or `address:<net>`), counted for
+-- the whole deployment: each failure adds one in the current window; a lock resets the count
+-- and adds a strike (an address's next lock lasts twice as long).
+CREATE TABLE auth_failures (
+    subject         TEXT PRIMARY KEY,
+    window_start_us BIGINT NOT NULL,
+    failures        BIGINT NOT NULL,
+    strikes         BIGINT NOT NULL,
+    locked_until_us BIGINT NOT NULL
+);

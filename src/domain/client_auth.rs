@@ -17,6 +17,9 @@ use super::policy::{Subject, locked_error};
 use super::secret::ClientSecret;
 use super::tokens::TokenIssuer;
 
+/// Asked on a hashing thread just before argon2 runs: `true` means "do not".
+type Gate = Box<dyn FnOnce() -> bool + Send + 'static>;
+
 /// Most locked refusals held back at once, across the process.
 pub const MAX_HELD_REFUSALS: usize = 1024;
 static HELD: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_HELD_REFUSALS);
@@ -53,8 +56,21 @@ impl TokenIssuer {
             let detail = Some(("limit", "address"));
             return Err(refuse(AuditKind::RefusedRateLimit, detail, err));
         }
-        let client = match self.authenticate(client_id, secret).await {
-            Ok(client) => client,
+        let registry = self.registry.clone();
+        let (owned_id, gate_now) = (id.map(str::to_owned), now_us);
+        let gate = move || {
+            registry
+                .lockout
+                .locked(owned_id.as_deref(), addr, gate_now)
+                .is_some()
+        };
+        let verified_now = match self
+            .authenticate_gated(client_id, secret, Some(Box::new(gate)))
+            .await
+        {
+            Ok(Some(verified)) => Some(verified),
+            // Locked while this call waited for a hashing thread: refused, no argon2 spent.
+            Ok(None) => None,
             Err(Error::InvalidClient) => {
                 self.authentication_failed(id, addr, now_us).await;
                 let err = Error::InvalidClient;
@@ -62,9 +78,18 @@ impl TokenIssuer {
             }
             Err(err) => return Err(err),
         };
-        self.registry
-            .lockout
-            .succeeded(client.id.as_str(), addr, now_us);
+        // A lock that began while this call was being verified holds too, right secret or
+        // not: concurrent guesses get no answer a lock would have withheld.
+        let later = to_micros(self.clock.now());
+        let locked = self.registry.lockout.locked(id, addr, later);
+        let (client, verified_now) = match (verified_now, locked) {
+            (Some(verified), None) => verified,
+            (_, wait) => {
+                let wait = wait.unwrap_or(std::time::Duration::from_secs(1));
+                self.tarpit(wait).await;
+                return Err(refuse(AuditKind::RefusedLockout, None, locked_error(wait)));
+            }
+        };
         if let Err(err) = self.policy.check_address(&client, addr) {
             return Err(refuse(AuditKind::RefusedAddress, None, err));
         }
@@ -79,6 +104,13 @@ impl TokenIssuer {
         {
             let detail = Some(("limit", "client"));
             return Err(refuse(AuditKind::RefusedRateLimit, detail, err));
+        }
+        // Only a secret verified just now, by a client that passed every check, makes its
+        // address known-good (a remembered secret was recorded when it was verified).
+        if verified_now {
+            self.registry
+                .lockout
+                .succeeded(client.id.as_str(), addr, now_us);
         }
         Ok(client)
     }
@@ -124,6 +156,23 @@ impl TokenIssuer {
     /// as it still is, costs no verification and no database read (see `secret_cache`).
     /// No policy: front ends call [`TokenIssuer::authorize`].
     pub async fn authenticate(&self, client_id: &str, secret: &str) -> Result<Arc<Client>> {
+        match self.authenticate_gated(client_id, secret, None).await? {
+            Some((client, _)) => Ok(client),
+            None => Err(Error::Unexpected(anyhow::anyhow!(
+                "ungated verification skipped"
+            ))),
+        }
+    }
+
+    /// [`TokenIssuer::authenticate`], saying whether the secret was verified now (`true`) or
+    /// remembered; `Ok(None)` when `gate` said, as the verification was about to run, that
+    /// it must not.
+    async fn authenticate_gated(
+        &self,
+        client_id: &str,
+        secret: &str,
+        gate: Option<Gate>,
+    ) -> Result<Option<(Arc<Client>, bool)>> {
         let id = ClientId::parse("client_id", client_id).map_err(|_| Error::InvalidClient)?;
         let secret = ClientSecret::from_presented(secret).ok_or(Error::InvalidClient)?;
         let now = to_micros(self.clock.now());
@@ -133,7 +182,7 @@ impl TokenIssuer {
         if let Some(client) = &known
             && self.registry.secrets.check(client, &secret, now)
         {
-            return Ok(client.clone());
+            return Ok(Some((client.clone(), false)));
         }
         // The same two lookups and one argon2 verification whether or not the client exists.
         let client = self.store.get_client(id.as_str()).await?;
@@ -142,23 +191,58 @@ impl TokenIssuer {
             .live_secret(id.as_str(), &secret.selector(), now)
             .await?;
         let expire = live.as_ref().and_then(|l| l.expire_time_us);
-        if !self.hasher.verify(&secret, live.map(|l| l.hash)).await? {
+        let hash = live.map(|l| l.hash);
+        let matched = match gate {
+            Some(gate) => match self.hasher.verify_unless(&secret, hash, gate).await? {
+                Some(matched) => matched,
+                None => return Ok(None),
+            },
+            None => self.hasher.verify(&secret, hash).await?,
+        };
+        if !matched {
             return Err(Error::InvalidClient);
         }
         let row = client.ok_or(Error::InvalidClient)?;
         if let Some(known) = known {
             self.registry.secrets.remember(known, &secret, now, expire);
         }
-        Ok(Arc::new(Client::from_row(row)?))
+        Ok(Some((Arc::new(Client::from_row(row)?), true)))
     }
 
-    /// Counts a failed authentication; a lock it begins holds here at once and is announced
-    /// to every replica through the change log. A malformed client_id counts against the
-    /// address only (it names no client, and must not fill memory with counters).
+    /// Counts a failed authentication for the whole deployment (the store's counters, one
+    /// per client_id and per address); a lock it begins holds here at once and reaches every
+    /// replica through the change log. A malformed client_id counts against the address only
+    /// (it names no client). While the database cannot count, this replica counts alone.
     async fn authentication_failed(&self, id: Option<&str>, addr: Option<IpAddr>, now_us: i64) {
-        let threshold = self.policy.share(self.registry.lockout.max_failures());
-        let begun = self.registry.lockout.failed(id, addr, threshold, now_us);
-        for (subject, until_us) in begun {
+        let lockout = &self.registry.lockout;
+        let max = lockout.max_failures();
+        if max == 0 {
+            return;
+        }
+        let subjects = id
+            .map(|id| Subject::Client(id.to_owned()))
+            .into_iter()
+            .chain(addr.map(Subject::address));
+        for subject in subjects {
+            let counted = self
+                .store
+                .count_failure(&subject.encode(), now_us, lockout.window_us())
+                .await;
+            let until_us = match counted {
+                Ok((failures, strikes)) if failures >= i64::from(max) => {
+                    let strikes = u32::try_from(strikes).unwrap_or(u32::MAX);
+                    now_us.saturating_add(lockout.lock_length_us(&subject, strikes))
+                }
+                Ok(_) => continue,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot count a failed authentication in the database; counting here");
+                    match lockout.failed_locally(&subject, max, now_us) {
+                        Some(until) => until,
+                        None => continue,
+                    }
+                }
+            };
+            lockout.lock(subject.clone(), until_us);
             match &subject {
                 Subject::Client(id) => {
                     tracing::warn!(client_id = %id, "too many failed authentications; client_id locked")

@@ -204,15 +204,18 @@ impl Introspector {
             );
             return Ok(None);
         }
+        // Another tenant's token is none of this caller's business: not counted either way.
+        if let Some(caller) = caller
+            && !caller.sees_tenant(active.tenant())
+        {
+            return Ok(None);
+        }
         self.count(
             active.client.id.as_str(),
             Counter::IntrospectionsActive,
             now,
         );
-        Ok(match caller {
-            Some(caller) if !caller.sees_tenant(active.tenant()) => None,
-            _ => Some(active),
-        })
+        Ok(Some(active))
     }
 
     /// Turns a bearer token into a `Caller`. The token must be active and meant for tokend

@@ -383,6 +383,11 @@ async fn purge(registry: &Registry, audit_retention: Duration) {
         Ok(counts) => tracing::debug!(?counts, "purged expired rows"),
         Err(err) => tracing::warn!(error = %err, "purge failed; will retry"),
     }
+    // Failure counters whose window and lock ended over a day ago (their strikes are forgiven).
+    let failures_before = to_micros(now) - 24 * 3600 * 1_000_000 - registry.lockout.window_us();
+    if let Err(err) = registry.store.purge_failures(failures_before).await {
+        tracing::warn!(error = %err, "failure-counter purge failed; will retry");
+    }
     let audit_before = to_micros(now - audit_retention);
     let day_us = 24 * 3600 * 1_000_000;
     match registry

@@ -263,6 +263,33 @@ impl SecretHasher {
         .await
     }
 
+    /// Like [`SecretHasher::verify`], unless `skip` says otherwise when the job reaches a
+    /// hashing thread: then no argon2 runs and the answer is `None`. Calls queue for the
+    /// threads; a condition that arose while they waited (a lockout) is honoured this way.
+    pub async fn verify_unless(
+        &self,
+        secret: &ClientSecret,
+        hash: Option<String>,
+        skip: impl FnOnce() -> bool + Send + 'static,
+    ) -> Result<Option<bool>> {
+        let secret = SecretString::from(secret.expose().to_owned());
+        let dummy = self.dummy_hash.clone();
+        self.run_blocking(move || {
+            if skip() {
+                return Ok(None);
+            }
+            let pw = secret.expose_secret().as_bytes();
+            Ok(Some(match hash {
+                Some(hash) => verify_in_place(pw, &hash),
+                None => {
+                    let _ = verify_in_place(pw, &dummy);
+                    false
+                }
+            }))
+        })
+        .await
+    }
+
     async fn run_blocking<T, F>(&self, work: F) -> Result<T>
     where
         F: FnOnce() -> Result<T> + Send + 'static,

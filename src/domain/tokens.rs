@@ -504,9 +504,8 @@ impl TokenIssuer {
 
     /// Notes the client's last use and counts it; written in batches (see `audit::usage`).
     fn record_use(&self, id: &ClientId, address: Option<IpAddr>, counter: Counter) {
-        let now = to_micros(self.clock.now());
-        self.usage.record(id, now, address);
-        self.usage.count(id.as_str(), counter, now);
+        self.usage
+            .used(id, to_micros(self.clock.now()), address, counter);
     }
 }
 

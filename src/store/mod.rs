@@ -247,8 +247,22 @@ pub trait PolicyStore: Send + Sync {
     /// Removes a replica that stops.
     async fn leave(&self, replica_id: &str) -> StoreResult<()>;
 
-    /// Announces a lock of `subject` until `until_us` to every replica (the change log).
+    /// Counts one failed authentication of `subject` (`client:<id>` or `address:<net>`) at
+    /// `now_us` for the whole deployment, in windows of `window_us`; returns the failures in
+    /// the current window, this one included, and the locks the subject had (its strikes).
+    async fn count_failure(
+        &self,
+        subject: &str,
+        now_us: i64,
+        window_us: i64,
+    ) -> StoreResult<(i64, i64)>;
+
+    /// Locks `subject` until `until_us`: a strike more, counting restarts when the lock ends,
+    /// and every replica hears of it through the change log; atomically.
     async fn record_lockout(&self, subject: &str, until_us: i64, now_us: i64) -> StoreResult<()>;
+
+    /// Deletes failure counters whose window and lock both ended before `before_us`.
+    async fn purge_failures(&self, before_us: i64) -> StoreResult<u64>;
 
     /// Locks announced and still in force at `now_us`, oldest first.
     async fn live_lockouts(&self, now_us: i64) -> StoreResult<Vec<ChangeRow>>;

@@ -431,10 +431,48 @@ async fn lockout_stops_guessing_but_not_the_honest_client(backend: Backend) {
     assert_eq!(assert_rate_limited(&err), Duration::from_secs(120));
 }
 
+async fn concurrent_guesses_stop_at_the_lock(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| {
+        s.secrets.max_failures = 3;
+        // One hashing thread, as on a 2-core replica, and a cost high enough that every guess
+        // is admitted before the first verification ends: they queue for the thread.
+        s.secrets.max_concurrent_hashes = 1;
+        s.secrets.memory_kib = 16 * 1024;
+        s.secrets.iterations = 2;
+    })
+    .await;
+    let admin = app.admin("acme").await;
+    let (_, creds) = app
+        .create_client(&admin, client("acme", "bot", &["read"]))
+        .await;
+    let channel = app.channel_from("127.0.0.2").await;
+    let guesses = (0..40).map(|_| {
+        let mut tokens = TokenServiceClient::new(channel.clone());
+        let request = wrong(&creds);
+        async move { tokens.issue_token(request).await.unwrap_err().code() }
+    });
+    let codes = futures::future::join_all(guesses).await;
+    let verified = codes
+        .iter()
+        .filter(|c| **c == Code::Unauthenticated)
+        .count();
+    let refused = codes
+        .iter()
+        .filter(|c| **c == Code::ResourceExhausted)
+        .count();
+    assert_eq!(verified + refused, 40, "{codes:?}");
+    // All 40 were admitted before any failure was counted; those still queued for the hashing
+    // thread when the lock began were refused there (no argon2 spent), and any answered after
+    // it began are refused too: a lock withholds every answer, right or wrong.
+    assert!(
+        verified < 40 && refused > 0,
+        "{verified} verified, {refused} refused"
+    );
+}
+
 async fn two_replicas_share_one_lockout(backend: Backend) {
     let app = TestApp::spawn_with(backend, |s| {
         s.secrets.max_failures = 4;
-        s.sync.heartbeat_ms = 100;
         s.sync.poll_interval_ms = 50;
     })
     .await;
@@ -445,24 +483,27 @@ async fn two_replicas_share_one_lockout(backend: Backend) {
     let (_, other) = app
         .create_client(&admin, client("acme", "other", &["read"]))
         .await;
-    let replica = second_replica(&app).await;
-    // Two replicas: each locks after its share (2) of the 4 failures allowed.
+    let replica = Replica::start(&app, |_| {}).await;
+    // Failures count for the deployment, wherever they land: two here, two on B lock.
     let mut attacker = app.tokens_from("127.0.0.2").await;
-    for _ in 0..2 {
-        let err = attacker.issue_token(wrong(&creds)).await.unwrap_err();
+    let mut attacker_b = TokenServiceClient::new(channel_from(replica.addr, "127.0.0.2").await);
+    for on_b in [false, false, true, true] {
+        let tokens = if on_b { &mut attacker_b } else { &mut attacker };
+        let err = tokens.issue_token(wrong(&creds)).await.unwrap_err();
         assert_eq!(err.code(), Code::Unauthenticated);
     }
-    assert_rate_limited(&attacker.issue_token(wrong(&creds)).await.unwrap_err());
-    // The lock reaches the other replica through the change log.
-    let on_b = channel_from(replica.addr, "127.0.0.2").await;
+    assert_rate_limited(&attacker_b.issue_token(wrong(&creds)).await.unwrap_err());
+    // The lock B began reaches A through the change log: the address is refused there too,
+    // for another client with its right secret.
+    let on_a = app.channel_from("127.0.0.2").await;
     eventually(
         Duration::from_secs(10),
-        "replica B refuses the address",
+        "replica A refuses the address",
         || {
-            let mut b = TokenServiceClient::new(on_b.clone());
+            let mut a = TokenServiceClient::new(on_a.clone());
             let request = issue_request(&other);
             async move {
-                b.issue_token(request)
+                a.issue_token(request)
                     .await
                     .is_err_and(|s| s.code() == Code::ResourceExhausted)
             }
@@ -491,5 +532,6 @@ for_each_backend!(
     the_per_address_limit_covers_every_client,
     two_replicas_share_one_rate_limit,
     lockout_stops_guessing_but_not_the_honest_client,
+    concurrent_guesses_stop_at_the_lock,
     two_replicas_share_one_lockout,
 );

@@ -700,6 +700,59 @@ fn audit_row(id: &str, client_id: &str, time_us: i64, kind: &str) -> store::Audi
     }
 }
 
+async fn failures_count_per_window_and_locks_add_strikes(backend: Backend) {
+    let (_db, s) = open(backend).await;
+    const W: i64 = 100;
+    assert_eq!(
+        s.count_failure("address:x", 1_000, W).await.unwrap(),
+        (1, 0)
+    );
+    assert_eq!(
+        s.count_failure("address:x", 1_050, W).await.unwrap(),
+        (2, 0)
+    );
+    // Another subject counts apart; a failure after the window starts a new one.
+    assert_eq!(s.count_failure("client:y", 1_050, W).await.unwrap(), (1, 0));
+    assert_eq!(
+        s.count_failure("address:x", 1_100, W).await.unwrap(),
+        (1, 0)
+    );
+    // A lock: a strike, and counting restarts when it ends.
+    s.record_lockout("address:x", 2_000, 1_100).await.unwrap();
+    assert_eq!(
+        s.count_failure("address:x", 1_500, W).await.unwrap(),
+        (1, 1)
+    );
+    assert_eq!(
+        s.count_failure("address:x", 2_050, W).await.unwrap(),
+        (2, 1)
+    );
+    // Strikes are forgiven a day after the lock ended.
+    let day = 86_400_000_000;
+    assert_eq!(
+        s.count_failure("address:x", 2_001 + day, W).await.unwrap(),
+        (1, 0)
+    );
+    // Concurrent failures are all counted.
+    let mut handles = Vec::new();
+    for i in 0..20 {
+        let s = s.clone();
+        handles.push(tokio::spawn(async move {
+            s.count_failure("client:z", 5_000 + i, 1_000)
+                .await
+                .unwrap()
+                .0
+        }));
+    }
+    let mut counts = Vec::new();
+    for h in handles {
+        counts.push(h.await.unwrap());
+    }
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=20).collect::<Vec<i64>>());
+    assert_eq!(s.purge_failures(3 * day).await.unwrap(), 3);
+}
+
 async fn audit_events_commit_with_their_change(backend: Backend) {
     let (_db, s) = open(backend).await;
     let created = [audit_row("e1", "c1", 10, "client_created")];
@@ -844,6 +897,7 @@ for_each_backend!(
     migrations_are_idempotent,
     heartbeats_count_live_replicas,
     lockouts_travel_through_the_change_log,
+    failures_count_per_window_and_locks_add_strikes,
     audit_events_commit_with_their_change,
     audit_events_filter_page_aggregate_and_purge,
     last_use_keeps_the_address,

@@ -74,30 +74,23 @@ impl UsageRecorder {
         }
     }
 
+    /// [`UsageRecorder::record`] and [`UsageRecorder::count`] under one lock: the token
+    /// endpoint's success path.
+    pub fn used(&self, client: &ClientId, at_us: i64, address: Option<IpAddr>, counter: Counter) {
+        let mut p = self.lock();
+        match p.last_use.get_mut(client) {
+            Some(t) if t.0 >= at_us => {}
+            Some(t) => *t = (at_us, address),
+            None => {
+                p.last_use.insert(client.clone(), (at_us, address));
+            }
+        }
+        add_one(&mut p, client.as_str(), counter, at_us);
+    }
+
     /// Adds one to a client's counter for the day of `at_us`.
     pub fn count(&self, client_id: &str, counter: Counter, at_us: i64) {
-        let day = at_us.div_euclid(DAY_US);
-        let mut p = self.lock();
-        let days = match p.days.get_mut(client_id) {
-            Some(days) => days,
-            None => p.days.entry(client_id.to_owned()).or_default(),
-        };
-        let row = days.entry(day).or_insert_with(|| UsageRow {
-            client_id: client_id.to_owned(),
-            day,
-            ..UsageRow::default()
-        });
-        let field = match counter {
-            Counter::TokensIssued => &mut row.tokens_issued,
-            Counter::Refreshes => &mut row.refreshes,
-            Counter::RefusedAddress => &mut row.refused_address,
-            Counter::RefusedRateLimit => &mut row.refused_rate_limit,
-            Counter::RefusedLockout => &mut row.refused_lockout,
-            Counter::RefusedBadSecret => &mut row.refused_bad_secret,
-            Counter::IntrospectionsActive => &mut row.introspections_active,
-            Counter::IntrospectionsInactive => &mut row.introspections_inactive,
-        };
-        *field += 1;
+        add_one(&mut self.lock(), client_id, counter, at_us);
     }
 
     /// Counts a refusal into its minute's audit event, and into the client's usage.
@@ -190,7 +183,15 @@ impl UsageRecorder {
                 let mut p = self.lock();
                 for e in events {
                     let minute = crate::domain::clock::to_micros(e.time).div_euclid(MINUTE_US);
-                    p.refusals.insert((e.client_id.clone(), e.kind, minute), e);
+                    match p.refusals.entry((e.client_id.clone(), e.kind, minute)) {
+                        // Counted again meanwhile: add the two.
+                        std::collections::hash_map::Entry::Occupied(mut newer) => {
+                            newer.get_mut().count += e.count;
+                        }
+                        std::collections::hash_map::Entry::Vacant(slot) => {
+                            slot.insert(e);
+                        }
+                    }
                 }
             }
         }
@@ -225,6 +226,31 @@ impl UsageRecorder {
     fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// One more of `counter` for `client_id` on the day of `at_us`.
+fn add_one(p: &mut Pending, client_id: &str, counter: Counter, at_us: i64) {
+    let day = at_us.div_euclid(DAY_US);
+    let days = match p.days.get_mut(client_id) {
+        Some(days) => days,
+        None => p.days.entry(client_id.to_owned()).or_default(),
+    };
+    let row = days.entry(day).or_insert_with(|| UsageRow {
+        client_id: client_id.to_owned(),
+        day,
+        ..UsageRow::default()
+    });
+    let field = match counter {
+        Counter::TokensIssued => &mut row.tokens_issued,
+        Counter::Refreshes => &mut row.refreshes,
+        Counter::RefusedAddress => &mut row.refused_address,
+        Counter::RefusedRateLimit => &mut row.refused_rate_limit,
+        Counter::RefusedLockout => &mut row.refused_lockout,
+        Counter::RefusedBadSecret => &mut row.refused_bad_secret,
+        Counter::IntrospectionsActive => &mut row.introspections_active,
+        Counter::IntrospectionsInactive => &mut row.introspections_inactive,
+    };
+    *field += 1;
 }
 
 #[cfg(test)]

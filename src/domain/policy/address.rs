@@ -12,7 +12,7 @@ use ipnet::IpNet;
 
 use crate::domain::error::{Error, Result};
 
-/// Most `x-forwarded-for` entries looked at; a longer chain is a forged header or a loop.
+/// Most trusted hops walked through; a longer chain of trusted proxies is a loop.
 const MAX_HOPS: usize = 32;
 
 /// The same address in one canonical form: an IPv4-mapped IPv6 address (`::ffff:10.1.2.3`, what
@@ -41,9 +41,13 @@ fn trusted(proxies: &[IpNet], addr: IpAddr) -> bool {
 }
 
 /// The client's address, given the TCP peer, the `x-forwarded-for` header values in the order
-/// received (each may hold a comma-separated list) and the trusted proxies. `None` when it
-/// cannot be known: no peer (an in-process call), or a trusted proxy that forwarded a header
-/// this function cannot read. A client with an allow-list is then refused; one without works.
+/// received (each may hold a comma-separated list) and the trusted proxies.
+///
+/// The chain is read from the right, one hop at a time, and only as far as the first address
+/// that is not a trusted proxy: whatever a client wrote further left is never parsed, so a
+/// long, garbled or non-ASCII prefix changes nothing. `None` only when the address cannot be
+/// known: no peer (an in-process call), or a trusted proxy that wrote something unreadable or
+/// an endless chain of trusted hops. A client with an allow-list is then refused.
 pub fn resolve<'a>(
     peer: Option<IpAddr>,
     forwarded_for: impl IntoIterator<Item = &'a str>,
@@ -53,18 +57,19 @@ pub fn resolve<'a>(
     if !trusted(proxies, peer) {
         return Some(peer);
     }
-    let entries: Vec<&str> = forwarded_for
-        .into_iter()
-        .flat_map(|value| value.split(','))
-        .filter(|entry| !entry.trim().is_empty())
-        .collect();
-    if entries.len() > MAX_HOPS {
-        return None;
-    }
+    let values: Vec<&str> = forwarded_for.into_iter().collect();
+    let hops = values
+        .iter()
+        .rev()
+        .flat_map(|value| value.rsplit(','))
+        .filter(|entry| !entry.trim().is_empty());
     // Walk from the nearest hop outwards; the first address not of a trusted proxy is the
     // client. If every hop is a trusted proxy, the farthest one is the client.
     let mut client = peer;
-    for entry in entries.iter().rev() {
+    for (walked, entry) in hops.enumerate() {
+        if walked >= MAX_HOPS {
+            return None;
+        }
         let addr = parse_hop(entry)?;
         client = addr;
         if !trusted(proxies, addr) {
@@ -145,11 +150,26 @@ mod tests {
         );
         assert_eq!(resolve(Some(ip("10.0.0.1")), ["nonsense"], &proxies), None);
         assert_eq!(resolve(None, ["192.0.2.1"], &proxies), None);
-        let long = vec!["192.0.2.1"; MAX_HOPS + 1].join(",");
+        // An endless chain of trusted hops is unknown...
+        let loop_ = vec!["10.0.0.9"; MAX_HOPS + 1].join(",");
         assert_eq!(
-            resolve(Some(ip("10.0.0.1")), [long.as_str()], &proxies),
+            resolve(Some(ip("10.0.0.1")), [loop_.as_str()], &proxies),
             None
         );
+    }
+
+    #[test]
+    fn what_a_client_writes_left_of_its_own_address_changes_nothing() {
+        let proxies = nets(&["10.0.0.0/8"]);
+        let junk = vec!["x"; 100].join(",");
+        for prefix in [junk.as_str(), "\u{fffd}\u{0}", "192.0.2.1, 10.0.0.5"] {
+            let header = format!("{prefix}, 203.0.113.9");
+            let got = resolve(Some(ip("10.0.0.1")), [header.as_str()], &proxies);
+            assert_eq!(got, Some(ip("203.0.113.9")), "{prefix:?}");
+        }
+        // Across several header values, the last one is nearest.
+        let got = resolve(Some(ip("10.0.0.1")), ["junk", "203.0.113.9"], &proxies);
+        assert_eq!(got, Some(ip("203.0.113.9")));
     }
 
     #[test]

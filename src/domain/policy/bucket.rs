@@ -9,6 +9,8 @@ use std::time::Duration;
 
 /// Buckets kept before idle ones are dropped (a full bucket holds no information).
 const SWEEP_AT: usize = 100_000;
+const SWEEP_EVERY_US: i64 = 60 * 1_000_000;
+const IDLE_US: i64 = 24 * 3600 * 1_000_000;
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
@@ -41,12 +43,14 @@ impl Quota {
 #[derive(Debug)]
 pub struct Buckets<K> {
     buckets: Mutex<HashMap<K, Bucket>>,
+    last_sweep_us: Mutex<i64>,
 }
 
 impl<K: Hash + Eq + Clone> Default for Buckets<K> {
     fn default() -> Self {
         Self {
             buckets: Mutex::new(HashMap::new()),
+            last_sweep_us: Mutex::new(i64::MIN / 2),
         }
     }
 }
@@ -57,7 +61,18 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
     pub fn take(&self, key: &K, quota: Quota, now_us: i64) -> Result<(), Duration> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if buckets.len() >= SWEEP_AT && !buckets.contains_key(key) {
-            buckets.retain(|_, b| refill(*b, quota, now_us).tokens < quota.capacity);
+            // Buckets untouched for a day are full under any quota. Swept at most once a
+            // minute; while the map is still full of live buckets, a new key is let through
+            // untracked rather than scanning on every call (the periodic `forget_full` and
+            // the lockout still hold).
+            let mut last = self.last_sweep_us.lock().unwrap_or_else(|e| e.into_inner());
+            if now_us.saturating_sub(*last) >= SWEEP_EVERY_US {
+                *last = now_us;
+                buckets.retain(|_, b| now_us.saturating_sub(b.at_us) < IDLE_US);
+            }
+            if buckets.len() >= SWEEP_AT {
+                return Ok(());
+            }
         }
         let bucket = buckets.entry(key.clone()).or_insert(Bucket {
             tokens: quota.capacity,

@@ -9,8 +9,11 @@
 //!   under attack from elsewhere is not locked out. A new address of that client is refused
 //!   until the lock ends; that is the trade-off.
 //! - IPv6 addresses count per /64, the block one host can trivially rotate through.
-//! - Thresholds are this replica's share of the deployment's (see `Quota::share`); a lock
-//!   that begins here is sent to every replica through the change log.
+//! - Failures are counted by the store for the whole deployment (one counter per subject,
+//!   whichever replica saw the failure; failures are slow anyway: each cost an argon2
+//!   verification), so `max_failures` holds exactly across replicas. A lock that begins is
+//!   announced to every replica through the change log; each checks locks in memory. While the
+//!   database cannot count, a replica counts in memory alone.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -93,8 +96,14 @@ pub struct Lockout {
     config: LockoutConfig,
     counters: Mutex<HashMap<Subject, Counter>>,
     locks: RwLock<HashMap<Subject, i64>>,
-    known_good: Mutex<HashMap<(String, Subject), i64>>,
+    /// client id -> the addresses it authenticated from and until when they count (at most
+    /// [`KNOWN_PER_CLIENT`], the oldest dropped first).
+    known_good: Mutex<HashMap<String, Vec<(Subject, i64)>>>,
 }
+
+/// Addresses remembered per client: enough for a service's nodes, bounded however many
+/// addresses a holder of a valid secret calls from.
+pub const KNOWN_PER_CLIENT: usize = 16;
 
 impl Lockout {
     /// An empty lockout table.
@@ -136,8 +145,10 @@ impl Lockout {
             .map(|u| Duration::from_micros(u64::try_from(u - now_us).unwrap_or(0)))
     }
 
-    /// Counts a failed authentication of `client_id` from `addr`, with `threshold` failures
-    /// (this replica's share) locking. Returns the locks that begin now, to be announced.
+    /// Counts a failed authentication of `client_id` from `addr` in this replica's memory,
+    /// with `threshold` failures locking; applies and returns the locks that begin now. The
+    /// store normally counts for the whole deployment (`PolicyStore::count_failure`); this is
+    /// the fallback while it cannot.
     pub fn failed(
         &self,
         client_id: Option<&str>,
@@ -145,47 +156,67 @@ impl Lockout {
         threshold: u32,
         now_us: i64,
     ) -> Vec<(Subject, i64)> {
-        if self.config.max_failures == 0 {
-            return Vec::new();
-        }
-        let window_us = micros(self.config.window);
-        let mut begun = Vec::new();
-        let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
-        if counters.len() >= SWEEP_AT {
-            counters.retain(|_, c| idle(c, window_us, now_us).is_none());
-        }
         let subjects = client_id
             .map(|id| Subject::Client(id.to_owned()))
             .into_iter()
             .chain(addr.map(Subject::address));
-        for subject in subjects {
-            let counter = counters.entry(subject.clone()).or_default();
-            if now_us >= counter.window_start_us.saturating_add(window_us) {
-                counter.window_start_us = now_us;
-                counter.failures = 0;
+        subjects
+            .filter_map(|s| {
+                let until = self.failed_locally(&s, threshold, now_us)?;
+                Some((s, until))
+            })
+            .collect()
+    }
+
+    /// One subject's failure counted in memory; the end of the lock it begins, if it does
+    /// (applied here already).
+    pub fn failed_locally(&self, subject: &Subject, threshold: u32, now_us: i64) -> Option<i64> {
+        if self.config.max_failures == 0 {
+            return None;
+        }
+        let window_us = micros(self.config.window);
+        let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        if counters.len() >= SWEEP_AT && !counters.contains_key(subject) {
+            counters.retain(|_, c| idle(c, window_us, now_us).is_none());
+            if counters.len() >= SWEEP_AT {
+                return None; // full of live counters: the store's count still holds
             }
-            counter.failures += 1;
-            if counter.failures < threshold.max(1) {
-                continue;
-            }
-            counter.strikes = counter.strikes.saturating_add(1);
-            let lock_us = match subject {
-                Subject::Client(_) => window_us,
-                Subject::Address(_) => {
-                    let grown = window_us.saturating_mul(1 << (counter.strikes - 1).min(20));
-                    grown.min(micros(MAX_ADDRESS_LOCK).max(window_us))
-                }
-            };
-            counter.locked_until_us = now_us.saturating_add(lock_us);
+        }
+        let counter = counters.entry(subject.clone()).or_default();
+        if now_us >= counter.window_start_us.saturating_add(window_us) {
+            counter.window_start_us = now_us;
             counter.failures = 0;
-            counter.window_start_us = counter.locked_until_us;
-            begun.push((subject, counter.locked_until_us));
         }
+        counter.failures += 1;
+        if counter.failures < threshold.max(1) {
+            return None;
+        }
+        let until = now_us.saturating_add(self.lock_length_us(subject, counter.strikes));
+        counter.strikes = counter.strikes.saturating_add(1);
+        counter.locked_until_us = until;
+        counter.failures = 0;
+        counter.window_start_us = until;
         drop(counters);
-        for (subject, until) in &begun {
-            self.lock(subject.clone(), *until);
+        self.lock(subject.clone(), until);
+        Some(until)
+    }
+
+    /// How long a lock of `subject` lasts after `strikes` earlier locks: a client_id one
+    /// window, an address one window doubled per strike, up to [`MAX_ADDRESS_LOCK`].
+    pub fn lock_length_us(&self, subject: &Subject, strikes: u32) -> i64 {
+        let window_us = micros(self.config.window);
+        match subject {
+            Subject::Client(_) => window_us,
+            Subject::Address(_) => {
+                let grown = window_us.saturating_mul(1 << strikes.min(20));
+                grown.min(micros(MAX_ADDRESS_LOCK).max(window_us))
+            }
         }
-        begun
+    }
+
+    /// The failure-counting window, µs.
+    pub fn window_us(&self) -> i64 {
+        micros(self.config.window)
     }
 
     /// Notes that `client_id` authenticated from `addr`: that address keeps working while
@@ -193,14 +224,18 @@ impl Lockout {
     /// secret must not buy an attacker more guesses.
     pub fn succeeded(&self, client_id: &str, addr: Option<IpAddr>, now_us: i64) {
         let Some(addr) = addr else { return };
+        let subject = Subject::address(addr);
+        let until = now_us.saturating_add(micros(KNOWN_GOOD));
         let mut known = self.known_good.lock().unwrap_or_else(|e| e.into_inner());
-        if known.len() >= SWEEP_AT {
-            known.retain(|_, until| *until > now_us);
+        let list = match known.get_mut(client_id) {
+            Some(list) => list,
+            None => known.entry(client_id.to_owned()).or_default(),
+        };
+        list.retain(|(s, u)| *u > now_us && *s != subject);
+        if list.len() >= KNOWN_PER_CLIENT {
+            list.remove(0);
         }
-        known.insert(
-            (client_id.to_owned(), Subject::address(addr)),
-            now_us.saturating_add(micros(KNOWN_GOOD)),
-        );
+        list.push((subject, until));
     }
 
     /// Applies a lock (begun here, or announced by another replica) until `until_us`.
@@ -224,7 +259,10 @@ impl Lockout {
         self.known_good
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|_, until| *until > now_us);
+            .retain(|_, list| {
+                list.retain(|(_, until)| *until > now_us);
+                !list.is_empty()
+            });
     }
 
     /// The deployment-wide failure threshold (0: lockout off).
@@ -246,8 +284,8 @@ impl Lockout {
     fn is_known_good(&self, client_id: &str, addr: &Subject, now_us: i64) -> bool {
         let known = self.known_good.lock().unwrap_or_else(|e| e.into_inner());
         known
-            .get(&(client_id.to_owned(), addr.clone()))
-            .is_some_and(|until| *until > now_us)
+            .get(client_id)
+            .is_some_and(|list| list.iter().any(|(s, u)| s == addr && *u > now_us))
     }
 }
 
@@ -350,6 +388,20 @@ mod tests {
         // The attacker's address stays locked even for a client it knows the secret of.
         l.succeeded("mine", ip("203.0.113.5"), SEC);
         assert!(l.locked(Some("mine"), ip("203.0.113.5"), SEC).is_some());
+    }
+
+    #[test]
+    fn known_good_addresses_are_bounded_per_client() {
+        let l = lockout();
+        for i in 0..(KNOWN_PER_CLIENT as u32 + 4) {
+            let addr = std::net::Ipv4Addr::from(0xc000_0200 + i);
+            l.succeeded(ID, Some(addr.into()), 0);
+        }
+        l.lock(Subject::Client(ID.into()), 10 * SEC);
+        // The oldest were dropped; the newest still pass the client lock.
+        assert!(l.locked(Some(ID), ip("192.0.2.0"), SEC).is_some());
+        assert_eq!(l.locked(Some(ID), ip("192.0.2.19"), SEC), None);
+        assert_eq!(l.known_good.lock().unwrap()[ID].len(), KNOWN_PER_CLIENT);
     }
 
     #[test]

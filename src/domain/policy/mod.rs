@@ -3,7 +3,7 @@
 //! and the brute-force lockout. Everything here is in memory: a token request that passes
 //! costs no database round trip for it.
 //!
-//! Deployment-wide limits: each replica heartbeats into the store and learns how many
+//! Deployment-wide rate limits: each replica heartbeats into the store and learns how many
 //! replicas are live; it then enforces its share (`limit / replicas`) of each limit. With an
 //! even spread of calls the deployment grants the configured limit; with any spread it never
 //! grants more than `max(limit, replicas)` in a burst and `limit` per minute sustained, except
@@ -79,11 +79,6 @@ impl Policy {
                 "live replicas changed; limits re-divided"
             );
         }
-    }
-
-    /// This replica's share of `total` (at least 1).
-    pub fn share(&self, total: u32) -> u32 {
-        (total / self.replicas()).max(1)
     }
 
     /// The server-wide per-address limit on the token endpoint, checked before the client

@@ -17,6 +17,28 @@ pub(crate) const DELETE_REPLICA: &str = "DELETE FROM replicas WHERE replica_id =
 pub(crate) const LIVE_LOCKOUTS: &str = "SELECT * FROM changes \
     WHERE kind = 'lockout' AND expire_time_us > $1 ORDER BY seq";
 
+/// Counts one failure of `$1` at `$2` in a window of `$3` µs: a failure outside the current
+/// window starts a new one; strikes are forgiven a day after the last lock ended. Returns the
+/// failures in the window and the strikes. (In both databases SET reads the old row.)
+pub(crate) const COUNT_FAILURE: &str = "INSERT INTO auth_failures \
+    (subject, window_start_us, failures, strikes, locked_until_us) VALUES ($1, $2, 1, 0, 0) \
+    ON CONFLICT (subject) DO UPDATE SET \
+    failures = CASE WHEN auth_failures.window_start_us + $3 <= $2 THEN 1 \
+        ELSE auth_failures.failures + 1 END, \
+    window_start_us = CASE WHEN auth_failures.window_start_us + $3 <= $2 THEN $2 \
+        ELSE auth_failures.window_start_us END, \
+    strikes = CASE WHEN auth_failures.locked_until_us + 86400000000 < $2 THEN 0 \
+        ELSE auth_failures.strikes END \
+    RETURNING failures, strikes";
+
+/// A lock of `$1` until `$2`: one more strike, and counting starts again when it ends.
+pub(crate) const LOCK_SUBJECT: &str = "UPDATE auth_failures SET strikes = strikes + 1, \
+    failures = 0, window_start_us = $2, locked_until_us = $2 WHERE subject = $1";
+
+/// Counters with nothing left to say: window over and last lock ended before `$1`.
+pub(crate) const PURGE_FAILURES: &str = "DELETE FROM auth_failures \
+    WHERE window_start_us < $1 AND locked_until_us < $1";
+
 /// How long a replica row stays after its last heartbeat before it is deleted.
 pub(crate) const DEAD_REPLICA_US: i64 = 24 * 3600 * 1_000_000;
 
@@ -65,6 +87,11 @@ macro_rules! policy_store_impl {
                 now_us: i64,
             ) -> $crate::store::StoreResult<()> {
                 let mut tx = self.pool.begin().await?;
+                sqlx::query($crate::store::sql::LOCK_SUBJECT)
+                    .bind(subject)
+                    .bind(until_us)
+                    .execute(&mut *tx)
+                    .await?;
                 record_change(
                     &mut tx,
                     $crate::store::CHANGE_LOCKOUT,
@@ -75,6 +102,28 @@ macro_rules! policy_store_impl {
                 .await?;
                 tx.commit().await?;
                 Ok(())
+            }
+
+            async fn count_failure(
+                &self,
+                subject: &str,
+                now_us: i64,
+                window_us: i64,
+            ) -> $crate::store::StoreResult<(i64, i64)> {
+                Ok(sqlx::query_as($crate::store::sql::COUNT_FAILURE)
+                    .bind(subject)
+                    .bind(now_us)
+                    .bind(window_us)
+                    .fetch_one(&self.pool)
+                    .await?)
+            }
+
+            async fn purge_failures(&self, before_us: i64) -> $crate::store::StoreResult<u64> {
+                Ok(sqlx::query($crate::store::sql::PURGE_FAILURES)
+                    .bind(before_us)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected())
             }
 
             async fn live_lockouts(
