@@ -80,8 +80,14 @@ impl TokenIssuer {
         };
         // A lock that began while this call was being verified holds too, right secret or
         // not: concurrent guesses get no answer a lock would have withheld.
-        let later = to_micros(self.clock.now());
-        let locked = self.registry.lockout.locked(id, addr, later);
+        // (A remembered secret answered at once: nothing can have begun since the check above.)
+        let locked = match &verified_now {
+            Some((_, false)) => None,
+            _ => {
+                let later = to_micros(self.clock.now());
+                self.registry.lockout.locked(id, addr, later)
+            }
+        };
         let (client, verified_now) = match (verified_now, locked) {
             (Some(verified), None) => verified,
             (_, wait) => {

@@ -283,10 +283,9 @@ impl Introspector {
                 verified
             }
         };
-        let client_id = verified.claims.client_id.clone();
-        Ok(match self.check_live(verified, now).await {
+        Ok(match self.check_live(verified.clone(), now).await {
             Some(active) => Lookup::Active(active),
-            None => Lookup::Inactive(Some(client_id)),
+            None => Lookup::Inactive(Some(verified.claims.client_id.clone())),
         })
     }
 

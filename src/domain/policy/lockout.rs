@@ -89,13 +89,27 @@ pub struct LockoutConfig {
     pub delay: Duration,
 }
 
+/// Locks in force, by kind of subject, so the hot path looks a client up by `&str` without
+/// building a key.
+#[derive(Debug, Default)]
+struct Locks {
+    clients: HashMap<String, i64>,
+    addresses: HashMap<IpNet, i64>,
+}
+
+impl Locks {
+    fn is_empty(&self) -> bool {
+        self.clients.is_empty() && self.addresses.is_empty()
+    }
+}
+
 /// Failure counters, the locks in force (begun here or on another replica) and the addresses
 /// each client authenticated from.
 #[derive(Debug)]
 pub struct Lockout {
     config: LockoutConfig,
     counters: Mutex<HashMap<Subject, Counter>>,
-    locks: RwLock<HashMap<Subject, i64>>,
+    locks: RwLock<Locks>,
     /// client id -> the addresses it authenticated from and until when they count (at most
     /// [`KNOWN_PER_CLIENT`], the oldest dropped first).
     known_good: Mutex<HashMap<String, Vec<(Subject, i64)>>>,
@@ -111,7 +125,7 @@ impl Lockout {
         Self {
             config,
             counters: Mutex::new(HashMap::new()),
-            locks: RwLock::new(HashMap::new()),
+            locks: RwLock::new(Locks::default()),
             known_good: Mutex::new(HashMap::new()),
         }
     }
@@ -128,11 +142,14 @@ impl Lockout {
         if locks.is_empty() || self.config.max_failures == 0 {
             return None;
         }
-        let until = |subject: &Subject| locks.get(subject).copied().filter(|u| *u > now_us);
+        let live = |until: Option<&i64>| until.copied().filter(|u| *u > now_us);
         let address = addr.map(Subject::address);
-        let by_address = address.as_ref().and_then(until);
+        let by_address = match &address {
+            Some(Subject::Address(net)) => live(locks.addresses.get(net)),
+            _ => None,
+        };
         let by_client = client_id.and_then(|id| {
-            until(&Subject::Client(id.to_owned())).filter(|_| {
+            live(locks.clients.get(id)).filter(|_| {
                 !address
                     .as_ref()
                     .is_some_and(|a| self.is_known_good(id, a, now_us))
@@ -241,17 +258,21 @@ impl Lockout {
     /// Applies a lock (begun here, or announced by another replica) until `until_us`.
     pub fn lock(&self, subject: Subject, until_us: i64) {
         let mut locks = self.locks.write().unwrap_or_else(|e| e.into_inner());
-        let entry = locks.entry(subject).or_insert(until_us);
+        let entry = match subject {
+            Subject::Client(id) => locks.clients.entry(id).or_insert(until_us),
+            Subject::Address(net) => locks.addresses.entry(net).or_insert(until_us),
+        };
         *entry = (*entry).max(until_us);
     }
 
     /// Drops ended locks, idle counters and expired known-good pairs.
     pub fn forget_expired(&self, now_us: i64) {
         let window_us = micros(self.config.window);
-        self.locks
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|_, until| *until > now_us);
+        {
+            let mut locks = self.locks.write().unwrap_or_else(|e| e.into_inner());
+            locks.clients.retain(|_, until| *until > now_us);
+            locks.addresses.retain(|_, until| *until > now_us);
+        }
         self.counters
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -278,7 +299,8 @@ impl Lockout {
     /// Locks in force at `now_us`.
     pub fn active_locks(&self, now_us: i64) -> usize {
         let locks = self.locks.read().unwrap_or_else(|e| e.into_inner());
-        locks.values().filter(|u| **u > now_us).count()
+        let live = |u: &&i64| **u > now_us;
+        locks.clients.values().filter(live).count() + locks.addresses.values().filter(live).count()
     }
 
     fn is_known_good(&self, client_id: &str, addr: &Subject, now_us: i64) -> bool {
