@@ -8,6 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::OffsetDateTime;
 
+use super::usage::add_counts;
 use super::{AuditEvent, AuditKind, UsageRecorder};
 use crate::domain::client::Client;
 use crate::domain::clock::{Clock, from_micros, to_micros};
@@ -141,7 +142,7 @@ impl AuditAdmin {
                 continue;
             }
             match rows.iter_mut().find(|r| r.day == pending.day) {
-                Some(row) => add(row, &pending),
+                Some(row) => add_counts(row, &pending),
                 None => rows.push(pending),
             }
         }
@@ -184,17 +185,6 @@ impl AuditAdmin {
             Err(not_found())
         }
     }
-}
-
-fn add(row: &mut UsageRow, more: &UsageRow) {
-    row.tokens_issued += more.tokens_issued;
-    row.refreshes += more.refreshes;
-    row.refused_address += more.refused_address;
-    row.refused_rate_limit += more.refused_rate_limit;
-    row.refused_lockout += more.refused_lockout;
-    row.refused_bad_secret += more.refused_bad_secret;
-    row.introspections_active += more.introspections_active;
-    row.introspections_inactive += more.introspections_inactive;
 }
 
 /// What a page token is bound to: every filter, so a token cannot be replayed with others.

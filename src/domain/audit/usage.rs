@@ -64,27 +64,14 @@ pub struct UsageRecorder {
 impl UsageRecorder {
     /// Notes that `client` obtained a token at `at_us` from `address`.
     pub fn record(&self, client: &ClientId, at_us: i64, address: Option<IpAddr>) {
-        let mut p = self.lock();
-        match p.last_use.get_mut(client) {
-            Some(t) if t.0 >= at_us => {}
-            Some(t) => *t = (at_us, address),
-            None => {
-                p.last_use.insert(client.clone(), (at_us, address));
-            }
-        }
+        note_use(&mut self.lock(), client, at_us, address);
     }
 
     /// [`UsageRecorder::record`] and [`UsageRecorder::count`] under one lock: the token
     /// endpoint's success path.
     pub fn used(&self, client: &ClientId, at_us: i64, address: Option<IpAddr>, counter: Counter) {
         let mut p = self.lock();
-        match p.last_use.get_mut(client) {
-            Some(t) if t.0 >= at_us => {}
-            Some(t) => *t = (at_us, address),
-            None => {
-                p.last_use.insert(client.clone(), (at_us, address));
-            }
-        }
+        note_use(&mut p, client, at_us, address);
         add_one(&mut p, client.as_str(), counter, at_us);
     }
 
@@ -212,20 +199,36 @@ impl UsageRecorder {
                 day: r.day,
                 ..UsageRow::default()
             });
-            row.tokens_issued += r.tokens_issued;
-            row.refreshes += r.refreshes;
-            row.refused_address += r.refused_address;
-            row.refused_rate_limit += r.refused_rate_limit;
-            row.refused_lockout += r.refused_lockout;
-            row.refused_bad_secret += r.refused_bad_secret;
-            row.introspections_active += r.introspections_active;
-            row.introspections_inactive += r.introspections_inactive;
+            add_counts(row, &r);
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Keeps the latest use of `client` and the address it came from.
+fn note_use(p: &mut Pending, client: &ClientId, at_us: i64, address: Option<IpAddr>) {
+    match p.last_use.get_mut(client) {
+        Some(t) if t.0 >= at_us => {}
+        Some(t) => *t = (at_us, address),
+        None => {
+            p.last_use.insert(client.clone(), (at_us, address));
+        }
+    }
+}
+
+/// Adds `more`'s counts to `row`'s (same client and day).
+pub(crate) fn add_counts(row: &mut UsageRow, more: &UsageRow) {
+    row.tokens_issued += more.tokens_issued;
+    row.refreshes += more.refreshes;
+    row.refused_address += more.refused_address;
+    row.refused_rate_limit += more.refused_rate_limit;
+    row.refused_lockout += more.refused_lockout;
+    row.refused_bad_secret += more.refused_bad_secret;
+    row.introspections_active += more.introspections_active;
+    row.introspections_inactive += more.introspections_inactive;
 }
 
 /// One more of `counter` for `client_id` on the day of `at_us`.
