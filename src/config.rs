@@ -67,6 +67,9 @@ pub struct ServerSettings {
     /// IssueToken + RefreshToken calls per minute from one source address (IPv6: per /64),
     /// whatever the client, for the whole deployment; 0: off.
     pub token_endpoint_rate_per_minute: u32,
+    /// How clients reach tokend when it sits behind a proxy (`https://auth.example.com`): the
+    /// base of the endpoint URLs in the RFC 8414 metadata.
+    pub public_url: Option<String>,
 }
 
 impl Default for ServerSettings {
@@ -76,6 +79,7 @@ impl Default for ServerSettings {
             shutdown_grace_secs: 10,
             trusted_proxies: Vec::new(),
             token_endpoint_rate_per_minute: 0,
+            public_url: None,
         }
     }
 }
@@ -350,6 +354,15 @@ impl Settings {
             ));
         }
         self.trusted_proxies()?;
+        if let Some(url) = &self.server.public_url
+            && !((url.starts_with("https://") || url.starts_with("http://"))
+                && url.len() > 8
+                && !url.contains(char::is_whitespace))
+        {
+            return Err(ConfigError(format!(
+                "server.public_url must be an http(s) URL such as https://auth.example.com, not {url:?}"
+            )));
+        }
         if !(1..=3600).contains(&self.secrets.failure_window_secs) {
             return Err(ConfigError(
                 "secrets.failure_window_secs must be between 1 and 3600".into(),

@@ -31,6 +31,7 @@ pub struct Application {
     usage_flush: Duration,
     /// Heartbeat period and how long a heartbeat counts as live.
     heartbeat: (Duration, Duration),
+    http: http::HttpConfig,
 }
 
 impl Application {
@@ -62,6 +63,10 @@ impl Application {
             key_reload: settings.key_reload_period(),
             usage_flush: settings.usage_flush_period(),
             heartbeat: settings.heartbeat(),
+            http: http::HttpConfig {
+                issuer: settings.tokens.issuer.clone(),
+                public_url: settings.server.public_url.clone(),
+            },
         })
     }
 
@@ -87,6 +92,7 @@ impl Application {
         let routes = Routes::from(http::with_grpc(
             grpc.into_axum_router(),
             self.tokend.clone(),
+            self.http.clone(),
         ));
         let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
         let keys = tokio::spawn(maintain_keys(

@@ -1,7 +1,13 @@
-//! Plain HTTP beside gRPC, on the same port: what standard JWT tooling fetches over HTTP/1.1.
-//! Today that is the JWKS at `/.well-known/jwks.json` (Envoy's `jwt_authn`, every JOSE library);
-//! the OAuth2 endpoints of the interop release will live here too. Handlers are as thin as the
-//! gRPC ones: one domain call each.
+//! Plain HTTP beside gRPC, on the same port (HTTP/1.1 and h2): the JWKS at
+//! `/.well-known/jwks.json` (Envoy's `jwt_authn`, every JOSE library), the OAuth 2.0 token
+//! endpoint and the RFC 8414 metadata, for stock OAuth 2.0 libraries. Handlers are as thin as
+//! the gRPC ones: form in, one domain call, JSON out; `error` is the one table from domain
+//! errors to HTTP statuses and RFC 6749 codes.
+
+mod error;
+mod form;
+mod metadata;
+mod token;
 
 use std::sync::Arc;
 
@@ -10,12 +16,25 @@ use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::domain::Tokend;
 
 /// Path of the JWK Set.
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+/// Path of the token endpoint (RFC 6749 section 3.2).
+pub const TOKEN_PATH: &str = "/oauth2/token";
+/// Path of the authorization server metadata (RFC 8414 section 3).
+pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
+
+/// What the HTTP front end needs besides the domain.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// `iss` of tokend's tokens, the metadata's `issuer`.
+    pub issuer: String,
+    /// How clients reach tokend (behind a proxy), e.g. `https://auth.example.com`.
+    pub public_url: Option<String>,
+}
 
 /// How long verifiers may cache the JWKS. Keys are published before they sign; the
 /// pre-publication window (`keys.prepublish_secs`) must stay longer than this (config
@@ -24,9 +43,15 @@ pub const JWKS_MAX_AGE_SECS: u32 = 300;
 
 /// The HTTP routes merged with the gRPC ones (`grpc`), and one fallback for both: gRPC calls to
 /// unknown methods get `UNIMPLEMENTED` as gRPC clients expect, anything else a plain 404.
-pub fn with_grpc(grpc: Router, tokend: Arc<Tokend>) -> Router {
-    let http = Router::new().route(JWKS_PATH, get(jwks)).with_state(tokend);
-    grpc.merge(http).fallback(fallback)
+pub fn with_grpc(grpc: Router, tokend: Arc<Tokend>, config: HttpConfig) -> Router {
+    let http = Router::new()
+        .route(JWKS_PATH, get(jwks))
+        .route(TOKEN_PATH, post(token::token))
+        .with_state(tokend);
+    let metadata = Router::new()
+        .route(METADATA_PATH, get(metadata::metadata))
+        .with_state(Arc::new(config));
+    grpc.merge(http).merge(metadata).fallback(fallback)
 }
 
 async fn fallback(headers: HeaderMap) -> impl IntoResponse {

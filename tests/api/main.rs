@@ -13,6 +13,7 @@ mod clients;
 mod introspection;
 mod keys;
 mod lifecycle;
+mod oauth_http;
 mod operations;
 mod policy;
 mod tokens;

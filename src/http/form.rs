@@ -1,0 +1,210 @@
+//! Reading an `application/x-www-form-urlencoded` OAuth 2.0 request (RFC 6749 appendix B) and
+//! its client authentication (section 2.3.1): size limit, content type, parameters sent twice,
+//! HTTP Basic with form-urlencoded id and secret.
+
+use std::collections::BTreeMap;
+
+use axum::body::Body;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+use super::error::OAuthError;
+
+/// Largest request body read; a bigger one is 413.
+pub const MAX_BODY: usize = 16 * 1024;
+
+/// Parameters that may be repeated: RFC 8707 `resource` and RFC 8693 `audience`.
+const REPEATABLE: [&str; 2] = ["resource", "audience"];
+
+/// A form's parameters. Each appears at most once, except the repeatable ones; a parameter
+/// sent without a value counts as absent (RFC 6749 section 3.1).
+#[derive(Debug, Default)]
+pub struct Form {
+    values: BTreeMap<String, Vec<String>>,
+}
+
+impl Form {
+    /// Reads and parses the body of a form POST.
+    pub async fn read(headers: &HeaderMap, body: Body) -> Result<Self, OAuthError> {
+        let form = headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| {
+                v.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
+        if !form {
+            return Err(OAuthError::invalid_request(
+                "the body must be application/x-www-form-urlencoded (RFC 6749 appendix B)",
+            ));
+        }
+        let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
+            OAuthError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request",
+                format!("the request body is larger than {} KiB", MAX_BODY / 1024),
+            )
+        })?;
+        Self::parse(&bytes)
+    }
+
+    /// Parses a form body.
+    pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
+        let mut values: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (key, value) in form_urlencoded::parse(body) {
+            if value.is_empty() {
+                continue;
+            }
+            let seen = values.entry(key.clone().into_owned()).or_default();
+            if !seen.is_empty() && !REPEATABLE.contains(&key.as_ref()) {
+                return Err(OAuthError::invalid_request(format!(
+                    "parameter {key} is sent more than once (RFC 6749 section 3.2)"
+                )));
+            }
+            seen.push(value.into_owned());
+        }
+        Ok(Self { values })
+    }
+
+    /// A single parameter, if sent.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.values
+            .get(key)
+            .and_then(|v| v.first())
+            .map(String::as_str)
+    }
+
+    /// A required parameter.
+    pub fn require(&self, key: &str) -> Result<&str, OAuthError> {
+        self.get(key)
+            .ok_or_else(|| OAuthError::invalid_request(format!("parameter {key} is required")))
+    }
+
+    /// Every value of a repeatable parameter.
+    pub fn all(&self, key: &str) -> &[String] {
+        self.values.get(key).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// How the client authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCredentials {
+    pub client_id: String,
+    pub client_secret: String,
+    /// `client_secret_basic` (else `client_secret_post`).
+    pub basic: bool,
+}
+
+/// The client's credentials: HTTP Basic (`client_secret_basic`, id and secret form-urlencoded
+/// inside, as section 2.3.1 requires) or `client_id` and `client_secret` in the body
+/// (`client_secret_post`). Both at once is `invalid_request`.
+pub fn client_credentials(
+    headers: &HeaderMap,
+    form: &Form,
+) -> Result<ClientCredentials, OAuthError> {
+    let basic = match headers.get(AUTHORIZATION) {
+        Some(value) => Some(basic(value.as_bytes())?),
+        None => None,
+    };
+    let posted = form.get("client_secret");
+    match (basic, posted) {
+        (Some(_), Some(_)) => Err(OAuthError::invalid_request(
+            "use one client authentication method: HTTP Basic or client_secret in the body, not both",
+        )),
+        (Some((client_id, client_secret)), None) => {
+            if form.get("client_id").is_some_and(|id| id != client_id) {
+                return Err(OAuthError::invalid_request(
+                    "client_id in the body differs from the one in the Authorization header",
+                ));
+            }
+            Ok(ClientCredentials {
+                client_id,
+                client_secret,
+                basic: true,
+            })
+        }
+        (None, Some(secret)) => Ok(ClientCredentials {
+            client_id: form.require("client_id")?.to_owned(),
+            client_secret: secret.to_owned(),
+            basic: false,
+        }),
+        (None, None) => Err(OAuthError {
+            challenge: Some("Basic realm=\"tokend\", charset=\"UTF-8\""),
+            ..OAuthError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "client authentication is required: HTTP Basic, or client_id and client_secret in the body",
+            )
+        }),
+    }
+}
+
+/// `Basic base64(urlencode(id) ":" urlencode(secret))`.
+fn basic(value: &[u8]) -> Result<(String, String), OAuthError> {
+    let malformed = || {
+        OAuthError::invalid_request(
+            "the Authorization header must be `Basic base64(client_id:client_secret)`",
+        )
+    };
+    let text = std::str::from_utf8(value).map_err(|_| malformed())?;
+    let (scheme, encoded) = text.split_once(' ').ok_or_else(malformed)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(malformed());
+    }
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| malformed())?;
+    let pair = String::from_utf8(decoded).map_err(|_| malformed())?;
+    let (id, secret) = pair.split_once(':').ok_or_else(malformed)?;
+    let unescape = |s: &str| -> String {
+        form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    Ok((unescape(id), unescape(secret)))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn repeated_parameters_are_refused_except_resource_and_audience() {
+        let form =
+            Form::parse(b"grant_type=client_credentials&scope=a+b&resource=x&resource=y").unwrap();
+        assert_eq!(form.get("scope"), Some("a b"));
+        assert_eq!(form.all("resource"), ["x", "y"]);
+        let err = Form::parse(b"scope=a&scope=b").unwrap_err();
+        assert!(err.description.contains("scope"), "{err:?}");
+        // Empty values count as absent.
+        assert_eq!(Form::parse(b"scope=&x=1").unwrap().get("scope"), None);
+    }
+
+    #[test]
+    fn basic_credentials_are_form_urlencoded_inside() {
+        let mut headers = HeaderMap::new();
+        let encoded = STANDARD.encode("my%20id:s%3Acret+x");
+        headers.insert(
+            AUTHORIZATION,
+            HeaderValue::from_str(&format!("Basic {encoded}")).unwrap(),
+        );
+        let creds = client_credentials(&headers, &Form::default()).unwrap();
+        assert_eq!(creds.client_id, "my id");
+        assert_eq!(creds.client_secret, "s:cret x");
+        assert!(creds.basic);
+        let both = Form::parse(b"client_secret=x").unwrap();
+        assert_eq!(
+            client_credentials(&headers, &both).unwrap_err().code,
+            "invalid_request"
+        );
+        let none = client_credentials(&HeaderMap::new(), &Form::default()).unwrap_err();
+        assert_eq!((none.status.as_u16(), none.code), (401, "invalid_client"));
+        let posted = Form::parse(b"client_id=a&client_secret=b").unwrap();
+        let creds = client_credentials(&HeaderMap::new(), &posted).unwrap();
+        assert_eq!((creds.client_id.as_str(), creds.basic), ("a", false));
+    }
+}

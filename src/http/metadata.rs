@@ -1,0 +1,55 @@
+//! `GET /.well-known/oauth-authorization-server` (RFC 8414): where tokend's endpoints are and
+//! what they accept, for OAuth 2.0 libraries that discover them.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, HOST};
+use axum::response::IntoResponse;
+
+use super::{HttpConfig, JWKS_PATH, TOKEN_PATH};
+
+/// The metadata document. Endpoint URLs start with `server.public_url`; without it, with the
+/// issuer when that is an http(s) URL, else with the `Host` the client used.
+pub async fn metadata(
+    State(config): State<Arc<HttpConfig>>,
+    headers: HeaderMap,
+) -> impl IntoResponse {
+    let base = base_url(&config, &headers);
+    let body = serde_json::json!({
+        "issuer": config.issuer,
+        "token_endpoint": format!("{base}{TOKEN_PATH}"),
+        "jwks_uri": format!("{base}{JWKS_PATH}"),
+        "grant_types_supported": ["client_credentials", "refresh_token"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        // Machine-to-machine only: no authorization endpoint, so no response types.
+        "response_types_supported": [],
+    });
+    (
+        [
+            (CONTENT_TYPE, "application/json"),
+            (CACHE_CONTROL, "public, max-age=300"),
+        ],
+        body.to_string(),
+    )
+}
+
+fn base_url(config: &HttpConfig, headers: &HeaderMap) -> String {
+    if let Some(url) = &config.public_url {
+        return url.trim_end_matches('/').to_owned();
+    }
+    if config.issuer.starts_with("https://") || config.issuer.starts_with("http://") {
+        return config.issuer.trim_end_matches('/').to_owned();
+    }
+    let host = headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        })
+        .unwrap_or("localhost");
+    format!("http://{host}")
+}

@@ -1,0 +1,130 @@
+//! `POST /oauth2/token` (RFC 6749 sections 4.4 and 6): the client-credentials and refresh
+//! grants over HTTP, calling the same domain functions as `TokenService`, so scopes, audiences,
+//! allow-lists, rate limits, the lockout and the audit apply alike.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tonic::transport::server::TcpConnectInfo;
+
+use super::error::{OAuthError, json};
+use super::form::{ClientCredentials, Form, client_credentials};
+use crate::domain::{IssuedToken, RefreshRequest, TokenRequest, Tokend};
+
+/// The token-exchange grant (RFC 8693): refused until tokend implements it.
+const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+/// The token endpoint.
+pub async fn token(
+    State(tokend): State<Arc<Tokend>>,
+    peer: Option<Extension<TcpConnectInfo>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match grant(&tokend, peer, &headers, body).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn grant(
+    tokend: &Tokend,
+    peer: Option<Extension<TcpConnectInfo>>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, OAuthError> {
+    let form = Form::read(headers, body).await?;
+    let grant_type = form.require("grant_type")?;
+    if !matches!(grant_type, "client_credentials" | "refresh_token") {
+        let description = if grant_type == TOKEN_EXCHANGE {
+            "token exchange is not supported yet".to_owned()
+        } else {
+            format!(
+                "grant_type {grant_type} is not supported: use client_credentials or refresh_token"
+            )
+        };
+        return Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            description,
+        ));
+    }
+    let ClientCredentials {
+        client_id,
+        client_secret,
+        basic,
+    } = client_credentials(headers, &form)?;
+    let client_address = client_address(tokend, peer, headers);
+    let scopes: Vec<String> = form
+        .get("scope")
+        .map(|s| {
+            s.split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let issued = if grant_type == "client_credentials" {
+        // RFC 8707 `resource` and RFC 8693 `audience` both name audiences here.
+        let mut audience: Vec<String> = form.all("resource").to_vec();
+        audience.extend(form.all("audience").iter().cloned());
+        let request = TokenRequest {
+            client_id,
+            client_address,
+            client_secret,
+            scopes,
+            audience,
+        };
+        tokend.tokens.issue(&request).await
+    } else {
+        let request = RefreshRequest {
+            client_id,
+            client_address,
+            client_secret,
+            refresh_token: form.require("refresh_token")?.to_owned(),
+            scopes,
+        };
+        tokend.tokens.refresh(&request).await
+    };
+    let issued = issued.map_err(|e| OAuthError::from_domain(e, basic))?;
+    Ok(json(StatusCode::OK, &success(&issued)))
+}
+
+/// The section 5.1 answer.
+fn success(issued: &IssuedToken) -> serde_json::Value {
+    let mut body = serde_json::json!({
+        "access_token": issued.access_token,
+        "token_type": "Bearer",
+        "expires_in": issued.expires_in,
+        "scope": issued.scopes.to_claim(),
+    });
+    if let Some(refresh) = &issued.refresh_token {
+        body["refresh_token"] = refresh.expose().into();
+    }
+    body
+}
+
+/// The caller's address under the same rules as gRPC's (trusted proxies and
+/// `x-forwarded-for`).
+fn client_address(
+    tokend: &Tokend,
+    peer: Option<Extension<TcpConnectInfo>>,
+    headers: &HeaderMap,
+) -> Option<IpAddr> {
+    let peer = peer
+        .and_then(|Extension(info)| info.remote_addr())
+        .map(|a| a.ip());
+    let values: Vec<std::borrow::Cow<'_, str>> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()))
+        .collect();
+    tokend
+        .policy
+        .client_address(peer, values.iter().map(|v| v.as_ref()))
+}
