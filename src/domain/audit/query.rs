@@ -136,6 +136,8 @@ impl AuditAdmin {
         let today = to_micros(self.clock.now()).div_euclid(DAY_US);
         let from_day = today - i64::from(days) + 1;
         let id = client.id.to_string();
+        // No flush may move counts from memory to the store while both are read.
+        let _settled = self.usage.settled().await;
         let mut rows = self.store.client_usage(&id, from_day).await?;
         for pending in self.usage.pending_days(&id) {
             if pending.day < from_day {

@@ -59,6 +59,9 @@ struct Pending {
 #[derive(Default)]
 pub struct UsageRecorder {
     pending: Mutex<Pending>,
+    /// Held while a flush writes: what it took from `pending` is then in neither place a
+    /// reader looks, so readers wait for it (see [`UsageRecorder::settled`]).
+    flushing: tokio::sync::Mutex<()>,
 }
 
 impl UsageRecorder {
@@ -126,6 +129,12 @@ impl UsageRecorder {
         p.refusals.insert(key, event);
     }
 
+    /// Waits for a flush in progress to finish; while the guard is held none starts, so the
+    /// store and [`UsageRecorder::pending_days`] read together count everything once.
+    pub async fn settled(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.flushing.lock().await
+    }
+
     /// The counts of `client_id` not yet written, per day.
     pub fn pending_days(&self, client_id: &str) -> Vec<UsageRow> {
         let p = self.lock();
@@ -138,6 +147,7 @@ impl UsageRecorder {
     /// Writes everything pending; returns how many clients' last uses were written. What
     /// fails to be written is put back for the next flush.
     pub async fn flush(&self, store: &Arc<dyn Store>) -> usize {
+        let _flushing = self.flushing.lock().await;
         let batch = std::mem::take(&mut *self.lock());
         let mut written = 0;
         for (client, (at_us, address)) in batch.last_use {
