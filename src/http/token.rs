@@ -111,7 +111,7 @@ fn success(issued: &IssuedToken) -> serde_json::Value {
 
 /// The caller's address under the same rules as gRPC's (trusted proxies and
 /// `x-forwarded-for`).
-fn client_address(
+pub(super) fn client_address(
     tokend: &Tokend,
     peer: Option<Extension<TcpConnectInfo>>,
     headers: &HeaderMap,

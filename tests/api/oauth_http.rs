@@ -297,6 +297,87 @@ async fn client_policy_holds_over_http(backend: Backend) {
     );
 }
 
+async fn revocation_over_http(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.admin("acme").await;
+    let introspector = app.introspector("acme").await;
+    let (_, creds) = app.create_client(&admin, refreshing_client()).await;
+    let (_, other) = app.create_client(&admin, refreshing_client()).await;
+    let auth = basic(&creds);
+    let revoke = |headers: Vec<(&'static str, String)>, body: String| {
+        let addr = app.addr;
+        async move {
+            let mut all = vec![FORM];
+            let owned: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            all.extend(owned);
+            http(addr, "POST /oauth2/revoke", &all, &body).await
+        }
+    };
+    let issued = token(
+        app.addr,
+        &[("Authorization", &auth)],
+        "grant_type=client_credentials",
+    )
+    .await
+    .json();
+    let access = issued["access_token"].as_str().unwrap().to_owned();
+    let refresh = issued["refresh_token"].as_str().unwrap().to_owned();
+    assert!(app.introspect(&introspector, &access).await.active);
+
+    // Another client may not revoke it; the token stays active.
+    let r = revoke(
+        vec![("Authorization", basic(&other))],
+        format!("token={access}"),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (400, "unauthorized_client"),
+        "{}",
+        r.body
+    );
+    assert!(app.introspect(&introspector, &access).await.active);
+    // The owner revokes the refresh token, with client_secret_post: the family goes, with the
+    // access token issued from it.
+    let body = format!(
+        "token={refresh}&token_type_hint=refresh_token&client_id={}&client_secret={}",
+        creds.client_id, creds.client_secret
+    );
+    let r = revoke(vec![], body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.is_empty());
+    assert!(!app.introspect(&introspector, &access).await.active);
+    // Unknown tokens are fine (RFC 7009 section 2.2); bad input is not.
+    let r = revoke(
+        vec![("Authorization", auth.clone())],
+        "token=nonsense".into(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let r = revoke(
+        vec![("Authorization", auth.clone())],
+        "token=x&token_type_hint=id_token".into(),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (400, "unsupported_token_type")
+    );
+    let r = revoke(
+        vec![("Authorization", auth.clone())],
+        "token_type_hint=access_token".into(),
+    )
+    .await;
+    assert_eq!((r.status, r.error().as_str()), (400, "invalid_request"));
+    let wrong = Creds {
+        client_secret: "tkd_cs_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx".into(),
+        ..creds.clone()
+    };
+    let r = revoke(vec![("Authorization", basic(&wrong))], "token=x".into()).await;
+    assert_eq!((r.status, r.error().as_str()), (401, "invalid_client"));
+    assert!(r.head.contains("www-authenticate: basic"), "{}", r.head);
+}
+
 async fn metadata_names_the_endpoints(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let r = http(
@@ -311,6 +392,7 @@ async fn metadata_names_the_endpoints(backend: Backend) {
     assert_eq!(m["issuer"], ISSUER);
     assert_eq!(m["token_endpoint"], "http://tokend.test/oauth2/token");
     assert_eq!(m["jwks_uri"], "http://tokend.test/.well-known/jwks.json");
+    assert_eq!(m["revocation_endpoint"], "http://tokend.test/oauth2/revoke");
     assert_eq!(
         m["grant_types_supported"],
         serde_json::json!(["client_credentials", "refresh_token"])
@@ -343,5 +425,6 @@ for_each_backend!(
     client_credentials_and_refresh_over_http,
     errors_follow_rfc_6749,
     client_policy_holds_over_http,
+    revocation_over_http,
     metadata_names_the_endpoints,
 );
