@@ -4,8 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::OffsetDateTime;
 
 use super::audit::{self, AuditEvent, AuditKind};
@@ -14,6 +12,7 @@ use super::clock::{Clock, from_micros, to_micros};
 use super::error::{Error, Result};
 use super::ids::{ClientId, TenantId};
 use super::introspection::Caller;
+use super::page_token;
 use super::registry::Registry;
 use super::scope::ADMIN_SCOPE;
 use super::secret::{ClientSecret, SecretHasher};
@@ -365,43 +364,24 @@ fn not_found(id: &ClientId) -> Error {
 struct PageToken;
 
 impl PageToken {
-    const VERSION: &'static str = "v1";
-
     fn encode(filter: &str, last_id: &str) -> String {
-        URL_SAFE_NO_PAD.encode(format!("{}\n{filter}\n{last_id}", Self::VERSION))
+        page_token::encode(filter, last_id)
     }
 
     fn decode(token: &str, filter: &str) -> Result<Option<String>> {
-        if token.is_empty() {
+        let Some(last) = page_token::decode(token, filter)? else {
             return Ok(None);
-        }
-        let malformed = || {
-            Error::invalid(
-                "page_token",
-                "is malformed: pass next_page_token from the previous response unchanged",
-            )
         };
-        let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| malformed())?;
-        let text = String::from_utf8(bytes).map_err(|_| malformed())?;
-        let mut parts = text.splitn(3, '\n');
-        let (Some(Self::VERSION), Some(token_filter), Some(last)) =
-            (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(malformed());
-        };
-        if token_filter != filter {
-            return Err(Error::invalid(
-                "page_token",
-                "was issued for a different tenant filter; keep the filter the same while paging",
-            ));
-        }
-        ClientId::parse("page_token", last).map_err(|_| malformed())?;
-        Ok(Some(last.to_owned()))
+        ClientId::parse("page_token", &last).map_err(|_| page_token::malformed())?;
+        Ok(Some(last))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
     use super::*;
 
     #[test]
@@ -421,6 +401,8 @@ mod tests {
 
 #[cfg(test)]
 mod properties {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use proptest::prelude::*;
 
     use super::*;

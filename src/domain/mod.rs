@@ -14,6 +14,7 @@ mod ids;
 mod introspection;
 mod keys;
 mod opaque;
+mod page_token;
 pub mod policy;
 mod registry;
 mod revocation;

@@ -4,8 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::OffsetDateTime;
 
 use super::usage::add_counts;
@@ -15,6 +13,7 @@ use crate::domain::clock::{Clock, from_micros, to_micros};
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::ClientId;
 use crate::domain::introspection::Caller;
+use crate::domain::page_token;
 use crate::domain::scope::ADMIN_SCOPE;
 use crate::store::{AuditFilter, Store, UsageRow};
 
@@ -202,34 +201,15 @@ fn fingerprint(f: &AuditFilter) -> String {
 }
 
 fn encode_token(fingerprint: &str, time_us: i64, event_id: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("v1\n{fingerprint}\n{time_us}\n{event_id}"))
+    page_token::encode(fingerprint, &format!("{time_us}\n{event_id}"))
 }
 
 fn decode_token(token: &str, fingerprint: &str) -> Result<Option<(i64, String)>> {
-    if token.is_empty() {
+    let Some(cursor) = page_token::decode(token, fingerprint)? else {
         return Ok(None);
-    }
-    let malformed = || {
-        Error::invalid(
-            "page_token",
-            "is malformed: pass next_page_token from the previous response unchanged",
-        )
     };
-    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| malformed())?;
-    let text = String::from_utf8(bytes).map_err(|_| malformed())?;
-    let mut parts = text.splitn(4, '\n');
-    let (Some("v1"), Some(bound), Some(time), Some(id)) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(malformed());
-    };
-    if bound != fingerprint {
-        return Err(Error::invalid(
-            "page_token",
-            "was issued for different filters; keep the filters the same while paging",
-        ));
-    }
-    let time = time.parse().map_err(|_| malformed())?;
+    let (time, id) = cursor.split_once('\n').ok_or_else(page_token::malformed)?;
+    let time = time.parse().map_err(|_| page_token::malformed())?;
     Ok(Some((time, id.to_owned())))
 }
 
