@@ -119,12 +119,9 @@ pub(super) fn client_address(
     let peer = peer
         .and_then(|Extension(info)| info.remote_addr())
         .map(|a| a.ip());
-    let values: Vec<std::borrow::Cow<'_, str>> = headers
+    let forwarded = headers
         .get_all("x-forwarded-for")
         .iter()
-        .map(|v| String::from_utf8_lossy(v.as_bytes()))
-        .collect();
-    tokend
-        .policy
-        .client_address(peer, values.iter().map(|v| v.as_ref()))
+        .map(|v| v.as_bytes());
+    tokend.policy.client_address(peer, forwarded)
 }

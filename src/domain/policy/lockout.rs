@@ -162,31 +162,10 @@ impl Lockout {
             .map(|u| Duration::from_micros(u64::try_from(u - now_us).unwrap_or(0)))
     }
 
-    /// Counts a failed authentication of `client_id` from `addr` in this replica's memory,
-    /// with `threshold` failures locking; applies and returns the locks that begin now. The
-    /// store normally counts for the whole deployment (`PolicyStore::count_failure`); this is
-    /// the fallback while it cannot.
-    pub fn failed(
-        &self,
-        client_id: Option<&str>,
-        addr: Option<IpAddr>,
-        threshold: u32,
-        now_us: i64,
-    ) -> Vec<(Subject, i64)> {
-        let subjects = client_id
-            .map(|id| Subject::Client(id.to_owned()))
-            .into_iter()
-            .chain(addr.map(Subject::address));
-        subjects
-            .filter_map(|s| {
-                let until = self.failed_locally(&s, threshold, now_us)?;
-                Some((s, until))
-            })
-            .collect()
-    }
-
-    /// One subject's failure counted in memory; the end of the lock it begins, if it does
-    /// (applied here already).
+    /// One subject's failure counted in this replica's memory, with `threshold` failures
+    /// locking; the end of the lock it begins, if it does (applied here already). The store
+    /// normally counts for the whole deployment (`PolicyStore::count_failure`); this is the
+    /// fallback while it cannot.
     pub fn failed_locally(&self, subject: &Subject, threshold: u32, now_us: i64) -> Option<i64> {
         if self.config.max_failures == 0 {
             return None;
@@ -326,6 +305,25 @@ fn micros(d: Duration) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Lockout {
+        /// A failure of `client_id` from `addr`, both subjects counted: the locks begun.
+        fn failed(
+            &self,
+            client_id: Option<&str>,
+            addr: Option<IpAddr>,
+            threshold: u32,
+            now_us: i64,
+        ) -> Vec<(Subject, i64)> {
+            let subjects = client_id
+                .map(|id| Subject::Client(id.to_owned()))
+                .into_iter()
+                .chain(addr.map(Subject::address));
+            subjects
+                .filter_map(|s| Some((s.clone(), self.failed_locally(&s, threshold, now_us)?)))
+                .collect()
+        }
+    }
 
     const SEC: i64 = 1_000_000;
     const ID: &str = "0190f0c8-0000-7000-8000-000000000001";

@@ -55,14 +55,24 @@ impl Policy {
         }
     }
 
-    /// The client's address, from the TCP peer and, behind a trusted proxy, the
-    /// `x-forwarded-for` values (see [`address::resolve`]).
+    /// The client's address, from the TCP peer and, behind a trusted proxy, the raw
+    /// `x-forwarded-for` header values in the order received (see [`address::resolve`]). Bytes
+    /// that are not UTF-8 become U+FFFD: commas stay commas, so the hops a trusted proxy
+    /// appended on the right still read, and a client's garbage on the left is never parsed.
     pub fn client_address<'a>(
         &self,
         peer: Option<IpAddr>,
-        forwarded_for: impl IntoIterator<Item = &'a str>,
+        forwarded_for: impl IntoIterator<Item = &'a [u8]>,
     ) -> Option<IpAddr> {
-        address::resolve(peer, forwarded_for, &self.config.trusted_proxies)
+        let values: Vec<std::borrow::Cow<'_, str>> = forwarded_for
+            .into_iter()
+            .map(String::from_utf8_lossy)
+            .collect();
+        address::resolve(
+            peer,
+            values.iter().map(|v| v.as_ref()),
+            &self.config.trusted_proxies,
+        )
     }
 
     /// Live replicas sharing the limits (at least 1).
