@@ -13,6 +13,7 @@ use super::client::Client;
 use super::clock::to_micros;
 use super::error::{Error, Result};
 use super::ids::ClientId;
+use super::introspection::Caller;
 use super::policy::{Subject, locked_error};
 use super::secret::ClientSecret;
 use super::tokens::TokenIssuer;
@@ -24,12 +25,16 @@ type Gate = Box<dyn FnOnce() -> bool + Send + 'static>;
 pub const MAX_HELD_REFUSALS: usize = 1024;
 static HELD: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_HELD_REFUSALS);
 
-/// Which part of the token endpoint a client calls: the rate limits count `Token` calls
-/// (IssueToken, RefreshToken, token exchange) only.
+/// Which endpoint a client authenticates at: the rate limits count `Token` calls
+/// (IssueToken, RefreshToken, token exchange) only; a disabled client may still revoke its
+/// tokens, but neither get new ones nor introspect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
     Token,
     Revocation,
+    /// Introspection by a resource server that authenticates with its own credentials
+    /// (RFC 7662 section 2.1, over HTTP).
+    Introspection,
 }
 
 impl TokenIssuer {
@@ -100,7 +105,7 @@ impl TokenIssuer {
             return Err(refuse(AuditKind::RefusedAddress, None, err));
         }
         // A disabled client's tokens are all inactive already; it may still revoke them.
-        if endpoint == Endpoint::Token && !client.spec.active {
+        if endpoint != Endpoint::Revocation && !client.spec.active {
             return Err(Error::UnauthorizedClient(
                 "this client is disabled; an admin can re-enable it".into(),
             ));
@@ -119,6 +124,26 @@ impl TokenIssuer {
                 .succeeded(client.id.as_str(), addr, now_us);
         }
         Ok(client)
+    }
+
+    /// A resource server that authenticates with its own client credentials to introspect
+    /// (RFC 7662 section 2.1): the same gate as the token endpoint, and the caller's power is
+    /// what its client is allowed now (`tokend.introspect` must be among its scopes).
+    pub async fn authenticate_caller(
+        &self,
+        client_id: &str,
+        secret: &str,
+        addr: Option<IpAddr>,
+    ) -> Result<Caller> {
+        let client = self
+            .authorize(client_id, secret, addr, Endpoint::Introspection)
+            .await?;
+        Ok(Caller {
+            client_id: client.id.to_string(),
+            tenant: client.tenant.clone(),
+            scopes: client.spec.scopes.clone(),
+            address: addr,
+        })
     }
 
     /// Holds a locked caller's refusal for the configured delay, so a guessing loop gets a few

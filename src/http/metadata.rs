@@ -8,7 +8,8 @@ use axum::http::HeaderMap;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, HOST};
 use axum::response::IntoResponse;
 
-use super::{HttpConfig, JWKS_PATH, REVOKE_PATH, TOKEN_PATH};
+use super::token::TOKEN_EXCHANGE;
+use super::{HttpConfig, INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, TOKEN_PATH};
 
 /// The metadata document. Endpoint URLs start with `server.public_url`; without it, with the
 /// issuer when that is an http(s) URL, else with the `Host` the client used.
@@ -21,10 +22,13 @@ pub async fn metadata(
         "issuer": config.issuer,
         "token_endpoint": format!("{base}{TOKEN_PATH}"),
         "jwks_uri": format!("{base}{JWKS_PATH}"),
-        "grant_types_supported": ["client_credentials", "refresh_token"],
+        "grant_types_supported": ["client_credentials", "refresh_token", TOKEN_EXCHANGE],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "revocation_endpoint": format!("{base}{REVOKE_PATH}"),
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        // Also a bearer token holding tokend.introspect (no registered method name says so).
+        "introspection_endpoint": format!("{base}{INTROSPECT_PATH}"),
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         // Machine-to-machine only: no authorization endpoint, so no response types.
         "response_types_supported": [],
     });

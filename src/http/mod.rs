@@ -1,11 +1,13 @@
 //! Plain HTTP beside gRPC, on the same port (HTTP/1.1 and h2): the JWKS at
-//! `/.well-known/jwks.json` (Envoy's `jwt_authn`, every JOSE library), the OAuth 2.0 token and
-//! revocation endpoints and the RFC 8414 metadata, for stock OAuth 2.0 libraries. Handlers are as thin as
+//! `/.well-known/jwks.json` (Envoy's `jwt_authn`, every JOSE library), the OAuth 2.0 token,
+//! introspection and revocation endpoints and the RFC 8414 metadata, for stock OAuth 2.0
+//! libraries. Handlers are as thin as
 //! the gRPC ones: form in, one domain call, JSON out; `error` is the one table from domain
 //! errors to HTTP statuses and RFC 6749 codes.
 
 mod error;
 mod form;
+mod introspect;
 mod metadata;
 mod revoke;
 mod token;
@@ -27,6 +29,8 @@ pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 pub const TOKEN_PATH: &str = "/oauth2/token";
 /// Path of the revocation endpoint (RFC 7009 section 2).
 pub const REVOKE_PATH: &str = "/oauth2/revoke";
+/// Path of the introspection endpoint (RFC 7662 section 2).
+pub const INTROSPECT_PATH: &str = "/oauth2/introspect";
 /// Path of the authorization server metadata (RFC 8414 section 3).
 pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 
@@ -51,6 +55,7 @@ pub fn with_grpc(grpc: Router, tokend: Arc<Tokend>, config: HttpConfig) -> Route
         .route(JWKS_PATH, get(jwks))
         .route(TOKEN_PATH, post(token::token))
         .route(REVOKE_PATH, post(revoke::revoke))
+        .route(INTROSPECT_PATH, post(introspect::introspect))
         .with_state(tokend);
     let metadata = Router::new()
         .route(METADATA_PATH, get(metadata::metadata))

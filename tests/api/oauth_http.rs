@@ -1,5 +1,6 @@
-//! The OAuth 2.0 token endpoint and the RFC 8414 metadata over plain HTTP/1.1, on the gRPC port:
-//! both client authentication methods, both grants, and every error RFC 6749 names.
+//! The OAuth 2.0 token, introspection and revocation endpoints and the RFC 8414 metadata over
+//! plain HTTP/1.1, on the gRPC port: both client authentication methods, the grants, and every
+//! error RFC 6749 names. (Token exchange over HTTP is in `exchange`.)
 
 use std::net::SocketAddr;
 
@@ -10,18 +11,18 @@ use crate::common::Backend;
 use crate::helpers::*;
 
 /// An HTTP/1.1 answer: status, lower-cased head, body.
-struct Answer {
-    status: u16,
-    head: String,
-    body: String,
+pub(crate) struct Answer {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
 }
 
 impl Answer {
-    fn json(&self) -> serde_json::Value {
+    pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", self.body))
     }
 
-    fn error(&self) -> String {
+    pub fn error(&self) -> String {
         self.json()["error"].as_str().unwrap_or_default().to_owned()
     }
 }
@@ -59,6 +60,11 @@ async fn token(addr: SocketAddr, headers: &[(&str, &str)], body: &str) -> Answer
     let mut all = vec![FORM];
     all.extend_from_slice(headers);
     http(addr, "POST /oauth2/token", &all, body).await
+}
+
+/// A form POST to the token endpoint with `client_secret_basic`.
+pub(crate) async fn token_with_basic(addr: SocketAddr, creds: &Creds, body: &str) -> Answer {
+    token(addr, &[("Authorization", &basic(creds))], body).await
 }
 
 fn basic(creds: &Creds) -> String {
@@ -182,7 +188,7 @@ async fn errors_follow_rfc_6749(backend: Backend) {
             vec![("Authorization", &auth)],
             "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange".into(),
             400,
-            "unsupported_grant_type",
+            "invalid_request",
         ),
         (
             vec![("Authorization", &auth)],
@@ -378,6 +384,127 @@ async fn revocation_over_http(backend: Backend) {
     assert!(r.head.contains("www-authenticate: basic"), "{}", r.head);
 }
 
+async fn introspect(addr: SocketAddr, headers: &[(&str, &str)], body: &str) -> Answer {
+    let mut all = vec![FORM];
+    all.extend_from_slice(headers);
+    http(addr, "POST /oauth2/introspect", &all, body).await
+}
+
+/// RFC 7662 over HTTP: the caller authenticates with a bearer token or with its own client
+/// credentials; the answer has the gRPC answer's members, and `active: false` alone otherwise.
+async fn introspection_over_http(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.admin("acme").await;
+    let bearer = format!("Bearer {}", app.introspector("acme").await);
+    let (_, creds) = app.create_client(&admin, refreshing_client()).await;
+    let resource_server = app.bootstrap("acme", "tokend.introspect").await;
+    let issued = app.try_token(&creds, &["read:x"], &[]).await.unwrap();
+    let access = issued.access_token.clone();
+    let form = format!("token={access}&token_type_hint=access_token");
+
+    let r = introspect(app.addr, &[("Authorization", &bearer)], &form).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.head.contains("cache-control: no-store"), "{}", r.head);
+    let m = r.json();
+    assert_eq!(m["active"], true);
+    assert_eq!(m["scope"], "read:x");
+    assert_eq!(m["client_id"], creds.client_id.as_str());
+    assert_eq!(m["sub"], creds.client_id.as_str());
+    assert_eq!(m["tenant"], "acme");
+    assert_eq!(m["token_type"], "Bearer");
+    assert_eq!(m["iss"], ISSUER);
+    assert_eq!(
+        m["aud"],
+        serde_json::json!(["https://a.internal", "https://b.internal"])
+    );
+    assert!(m["exp"].as_i64().unwrap() > m["iat"].as_i64().unwrap());
+    assert!(m.get("act").is_none());
+    // The same answer as gRPC's, member for member.
+    let grpc = app.introspect(&bearer[7..], &access).await;
+    assert_eq!(m["jti"], grpc.jti.as_str());
+    assert_eq!(m["exp"], grpc.exp);
+
+    // Its own client credentials, by Basic and in the body.
+    let r = introspect(
+        app.addr,
+        &[("Authorization", &basic(&resource_server))],
+        &form,
+    )
+    .await;
+    assert_eq!((r.status, r.json()["active"].clone()), (200, true.into()));
+    let posted = format!(
+        "{form}&client_id={}&client_secret={}",
+        resource_server.client_id, resource_server.client_secret
+    );
+    let r = introspect(app.addr, &[], &posted).await;
+    assert_eq!((r.status, r.json()["active"].clone()), (200, true.into()));
+
+    // Inactive: `{"active": false}` and nothing else.
+    for token in ["garbage", issued.refresh_token.as_str()] {
+        let r = introspect(
+            app.addr,
+            &[("Authorization", &bearer)],
+            &format!("token={token}"),
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json(), serde_json::json!({"active": false}));
+    }
+    // tokend's client_address extension, as over gRPC.
+    let mut fenced = refreshing_client();
+    fenced.allowed_cidrs = vec!["127.0.0.0/8".into()];
+    let (_, fenced) = app.create_client(&admin, fenced).await;
+    let fenced_token = app.token(&fenced, &[]).await;
+    for (from, active) in [("127.0.0.1", true), ("10.1.2.3", false)] {
+        let body = format!("token={fenced_token}&client_address={from}");
+        let r = introspect(app.addr, &[("Authorization", &bearer)], &body).await;
+        assert_eq!(r.json()["active"], active, "{from}");
+    }
+
+    // Callers that may not introspect.
+    let r = introspect(app.addr, &[], &form).await;
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (401, "invalid_token"),
+        "{}",
+        r.body
+    );
+    let r = introspect(app.addr, &[("Authorization", &basic(&creds))], &form).await;
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (403, "insufficient_scope"),
+        "{}",
+        r.body
+    );
+    let r = introspect(app.addr, &[("Authorization", "Bearer nonsense")], &form).await;
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (401, "invalid_token"),
+        "{}",
+        r.body
+    );
+    assert!(r.head.contains("www-authenticate: bearer"), "{}", r.head);
+    let wrong = Creds {
+        client_secret: "tkd_cs_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx".into(),
+        ..resource_server.clone()
+    };
+    let r = introspect(app.addr, &[("Authorization", &basic(&wrong))], &form).await;
+    assert_eq!((r.status, r.error().as_str()), (401, "invalid_client"));
+    assert!(r.head.contains("www-authenticate: basic"), "{}", r.head);
+    // Bad input.
+    let r = introspect(app.addr, &[("Authorization", &bearer)], "token_type_hint=x").await;
+    assert_eq!((r.status, r.error().as_str()), (400, "invalid_request"));
+    let r = introspect(
+        app.addr,
+        &[("Authorization", &bearer)],
+        &format!("{form}&client_address=nope"),
+    )
+    .await;
+    assert_eq!((r.status, r.error().as_str()), (400, "invalid_request"));
+    let r = http(app.addr, "GET /oauth2/introspect", &[], "").await;
+    assert_eq!(r.status, 405);
+}
+
 async fn metadata_names_the_endpoints(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let r = http(
@@ -394,8 +521,20 @@ async fn metadata_names_the_endpoints(backend: Backend) {
     assert_eq!(m["jwks_uri"], "http://tokend.test/.well-known/jwks.json");
     assert_eq!(m["revocation_endpoint"], "http://tokend.test/oauth2/revoke");
     assert_eq!(
+        m["introspection_endpoint"],
+        "http://tokend.test/oauth2/introspect"
+    );
+    assert_eq!(
         m["grant_types_supported"],
-        serde_json::json!(["client_credentials", "refresh_token"])
+        serde_json::json!([
+            "client_credentials",
+            "refresh_token",
+            "urn:ietf:params:oauth:grant-type:token-exchange"
+        ])
+    );
+    assert_eq!(
+        m["introspection_endpoint_auth_methods_supported"],
+        serde_json::json!(["client_secret_basic", "client_secret_post"])
     );
     assert_eq!(
         m["token_endpoint_auth_methods_supported"],
@@ -426,5 +565,6 @@ for_each_backend!(
     errors_follow_rfc_6749,
     client_policy_holds_over_http,
     revocation_over_http,
+    introspection_over_http,
     metadata_names_the_endpoints,
 );

@@ -1,0 +1,129 @@
+//! `POST /oauth2/introspect` (RFC 7662): the same introspection function as
+//! `IntrospectionService.Introspect`, with the same members and the same `active: false`-only
+//! answer for any token that is not active.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::header::AUTHORIZATION;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tonic::transport::server::TcpConnectInfo;
+
+use super::error::{self, OAuthError};
+use super::form::{Form, client_credentials};
+use super::token::client_address;
+use crate::domain::policy::address;
+use crate::domain::{ActiveToken, Caller, Tokend};
+
+/// The introspection endpoint. The caller (the resource server) authenticates with a bearer
+/// token holding `tokend.introspect`, or with its own client credentials (HTTP Basic or in the
+/// body) when its client is allowed `tokend.introspect`.
+pub async fn introspect(
+    State(tokend): State<Arc<Tokend>>,
+    peer: Option<Extension<TcpConnectInfo>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match answer(&tokend, peer, &headers, body).await {
+        Ok(body) => error::json(StatusCode::OK, &body),
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn answer(
+    tokend: &Tokend,
+    peer: Option<Extension<TcpConnectInfo>>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Value, OAuthError> {
+    let form = Form::read(headers, body).await?;
+    let token = form.require("token")?;
+    // RFC 7662 section 2.1: an unknown hint is ignored; the token's own shape decides.
+    let from = client_address(tokend, peer, headers);
+    let (caller, basic) = caller(tokend, headers, &form, from).await?;
+    // tokend's extension, as over gRPC: where the resource server saw the token come from.
+    let seen_from = match form.get("client_address") {
+        None => None,
+        Some(raw) => Some(
+            address::parse_address("client_address", raw)
+                .map_err(|e| OAuthError::from_domain(e, basic))?,
+        ),
+    };
+    let active = tokend
+        .introspection
+        .introspect(caller.as_ref(), token, seen_from)
+        .await
+        .map_err(|e| OAuthError::from_domain(e, basic))?;
+    Ok(members(active))
+}
+
+/// Who asks, and whether they used HTTP Basic. `None` when nothing was presented: the domain
+/// then decides whether introspection needs a caller (`introspection.require_auth`).
+async fn caller(
+    tokend: &Tokend,
+    headers: &HeaderMap,
+    form: &Form,
+    from: Option<std::net::IpAddr>,
+) -> Result<(Option<Caller>, bool), OAuthError> {
+    let bearer = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    if let Some(token) = bearer {
+        if form.get("client_secret").is_some() {
+            return Err(OAuthError::invalid_request(
+                "use one caller authentication: a bearer token or client credentials, not both",
+            ));
+        }
+        let mut caller = tokend
+            .introspection
+            .authenticate(token)
+            .await
+            .map_err(|e| OAuthError::from_domain(e, false))?;
+        caller.address = from;
+        return Ok((Some(caller), false));
+    }
+    if headers.get(AUTHORIZATION).is_none() && form.get("client_secret").is_none() {
+        return Ok((None, false));
+    }
+    let creds = client_credentials(headers, form)?;
+    let caller = tokend
+        .tokens
+        .authenticate_caller(&creds.client_id, &creds.client_secret, from)
+        .await
+        .map_err(|e| OAuthError::from_domain(e, creds.basic))?;
+    Ok((Some(caller), creds.basic))
+}
+
+/// RFC 7662 section 2.2 members: `{"active": false}` alone for a token that is not active.
+pub fn members(active: Option<ActiveToken>) -> Value {
+    let Some(active) = active else {
+        return json!({ "active": false });
+    };
+    let c = active.claims();
+    let mut body = json!({
+        "active": true,
+        "scope": active.scopes().to_claim(),
+        "client_id": c.client_id,
+        "sub": c.sub,
+        "aud": c.aud,
+        "iss": c.iss,
+        "exp": c.exp,
+        "iat": c.iat,
+        "nbf": c.nbf,
+        "jti": c.jti,
+        "token_type": "Bearer",
+        "tenant": c.tenant,
+        "roles": c.roles,
+    });
+    if let Some(act) = &c.act {
+        body["act"] = serde_json::to_value(act).unwrap_or(Value::Null);
+    }
+    body
+}
