@@ -32,6 +32,54 @@ pub struct AccessClaims {
     /// revokes the token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gid: Option<String>,
+    /// Who acts for the subject (RFC 8693 section 4.1): set on exchanged tokens, the current
+    /// actor first and earlier ones nested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Actor>,
+    /// The tokens this one was exchanged from (the subject token, an actor token, and theirs
+    /// in turn): it is active only while each of them is unrevoked, of a live client and of
+    /// that client's current generation. Empty for tokens not made by exchange.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub src: Vec<Origin>,
+}
+
+/// The `act` claim (RFC 8693 section 4.1): the acting party, and the one before it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Box<Actor>>,
+}
+
+impl Actor {
+    /// How many actors the chain names.
+    pub fn depth(&self) -> usize {
+        1 + self.act.as_ref().map_or(0, |a| a.depth())
+    }
+}
+
+/// A token an exchanged token came from, as much as the live checks need: its id and refresh
+/// family (the deny list), and its client and generation (disable, delete, RevokeClientTokens).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    pub jti: String,
+    pub client_id: String,
+    #[serde(rename = "gen")]
+    pub generation: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<String>,
+}
+
+impl Origin {
+    /// Where `claims` came from, itself included.
+    pub fn chain_of(claims: &AccessClaims) -> impl Iterator<Item = Origin> + '_ {
+        claims.src.iter().cloned().chain(std::iter::once(Origin {
+            jti: claims.jti.clone(),
+            client_id: claims.client_id.clone(),
+            generation: claims.generation,
+            gid: claims.gid.clone(),
+        }))
+    }
 }
 
 fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {

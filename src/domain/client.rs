@@ -51,6 +51,7 @@ pub struct ClientInput {
     pub metadata: BTreeMap<String, String>,
     /// Unset means JWT.
     pub access_token_format: Option<TokenFormat>,
+    pub exchange_audiences: Vec<String>,
 }
 
 /// How a client's access tokens look.
@@ -96,11 +97,12 @@ pub enum ClientField {
     RateLimitPerMinute,
     Metadata,
     AccessTokenFormat,
+    ExchangeAudiences,
 }
 
 impl ClientField {
     /// Every mutable field.
-    pub const ALL: [ClientField; 12] = [
+    pub const ALL: [ClientField; 13] = [
         ClientField::Name,
         ClientField::Description,
         ClientField::Scopes,
@@ -113,6 +115,7 @@ impl ClientField {
         ClientField::RateLimitPerMinute,
         ClientField::Metadata,
         ClientField::AccessTokenFormat,
+        ClientField::ExchangeAudiences,
     ];
 
     /// The field's name in the API.
@@ -130,6 +133,7 @@ impl ClientField {
             ClientField::RateLimitPerMinute => "rate_limit_per_minute",
             ClientField::Metadata => "metadata",
             ClientField::AccessTokenFormat => "access_token_format",
+            ClientField::ExchangeAudiences => "exchange_audiences",
         }
     }
 
@@ -187,6 +191,8 @@ pub struct ClientSpec {
     pub rate_limit_per_minute: u32,
     pub metadata: BTreeMap<String, String>,
     pub access_token_format: TokenFormat,
+    /// Audiences this client may exchange other tokens for (RFC 8693); empty: no exchange.
+    pub exchange_audiences: BTreeSet<String>,
 }
 
 impl ClientSpec {
@@ -205,6 +211,7 @@ impl ClientSpec {
             rate_limit_per_minute: 0,
             metadata: BTreeMap::new(),
             access_token_format: TokenFormat::Jwt,
+            exchange_audiences: BTreeSet::new(),
         };
         spec.apply(input, &ClientField::ALL)?;
         Ok(spec)
@@ -259,6 +266,9 @@ impl ClientSpec {
             ClientField::Metadata => self.metadata = metadata(&path, &input.metadata)?,
             ClientField::AccessTokenFormat => {
                 self.access_token_format = input.access_token_format.unwrap_or_default();
+            }
+            ClientField::ExchangeAudiences => {
+                self.exchange_audiences = tokens(&path, &input.exchange_audiences)?;
             }
         }
         Ok(())
@@ -400,6 +410,7 @@ impl Client {
             rate_limit_per_minute: i64::from(s.rate_limit_per_minute),
             metadata: Json(s.metadata.clone()),
             access_token_format: s.access_token_format.as_str().to_owned(),
+            exchange_audiences: Json(s.exchange_audiences.iter().cloned().collect()),
             create_time_us: to_micros(self.create_time),
             update_time_us: to_micros(self.update_time),
             last_used_time_us: self.last_used_time.map(to_micros),
@@ -438,6 +449,7 @@ impl Client {
                     ))
                 })?,
             ),
+            exchange_audiences: row.exchange_audiences.0.clone(),
         };
         Ok(Self {
             id: ClientId::parse("client_id", &row.client_id).map_err(corrupt)?,

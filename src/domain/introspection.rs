@@ -178,8 +178,9 @@ impl Introspector {
             Some(caller) => caller.require_scope(INTROSPECT_SCOPE)?,
             None if self.require_caller => {
                 return Err(Error::Unauthenticated(format!(
-                    "Introspect needs `authorization: Bearer <token>` metadata with a token \
-                     holding scope {INTROSPECT_SCOPE}"
+                    "introspection needs a caller: `authorization: Bearer <token>` with a token \
+                     holding scope {INTROSPECT_SCOPE} (over HTTP also the caller's own client \
+                     credentials)"
                 )));
             }
             None => {}
@@ -347,6 +348,21 @@ impl Introspector {
         }
         if self.registry.is_revoked(&claims.jti, claims.gid.as_deref()) {
             return None;
+        }
+        // An exchanged token lives only as long as every token it came from (RFC 8693 leaves
+        // this open; tokend closes it): the same checks, for each of them.
+        for origin in &claims.src {
+            let from = self
+                .registry
+                .client_for_token(&origin.client_id, claims.exp.saturating_mul(1_000_000))
+                .await?;
+            if !from.spec.active
+                || from.tenant.as_str() != claims.tenant
+                || origin.generation < from.token_generation
+                || self.registry.is_revoked(&origin.jti, origin.gid.as_deref())
+            {
+                return None;
+            }
         }
         Some(ActiveToken { token, client })
     }

@@ -1,5 +1,5 @@
 //! The domain: every rule about clients, secrets, scopes, keys and tokens, the client policy
-//! (`policy`) and the audit trail (`audit`). Front ends (gRPC, the CLI, later HTTP) call into
+//! (`policy`) and the audit trail (`audit`). Front ends (gRPC, HTTP, the CLI) call into
 //! `Tokend`; the domain calls the store. It never sees transport
 //! or SQL types.
 
@@ -10,6 +10,7 @@ mod client_auth;
 mod clients;
 pub mod clock;
 mod error;
+mod exchange;
 mod ids;
 mod introspection;
 mod keys;
@@ -28,12 +29,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use audit::{AuditAdmin, AuditEvent, AuditKind, UsageRecorder};
-pub use claims::AccessClaims;
+pub use claims::{AccessClaims, Actor, Origin};
 pub use client::{Client, ClientField, ClientInput, ClientSpec, MAX_ACCESS_TTL, TokenFormat};
 pub use client_auth::Endpoint;
 pub use clients::{ClientAdmin, ClientPage};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
+pub use exchange::{ACCESS_TOKEN_TYPE, ExchangeRequest, JWT_TOKEN_TYPE, MAX_CHAIN};
 pub use ids::{ClientId, TenantId};
 pub use introspection::{ActiveToken, Caller, Introspector, JwtVerifier, MAX_TOKEN_LEN};
 pub use keys::{Kek, KeyRing, PublicJwk, SigningAlgorithm};

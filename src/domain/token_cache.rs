@@ -102,6 +102,8 @@ mod tests {
                 roles: vec![],
                 generation: 0,
                 gid: None,
+                act: None,
+                src: Vec::new(),
             },
             scopes: ScopeSet::default(),
             dead_after,

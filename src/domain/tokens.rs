@@ -440,6 +440,16 @@ impl TokenIssuer {
         gid: Option<String>,
     ) -> Result<IssuedToken> {
         let claims = self.claims(client, scopes, aud, gid)?;
+        self.mint_claims(client, claims, scopes).await
+    }
+
+    /// Signs `claims`, or stores them behind an opaque token, as the client's format says.
+    pub(super) async fn mint_claims(
+        &self,
+        client: &Client,
+        claims: AccessClaims,
+        scopes: &ScopeSet,
+    ) -> Result<IssuedToken> {
         let expires_in = claims.exp - claims.iat;
         let access_token = match client.spec.access_token_format {
             TokenFormat::Jwt => self.sign(&claims)?,
@@ -490,6 +500,8 @@ impl TokenIssuer {
             roles: client.spec.roles.iter().cloned().collect(),
             generation: client.token_generation,
             gid,
+            act: None,
+            src: Vec::new(),
         })
     }
 
@@ -503,7 +515,7 @@ impl TokenIssuer {
     }
 
     /// Notes the client's last use and counts it; written in batches (see `audit::usage`).
-    fn record_use(&self, id: &ClientId, address: Option<IpAddr>, counter: Counter) {
+    pub(super) fn record_use(&self, id: &ClientId, address: Option<IpAddr>, counter: Counter) {
         self.usage
             .used(id, to_micros(self.clock.now()), address, counter);
     }
@@ -513,12 +525,12 @@ pub(super) fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
-fn secs(d: Duration) -> i64 {
+pub(super) fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// A fresh 128-bit token id.
-fn new_jti() -> Result<String> {
+pub(super) fn new_jti() -> Result<String> {
     let mut bytes = [0u8; 16];
     aws_lc_rs::rand::fill(&mut bytes)
         .map_err(|_| Error::Unexpected(anyhow::anyhow!("system random source failed")))?;

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use tonic::Status;
 
 use super::error::invalid;
-use crate::domain::{ActiveToken, Client, ClientInput, PublicJwk, TokenFormat};
+use crate::domain::{ActiveToken, Actor, Client, ClientInput, PublicJwk, TokenFormat};
 use crate::proto;
 
 /// A protobuf timestamp.
@@ -63,6 +63,7 @@ pub fn client(c: &Client) -> proto::Client {
         allowed_cidrs: s.allowed_cidrs.iter().map(ToString::to_string).collect(),
         rate_limit_per_minute: s.rate_limit_per_minute,
         metadata: s.metadata.clone().into_iter().collect(),
+        exchange_audiences: s.exchange_audiences.iter().cloned().collect(),
         create_time: Some(timestamp(c.create_time)),
         update_time: Some(timestamp(c.update_time)),
         last_used_time: c.last_used_time.map(timestamp),
@@ -89,6 +90,7 @@ pub fn client_input(c: proto::Client) -> Result<ClientInput, Status> {
         allowed_cidrs: c.allowed_cidrs,
         rate_limit_per_minute: c.rate_limit_per_minute,
         metadata: c.metadata.into_iter().collect(),
+        exchange_audiences: c.exchange_audiences,
         access_token_format: match proto::AccessTokenFormat::try_from(c.access_token_format) {
             Ok(proto::AccessTokenFormat::Unspecified) => None,
             Ok(proto::AccessTokenFormat::Jwt) => Some(TokenFormat::Jwt),
@@ -126,6 +128,15 @@ pub fn introspection(active: Option<ActiveToken>) -> proto::IntrospectResponse {
         token_type: "Bearer".into(),
         tenant: c.tenant.clone(),
         roles: c.roles.clone(),
+        act: c.act.as_ref().map(actor),
+    }
+}
+
+/// The `act` chain.
+fn actor(a: &Actor) -> proto::Actor {
+    proto::Actor {
+        sub: a.sub.clone(),
+        act: a.act.as_deref().map(actor).map(Box::new),
     }
 }
 

@@ -6,7 +6,10 @@ use tonic::{Request, Response, Status};
 
 use super::error::to_status;
 use super::peer::client_address;
-use crate::domain::{IssuedToken, RefreshRequest, RevokeRequest, TokenRequest, Tokend};
+use crate::domain::{
+    ACCESS_TOKEN_TYPE, ExchangeRequest, IssuedToken, RefreshRequest, RevokeRequest, TokenRequest,
+    Tokend,
+};
 use crate::proto::token_service_server::TokenService;
 use crate::proto::*;
 
@@ -98,6 +101,34 @@ impl TokenService for TokenApi {
             .await
             .map_err(to_status)?;
         Ok(Response::new(RevokeTokenResponse {}))
+    }
+
+    async fn exchange_token(
+        &self,
+        request: Request<ExchangeTokenRequest>,
+    ) -> Result<Response<ExchangeTokenResponse>, Status> {
+        let client_address = client_address(&self.tokend.policy, &request);
+        let r = request.into_inner();
+        let exchange = ExchangeRequest {
+            client_id: r.client_id,
+            client_address,
+            client_secret: r.client_secret,
+            subject_token: r.subject_token,
+            subject_token_type: r.subject_token_type,
+            actor_token: r.actor_token,
+            actor_token_type: r.actor_token_type,
+            requested_token_type: r.requested_token_type,
+            audience: r.audience,
+            scopes: r.scopes,
+        };
+        let issued = self.tokend.exchange(&exchange).await.map_err(to_status)?;
+        Ok(Response::new(ExchangeTokenResponse {
+            scopes: issued.scopes.to_strings(),
+            access_token: issued.access_token,
+            issued_token_type: ACCESS_TOKEN_TYPE.into(),
+            token_type: "Bearer".into(),
+            expires_in: issued.expires_in,
+        }))
     }
 }
 

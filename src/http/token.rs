@@ -1,6 +1,7 @@
-//! `POST /oauth2/token` (RFC 6749 sections 4.4 and 6): the client-credentials and refresh
-//! grants over HTTP, calling the same domain functions as `TokenService`, so scopes, audiences,
-//! allow-lists, rate limits, the lockout and the audit apply alike.
+//! `POST /oauth2/token` (RFC 6749 sections 4.4 and 6, RFC 8693): the client-credentials,
+//! refresh and token-exchange grants over HTTP, calling the same domain functions as
+//! `TokenService`, so scopes, audiences, allow-lists, rate limits, the lockout and the audit
+//! apply alike.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -14,10 +15,12 @@ use tonic::transport::server::TcpConnectInfo;
 
 use super::error::{OAuthError, json};
 use super::form::{ClientCredentials, Form, client_credentials};
-use crate::domain::{IssuedToken, RefreshRequest, TokenRequest, Tokend};
+use crate::domain::{
+    ACCESS_TOKEN_TYPE, ExchangeRequest, IssuedToken, RefreshRequest, TokenRequest, Tokend,
+};
 
-/// The token-exchange grant (RFC 8693): refused until tokend implements it.
-const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// The token-exchange grant (RFC 8693 section 2.1).
+pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
 /// The token endpoint.
 pub async fn token(
@@ -40,18 +43,17 @@ async fn grant(
 ) -> Result<Response, OAuthError> {
     let form = Form::read(headers, body).await?;
     let grant_type = form.require("grant_type")?;
-    if !matches!(grant_type, "client_credentials" | "refresh_token") {
-        let description = if grant_type == TOKEN_EXCHANGE {
-            "token exchange is not supported yet".to_owned()
-        } else {
-            format!(
-                "grant_type {grant_type} is not supported: use client_credentials or refresh_token"
-            )
-        };
+    if !matches!(
+        grant_type,
+        "client_credentials" | "refresh_token" | TOKEN_EXCHANGE
+    ) {
         return Err(OAuthError::new(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
-            description,
+            format!(
+                "grant_type {grant_type} is not supported: use client_credentials, refresh_token \
+                 or {TOKEN_EXCHANGE}"
+            ),
         ));
     }
     let ClientCredentials {
@@ -69,10 +71,33 @@ async fn grant(
                 .collect()
         })
         .unwrap_or_default();
-    let issued = if grant_type == "client_credentials" {
-        // RFC 8707 `resource` and RFC 8693 `audience` both name audiences here.
-        let mut audience: Vec<String> = form.all("resource").to_vec();
-        audience.extend(form.all("audience").iter().cloned());
+    // RFC 8707 `resource` and RFC 8693 `audience` both name audiences here.
+    let mut audience: Vec<String> = form.all("resource").to_vec();
+    audience.extend(form.all("audience").iter().cloned());
+    let issued = if grant_type == TOKEN_EXCHANGE {
+        let request = ExchangeRequest {
+            client_id,
+            client_address,
+            client_secret,
+            subject_token: form.require("subject_token")?.to_owned(),
+            subject_token_type: form.require("subject_token_type")?.to_owned(),
+            actor_token: form.get("actor_token").unwrap_or_default().to_owned(),
+            actor_token_type: form.get("actor_token_type").unwrap_or_default().to_owned(),
+            requested_token_type: form
+                .get("requested_token_type")
+                .unwrap_or_default()
+                .to_owned(),
+            audience,
+            scopes,
+        };
+        let issued = tokend
+            .exchange(&request)
+            .await
+            .map_err(|e| OAuthError::from_domain(e, basic))?;
+        let mut body = success(&issued);
+        body["issued_token_type"] = ACCESS_TOKEN_TYPE.into();
+        return Ok(json(StatusCode::OK, &body));
+    } else if grant_type == "client_credentials" {
         let request = TokenRequest {
             client_id,
             client_address,

@@ -23,6 +23,7 @@ pub struct ClientRow {
     pub metadata: Json<BTreeMap<String, String>>,
     /// `jwt` or `opaque`.
     pub access_token_format: String,
+    pub exchange_audiences: Json<Vec<String>>,
     pub create_time_us: i64,
     pub update_time_us: i64,
     pub last_used_time_us: Option<i64>,

@@ -45,6 +45,7 @@ fn client(id: &str, tenant: &str) -> ClientRow {
         last_used_time_us: None,
         revision: 1,
         access_token_format: "jwt".into(),
+        exchange_audiences: Json(Vec::new()),
         token_generation: 0,
     }
 }

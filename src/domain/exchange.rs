@@ -1,0 +1,328 @@
+//! Token exchange (RFC 8693): a client trades a token it received (the subject token) for a
+//! narrower one meant for another audience, acting on the subject's behalf (delegation: the
+//! new token names the actor in `act`, section 4.1). The new token lives no longer than the
+//! subject token and dies with it: it carries the chain it came from (`src`), and
+//! introspection checks every link with the same in-memory live checks as the token itself.
+
+use std::net::IpAddr;
+
+use super::Tokend;
+use super::audit::usage::Counter;
+use super::claims::{AccessClaims, Actor, Origin};
+use super::client::Client;
+use super::client_auth::Endpoint;
+use super::error::{Error, Result};
+use super::introspection::ActiveToken;
+use super::opaque::OpaqueKind;
+use super::scope::{RESERVED_PREFIX, ScopeSet};
+use super::tokens::{IssuedToken, new_jti, secs};
+
+/// RFC 8693 section 3: an OAuth 2.0 access token (JWT or opaque).
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+/// RFC 8693 section 3: a JWT.
+pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+/// Most tokens one exchanged token may descend from: the live checks run for each of them.
+pub const MAX_CHAIN: usize = 8;
+
+/// A token-exchange request as received. `Debug` redacts the secret and the tokens.
+#[derive(Clone, Default)]
+pub struct ExchangeRequest {
+    pub client_id: String,
+    /// Where the request came from, as the front end determined it (`None`: unknown).
+    pub client_address: Option<IpAddr>,
+    pub client_secret: String,
+    pub subject_token: String,
+    pub subject_token_type: String,
+    /// Empty: the exchanging client itself is the actor.
+    pub actor_token: String,
+    pub actor_token_type: String,
+    /// Empty, or the access-token type: tokend issues access tokens only.
+    pub requested_token_type: String,
+    pub audience: Vec<String>,
+    pub scopes: Vec<String>,
+}
+
+impl std::fmt::Debug for ExchangeRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExchangeRequest")
+            .field("client_id", &self.client_id)
+            .field("client_address", &self.client_address)
+            .field("subject_token_type", &self.subject_token_type)
+            .field("actor_token_type", &self.actor_token_type)
+            .field("audience", &self.audience)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tokend {
+    /// The token-exchange grant. The exchanging client authenticates as at the token endpoint
+    /// (allow-list, rate limit, lockout) and must have `exchange_audiences`; the subject token
+    /// (and the actor token, if any) must be active and of the client's tenant. The new token
+    /// has the subject's `sub` and roles, the client's `client_id`, the requested audience
+    /// (one of `exchange_audiences`; none asked: all of them), scopes that both the subject
+    /// token holds and the client is allowed (never a `tokend.*` scope), and an `exp` no later
+    /// than the subject token's.
+    #[tracing::instrument(skip_all, fields(client_id = %request.client_id))]
+    pub async fn exchange(&self, request: &ExchangeRequest) -> Result<IssuedToken> {
+        check_shape(request)?;
+        let requested = ScopeSet::parse("scope", &request.scopes)
+            .map_err(|e| Error::InvalidScope(e.to_string()))?;
+        let tokens = &self.tokens;
+        let client = tokens
+            .authorize(
+                &request.client_id,
+                &request.client_secret,
+                request.client_address,
+                Endpoint::Token,
+            )
+            .await?;
+        if client.spec.exchange_audiences.is_empty() {
+            return Err(Error::UnauthorizedClient(
+                "this client may not exchange tokens: its exchange_audiences is empty".into(),
+            ));
+        }
+        let subject = self
+            .party(&client, &request.subject_token, "subject_token")
+            .await?;
+        let actor = match request.actor_token.as_str() {
+            "" => None,
+            token => Some(self.party(&client, token, "actor_token").await?),
+        };
+        let mut src: Vec<Origin> = Origin::chain_of(subject.claims()).collect();
+        if let Some(actor) = &actor {
+            src.extend(Origin::chain_of(actor.claims()));
+        }
+        if src.len() > MAX_CHAIN {
+            return Err(Error::InvalidGrant(format!(
+                "the token descends from more than {MAX_CHAIN} exchanges; get a token at the source"
+            )));
+        }
+        let audience = exchange_audience(&client, &request.audience)?;
+        let scopes = carried_scopes(&client, subject.scopes(), &requested)?;
+        let claims = self.exchanged_claims(&client, &subject, actor.as_ref(), audience, &scopes)?;
+        let claims = AccessClaims { src, ..claims };
+        let issued = tokens.mint_claims(&client, claims, &scopes).await?;
+        tokens.record_use(&client.id, request.client_address, Counter::TokensIssued);
+        Ok(issued)
+    }
+
+    /// The subject or actor token, active and of the client's own tenant; else `invalid_grant`
+    /// (the same answer either way: another tenant's token is none of this client's business).
+    async fn party(&self, client: &Client, token: &str, field: &str) -> Result<ActiveToken> {
+        match self.introspection.verify(token).await? {
+            Some(active) if active.tenant() == &client.tenant => Ok(active),
+            _ => Err(Error::InvalidGrant(format!(
+                "the {field} is not active (expired, revoked, malformed, or not issued by this \
+                 tokend to a client of this tenant)"
+            ))),
+        }
+    }
+
+    fn exchanged_claims(
+        &self,
+        client: &Client,
+        subject: &ActiveToken,
+        actor: Option<&ActiveToken>,
+        aud: Vec<String>,
+        scopes: &ScopeSet,
+    ) -> Result<AccessClaims> {
+        let s = subject.claims();
+        let now = self.tokens.clock.now().unix_timestamp();
+        let exp = now
+            .saturating_add(secs(client.spec.access_token_ttl))
+            .min(s.exp);
+        let acting = actor.map_or_else(|| client.id.to_string(), |a| a.claims().sub.clone());
+        Ok(AccessClaims {
+            iss: self.tokens.issuer.clone(),
+            sub: s.sub.clone(),
+            aud,
+            exp,
+            iat: now,
+            nbf: now,
+            jti: new_jti()?,
+            client_id: client.id.to_string(),
+            scope: scopes.to_claim(),
+            tenant: client.tenant.to_string(),
+            roles: s.roles.clone(),
+            generation: client.token_generation,
+            gid: None,
+            act: Some(Actor {
+                sub: acting,
+                act: s.act.clone().map(Box::new),
+            }),
+            src: Vec::new(),
+        })
+    }
+}
+
+/// The request's form: token types tokend knows, a subject token, an actor token only with
+/// its type.
+fn check_shape(request: &ExchangeRequest) -> Result<()> {
+    if request.subject_token.is_empty() {
+        return Err(Error::invalid("subject_token", "is required"));
+    }
+    token_type(
+        "subject_token_type",
+        &request.subject_token_type,
+        &request.subject_token,
+    )?;
+    match (
+        request.actor_token.is_empty(),
+        request.actor_token_type.is_empty(),
+    ) {
+        (true, true) => {}
+        (false, false) => token_type(
+            "actor_token_type",
+            &request.actor_token_type,
+            &request.actor_token,
+        )?,
+        (false, true) => {
+            return Err(Error::invalid(
+                "actor_token_type",
+                "is required with actor_token",
+            ));
+        }
+        (true, false) => {
+            return Err(Error::invalid(
+                "actor_token_type",
+                "must be empty without actor_token",
+            ));
+        }
+    }
+    if !matches!(
+        request.requested_token_type.as_str(),
+        "" | ACCESS_TOKEN_TYPE
+    ) {
+        return Err(Error::invalid(
+            "requested_token_type",
+            format!("tokend issues access tokens only: use {ACCESS_TOKEN_TYPE} or leave it out"),
+        ));
+    }
+    Ok(())
+}
+
+/// A token type tokend accepts for `token`: any access token, or `jwt` for a JWT.
+fn token_type(field: &str, raw: &str, token: &str) -> Result<()> {
+    let opaque = token.starts_with(OpaqueKind::Access.prefix());
+    match raw {
+        "" => Err(Error::invalid(
+            field,
+            format!("is required: use {ACCESS_TOKEN_TYPE}"),
+        )),
+        ACCESS_TOKEN_TYPE => Ok(()),
+        JWT_TOKEN_TYPE if !opaque => Ok(()),
+        JWT_TOKEN_TYPE => Err(Error::invalid(
+            field,
+            format!("the token is an opaque access token, not a JWT: use {ACCESS_TOKEN_TYPE}"),
+        )),
+        other => Err(Error::invalid(
+            field,
+            format!(
+                "{other:?} is not a token type tokend exchanges: use {ACCESS_TOKEN_TYPE} or \
+                 {JWT_TOKEN_TYPE}"
+            ),
+        )),
+    }
+}
+
+/// The audience of the new token: the requested ones, each among the client's
+/// `exchange_audiences` (else `invalid_target`); none requested: all of them.
+fn exchange_audience(client: &Client, requested: &[String]) -> Result<Vec<String>> {
+    let allowed = &client.spec.exchange_audiences;
+    if requested.is_empty() {
+        return Ok(allowed.iter().cloned().collect());
+    }
+    let refused: Vec<&str> = requested
+        .iter()
+        .filter(|a| !allowed.contains(*a))
+        .map(String::as_str)
+        .collect();
+    if !refused.is_empty() {
+        return Err(Error::InvalidTarget(format!(
+            "audience not allowed for exchange by this client: {}",
+            refused.join(" ")
+        )));
+    }
+    let mut aud = requested.to_vec();
+    aud.sort();
+    aud.dedup();
+    Ok(aud)
+}
+
+/// The scopes carried over: what the subject token holds and the client is allowed, never a
+/// `tokend.*` scope. Requested scopes must be covered by both (else `invalid_scope`); none
+/// requested: every scope of the subject token the client is allowed.
+fn carried_scopes(client: &Client, subject: &ScopeSet, requested: &ScopeSet) -> Result<ScopeSet> {
+    let reserved = |s: &str| s.starts_with(RESERVED_PREFIX);
+    if let Some(s) = requested.iter().find(|s| reserved(s.as_str())) {
+        return Err(Error::InvalidScope(format!(
+            "{s} cannot be carried over by token exchange: tokend's own scopes are never delegated"
+        )));
+    }
+    let carried = if requested.is_empty() {
+        let kept: Vec<&str> = subject
+            .iter()
+            .filter(|s| !reserved(s.as_str()) && client.spec.scopes.allows(s))
+            .map(|s| s.as_str())
+            .collect();
+        ScopeSet::parse("scope", &kept)?
+    } else {
+        subject.grant(requested).map_err(|_| {
+            Error::InvalidScope(
+                "a requested scope is not held by the subject token: exchange never widens".into(),
+            )
+        })?;
+        client.spec.scopes.grant(requested)?
+    };
+    if carried.is_empty() {
+        return Err(Error::InvalidScope(
+            "none of the subject token's scopes may be carried over by this client (its own \
+             allowed scopes limit what it may carry)"
+                .into(),
+        ));
+    }
+    Ok(carried)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_types() {
+        assert!(token_type("t", ACCESS_TOKEN_TYPE, "eyJ").is_ok());
+        assert!(token_type("t", JWT_TOKEN_TYPE, "eyJ").is_ok());
+        assert!(token_type("t", JWT_TOKEN_TYPE, "tkd_at_x").is_err());
+        let err = token_type("t", "urn:ietf:params:oauth:token-type:saml2", "x").unwrap_err();
+        assert_eq!(err.oauth2_code(), Some("invalid_request"));
+        assert!(token_type("t", "", "x").is_err());
+    }
+
+    #[test]
+    fn shape() {
+        let ok = ExchangeRequest {
+            subject_token: "eyJ".into(),
+            subject_token_type: ACCESS_TOKEN_TYPE.into(),
+            ..Default::default()
+        };
+        assert!(check_shape(&ok).is_ok());
+        let no_actor_type = ExchangeRequest {
+            actor_token: "eyJ".into(),
+            ..ok.clone()
+        };
+        assert!(check_shape(&no_actor_type).is_err());
+        let id_token = ExchangeRequest {
+            requested_token_type: "urn:ietf:params:oauth:token-type:id_token".into(),
+            ..ok.clone()
+        };
+        assert!(check_shape(&id_token).is_err());
+        assert!(
+            check_shape(&ExchangeRequest {
+                subject_token: String::new(),
+                ..ok
+            })
+            .is_err()
+        );
+    }
+}
