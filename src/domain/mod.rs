@@ -9,6 +9,7 @@ mod client;
 mod client_auth;
 mod clients;
 pub mod clock;
+mod edge;
 mod error;
 mod ids;
 mod introspection;
@@ -33,6 +34,7 @@ pub use client::{Client, ClientField, ClientInput, ClientSpec, MAX_ACCESS_TTL, T
 pub use client_auth::Endpoint;
 pub use clients::{ClientAdmin, ClientPage};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use edge::{EdgeRequest, EdgeRoute, EdgeRoutes, EdgeVerdict, Insufficient};
 pub use error::{Error, Result};
 pub use ids::{ClientId, TenantId};
 pub use introspection::{ActiveToken, Caller, Introspector, JwtVerifier, MAX_TOKEN_LEN};
