@@ -10,6 +10,7 @@ mod audit;
 mod bench;
 mod caches;
 mod clients;
+mod ext_authz;
 mod introspection;
 mod keys;
 mod lifecycle;
