@@ -83,7 +83,8 @@ pub struct BenchArgs {
     #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:50051")]
     pub target: String,
     /// RPCs to measure, comma-separated: health, introspect, introspect-opaque,
-    /// introspect-cold, issue, issue-refresh, refresh. `health` is always measured first.
+    /// introspect-cold, issue, issue-refresh, refresh, ext-authz (Envoy's Check; the server
+    /// needs ext_authz.enabled). `health` is always measured first.
     #[arg(
         long,
         value_name = "LIST",
@@ -115,7 +116,8 @@ pub struct BenchArgs {
     /// The admin client's secret.
     #[arg(long, env = "TOKEND_BENCH_CLIENT_SECRET", hide_env_values = true)]
     pub client_secret: Option<String>,
-    /// Introspect this token (for `introspect`) instead of one from a temporary client.
+    /// Introspect this token (for `introspect`; presented by `ext-authz`) instead of one from a
+    /// temporary client.
     #[arg(long)]
     pub token: Option<String>,
     /// Bearer token with scope tokend.introspect to call Introspect with.

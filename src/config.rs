@@ -11,6 +11,10 @@ use serde::Deserialize;
 
 use ipnet::IpNet;
 
+mod ext_authz;
+
+pub use ext_authz::{ExtAuthzSettings, RouteSettings};
+
 use crate::domain::{
     CacheConfig, DomainConfig, HashParams, Kek, KeyPolicy, LockoutConfig, PolicyConfig,
     SigningAlgorithm, SyncConfig,
@@ -37,6 +41,7 @@ pub struct Settings {
     pub sync: SyncSettings,
     pub audit: AuditSettings,
     pub log: LogSettings,
+    pub ext_authz: ExtAuthzSettings,
 }
 
 /// `[audit]`
@@ -388,6 +393,7 @@ impl Settings {
                 "sync.purge_interval_secs must be at least 1".into(),
             ));
         }
+        self.ext_authz.validate()?;
         match self.log.format.as_str() {
             "human" | "json" => Ok(()),
             other => Err(ConfigError(format!(
@@ -688,6 +694,18 @@ mod tests {
         let s = Settings::load(Some(&path)).unwrap();
         assert_eq!(s.server.addr.port(), 6000);
         assert_eq!(s.tokens.issuer, "https://auth");
+        std::fs::write(
+            &path,
+            "[ext_authz]\nenabled = true\n[[ext_authz.routes]]\npath_prefix = \"/orders\"\n\
+             methods = [\"POST\"]\nscopes = [\"orders:write\"]\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&path)).unwrap();
+        assert!(s.ext_authz.enabled);
+        assert_eq!(s.ext_authz.routes[0].scopes, ["orders:write"]);
+        std::fs::write(&path, "[[ext_authz.routes]]\npath_prefix = \"orders\"\n").unwrap();
+        let err = Settings::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("ext_authz.routes[0].path_prefix"), "{err}");
         std::fs::write(&path, "[server]\nadr = \"x\"\n").unwrap();
         assert!(Settings::load(Some(&path)).is_err());
     }

@@ -10,12 +10,12 @@
 //! - `config`    — settings: defaults -> file -> `TOKEND__*` env; validation; the KEK.
 //! - `telemetry` — logs, OTLP traces, W3C trace-context extraction per request.
 //! - `grpc`      — transport: thin tonic handlers, the one error->Status table, health,
-//!   reflection; calls `domain`.
+//!   reflection, and Envoy's `ext_authz` Check when enabled; calls `domain`.
 //! - `http`      — plain HTTP on the same port (the JWKS); calls `domain`.
 //! - `proto`     — generated `tokend.v1` code and the reflection descriptor set.
 //! - `domain`    — every rule: clients, secrets, scopes, keys, issuing and introspecting
-//!   tokens, client policy (allow-lists, rate limits, lockout) and the audit trail; calls
-//!   `store` through traits.
+//!   tokens, the edge verdict for Envoy (`edge`), client policy (allow-lists, rate limits,
+//!   lockout) and the audit trail; calls `store` through traits.
 //! - `store`     — persistence traits with Postgres and SQLite implementations; no policy.
 
 #![forbid(unsafe_code)]

@@ -32,6 +32,8 @@ pub struct Application {
     /// Heartbeat period and how long a heartbeat counts as live.
     heartbeat: (Duration, Duration),
     http: http::HttpConfig,
+    /// Envoy external authorization, when enabled.
+    ext_authz: Option<grpc::ExtAuthzConfig>,
 }
 
 impl Application {
@@ -54,6 +56,7 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", settings.server.addr))?;
         let local_addr = listener.local_addr()?;
+        let ext_authz = ext_authz_config(&settings)?;
         Ok(Self {
             listener,
             local_addr,
@@ -67,6 +70,7 @@ impl Application {
                 issuer: settings.tokens.issuer.clone(),
                 public_url: settings.server.public_url.clone(),
             },
+            ext_authz,
         })
     }
 
@@ -87,8 +91,9 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (reporter, health) = tonic_health::server::health_reporter();
-        grpc::set_health(&reporter, ServingStatus::Serving).await;
-        let grpc = grpc::routes(self.tokend.clone(), health)?;
+        let with_ext_authz = self.ext_authz.is_some();
+        grpc::set_health(&reporter, ServingStatus::Serving, with_ext_authz).await;
+        let grpc = grpc::routes(self.tokend.clone(), health, self.ext_authz.clone())?;
         let routes = Routes::from(http::with_grpc(
             grpc.into_axum_router(),
             self.tokend.clone(),
@@ -103,7 +108,7 @@ impl Application {
         let signal = async move {
             shutdown.await;
             tracing::info!("shutting down: health NOT_SERVING, draining in-flight calls");
-            grpc::set_health(&reporter, ServingStatus::NotServing).await;
+            grpc::set_health(&reporter, ServingStatus::NotServing, with_ext_authz).await;
             let _ = stopping_tx.send(true);
         };
         // Keeps this replica's view of clients and revocations current; stops with the server.
@@ -197,6 +202,22 @@ async fn flush_usage(tokend: Arc<Tokend>, period: Duration) {
         ticks.tick().await;
         tokend.flush_usage().await;
     }
+}
+
+/// The `[ext_authz]` section as the gRPC front end takes it; `None` when disabled.
+fn ext_authz_config(settings: &Settings) -> anyhow::Result<Option<grpc::ExtAuthzConfig>> {
+    let section = &settings.ext_authz;
+    if !section.enabled {
+        return Ok(None);
+    }
+    tracing::info!(
+        routes = section.routes.len(),
+        "serving envoy.service.auth.v3.Authorization: only the mesh should reach this port"
+    );
+    Ok(Some(grpc::ExtAuthzConfig {
+        routes: Arc::new(section.routes()?),
+        headers: section.header_names().map(str::to_owned),
+    }))
 }
 
 /// Connects to the configured database and, unless disabled, applies migrations.

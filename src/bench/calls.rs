@@ -6,6 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Context as _;
+use envoy_types::ext_authz::v3::pb::CheckRequest;
+use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress, address};
+use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
+use envoy_types::pb::envoy::service::auth::v3::attribute_context::{
+    HttpRequest, Peer, Request as HttpAttributes,
+};
+use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
@@ -65,6 +72,12 @@ pub(crate) enum Call {
         request: RefreshTokenRequest,
         reissue: IssueTokenRequest,
     },
+    /// Envoy's Check of one request bearing the warm JWT: must be allowed. (Boxed: it is
+    /// much larger than the other requests.)
+    ExtAuthz {
+        client: AuthorizationClient<Channel>,
+        request: Box<CheckRequest>,
+    },
     /// A wrong secret for an existing client: must answer UNAUTHENTICATED.
     BadSecret {
         client: TokenServiceClient<Channel>,
@@ -97,6 +110,17 @@ async fn introspect(
 ) -> Step {
     match client.introspect(authed(message, auth)).await {
         Ok(response) => check(response.get_ref().active, "inactive"),
+        Err(status) => failed(&status),
+    }
+}
+
+/// Check; an answer whose `google.rpc.Status` is not OK is a denial, counted by its code.
+async fn ext_authz(client: &mut AuthorizationClient<Channel>, request: CheckRequest) -> Step {
+    match client.check(request).await {
+        Ok(r) => match r.get_ref().status.as_ref().map_or(-1, |s| s.code) {
+            0 => Step::Ok,
+            code => Step::Failed(format!("denied_{:?}", Code::from_i32(code))),
+        },
         Err(status) => failed(&status),
     }
 }
@@ -203,6 +227,7 @@ impl Call {
             Call::Refresh {
                 client, request, ..
             } => refresh(client, request).await,
+            Call::ExtAuthz { client, request } => ext_authz(client, (**request).clone()).await,
             Call::BadSecret { client, request } => bad_secret(client, request.clone()).await,
         }
     }
@@ -240,6 +265,19 @@ pub(crate) async fn prepare(
         Rpc::Issue => issue_calls(fixtures, n, false)?,
         Rpc::IssueRefresh => issue_calls(fixtures, n, true)?,
         Rpc::Refresh => families(fixtures, n).await?,
+        Rpc::ExtAuthz => {
+            let token = fixtures
+                .warm_jwt
+                .as_deref()
+                .context("no token for ext-authz")?;
+            let request = Box::new(check_request(token, &fixtures.client_address));
+            (0..n)
+                .map(|i| Call::ExtAuthz {
+                    client: AuthorizationClient::new(channel(fixtures, i)),
+                    request: request.clone(),
+                })
+                .collect()
+        }
     };
     Ok(calls)
 }
@@ -318,6 +356,56 @@ fn token_request(token: &str, client_address: &str) -> IntrospectRequest {
         token: token.to_owned(),
         token_type_hint: String::new(),
         client_address: client_address.to_owned(),
+    }
+}
+
+/// A CheckRequest shaped as Envoy's HTTP filter sends it: a GET with a few ordinary headers
+/// and the bearer token, from `source` (loopback when the run sets no client address).
+fn check_request(token: &str, source: &str) -> CheckRequest {
+    let headers = [
+        (":authority", "api.example.com"),
+        (":method", "GET"),
+        (":path", "/orders/42"),
+        ("accept", "application/json"),
+        ("user-agent", "tokend-bench"),
+        ("x-request-id", "5f0c9a8e-6a3b-4c1e-9f65-bench"),
+    ];
+    let mut headers: std::collections::HashMap<String, String> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    headers.insert("authorization".into(), format!("Bearer {token}"));
+    let source = if source.is_empty() {
+        "127.0.0.1"
+    } else {
+        source
+    };
+    let address = SocketAddress {
+        address: source.to_owned(),
+        ..Default::default()
+    };
+    CheckRequest {
+        attributes: Some(AttributeContext {
+            source: Some(Peer {
+                address: Some(Address {
+                    address: Some(address::Address::SocketAddress(address)),
+                }),
+                ..Default::default()
+            }),
+            request: Some(HttpAttributes {
+                http: Some(HttpRequest {
+                    method: "GET".into(),
+                    path: "/orders/42".into(),
+                    host: "api.example.com".into(),
+                    scheme: "https".into(),
+                    protocol: "HTTP/1.1".into(),
+                    headers,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
     }
 }
 

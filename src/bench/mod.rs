@@ -48,11 +48,14 @@ pub enum Rpc {
     IssueRefresh,
     /// RefreshToken, each worker presenting the latest token of its own family.
     Refresh,
+    /// `envoy.service.auth.v3.Authorization/Check` as Envoy sends it, with the warm JWT as the
+    /// request's bearer token (the server needs `ext_authz.enabled`).
+    ExtAuthz,
 }
 
 impl Rpc {
     /// Every RPC, in the order `--help` and error messages list them.
-    pub const ALL: [Rpc; 7] = [
+    pub const ALL: [Rpc; 8] = [
         Rpc::Health,
         Rpc::Introspect,
         Rpc::IntrospectOpaque,
@@ -60,6 +63,7 @@ impl Rpc {
         Rpc::Issue,
         Rpc::IssueRefresh,
         Rpc::Refresh,
+        Rpc::ExtAuthz,
     ];
 
     /// The name used on the command line and in reports.
@@ -72,6 +76,7 @@ impl Rpc {
             Rpc::Issue => "issue",
             Rpc::IssueRefresh => "issue-refresh",
             Rpc::Refresh => "refresh",
+            Rpc::ExtAuthz => "ext-authz",
         }
     }
 }
@@ -129,7 +134,8 @@ pub struct BenchOptions {
     pub cold_tokens: usize,
     /// Admin credentials, used to create (and delete) the temporary clients.
     pub admin: Option<Credentials>,
-    /// A token to introspect instead of one from a temporary client.
+    /// A token to introspect (and to present to `ext-authz`) instead of one from a temporary
+    /// client.
     pub token: Option<SecretString>,
     /// The bearer token (scope `tokend.introspect`) Introspect is called with.
     pub caller_token: Option<SecretString>,

@@ -88,6 +88,7 @@ fn needs(options: &BenchOptions, plan: &[Rpc]) -> (bool, bool, bool) {
     let has = |rpc| plan.contains(&rpc);
     let no_caller = options.caller_token.is_none();
     let jwt = (has(Rpc::Introspect) && (options.token.is_none() || no_caller))
+        || (has(Rpc::ExtAuthz) && options.token.is_none())
         || (has(Rpc::IntrospectOpaque) && no_caller)
         || has(Rpc::IntrospectCold)
         || has(Rpc::Issue)
@@ -111,6 +112,8 @@ pub(crate) fn check_credentials(options: &BenchOptions) -> Result<(), BenchError
                 continue;
             }
             Rpc::Introspect => format!("--token and --caller-token, or {admin_flags}"),
+            Rpc::ExtAuthz if options.token.is_some() => continue,
+            Rpc::ExtAuthz => format!("--token, or {admin_flags}"),
             _ => admin_flags.to_owned(),
         };
         return Err(BenchError::Usage(format!("rpc `{rpc}` needs {missing}")));

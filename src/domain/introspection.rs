@@ -185,6 +185,18 @@ impl Introspector {
             }
             None => {}
         }
+        self.answer(caller, token, client_address).await
+    }
+
+    /// [`Introspector::introspect`] without asking for a caller token: for front ends that the
+    /// deployment already trusts (the Envoy edge, `edge`). Every check on the token itself, the
+    /// client's allow-list, the tenant and the usage counters are the same.
+    pub(super) async fn answer(
+        &self,
+        caller: Option<&Caller>,
+        token: &str,
+        client_address: Option<IpAddr>,
+    ) -> Result<Option<ActiveToken>> {
         let now = self.clock.now();
         let active = match self.lookup(token, now.unix_timestamp()).await? {
             Lookup::Active(active) => active,

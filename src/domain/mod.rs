@@ -9,6 +9,7 @@ mod client;
 mod client_auth;
 mod clients;
 pub mod clock;
+mod edge;
 mod error;
 mod exchange;
 mod ids;
@@ -34,6 +35,7 @@ pub use client::{Client, ClientField, ClientInput, ClientSpec, MAX_ACCESS_TTL, T
 pub use client_auth::Endpoint;
 pub use clients::{ClientAdmin, ClientPage};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use edge::{EdgeRequest, EdgeRoute, EdgeRoutes, EdgeVerdict, Insufficient};
 pub use error::{Error, Result};
 pub use exchange::{ACCESS_TOKEN_TYPE, ExchangeRequest, JWT_TOKEN_TYPE, MAX_CHAIN};
 pub use ids::{ClientId, TenantId};

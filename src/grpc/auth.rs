@@ -18,13 +18,19 @@ pub fn bearer<T>(request: &Request<T>) -> Result<Option<&str>, Status> {
             "metadata must be printable ASCII: `Bearer <token>`",
         )
     })?;
-    let (scheme, token) = text.split_once(' ').unwrap_or((text, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(to_status(Error::Unauthenticated(
+    match bearer_credentials(text) {
+        Some(token) if !token.is_empty() => Ok(Some(token)),
+        _ => Err(to_status(Error::Unauthenticated(
             "authorization metadata must be `Bearer <access token>`".into(),
-        )));
+        ))),
     }
-    Ok(Some(token.trim()))
+}
+
+/// The token of an `authorization` value of the `Bearer` scheme (RFC 6750 section 2.1; the
+/// scheme name is case-insensitive), trimmed and possibly empty; `None` for another scheme.
+pub fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// The authenticated caller; UNAUTHENTICATED when there is no valid bearer token.

@@ -1,11 +1,13 @@
 //! gRPC transport: thin handlers that convert protobuf to domain calls and back, the one
-//! error table, and the router with health and reflection beside tokend's services.
+//! error table, and the router with health and reflection beside tokend's services (and,
+//! when enabled, Envoy's external authorization).
 
 mod audit;
 mod auth;
 mod clients;
 mod convert;
 pub mod error;
+mod ext_authz;
 mod introspection;
 mod keys;
 mod peer;
@@ -13,6 +15,7 @@ mod tokens;
 
 use std::sync::Arc;
 
+use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
@@ -26,6 +29,7 @@ use crate::proto::token_service_server::TokenServiceServer;
 
 pub use audit::AuditApi;
 pub use clients::ClientApi;
+pub use ext_authz::{ExtAuthzApi, ExtAuthzConfig};
 pub use introspection::IntrospectionApi;
 pub use keys::KeyApi;
 pub use tokens::TokenApi;
@@ -39,12 +43,15 @@ pub const SERVICE_NAMES: [&str; 5] = [
     "tokend.v1.AuditService",
 ];
 
-/// tokend's services plus `grpc.health.v1.Health` and reflection (v1 and v1alpha).
+/// tokend's services plus `grpc.health.v1.Health` and reflection (v1 and v1alpha), and
+/// `envoy.service.auth.v3.Authorization` when `ext_authz` is given. Reflection covers tokend's
+/// own and the health service only: `envoy-types` does not export its descriptor set.
 pub fn routes(
     tokend: Arc<Tokend>,
     health: tonic_health::pb::health_server::HealthServer<
         impl tonic_health::pb::health_server::Health,
     >,
+    ext_authz: Option<ExtAuthzConfig>,
 ) -> anyhow::Result<Routes> {
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
@@ -71,14 +78,21 @@ pub fn routes(
         .add_service(AuditServiceServer::new(AuditApi {
             tokend: tokend.clone(),
         }))
-        .add_service(IntrospectionServiceServer::new(IntrospectionApi { tokend }));
+        .add_service(IntrospectionServiceServer::new(IntrospectionApi {
+            tokend: tokend.clone(),
+        }));
+    if let Some(config) = ext_authz {
+        routes.add_service(AuthorizationServer::new(ExtAuthzApi { tokend, config }));
+    }
     Ok(routes.routes())
 }
 
-/// Sets every service, and the server as a whole (""), to `status`.
-pub async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
+/// Sets every service, and the server as a whole (""), to `status`; with `ext_authz`, Envoy's
+/// `Authorization` too.
+pub async fn set_health(reporter: &HealthReporter, status: ServingStatus, ext_authz: bool) {
     reporter.set_service_status("", status).await;
-    for name in SERVICE_NAMES {
+    let extra = ext_authz.then_some(ext_authz::SERVICE_NAME);
+    for name in SERVICE_NAMES.into_iter().chain(extra) {
         reporter.set_service_status(name, status).await;
     }
 }

@@ -56,7 +56,8 @@ async fn client_ids(app: &TestApp, admin: &Creds) -> Vec<String> {
 }
 
 async fn every_rpc_runs_clean_and_cleans_up(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    // `ext-authz` is among them: Envoy's Check is served only when enabled.
+    let app = TestApp::spawn_with(backend, |s| s.ext_authz.enabled = true).await;
     let admin = app.bootstrap("system", "tokend.admin").await;
     let options = quick(&app, &admin, &Rpc::ALL);
     let report = bench::run(options).await.expect("bench run");
@@ -129,6 +130,16 @@ async fn client_policy_run_is_clean(backend: Backend) {
             "refresh",
         ],
     );
+}
+
+async fn ext_authz_needs_only_a_token(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| s.ext_authz.enabled = true).await;
+    let creds = app.bootstrap("acme", "orders:read").await;
+    let mut options = quick(&app, &creds, &[Rpc::ExtAuthz]);
+    options.admin = None;
+    options.token = Some(SecretString::from(app.token(&creds, &[]).await));
+    let report = bench::run(options).await.expect("bench run");
+    assert_clean(&report, &["health", "ext-authz"]);
 }
 
 /// `tokend bench <args>`, with no database or config in its environment.
@@ -231,4 +242,5 @@ for_each_backend!(
     bad_secrets_round_reports_their_rate,
     binary_prints_clean_json,
     bad_input_fails_with_one_clear_line,
+    ext_authz_needs_only_a_token,
 );

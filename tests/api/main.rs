@@ -11,6 +11,7 @@ mod bench;
 mod caches;
 mod clients;
 mod exchange;
+mod ext_authz;
 mod introspection;
 mod keys;
 mod lifecycle;

@@ -1,0 +1,160 @@
+//! `[ext_authz]`: Envoy external authorization on the gRPC port.
+//!
+//! Off by default. `Authorization/Check` answers any caller who can reach the port with the
+//! client id and tenant of whatever token it is shown, and it asks for no tokend caller token
+//! (the proxy calling it has none): turn it on only where the network lets nothing but the mesh
+//! (the Envoy sidecars or gateways) reach tokend. TLS and mTLS on tokend's own port come later.
+
+use serde::Deserialize;
+
+use super::ConfigError;
+use crate::domain::{EdgeRoute, EdgeRoutes};
+
+/// `[ext_authz]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExtAuthzSettings {
+    /// Serve `envoy.service.auth.v3.Authorization` (and list it in health). `TOKEND__EXT_AUTHZ__ENABLED`.
+    pub enabled: bool,
+    /// Upstream request header carrying the token's client id.
+    pub client_id_header: String,
+    /// Upstream request header carrying the token's tenant.
+    pub tenant_header: String,
+    /// Upstream request header carrying the token's scopes, space-delimited.
+    pub scopes_header: String,
+    /// Upstream request header carrying the token's `sub`.
+    pub subject_header: String,
+    /// What each path needs beyond an active token; from the config file only.
+    pub routes: Vec<RouteSettings>,
+}
+
+impl Default for ExtAuthzSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            client_id_header: "x-tokend-client-id".into(),
+            tenant_header: "x-tokend-tenant".into(),
+            scopes_header: "x-tokend-scopes".into(),
+            subject_header: "x-tokend-sub".into(),
+            routes: Vec::new(),
+        }
+    }
+}
+
+/// One `[[ext_authz.routes]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSettings {
+    /// Requests whose path starts with this (`/orders`); the longest matching prefix applies.
+    pub path_prefix: String,
+    /// Methods the rule is for; empty: any.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Scopes the token must cover, all of them.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// An audience the token must carry.
+    #[serde(default)]
+    pub audience: Option<String>,
+}
+
+impl ExtAuthzSettings {
+    /// The rules in matching order; an invalid one names its field.
+    pub fn routes(&self) -> Result<EdgeRoutes, ConfigError> {
+        let routes = self
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                EdgeRoute::parse(
+                    &format!("ext_authz.routes[{i}]"),
+                    &r.path_prefix,
+                    &r.methods,
+                    &r.scopes,
+                    r.audience.as_deref(),
+                )
+                .map_err(|e| ConfigError(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(EdgeRoutes::new(routes))
+    }
+
+    /// The four upstream header names, in the order client id, tenant, scopes, subject.
+    pub fn header_names(&self) -> [&str; 4] {
+        [
+            &self.client_id_header,
+            &self.tenant_header,
+            &self.scopes_header,
+            &self.subject_header,
+        ]
+    }
+
+    /// Checks the header names and the routes.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let keys = [
+            "client_id_header",
+            "tenant_header",
+            "scopes_header",
+            "subject_header",
+        ];
+        let names = self.header_names();
+        for (key, name) in keys.iter().zip(names) {
+            let token = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+            if name.is_empty() || !name.chars().all(token) {
+                return Err(ConfigError(format!(
+                    "ext_authz.{key} must be a lower-case header name such as x-tokend-client-id, not {name:?}"
+                )));
+            }
+            if matches!(name, "authorization" | "host" | "cookie" | "content-length") {
+                return Err(ConfigError(format!(
+                    "ext_authz.{key} must not be a standard header ({name})"
+                )));
+            }
+        }
+        for (i, name) in names.iter().enumerate() {
+            if names[..i].contains(name) {
+                return Err(ConfigError(format!(
+                    "ext_authz.{}: {name} is used twice; each header needs its own name",
+                    keys[i]
+                )));
+            }
+        }
+        self.routes().map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(prefix: &str) -> RouteSettings {
+        RouteSettings {
+            path_prefix: prefix.into(),
+            methods: vec![],
+            scopes: vec!["orders:read".into()],
+            audience: None,
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid_and_off() {
+        let s = ExtAuthzSettings::default();
+        s.validate().unwrap();
+        assert!(!s.enabled);
+        assert_eq!(s.header_names()[0], "x-tokend-client-id");
+    }
+
+    #[test]
+    fn bad_names_and_routes_are_named() {
+        let err = |change: fn(&mut ExtAuthzSettings)| {
+            let mut s = ExtAuthzSettings::default();
+            change(&mut s);
+            s.validate().unwrap_err().to_string()
+        };
+        assert!(err(|s| s.tenant_header = "X Tenant".into()).contains("ext_authz.tenant_header"));
+        assert!(err(|s| s.scopes_header = "authorization".into()).contains("scopes_header"));
+        assert!(err(|s| s.subject_header = "x-tokend-tenant".into()).contains("used twice"));
+        let msg = err(|s| s.routes = vec![route("/ok"), route("orders")]);
+        assert!(msg.contains("ext_authz.routes[1].path_prefix"), "{msg}");
+    }
+}

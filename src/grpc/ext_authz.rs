@@ -1,0 +1,196 @@
+//! `envoy.service.auth.v3.Authorization/Check`: Envoy's external authorization, so a mesh or
+//! gateway checks bearer tokens with tokend before a request reaches a backend.
+//!
+//! A thin front end: it reads the request's method, path, `authorization` header and source
+//! address out of the `CheckRequest`, asks the domain (`Tokend::authorize_edge`) for the
+//! verdict, and writes it back as Envoy wants it: OK with the token's identity in upstream
+//! headers, or a denied HTTP answer in RFC 6750's terms. A domain error (the database is down)
+//! is a gRPC error, so Envoy's `failure_mode_allow` decides.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use envoy_types::ext_authz::v3::pb::{
+    Address, Authorization, CheckRequest, CheckResponse, DeniedHttpResponse, HeaderAppendAction,
+    HeaderValue, HeaderValueOption, HttpResponse, HttpStatus, HttpStatusCode, OkHttpResponse,
+};
+use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
+use envoy_types::pb::google::rpc;
+use tonic::{Code, Request, Response, Status};
+
+use super::auth::bearer_credentials;
+use super::error::to_status;
+use crate::domain::policy::address;
+use crate::domain::{ActiveToken, EdgeRequest, EdgeRoutes, EdgeVerdict, Tokend};
+
+/// The service's name in health checks.
+pub const SERVICE_NAME: &str = "envoy.service.auth.v3.Authorization";
+
+/// The route rules and the names of the headers the upstream gets.
+#[derive(Debug, Clone)]
+pub struct ExtAuthzConfig {
+    pub routes: Arc<EdgeRoutes>,
+    /// Client id, tenant, scopes (space-delimited) and `sub`, in that order.
+    pub headers: [String; 4],
+}
+
+/// Serves `Authorization`.
+pub struct ExtAuthzApi {
+    pub tokend: Arc<Tokend>,
+    pub config: ExtAuthzConfig,
+}
+
+#[tonic::async_trait]
+impl Authorization for ExtAuthzApi {
+    async fn check(
+        &self,
+        request: Request<CheckRequest>,
+    ) -> Result<Response<CheckResponse>, Status> {
+        let check = request.get_ref();
+        let http = check
+            .attributes
+            .as_ref()
+            .and_then(|a| a.request.as_ref())
+            .and_then(|r| r.http.as_ref());
+        let edge = EdgeRequest {
+            method: http.map_or("", |h| h.method.as_str()),
+            path: http.map_or("", |h| h.path.as_str()),
+            bearer: http.and_then(authorization).and_then(bearer_credentials),
+            source: source_address(check),
+        };
+        let verdict = self.tokend.authorize_edge(&self.config.routes, edge).await;
+        Ok(Response::new(self.answer(verdict.map_err(to_status)?)))
+    }
+}
+
+impl ExtAuthzApi {
+    fn answer(&self, verdict: EdgeVerdict) -> CheckResponse {
+        match verdict {
+            EdgeVerdict::Allow(active) => allowed(&self.config.headers, &active),
+            EdgeVerdict::NoToken => denied(
+                Code::Unauthenticated,
+                "Bearer realm=\"tokend\"".into(),
+                "invalid_token",
+                "the request carries no bearer token",
+            ),
+            EdgeVerdict::InvalidToken => denied(
+                Code::Unauthenticated,
+                "Bearer realm=\"tokend\", error=\"invalid_token\"".into(),
+                "invalid_token",
+                "the bearer token is not valid (expired, revoked, malformed or not issued by this tokend)",
+            ),
+            EdgeVerdict::Insufficient(lacking) => {
+                let mut challenge =
+                    String::from("Bearer realm=\"tokend\", error=\"insufficient_scope\"");
+                if !lacking.required.is_empty() {
+                    challenge.push_str(&format!(", scope=\"{}\"", lacking.required));
+                }
+                denied(
+                    Code::PermissionDenied,
+                    challenge,
+                    "insufficient_scope",
+                    &lacking.description,
+                )
+            }
+        }
+    }
+}
+
+/// The `authorization` header: from the header map Envoy sends by default, or from the raw
+/// list it sends with `encode_raw_headers`. Sent twice there, it counts as malformed.
+fn authorization(http: &HttpRequest) -> Option<&str> {
+    if let Some(value) = http.headers.get("authorization") {
+        return Some(value);
+    }
+    let raw = http.header_map.as_ref()?;
+    let mut found = raw.headers.iter().filter(|h| h.key == "authorization");
+    let first = found.next()?;
+    if found.next().is_some() {
+        return Some("Bearer ");
+    }
+    if first.raw_value.is_empty() {
+        Some(&first.value)
+    } else {
+        Some(std::str::from_utf8(&first.raw_value).unwrap_or("Bearer "))
+    }
+}
+
+/// The downstream client's address, as Envoy saw it; `None` when it sent none or no IP.
+fn source_address(check: &CheckRequest) -> Option<IpAddr> {
+    let peer = check.attributes.as_ref()?.source.as_ref()?;
+    match peer.address.as_ref()?.address.as_ref()? {
+        Address::SocketAddress(socket) => address::parse_address("source", &socket.address).ok(),
+        _ => None,
+    }
+}
+
+/// OK, with the token's identity set on the upstream request. Each header is overwritten, never
+/// appended to, so a client cannot send its own; one the token has no value for is removed.
+fn allowed(names: &[String; 4], active: &ActiveToken) -> CheckResponse {
+    let claims = active.claims();
+    let values = [
+        claims.client_id.clone(),
+        active.tenant().as_str().to_owned(),
+        active.scopes().to_claim(),
+        claims.sub.clone(),
+    ];
+    let mut ok = OkHttpResponse::default();
+    for (name, value) in names.iter().zip(values) {
+        if value.is_empty() {
+            ok.headers_to_remove.push(name.clone());
+        } else {
+            ok.headers.push(header(
+                name,
+                value,
+                HeaderAppendAction::OverwriteIfExistsOrAdd,
+            ));
+        }
+    }
+    CheckResponse {
+        status: Some(rpc::Status {
+            code: Code::Ok as i32,
+            ..Default::default()
+        }),
+        http_response: Some(HttpResponse::OkResponse(ok)),
+        ..Default::default()
+    }
+}
+
+/// A denied answer: 401 or 403 with the RFC 6750 challenge and a small JSON body.
+fn denied(code: Code, challenge: String, error: &str, description: &str) -> CheckResponse {
+    let http = match code {
+        Code::PermissionDenied => HttpStatusCode::Forbidden,
+        _ => HttpStatusCode::Unauthorized,
+    };
+    let body = serde_json::json!({ "error": error, "error_description": description });
+    let overwrite = HeaderAppendAction::OverwriteIfExistsOrAdd;
+    CheckResponse {
+        status: Some(rpc::Status {
+            code: code as i32,
+            message: description.to_owned(),
+            details: Vec::new(),
+        }),
+        http_response: Some(HttpResponse::DeniedResponse(DeniedHttpResponse {
+            status: Some(HttpStatus { code: http as i32 }),
+            headers: vec![
+                header("www-authenticate", challenge, overwrite),
+                header("content-type", "application/json".into(), overwrite),
+                header("cache-control", "no-store".into(), overwrite),
+            ],
+            body: body.to_string(),
+        })),
+        ..Default::default()
+    }
+}
+
+fn header(key: &str, value: String, action: HeaderAppendAction) -> HeaderValueOption {
+    HeaderValueOption {
+        header: Some(HeaderValue {
+            key: key.to_owned(),
+            value,
+            raw_value: Vec::new(),
+        }),
+        append_action: action as i32,
+        ..Default::default()
+    }
+}
