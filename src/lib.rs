@@ -11,10 +11,11 @@
 //! - `telemetry` — logs, OTLP traces, W3C trace-context extraction per request.
 //! - `grpc`      — transport: thin tonic handlers, the one error->Status table, health,
 //!   reflection, and Envoy's `ext_authz` Check when enabled; calls `domain`.
-//! - `http`      — plain HTTP on the same port (the JWKS); calls `domain`.
+//! - `http`      — plain HTTP on the same port: the JWKS, the OAuth 2.0 token, introspection
+//!   and revocation endpoints, the RFC 8414 metadata; one domain-error table; calls `domain`.
 //! - `proto`     — generated `tokend.v1` code and the reflection descriptor set.
 //! - `domain`    — every rule: clients, secrets, scopes, keys, issuing and introspecting
-//!   tokens, the edge verdict for Envoy (`edge`), client policy (allow-lists, rate limits,
+//!   tokens, token exchange (`exchange`), the edge verdict for Envoy (`edge`), client policy (allow-lists, rate limits,
 //!   lockout) and the audit trail; calls `store` through traits.
 //! - `store`     — persistence traits with Postgres and SQLite implementations; no policy.
 
