@@ -48,6 +48,9 @@ done
 token_of() { curl -sf -u "$1:$2" -d grant_type=client_credentials "$url/oauth2/token" | json_field access_token; }
 caller=$(token_of "$admin_id" "$admin_secret")
 target=$(token_of "$svc_id" "$svc_secret")
+# wrk checks statuses only: make sure the measured introspection really answers active.
+curl -sf -H "Authorization: Bearer $caller" -d "token=$target" "$url/oauth2/introspect" \
+  | grep -q '"active":true' || { echo "the measured token does not introspect active" >&2; exit 1; }
 basic="Basic $(printf '%s:%s' "$svc_id" "$svc_secret" | base64 -w0)"
 
 script="$dir/post.lua"
@@ -60,7 +63,8 @@ LUA
 
 # wrk's rate, with its count of non-2xx answers and socket errors beside it.
 http_rate() {
-  local name="$1" path="$2" auth="$3" body="$4" file="$out/http-$name.txt"
+  local name="$1" path="$2" auth="$3" body="$4"
+  local file="$out/http-$name.txt"
   AUTH="$auth" BODY="$body" wrk -t2 -c64 -d"${secs}s" --latency -s "$script" "$url$path" >"$file"
   local rps bad
   rps=$(awk '/^Requests\/sec/ {print $2}' "$file")
