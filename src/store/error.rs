@@ -39,6 +39,11 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(db) if sqlite_busy(db.code().as_deref()) => {
                 StoreError::Unavailable("database is busy".into())
             }
+            // The database is there but cannot serve now: a full disk, a server shutting down
+            // or starting, too many connections, a connection that broke.
+            sqlx::Error::Database(db) if out_of_service(db.code().as_deref()) => {
+                StoreError::Unavailable(err.to_string())
+            }
             sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
             | sqlx::Error::PoolTimedOut
@@ -57,8 +62,42 @@ fn sqlite_busy(code: Option<&str>) -> bool {
         .is_some_and(|c| matches!(c & 0xff, 5 | 6))
 }
 
+/// Codes that mean "not now" rather than "never": Postgres SQLSTATE class 08 (connection
+/// exception), class 53 (insufficient resources: disk full, out of memory, too many
+/// connections) and 57P01-57P03 (admin or crash shutdown, cannot connect now); SQLite's
+/// SQLITE_FULL (13, the disk or the database file is full).
+fn out_of_service(code: Option<&str>) -> bool {
+    let Some(code) = code else {
+        return false;
+    };
+    if code.len() == 5 {
+        return code.starts_with("08")
+            || code.starts_with("53")
+            || matches!(code, "57P01" | "57P02" | "57P03");
+    }
+    code.parse::<i32>().is_ok_and(|c| c & 0xff == 13)
+}
+
 impl From<sqlx::migrate::MigrateError> for StoreError {
     fn from(err: sqlx::migrate::MigrateError) -> Self {
         StoreError::Unexpected(anyhow::Error::new(err).context("migration failed"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_codes_are_unavailable_and_others_are_not() {
+        for code in ["08006", "08001", "53100", "53300", "57P01", "57P03", "13"] {
+            assert!(out_of_service(Some(code)), "{code}");
+        }
+        for code in ["23505", "42P01", "40001", "57014", "5", "19", "2067"] {
+            assert!(!out_of_service(Some(code)), "{code}");
+        }
+        assert!(!out_of_service(None));
+        assert!(sqlite_busy(Some("5")) && sqlite_busy(Some("517")) && sqlite_busy(Some("6")));
+        assert!(!sqlite_busy(Some("53300")));
     }
 }
