@@ -15,7 +15,7 @@ use super::error::{Error, Result};
 use super::introspection::ActiveToken;
 use super::opaque::OpaqueKind;
 use super::scope::{RESERVED_PREFIX, ScopeSet};
-use super::tokens::{IssuedToken, new_jti, secs};
+use super::tokens::{IssuedToken, chosen_audience, new_jti, secs};
 
 /// RFC 8693 section 3: an OAuth 2.0 access token (JWT or opaque).
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -98,7 +98,11 @@ impl Tokend {
                 "the token descends from more than {MAX_CHAIN} exchanges; get a token at the source"
             )));
         }
-        let audience = exchange_audience(&client, &request.audience)?;
+        let audience = chosen_audience(
+            &client.spec.exchange_audiences,
+            &request.audience,
+            "for exchange by this client",
+        )?;
         let scopes = carried_scopes(&client, subject.scopes(), &requested)?;
         let claims = self.exchanged_claims(&client, &subject, actor.as_ref(), audience, &scopes)?;
         let claims = AccessClaims { src, ..claims };
@@ -224,30 +228,6 @@ fn token_type(field: &str, raw: &str, token: &str) -> Result<()> {
             ),
         )),
     }
-}
-
-/// The audience of the new token: the requested ones, each among the client's
-/// `exchange_audiences` (else `invalid_target`); none requested: all of them.
-fn exchange_audience(client: &Client, requested: &[String]) -> Result<Vec<String>> {
-    let allowed = &client.spec.exchange_audiences;
-    if requested.is_empty() {
-        return Ok(allowed.iter().cloned().collect());
-    }
-    let refused: Vec<&str> = requested
-        .iter()
-        .filter(|a| !allowed.contains(*a))
-        .map(String::as_str)
-        .collect();
-    if !refused.is_empty() {
-        return Err(Error::InvalidTarget(format!(
-            "audience not allowed for exchange by this client: {}",
-            refused.join(" ")
-        )));
-    }
-    let mut aud = requested.to_vec();
-    aud.sort();
-    aud.dedup();
-    Ok(aud)
 }
 
 /// The scopes carried over: what the subject token holds and the client is allowed, never a

@@ -2,6 +2,7 @@
 //! RFC 9068 JWTs or opaque access tokens, refresh-token rotation with reuse detection (RFC 9700
 //! section 4.14.2) and revocation (RFC 7009).
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -396,30 +397,14 @@ impl TokenIssuer {
         Ok(issued)
     }
 
+    /// The client's audiences as [`chosen_audience`] picks them; a client with none gets
+    /// tokens for tokend itself.
     fn grant_audience(&self, client: &Client, requested: &[String]) -> Result<Vec<String>> {
         let allowed = &client.spec.audiences;
-        if requested.is_empty() {
-            return Ok(if allowed.is_empty() {
-                vec![self.issuer.clone()]
-            } else {
-                allowed.iter().cloned().collect()
-            });
+        if requested.is_empty() && allowed.is_empty() {
+            return Ok(vec![self.issuer.clone()]);
         }
-        let refused: Vec<&str> = requested
-            .iter()
-            .filter(|a| !allowed.contains(*a))
-            .map(String::as_str)
-            .collect();
-        if !refused.is_empty() {
-            return Err(Error::InvalidTarget(format!(
-                "audience not allowed for this client: {}",
-                refused.join(" ")
-            )));
-        }
-        let mut aud = requested.to_vec();
-        aud.sort();
-        aud.dedup();
-        Ok(aud)
+        chosen_audience(allowed, requested, "for this client")
     }
 
     /// How long past a family's recorded last access-token expiry its deny entry is kept: the
@@ -519,6 +504,33 @@ impl TokenIssuer {
         self.usage
             .used(id, to_micros(self.clock.now()), address, counter);
     }
+}
+
+/// The requested audiences, each one of `allowed` (else `invalid_target`, the refusal saying
+/// what they are not allowed `for`), sorted and deduplicated; none requested: all of `allowed`.
+pub(super) fn chosen_audience(
+    allowed: &BTreeSet<String>,
+    requested: &[String],
+    what: &str,
+) -> Result<Vec<String>> {
+    if requested.is_empty() {
+        return Ok(allowed.iter().cloned().collect());
+    }
+    let refused: Vec<&str> = requested
+        .iter()
+        .filter(|a| !allowed.contains(*a))
+        .map(String::as_str)
+        .collect();
+    if !refused.is_empty() {
+        return Err(Error::InvalidTarget(format!(
+            "audience not allowed {what}: {}",
+            refused.join(" ")
+        )));
+    }
+    let mut aud = requested.to_vec();
+    aud.sort();
+    aud.dedup();
+    Ok(aud)
 }
 
 pub(super) fn micros(d: Duration) -> i64 {

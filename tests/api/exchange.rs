@@ -225,6 +225,20 @@ async fn exchanged_tokens_die_with_their_subject(backend: Backend) {
         (issued, got.access_token)
     };
 
+    let revoke_all = |client_id: &str| {
+        let request = RevokeClientTokensRequest {
+            client_id: client_id.into(),
+        };
+        let mut clients = app.clients();
+        let admin = p.admin.clone();
+        async move {
+            clients
+                .revoke_client_tokens(authed(request, &admin))
+                .await
+                .unwrap();
+        }
+    };
+
     // The subject's refresh family, revoked by its refresh token.
     let (issued, exchanged) = fresh().await;
     app.tokens()
@@ -240,28 +254,12 @@ async fn exchanged_tokens_die_with_their_subject(backend: Backend) {
 
     // RevokeClientTokens on the subject's client.
     let (_, exchanged) = fresh().await;
-    app.clients()
-        .revoke_client_tokens(authed(
-            RevokeClientTokensRequest {
-                client_id: p.frontend.client_id.clone(),
-            },
-            &p.admin,
-        ))
-        .await
-        .unwrap();
+    revoke_all(&p.frontend.client_id).await;
     assert!(!app.introspect(introspector, &exchanged).await.active);
 
     // RevokeClientTokens on the exchanging client ends its own tokens, as always.
     let (_, exchanged) = fresh().await;
-    app.clients()
-        .revoke_client_tokens(authed(
-            RevokeClientTokensRequest {
-                client_id: p.gateway.client_id.clone(),
-            },
-            &p.admin,
-        ))
-        .await
-        .unwrap();
+    revoke_all(&p.gateway.client_id).await;
     assert!(!app.introspect(introspector, &exchanged).await.active);
 
     // Disabling the subject's client.
