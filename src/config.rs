@@ -150,6 +150,11 @@ pub struct SyncSettings {
     /// How often each replica records that it is alive, milliseconds. Rate limits and the
     /// lockout threshold are divided by the replicas that did so within three periods.
     pub heartbeat_ms: u64,
+    /// How long after its last successful read of the change log a replica still answers
+    /// `Introspect` and issues tokens from memory (the database unreachable); after that it
+    /// answers UNAVAILABLE rather than trust a deny list that may miss revocations. 0: no
+    /// limit.
+    pub max_staleness_secs: u64,
 }
 
 impl Default for SyncSettings {
@@ -158,6 +163,7 @@ impl Default for SyncSettings {
             poll_interval_ms: 1000,
             purge_interval_secs: 300,
             heartbeat_ms: 5000,
+            max_staleness_secs: 300,
         }
     }
 }
@@ -388,6 +394,15 @@ impl Settings {
                 "sync.heartbeat_ms must be between 100 and 60000".into(),
             ));
         }
+        if self.sync.max_staleness_secs != 0
+            && self.sync.max_staleness_secs * 1000 < 2 * self.sync.poll_interval_ms
+        {
+            return Err(ConfigError(
+                "sync.max_staleness_secs must be 0 (no limit) or at least twice \
+                 sync.poll_interval_ms, else a healthy replica would refuse to answer"
+                    .into(),
+            ));
+        }
         if self.sync.purge_interval_secs == 0 {
             return Err(ConfigError(
                 "sync.purge_interval_secs must be at least 1".into(),
@@ -462,6 +477,10 @@ impl Settings {
             algorithm: SigningAlgorithm::parse(&self.keys.algorithm)
                 .unwrap_or(SigningAlgorithm::EdDsa),
             introspection_requires_auth: self.introspection.require_auth,
+            max_staleness: match self.sync.max_staleness_secs {
+                0 => None,
+                n => Some(Duration::from_secs(n)),
+            },
             refresh_retry_window: Duration::from_secs(self.tokens.refresh_retry_window_secs),
             key_policy: KeyPolicy {
                 prepublish: Duration::from_secs(self.keys.prepublish_secs),

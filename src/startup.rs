@@ -105,9 +105,17 @@ impl Application {
             self.key_reload,
             stopping_rx.clone(),
         ));
+        let follow = tokio::spawn(follow_database(
+            self.tokend.clone(),
+            reporter.clone(),
+            with_ext_authz,
+        ));
         let signal = async move {
             shutdown.await;
             tracing::info!("shutting down: health NOT_SERVING, draining in-flight calls");
+            // Stopped (and awaited) first, so it cannot set a service back to SERVING.
+            follow.abort();
+            let _ = follow.await;
             grpc::set_health(&reporter, ServingStatus::NotServing, with_ext_authz).await;
             let _ = stopping_tx.send(true);
         };
@@ -171,6 +179,41 @@ async fn maintain_keys(
         if let Err(err) = tokend.keys.maintain().await {
             tracing::warn!(error = ?err, "signing-key maintenance failed; retrying next period");
         }
+    }
+}
+
+/// How often health rechecks whether the replica's view is still fresh enough to answer from.
+const FRESHNESS_CHECK: Duration = Duration::from_millis(500);
+
+/// Keeps health in step with the database until aborted: the write services go NOT_SERVING as
+/// soon as the sync loop finds the database unreachable and come back when it answers again;
+/// Introspection stays SERVING as long as it may answer from memory.
+async fn follow_database(
+    tokend: Arc<Tokend>,
+    reporter: tonic_health::server::HealthReporter,
+    ext_authz: bool,
+) {
+    let mut database = tokend.database_changes();
+    let mut ticks = tokio::time::interval(FRESHNESS_CHECK);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut shown = (true, true);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            changed = database.changed() => if changed.is_err() { return },
+        }
+        let up = *database.borrow_and_update() == crate::store::DatabaseState::Up;
+        let now = (up, tokend.registry.is_fresh());
+        if now == shown {
+            continue;
+        }
+        tracing::info!(
+            database_up = now.0,
+            introspection_serving = now.1,
+            "health follows the database"
+        );
+        grpc::set_availability_health(&reporter, now.0, now.1, ext_authz).await;
+        shown = now;
     }
 }
 

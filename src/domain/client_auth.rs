@@ -206,6 +206,9 @@ impl TokenIssuer {
     ) -> Result<Option<(Arc<Client>, bool)>> {
         let id = ClientId::parse("client_id", client_id).map_err(|_| Error::InvalidClient)?;
         let secret = ClientSecret::from_presented(secret).ok_or(Error::InvalidClient)?;
+        // A view too stale to introspect from is too stale to issue from (a client disabled
+        // meanwhile would get tokens).
+        self.registry.ensure_fresh()?;
         let now = to_micros(self.clock.now());
         // Taken before the database reads: if the client changes meanwhile, what is
         // remembered below is already stale.

@@ -99,6 +99,10 @@ impl From<StoreError> for Error {
                 tracing::warn!(%detail, "database unavailable");
                 Error::Unavailable("the database is unavailable; retry later".into())
             }
+            // Logged once by the sync loop when the database went away, not per call.
+            StoreError::Down(_) => {
+                Error::Unavailable("the database is unavailable; retry later".into())
+            }
             StoreError::InvalidUrl(msg) => Error::Unexpected(anyhow::anyhow!(msg)),
             StoreError::Unexpected(err) => Error::Unexpected(err),
         }

@@ -197,6 +197,7 @@ impl Introspector {
         token: &str,
         client_address: Option<IpAddr>,
     ) -> Result<Option<ActiveToken>> {
+        self.registry.ensure_fresh()?;
         let now = self.clock.now();
         let active = match self.lookup(token, now.unix_timestamp()).await? {
             Lookup::Active(active) => active,
@@ -237,6 +238,7 @@ impl Introspector {
         let invalid = || {
             Error::Unauthenticated("the bearer token is not valid (expired, revoked, malformed or not issued by this tokend)".into())
         };
+        self.registry.ensure_fresh()?;
         let active = self.verify(bearer).await?.ok_or_else(invalid)?;
         if !active.claims().aud.iter().any(|a| a == &self.issuer) {
             return Err(Error::Unauthenticated(format!(

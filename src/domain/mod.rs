@@ -77,6 +77,9 @@ pub struct DomainConfig {
     pub lockout: LockoutConfig,
     /// How long audit events and usage are kept.
     pub audit_retention: Duration,
+    /// How long after its last read of the change log a replica still answers from memory
+    /// (`None`: however long).
+    pub max_staleness: Option<Duration>,
 }
 
 /// The assembled domain services.
@@ -119,6 +122,7 @@ impl Tokend {
                 clock.clone(),
                 config.caches,
                 config.lockout,
+                config.max_staleness,
             )
             .await?,
         );
@@ -199,6 +203,11 @@ impl Tokend {
             clock::to_micros(self.tokens.clock.now()),
         );
         Ok(live)
+    }
+
+    /// Changes of where the database stands, as the sync loop finds.
+    pub fn database_changes(&self) -> tokio::sync::watch::Receiver<crate::store::DatabaseState> {
+        self.store.availability().subscribe()
     }
 
     /// Removes this replica from the heartbeat table (on a graceful stop), so the others

@@ -10,6 +10,7 @@
 //! than half its retention reloads everything.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -17,13 +18,14 @@ use tokio::time::Instant;
 
 use super::client::Client;
 use super::clock::{Clock, to_micros};
-use super::error::Result;
+use super::error::{Error, Result};
 use super::keys::KeyRing;
 use super::policy::{Lockout, LockoutConfig, Subject};
 use super::secret_cache::SecretCache;
 use super::token_cache::TokenCache;
 use crate::store::{
-    CHANGE_CLIENT, CHANGE_GRANT, CHANGE_KEYS, CHANGE_LOCKOUT, CHANGE_TOKEN, ChangeRow, Store,
+    CHANGE_CLIENT, CHANGE_GRANT, CHANGE_KEYS, CHANGE_LOCKOUT, CHANGE_TOKEN, ChangeRow,
+    DatabaseState, Store,
 };
 
 /// How long change-log rows are kept. A replica further behind than half of it reloads fully.
@@ -83,6 +85,13 @@ pub struct Registry {
     store: Arc<dyn Store>,
     keys: Arc<KeyRing>,
     clock: Arc<dyn Clock>,
+    /// When the registry was made; `read_at_ms` counts from here.
+    started: Instant,
+    /// When the change log was last read in full (ms after `started`); lock-free, as every
+    /// `Introspect` checks it.
+    read_at_ms: AtomicU64,
+    /// How stale the view may get before `Introspect` refuses to answer from it.
+    max_staleness: Option<Duration>,
 }
 
 impl Registry {
@@ -93,6 +102,7 @@ impl Registry {
         clock: Arc<dyn Clock>,
         caches: CacheConfig,
         lockout: LockoutConfig,
+        max_staleness: Option<Duration>,
     ) -> Result<Self> {
         let registry = Self {
             view: RwLock::new(View::default()),
@@ -106,6 +116,9 @@ impl Registry {
             store,
             keys,
             clock,
+            started: Instant::now(),
+            read_at_ms: AtomicU64::new(0),
+            max_staleness,
         };
         {
             let mut sync = registry.sync.lock().await;
@@ -191,7 +204,41 @@ impl Registry {
             }
         }
         sync.last_ok = Instant::now();
+        self.mark_read();
         Ok(applied)
+    }
+
+    /// How long ago the change log was last read in full: how far behind the database this
+    /// replica's deny list may be.
+    pub fn staleness(&self) -> Duration {
+        let read_at = Duration::from_millis(self.read_at_ms.load(Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(read_at)
+    }
+
+    /// Whether the view is recent enough to answer from (`sync.max_staleness_secs`).
+    pub fn is_fresh(&self) -> bool {
+        self.max_staleness.is_none_or(|max| self.staleness() <= max)
+    }
+
+    /// `Unavailable` once the change log has not been read for longer than allowed: a replica
+    /// cut off from the database keeps answering from memory until then, never longer, since
+    /// revocations made meanwhile through other replicas are unknown to it.
+    pub fn ensure_fresh(&self) -> Result<()> {
+        if self.is_fresh() {
+            return Ok(());
+        }
+        Err(Error::Unavailable(format!(
+            "this replica has not been able to read the change log for {} s, longer than the \
+             {} s allowed (sync.max_staleness_secs): it may not know of recent revocations, so \
+             it does not answer; the database is probably unreachable",
+            self.staleness().as_secs(),
+            self.max_staleness.unwrap_or_default().as_secs()
+        )))
+    }
+
+    fn mark_read(&self) {
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.read_at_ms.store(ms, Ordering::Relaxed);
     }
 
     /// Same as `catch_up` after a write that already succeeded: a failure here only delays
@@ -279,6 +326,7 @@ impl Registry {
         };
         sync.last_seq = seq;
         sync.last_ok = Instant::now();
+        self.mark_read();
         Ok(())
     }
 
@@ -348,7 +396,19 @@ pub struct SyncConfig {
     pub audit_retention: Duration,
 }
 
+/// Longest a read of the change log may take before the database counts as unreachable (a
+/// network that drops packets instead of refusing connections hangs rather than fails).
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// While the database is unreachable: how often it is pinged, and how long a ping may take.
+const PROBE_INTERVAL: Duration = Duration::from_millis(250);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Tails the change log until the task is dropped or aborted, and purges periodically.
+///
+/// It is also what notices that the database went away: a failed read opens the store's
+/// breaker (writes then fail at once, the write services report NOT_SERVING) and the loop
+/// pings every [`PROBE_INTERVAL`] until the database answers, then closes the breaker and
+/// catches up on everything logged meanwhile.
 pub async fn run_sync(registry: Arc<Registry>, config: SyncConfig) {
     let mut feed = loop {
         match registry.store.change_feed().await {
@@ -359,13 +419,43 @@ pub async fn run_sync(registry: Arc<Registry>, config: SyncConfig) {
             }
         }
     };
+    let availability = registry.store.availability();
     let mut next_purge = Instant::now() + config.purge_interval;
     loop {
-        feed.wait(config.poll_interval).await;
-        if let Err(err) = registry.catch_up().await {
-            tracing::warn!(error = %err, "reading the change log failed; retrying");
+        if availability.state() != DatabaseState::Down {
+            feed.wait(config.poll_interval).await;
+        } else {
+            tokio::time::sleep(PROBE_INTERVAL.min(config.poll_interval)).await;
+            if let Err(err) = registry.store.ping(PROBE_TIMEOUT).await {
+                tracing::debug!(error = %err, "the database is still unreachable");
+                continue;
+            }
+            availability.set_recovering();
+            tracing::info!(
+                stale_ms = registry.staleness().as_millis(),
+                "the database answers again; catching up on the change log"
+            );
         }
-        if Instant::now() >= next_purge {
+        match tokio::time::timeout(READ_TIMEOUT, registry.catch_up()).await {
+            Ok(Ok(_)) => availability.set_up(),
+            Ok(Err(Error::Unavailable(detail))) => {
+                if availability.state() != DatabaseState::Down {
+                    tracing::error!(error = %detail, "the database is unreachable; writes fail fast until it returns, Introspect answers from memory");
+                }
+                availability.set_down(&detail);
+            }
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "reading the change log failed; retrying");
+            }
+            Err(_) => {
+                tracing::error!(
+                    timeout_secs = READ_TIMEOUT.as_secs(),
+                    "reading the change log timed out; treating the database as unreachable"
+                );
+                availability.set_down("the change log did not answer in time");
+            }
+        }
+        if Instant::now() >= next_purge && availability.state() == DatabaseState::Up {
             next_purge = Instant::now() + config.purge_interval;
             purge(&registry, config.audit_retention).await;
         }

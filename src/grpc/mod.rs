@@ -38,10 +38,13 @@ pub use tokens::TokenApi;
 pub const SERVICE_NAMES: [&str; 5] = [
     "tokend.v1.ClientService",
     "tokend.v1.TokenService",
-    "tokend.v1.IntrospectionService",
+    INTROSPECTION_SERVICE,
     "tokend.v1.KeyService",
     "tokend.v1.AuditService",
 ];
+
+/// The service that answers from memory, and so keeps serving while the database is away.
+pub const INTROSPECTION_SERVICE: &str = "tokend.v1.IntrospectionService";
 
 /// tokend's services plus `grpc.health.v1.Health` and reflection (v1 and v1alpha), and
 /// `envoy.service.auth.v3.Authorization` when `ext_authz` is given. Reflection covers tokend's
@@ -85,6 +88,31 @@ pub fn routes(
         routes.add_service(AuthorizationServer::new(ExtAuthzApi { tokend, config }));
     }
     Ok(routes.routes())
+}
+
+/// Health while running: the services that need the database follow `database_up`; the ones
+/// that answer from memory (Introspection, Envoy's Authorization) follow `fresh` (the replica's
+/// view is within `sync.max_staleness_secs`). The server as a whole ("", for liveness) stays
+/// SERVING: a database outage is no reason to restart the process.
+pub async fn set_availability_health(
+    reporter: &HealthReporter,
+    database_up: bool,
+    fresh: bool,
+    ext_authz: bool,
+) {
+    let status = |up: bool| {
+        if up {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        }
+    };
+    let extra = ext_authz.then_some(ext_authz::SERVICE_NAME);
+    for name in SERVICE_NAMES.into_iter().chain(extra) {
+        let from_memory = name == INTROSPECTION_SERVICE || Some(name) == extra;
+        let up = if from_memory { fresh } else { database_up };
+        reporter.set_service_status(name, status(up)).await;
+    }
 }
 
 /// Sets every service, and the server as a whole (""), to `status`; with `ext_authz`, Envoy's

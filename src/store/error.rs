@@ -16,6 +16,10 @@ pub enum StoreError {
     /// The database cannot be reached or is overloaded; retrying later may work.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The database was found unreachable moments ago and has not answered since: the call
+    /// was not attempted (the breaker in `availability` is open).
+    #[error("database down: {0}")]
+    Down(String),
     /// The database URL is not one tokend can open.
     #[error("{0}")]
     InvalidUrl(String),

@@ -3,6 +3,7 @@
 //! plain records (`ClientRow`, `KeyRow`) so the store does not depend on the domain: the domain
 //! converts them into its parsed types.
 
+mod availability;
 mod error;
 mod postgres;
 mod rows;
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use availability::{Availability, State as DatabaseState};
 pub use error::StoreError;
 pub use postgres::PostgresStore;
 pub use rows::{
@@ -309,6 +311,13 @@ pub trait Store:
 
     /// Which backend this is, for logs: `postgres` or `sqlite`.
     fn backend(&self) -> &'static str;
+
+    /// The breaker every other call consults first: while it is open they fail at once.
+    fn availability(&self) -> &Availability;
+
+    /// One round trip to the database, past the breaker, given at most `timeout` (connecting
+    /// included).
+    async fn ping(&self, timeout: Duration) -> StoreResult<()>;
 }
 
 /// Options for opening a store.

@@ -1,10 +1,12 @@
 //! Postgres store: the production backend.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 
+use super::availability::{self, Availability};
 use super::sql::{HasDb, shared_store_impl};
 use super::{ChangeFeed, ConnectOptions, Store, StoreResult};
 
@@ -20,6 +22,7 @@ const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    availability: Arc<Availability>,
 }
 
 impl PostgresStore {
@@ -45,7 +48,18 @@ impl PostgresStore {
             })
             .connect(&options.url)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            availability: Arc::default(),
+        })
+    }
+}
+
+impl PostgresStore {
+    /// The pool, unless the breaker is open (the database was found unreachable).
+    fn pool(&self) -> StoreResult<&PgPool> {
+        self.availability.check()?;
+        Ok(&self.pool)
     }
 }
 
@@ -116,6 +130,15 @@ impl Store for PostgresStore {
     async fn migrate(&self) -> StoreResult<()> {
         MIGRATOR.run(&self.pool).await?;
         Ok(())
+    }
+
+    fn availability(&self) -> &Availability {
+        &self.availability
+    }
+
+    async fn ping(&self, timeout: Duration) -> StoreResult<()> {
+        let probe = sqlx::query("SELECT 1").execute(&self.pool);
+        availability::ping(timeout, probe).await
     }
 
     fn backend(&self) -> &'static str {

@@ -1,12 +1,14 @@
 //! SQLite store: the embedded default, one file, no server to run.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::SqliteSynchronous;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
+use super::availability::{self, Availability};
 use super::sql::{HasDb, shared_store_impl};
 use super::{ChangeFeed, ConnectOptions, Store, StoreResult};
 
@@ -16,6 +18,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    availability: Arc<Availability>,
 }
 
 impl SqliteStore {
@@ -56,7 +59,18 @@ impl SqliteStore {
             .test_before_acquire(false)
             .connect_with(connect)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            availability: Arc::default(),
+        })
+    }
+}
+
+impl SqliteStore {
+    /// The pool, unless the breaker is open (the database was found unreachable).
+    fn pool(&self) -> StoreResult<&SqlitePool> {
+        self.availability.check()?;
+        Ok(&self.pool)
     }
 }
 
@@ -88,6 +102,15 @@ impl Store for SqliteStore {
     async fn migrate(&self) -> StoreResult<()> {
         MIGRATOR.run(&self.pool).await?;
         Ok(())
+    }
+
+    fn availability(&self) -> &Availability {
+        &self.availability
+    }
+
+    async fn ping(&self, timeout: Duration) -> StoreResult<()> {
+        let probe = sqlx::query("SELECT 1").execute(&self.pool);
+        availability::ping(timeout, probe).await
     }
 
     fn backend(&self) -> &'static str {

@@ -70,7 +70,11 @@ impl TestApp {
 
     /// Starts tokend with the given settings (tests that change config).
     pub async fn spawn_with(backend: Backend, change: impl FnOnce(&mut Settings)) -> Self {
-        let db = TestDb::new(backend).await;
+        Self::spawn_on(TestDb::new(backend).await, change).await
+    }
+
+    /// Starts tokend on a database the test made.
+    pub async fn spawn_on(db: TestDb, change: impl FnOnce(&mut Settings)) -> Self {
         let mut settings = test_settings(&db);
         change(&mut settings);
         let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));

@@ -18,5 +18,6 @@ mod lifecycle;
 mod oauth2_client;
 mod oauth_http;
 mod operations;
+mod outage;
 mod policy;
 mod tokens;

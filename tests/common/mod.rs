@@ -58,6 +58,17 @@ impl TestDb {
         }
     }
 
+    /// A SQLite file at `path`, in a directory the test owns (a small tmpfs, say).
+    pub fn sqlite_file(path: &std::path::Path) -> Self {
+        init_tracing();
+        Self {
+            url: format!("sqlite://{}", path.display()),
+            backend: Backend::Sqlite,
+            _dir: None,
+            pg: None,
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }
