@@ -42,6 +42,16 @@ pub struct Settings {
     pub audit: AuditSettings,
     pub log: LogSettings,
     pub ext_authz: ExtAuthzSettings,
+    pub metrics: MetricsSettings,
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Where Prometheus metrics are served (`GET /metrics`), e.g. `0.0.0.0:9090`; a port of
+    /// their own, never the API port. Unset: no metrics port, and requests are not counted.
+    pub addr: Option<SocketAddr>,
 }
 
 /// `[audit]`

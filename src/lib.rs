@@ -9,6 +9,8 @@
 //! - `startup`   — builds the `Application` (store, keys, listener) and serves until shutdown.
 //! - `config`    — settings: defaults -> file -> `TOKEND__*` env; validation; the KEK.
 //! - `telemetry` — logs, OTLP traces, W3C trace-context extraction per request.
+//! - `metrics`   — Prometheus: a layer counting every request of the API port, the domain's
+//!   counters, gauges read at scrape time; served on `metrics.addr` only.
 //! - `grpc`      — transport: thin tonic handlers, the one error->Status table, health,
 //!   reflection, and Envoy's `ext_authz` Check when enabled; calls `domain`.
 //! - `http`      — plain HTTP on the same port: the JWKS, the OAuth 2.0 token, introspection
@@ -27,6 +29,7 @@ pub mod config;
 pub mod domain;
 pub mod grpc;
 pub mod http;
+pub mod metrics;
 pub mod proto;
 pub mod startup;
 pub mod store;

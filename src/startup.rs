@@ -17,6 +17,7 @@ use tonic_health::ServingStatus;
 
 use crate::config::Settings;
 use crate::domain::{Clock, SyncConfig, SystemClock, Tokend, run_sync};
+use crate::metrics::{Metrics, RequestMetricsLayer};
 use crate::store::{self, ConnectOptions, Store};
 use crate::{grpc, http, telemetry};
 
@@ -34,6 +35,8 @@ pub struct Application {
     http: http::HttpConfig,
     /// Envoy external authorization, when enabled.
     ext_authz: Option<grpc::ExtAuthzConfig>,
+    /// The metrics port, when `metrics.addr` is set.
+    metrics: Option<TcpListener>,
 }
 
 impl Application {
@@ -57,6 +60,14 @@ impl Application {
             .with_context(|| format!("binding {}", settings.server.addr))?;
         let local_addr = listener.local_addr()?;
         let ext_authz = ext_authz_config(&settings)?;
+        let metrics = match settings.metrics.addr {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding the metrics port {addr}"))?,
+            ),
+            None => None,
+        };
         Ok(Self {
             listener,
             local_addr,
@@ -71,7 +82,13 @@ impl Application {
                 public_url: settings.server.public_url.clone(),
             },
             ext_authz,
+            metrics,
         })
+    }
+
+    /// The bound metrics address, when metrics are on.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The bound port.
@@ -100,6 +117,25 @@ impl Application {
             self.http.clone(),
         ));
         let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+        let metrics = match self.metrics {
+            Some(listener) => {
+                let metrics = Arc::new(Metrics::new(self.tokend.clone(), &http::ROUTES)?);
+                let mut stopping = stopping_rx.clone();
+                let stopped = async move {
+                    let _ = stopping.wait_for(|stopping| *stopping).await;
+                };
+                let addr = listener.local_addr()?;
+                let serve = crate::metrics::serve(listener, metrics.clone(), stopped);
+                tokio::spawn(async move {
+                    if let Err(err) = serve.await {
+                        tracing::error!(error = ?err, "the metrics port stopped");
+                    }
+                });
+                tracing::info!(%addr, "serving Prometheus metrics at /metrics");
+                Some(metrics)
+            }
+            None => None,
+        };
         let keys = tokio::spawn(maintain_keys(
             self.tokend.clone(),
             self.key_reload,
@@ -133,6 +169,7 @@ impl Application {
         let serve = Server::builder()
             .accept_http1(true)
             .trace_fn(telemetry::request_span)
+            .layer(RequestMetricsLayer::new(metrics))
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, signal);
         let grace = self.shutdown_grace;

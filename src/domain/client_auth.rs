@@ -216,8 +216,10 @@ impl TokenIssuer {
         if let Some(client) = &known
             && self.registry.secrets.check(client, &secret, now)
         {
+            self.stats.secret_cache_hits.inc();
             return Ok(Some((client.clone(), false)));
         }
+        self.stats.secret_cache_misses.inc();
         // The same two lookups and one argon2 verification whether or not the client exists.
         let client = self.store.get_client(id.as_str()).await?;
         let live = self

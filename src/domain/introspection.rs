@@ -21,6 +21,7 @@ use super::opaque::{OpaqueKind, OpaqueToken};
 use super::policy::address;
 use super::registry::Registry;
 use super::scope::{INTROSPECT_SCOPE, ScopeSet};
+use super::stats::Stats;
 use super::token_cache::{VerifiedToken, token_key};
 use crate::store::Store;
 
@@ -151,6 +152,8 @@ pub struct Introspector {
     pub(super) require_caller: bool,
     /// Introspection answers, counted per client.
     pub(super) usage: Arc<UsageRecorder>,
+    /// Answers and cache hits, for Prometheus.
+    pub(super) stats: Arc<Stats>,
 }
 
 /// What a token turned out to be.
@@ -192,6 +195,21 @@ impl Introspector {
     /// deployment already trusts (the Envoy edge, `edge`). Every check on the token itself, the
     /// client's allow-list, the tenant and the usage counters are the same.
     pub(super) async fn answer(
+        &self,
+        caller: Option<&Caller>,
+        token: &str,
+        client_address: Option<IpAddr>,
+    ) -> Result<Option<ActiveToken>> {
+        let answer = self.answer_uncounted(caller, token, client_address).await;
+        match &answer {
+            Ok(Some(_)) => self.stats.introspected_active.inc(),
+            Ok(None) => self.stats.introspected_inactive.inc(),
+            Err(_) => {}
+        }
+        answer
+    }
+
+    async fn answer_uncounted(
         &self,
         caller: Option<&Caller>,
         token: &str,
@@ -287,8 +305,12 @@ impl Introspector {
         }
         let key = token_key(token);
         let verified = match self.registry.tokens.get(&key, now) {
-            Some(hit) => hit,
+            Some(hit) => {
+                self.stats.token_cache_hits.inc();
+                hit
+            }
             None => {
+                self.stats.token_cache_misses.inc();
                 let Some(verified) = self.verify_content(token).await? else {
                     return Ok(Lookup::Inactive(None));
                 };

@@ -23,6 +23,7 @@ mod revocation;
 pub mod scope;
 mod secret;
 mod secret_cache;
+mod stats;
 mod token_cache;
 mod tokens;
 
@@ -47,6 +48,7 @@ pub use policy::{LockoutConfig, Policy, PolicyConfig};
 pub use registry::{CHANGE_RETENTION, CacheConfig, Registry, RegistrySizes, SyncConfig, run_sync};
 pub use scope::{Scope, ScopeSet};
 pub use secret::{ClientSecret, HashParams, SecretHasher};
+pub use stats::{LATENCY_BUCKETS, Stats};
 pub use token_cache::{TokenCache, VerifiedToken, token_key};
 pub use tokens::{IssuedToken, RefreshRequest, RevokeRequest, TokenIssuer, TokenRequest};
 
@@ -94,6 +96,8 @@ pub struct Tokend {
     pub audit: AuditAdmin,
     /// Allow-lists, rate limits, the replica count they are shared by.
     pub policy: Arc<Policy>,
+    /// What the domain counts, for Prometheus.
+    pub stats: Arc<Stats>,
     /// This replica's id in the heartbeat table.
     replica_id: String,
     /// Last uses not yet written; `startup` flushes it periodically and on shutdown.
@@ -128,7 +132,9 @@ impl Tokend {
         );
         let policy = Arc::new(Policy::new(config.policy));
         let usage = Arc::new(UsageRecorder::default());
-        let hasher = SecretHasher::new(config.hash_params, config.hash_concurrency)?;
+        let stats = Arc::new(Stats::new());
+        let hasher =
+            SecretHasher::new(config.hash_params, config.hash_concurrency)?.with_stats(&stats);
         let jwt = Arc::new(JwtVerifier {
             keys: keys.clone(),
             issuer: config.issuer.clone(),
@@ -153,6 +159,7 @@ impl Tokend {
                 refresh_retry_window: config.refresh_retry_window,
                 usage: usage.clone(),
                 policy: policy.clone(),
+                stats: stats.clone(),
             },
             introspection: Introspector {
                 store: store.clone(),
@@ -164,6 +171,7 @@ impl Tokend {
                 leeway: config.leeway,
                 require_caller: config.introspection_requires_auth,
                 usage: usage.clone(),
+                stats: stats.clone(),
             },
             registry,
             audit: AuditAdmin {
@@ -181,6 +189,7 @@ impl Tokend {
                 leeway: config.leeway,
             },
             policy,
+            stats,
             replica_id: uuid::Uuid::new_v4().simple().to_string(),
             usage,
             store,
@@ -203,6 +212,26 @@ impl Tokend {
             clock::to_micros(self.tokens.clock.now()),
         );
         Ok(live)
+    }
+
+    /// The state now of each signing key this replica holds.
+    pub fn key_states(&self) -> Vec<KeyState> {
+        self.keys.keys.states_now()
+    }
+
+    /// The database connection pool as it is now.
+    pub fn pool_stats(&self) -> crate::store::PoolStats {
+        self.store.pool_stats()
+    }
+
+    /// Where the database stands now, as the sync loop last found.
+    pub fn database_state(&self) -> crate::store::DatabaseState {
+        self.store.availability().state()
+    }
+
+    /// Which backend the store is: `postgres` or `sqlite`.
+    pub fn backend(&self) -> &'static str {
+        self.store.backend()
     }
 
     /// Changes of where the database stands, as the sync loop finds.

@@ -438,21 +438,23 @@ pub async fn run_sync(registry: Arc<Registry>, config: SyncConfig) {
         }
         match tokio::time::timeout(READ_TIMEOUT, registry.catch_up()).await {
             Ok(Ok(_)) => availability.set_up(),
-            Ok(Err(Error::Unavailable(detail))) => {
-                if availability.state() != DatabaseState::Down {
-                    tracing::error!(error = %detail, "the database is unreachable; writes fail fast until it returns, Introspect answers from memory");
+            // A busy SQLite file or a pool with no free connection also reads as unavailable:
+            // the database counts as down only if it does not answer a ping of its own.
+            Ok(Err(Error::Unavailable(_))) | Err(_) => {
+                match registry.store.ping(PROBE_TIMEOUT).await {
+                    Ok(()) => tracing::warn!(
+                        "reading the change log failed or timed out, but the database answers (busy?); retrying"
+                    ),
+                    Err(err) => {
+                        if availability.state() != DatabaseState::Down {
+                            tracing::error!(error = %err, "the database is unreachable; writes fail fast until it returns, Introspect answers from memory");
+                        }
+                        availability.set_down(&err.to_string());
+                    }
                 }
-                availability.set_down(&detail);
             }
             Ok(Err(err)) => {
                 tracing::warn!(error = %err, "reading the change log failed; retrying");
-            }
-            Err(_) => {
-                tracing::error!(
-                    timeout_secs = READ_TIMEOUT.as_secs(),
-                    "reading the change log timed out; treating the database as unreachable"
-                );
-                availability.set_down("the change log did not answer in time");
             }
         }
         if Instant::now() >= next_purge && availability.state() == DatabaseState::Up {

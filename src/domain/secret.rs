@@ -8,9 +8,11 @@ use std::sync::Arc;
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use prometheus::{Histogram, IntGauge};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::error::{Error, Result};
+use super::stats::Stats;
 
 /// Every client secret starts with this, so scanners can recognise a leaked one.
 pub const SECRET_PREFIX: &str = "tkd_cs_";
@@ -114,6 +116,36 @@ pub struct SecretHasher {
     /// Verified against when a client has no live secret, so that unknown clients cost the
     /// same time as wrong secrets.
     dummy_hash: Arc<str>,
+    /// Jobs waiting for a thread, and how long they waited.
+    queue: (IntGauge, Histogram),
+}
+
+/// A job in the queue: counted while it waits, its wait observed when a thread takes it (or
+/// forgotten if it is dropped unrun).
+struct Queued {
+    queue: (IntGauge, Histogram),
+    since: std::time::Instant,
+}
+
+impl Queued {
+    fn enter(queue: &(IntGauge, Histogram)) -> Self {
+        queue.0.inc();
+        Self {
+            queue: queue.clone(),
+            since: std::time::Instant::now(),
+        }
+    }
+
+    /// A hashing thread took the job.
+    fn leave(self) {
+        self.queue.1.observe(self.since.elapsed().as_secs_f64());
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.queue.0.dec();
+    }
 }
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -223,11 +255,20 @@ impl SecretHasher {
         // Random bytes in a well-formed hash of the same cost: verifying against it costs one
         // argon2 computation, and computing it costs none.
         let dummy = phc(&argon2, argon2.params(), None)?;
+        let unregistered = Stats::new();
         Ok(Self {
             argon2,
             jobs: start_workers(concurrency)?,
             dummy_hash: dummy.into(),
+            queue: (unregistered.argon2_queued, unregistered.argon2_wait),
         })
+    }
+
+    /// Counts the queue in `stats` (registered for Prometheus) instead of in instruments of
+    /// its own.
+    pub fn with_stats(mut self, stats: &Stats) -> Self {
+        self.queue = (stats.argon2_queued.clone(), stats.argon2_wait.clone());
+        self
     }
 
     /// The argon2id PHC string for `secret`.
@@ -297,8 +338,10 @@ impl SecretHasher {
     {
         let (done, result) = tokio::sync::oneshot::channel();
         let span = tracing::info_span!(parent: tracing::Span::current(), "argon2");
+        let queued = Queued::enter(&self.queue);
         self.jobs
             .send(Box::new(move || {
+                queued.leave();
                 let _ = done.send(span.in_scope(work));
             }))
             .map_err(|_| Error::Unavailable("shutting down".into()))?;

@@ -28,6 +28,7 @@ use super::policy::Policy;
 use super::registry::Registry;
 use super::scope::ScopeSet;
 use super::secret::SecretHasher;
+use super::stats::Stats;
 use crate::store::{GrantRow, OpaqueRow, RefreshClaim, RefreshRow, Store};
 
 /// A client-credentials request as received. `Debug` redacts the secret.
@@ -148,6 +149,8 @@ pub struct TokenIssuer {
     pub(super) usage: Arc<UsageRecorder>,
     /// Allow-lists, rate limits and the lockout.
     pub(super) policy: Arc<Policy>,
+    /// Tokens issued, reuse detected, cache hits, for Prometheus.
+    pub(super) stats: Arc<Stats>,
 }
 
 impl TokenIssuer {
@@ -320,6 +323,7 @@ impl TokenIssuer {
             }
         }
         // Reuse: someone else may hold a copy. Kill the family, committed before answering.
+        self.stats.refresh_reuse.inc();
         let leeway = self.deny_margin();
         let mut event = AuditEvent::new(AuditKind::RefreshReuseDetected, from_micros(now_us))
             .with("grant_id", grant.grant_id.clone());
@@ -437,8 +441,12 @@ impl TokenIssuer {
     ) -> Result<IssuedToken> {
         let expires_in = claims.exp - claims.iat;
         let access_token = match client.spec.access_token_format {
-            TokenFormat::Jwt => self.sign(&claims)?,
+            TokenFormat::Jwt => {
+                self.stats.issued_jwt.inc();
+                self.sign(&claims)?
+            }
             TokenFormat::Opaque => {
+                self.stats.issued_opaque.inc();
                 let token = OpaqueToken::generate(OpaqueKind::Access)?;
                 let row = OpaqueRow {
                     token_hash: token.hash(),

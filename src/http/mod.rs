@@ -34,6 +34,15 @@ pub const INTROSPECT_PATH: &str = "/oauth2/introspect";
 /// Path of the authorization server metadata (RFC 8414 section 3).
 pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 
+/// Every HTTP route on the API port (the `route` label of the HTTP metrics).
+pub const ROUTES: [&str; 5] = [
+    JWKS_PATH,
+    TOKEN_PATH,
+    REVOKE_PATH,
+    INTROSPECT_PATH,
+    METADATA_PATH,
+];
+
 /// What the HTTP front end needs besides the domain.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {

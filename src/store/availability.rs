@@ -11,7 +11,6 @@
 //! failure, not a constraint or a busy SQLite file), so it reflects the database as a whole,
 //! not one slow statement.
 
-use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -92,11 +91,20 @@ impl Availability {
     }
 }
 
-/// Awaits `probe` (one round trip) for at most `timeout`.
-pub(super) async fn ping<T>(
+/// Opens a connection of its own (not one of the pool's, which may all be busy) and pings the
+/// database over it, for at most `timeout`.
+pub(super) async fn ping<DB: sqlx::Database>(
+    pool: &sqlx::Pool<DB>,
     timeout: Duration,
-    probe: impl Future<Output = Result<T, sqlx::Error>>,
 ) -> StoreResult<()> {
+    use sqlx::Connection as _;
+    let options = pool.connect_options();
+    let probe = async move {
+        let mut conn = DB::Connection::connect_with(&options).await?;
+        conn.ping().await?;
+        let _ = conn.close().await;
+        Ok::<(), sqlx::Error>(())
+    };
     match tokio::time::timeout(timeout, probe).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(err)) => Err(err.into()),

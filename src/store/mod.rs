@@ -5,6 +5,7 @@
 
 mod availability;
 mod error;
+mod pool_stats;
 mod postgres;
 mod rows;
 mod sql;
@@ -17,6 +18,7 @@ use async_trait::async_trait;
 
 pub use availability::{Availability, State as DatabaseState};
 pub use error::StoreError;
+pub use pool_stats::PoolStats;
 pub use postgres::PostgresStore;
 pub use rows::{
     AuditFilter, AuditRow, ChangeRow, ClientRow, GrantRow, KeyRow, LiveSecret, OpaqueRow,
@@ -315,8 +317,12 @@ pub trait Store:
     /// The breaker every other call consults first: while it is open they fail at once.
     fn availability(&self) -> &Availability;
 
-    /// One round trip to the database, past the breaker, given at most `timeout` (connecting
-    /// included).
+    /// The connection pool as it is now, for metrics.
+    fn pool_stats(&self) -> PoolStats;
+
+    /// Whether the database answers: one round trip on a connection of its own (so a pool
+    /// whose connections are all busy does not count as a database that is down), past the
+    /// breaker, given at most `timeout` (connecting included).
     async fn ping(&self, timeout: Duration) -> StoreResult<()>;
 }
 

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 
 use super::availability::{self, Availability};
+use super::pool_stats::{PoolStats, Waiting};
 use super::sql::{HasDb, shared_store_impl};
 use super::{ChangeFeed, ConnectOptions, Store, StoreResult};
 
@@ -23,6 +24,7 @@ const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 pub struct PostgresStore {
     pool: PgPool,
     availability: Arc<Availability>,
+    waiting: Arc<Waiting>,
 }
 
 impl PostgresStore {
@@ -51,15 +53,26 @@ impl PostgresStore {
         Ok(Self {
             pool,
             availability: Arc::default(),
+            waiting: Arc::default(),
         })
     }
 }
 
 impl PostgresStore {
-    /// The pool, unless the breaker is open (the database was found unreachable).
-    fn pool(&self) -> StoreResult<&PgPool> {
+    /// A pooled connection, unless the breaker is open (the database was found unreachable).
+    /// Counted as waiting while the pool has none to give.
+    async fn conn(&self) -> StoreResult<sqlx::pool::PoolConnection<sqlx::Postgres>> {
         self.availability.check()?;
-        Ok(&self.pool)
+        let _waiting = self.waiting.enter();
+        Ok(self.pool.acquire().await?)
+    }
+
+    /// A transaction on a pooled connection (which it owns, and returns to the pool when it
+    /// ends), as [`Self::conn`]; the wait counted includes `BEGIN`.
+    async fn begin(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Postgres>> {
+        self.availability.check()?;
+        let _waiting = self.waiting.enter();
+        Ok(self.pool.begin().await?)
     }
 }
 
@@ -136,9 +149,12 @@ impl Store for PostgresStore {
         &self.availability
     }
 
+    fn pool_stats(&self) -> PoolStats {
+        PoolStats::of(&self.pool, &self.waiting)
+    }
+
     async fn ping(&self, timeout: Duration) -> StoreResult<()> {
-        let probe = sqlx::query("SELECT 1").execute(&self.pool);
-        availability::ping(timeout, probe).await
+        availability::ping(&self.pool, timeout).await
     }
 
     fn backend(&self) -> &'static str {

@@ -9,6 +9,7 @@ use sqlx::sqlite::SqliteSynchronous;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 use super::availability::{self, Availability};
+use super::pool_stats::{PoolStats, Waiting};
 use super::sql::{HasDb, shared_store_impl};
 use super::{ChangeFeed, ConnectOptions, Store, StoreResult};
 
@@ -19,6 +20,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     pool: SqlitePool,
     availability: Arc<Availability>,
+    waiting: Arc<Waiting>,
 }
 
 impl SqliteStore {
@@ -62,15 +64,26 @@ impl SqliteStore {
         Ok(Self {
             pool,
             availability: Arc::default(),
+            waiting: Arc::default(),
         })
     }
 }
 
 impl SqliteStore {
-    /// The pool, unless the breaker is open (the database was found unreachable).
-    fn pool(&self) -> StoreResult<&SqlitePool> {
+    /// A pooled connection, unless the breaker is open (the database was found unreachable).
+    /// Counted as waiting while the pool has none to give.
+    async fn conn(&self) -> StoreResult<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
         self.availability.check()?;
-        Ok(&self.pool)
+        let _waiting = self.waiting.enter();
+        Ok(self.pool.acquire().await?)
+    }
+
+    /// A transaction on a pooled connection (which it owns, and returns to the pool when it
+    /// ends), as [`Self::conn`]; the wait counted includes `BEGIN`.
+    async fn begin(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.availability.check()?;
+        let _waiting = self.waiting.enter();
+        Ok(self.pool.begin().await?)
     }
 }
 
@@ -108,9 +121,12 @@ impl Store for SqliteStore {
         &self.availability
     }
 
+    fn pool_stats(&self) -> PoolStats {
+        PoolStats::of(&self.pool, &self.waiting)
+    }
+
     async fn ping(&self, timeout: Duration) -> StoreResult<()> {
-        let probe = sqlx::query("SELECT 1").execute(&self.pool);
-        availability::ping(timeout, probe).await
+        availability::ping(&self.pool, timeout).await
     }
 
     fn backend(&self) -> &'static str {

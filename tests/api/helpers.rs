@@ -38,6 +38,8 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub settings: Settings,
     pub db: TestDb,
+    /// The metrics port, when the settings turn it on.
+    pub metrics_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -86,6 +88,7 @@ impl TestApp {
             .await
             .expect("build application");
         let addr = app.local_addr();
+        let metrics_addr = app.metrics_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async move {
             let _ = stopped.await;
@@ -101,6 +104,7 @@ impl TestApp {
             clock,
             settings,
             db,
+            metrics_addr,
             stop: Some(stop),
             server: Some(server),
         }

@@ -282,6 +282,11 @@ impl KeyRing {
             .is_some_and(|i| !set.times[i].is_retired(now))
     }
 
+    /// The state now of each key this replica holds, newest first (for metrics).
+    pub fn states_now(&self) -> Vec<KeyState> {
+        states(&self.snapshot().times, self.clock.now())
+    }
+
     /// Public keys to publish now (pending, active and retiring), newest first.
     pub fn jwks(&self) -> Vec<PublicJwk> {
         let set = self.snapshot();

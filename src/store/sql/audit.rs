@@ -65,7 +65,7 @@ macro_rules! audit_store_impl {
                 if events.is_empty() {
                     return Ok(());
                 }
-                let mut tx = self.pool()?.begin().await?;
+                let mut tx = self.begin().await?;
                 insert_audit(&mut tx, events).await?;
                 tx.commit().await?;
                 Ok(())
@@ -92,7 +92,7 @@ macro_rules! audit_store_impl {
                 for kind in &filter.kinds {
                     query = query.bind(kind.as_str());
                 }
-                Ok(query.fetch_all(self.pool()?).await?)
+                Ok(query.fetch_all(&mut *self.conn().await?).await?)
             }
 
             async fn add_usage(
@@ -102,7 +102,7 @@ macro_rules! audit_store_impl {
                 if rows.is_empty() {
                     return Ok(());
                 }
-                let mut tx = self.pool()?.begin().await?;
+                let mut tx = self.begin().await?;
                 for r in rows {
                     sqlx::query($crate::store::sql::ADD_USAGE)
                         .bind(&r.client_id)
@@ -130,7 +130,7 @@ macro_rules! audit_store_impl {
                 Ok(sqlx::query_as($crate::store::sql::CLIENT_USAGE)
                     .bind(client_id)
                     .bind(from_day)
-                    .fetch_all(self.pool()?)
+                    .fetch_all(&mut *self.conn().await?)
                     .await?)
             }
 
@@ -140,7 +140,7 @@ macro_rules! audit_store_impl {
             ) -> $crate::store::StoreResult<Option<(Option<i64>, Option<String>)>> {
                 Ok(sqlx::query_as($crate::store::sql::LAST_USE)
                     .bind(client_id)
-                    .fetch_optional(self.pool()?)
+                    .fetch_optional(&mut *self.conn().await?)
                     .await?)
             }
 
@@ -151,12 +151,12 @@ macro_rules! audit_store_impl {
             ) -> $crate::store::StoreResult<u64> {
                 let events = sqlx::query($crate::store::sql::PURGE_AUDIT)
                     .bind(before_us)
-                    .execute(self.pool()?)
+                    .execute(&mut *self.conn().await?)
                     .await?
                     .rows_affected();
                 let days = sqlx::query($crate::store::sql::PURGE_USAGE)
                     .bind(before_day)
-                    .execute(self.pool()?)
+                    .execute(&mut *self.conn().await?)
                     .await?
                     .rows_affected();
                 Ok(events + days)

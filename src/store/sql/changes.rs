@@ -17,7 +17,7 @@ macro_rules! change_store_impl {
         impl $crate::store::ChangeStore for $store {
             async fn last_change_seq(&self) -> $crate::store::StoreResult<i64> {
                 Ok(sqlx::query_scalar($crate::store::sql::LAST_CHANGE)
-                    .fetch_one(self.pool()?)
+                    .fetch_one(&mut *self.conn().await?)
                     .await?)
             }
 
@@ -29,7 +29,7 @@ macro_rules! change_store_impl {
                 Ok(sqlx::query_as($crate::store::sql::CHANGES_SINCE)
                     .bind(seq)
                     .bind(i64::from(limit))
-                    .fetch_all(self.pool()?)
+                    .fetch_all(&mut *self.conn().await?)
                     .await?)
             }
 
@@ -45,7 +45,7 @@ macro_rules! change_store_impl {
                     .bind(kind)
                     .bind(subject)
                     .bind(i64::from(limit))
-                    .fetch_all(self.pool()?)
+                    .fetch_all(&mut *self.conn().await?)
                     .await?)
             }
 

@@ -74,7 +74,7 @@ macro_rules! client_store_impl {
                 secret: &$crate::store::SecretRow,
                 audit: &[$crate::store::AuditRow],
             ) -> $crate::store::StoreResult<()> {
-                let mut tx = self.pool()?.begin().await?;
+                let mut tx = self.begin().await?;
                 let query = sqlx::query($crate::store::sql::INSERT_CLIENT)
                     .bind(&client.client_id)
                     .bind(&client.tenant);
@@ -107,7 +107,7 @@ macro_rules! client_store_impl {
             ) -> $crate::store::StoreResult<Option<$crate::store::ClientRow>> {
                 Ok(sqlx::query_as($crate::store::sql::SELECT_CLIENT)
                     .bind(client_id)
-                    .fetch_optional(self.pool()?)
+                    .fetch_optional(&mut *self.conn().await?)
                     .await?)
             }
 
@@ -122,7 +122,7 @@ macro_rules! client_store_impl {
                     .bind(tenant)
                     .bind(after)
                     .bind(i64::from(limit))
-                    .fetch_all(self.pool()?)
+                    .fetch_all(&mut *self.conn().await?)
                     .await?)
             }
 
@@ -134,7 +134,7 @@ macro_rules! client_store_impl {
                 revoke_tokens: bool,
                 audit: &[$crate::store::AuditRow],
             ) -> $crate::store::StoreResult<()> {
-                let mut tx = self.pool()?.begin().await?;
+                let mut tx = self.begin().await?;
                 let query = sqlx::query($crate::store::sql::UPDATE_CLIENT)
                     .bind(&client.client_id)
                     .bind(expected_revision);
@@ -164,7 +164,7 @@ macro_rules! client_store_impl {
                 drop(tx);
                 let (count,): (i64,) = sqlx::query_as($crate::store::sql::CLIENT_EXISTS)
                     .bind(&client.client_id)
-                    .fetch_one(self.pool()?)
+                    .fetch_one(&mut *self.conn().await?)
                     .await?;
                 Err(if count == 0 {
                     $crate::store::StoreError::NotFound
@@ -180,7 +180,7 @@ macro_rules! client_store_impl {
                 now_us: i64,
                 audit: &[$crate::store::AuditRow],
             ) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.pool()?.begin().await?;
+                let mut tx = self.begin().await?;
                 let done = sqlx::query($crate::store::sql::DELETE_CLIENT)
                     .bind(client_id)
                     .execute(&mut *tx)
@@ -201,7 +201,7 @@ macro_rules! client_store_impl {
                 now_us: i64,
                 audit: &[$crate::store::AuditRow],
             ) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.pool()?.begin().await?;
+                let mut tx = self.begin().await?;
                 let done = sqlx::query($crate::store::sql::BUMP_GENERATION)
                     .bind(client_id)
                     .execute(&mut *tx)
@@ -227,7 +227,7 @@ macro_rules! client_store_impl {
                     .bind(client_id)
                     .bind(selector)
                     .bind(now_us)
-                    .fetch_optional(self.pool()?)
+                    .fetch_optional(&mut *self.conn().await?)
                     .await?)
             }
 
@@ -240,7 +240,7 @@ macro_rules! client_store_impl {
                 Ok(sqlx::query_scalar($crate::store::sql::LIVE_SECRETS)
                     .bind(client_id)
                     .bind(now_us)
-                    .fetch_all(self.pool()?)
+                    .fetch_all(&mut *self.conn().await?)
                     .await?)
             }
 
@@ -253,7 +253,7 @@ macro_rules! client_store_impl {
             ) -> $crate::store::StoreResult<()> {
                 // The first statement writes (the client's row lock), so Postgres serialises
                 // concurrent rotations of one client and SQLite takes its write lock at once.
-                let mut tx = self.pool()?.begin().await?;
+                let mut tx = self.begin().await?;
                 let locked = sqlx::query($crate::store::sql::LOCK_CLIENT)
                     .bind(&secret.client_id)
                     .execute(&mut *tx)
@@ -298,7 +298,7 @@ macro_rules! client_store_impl {
                     .bind(client_id)
                     .bind(at_us)
                     .bind(address)
-                    .execute(self.pool()?)
+                    .execute(&mut *self.conn().await?)
                     .await?;
                 Ok(())
             }

@@ -27,7 +27,7 @@ macro_rules! key_store_impl {
                 &self,
                 key: &$crate::store::KeyRow,
             ) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.pool()?.begin().await?;
+                let mut tx = self.begin().await?;
                 let lock: Option<&str> = $key_lock;
                 if let Some(lock) = lock {
                     sqlx::query(lock).execute(&mut *tx).await?;
@@ -42,7 +42,7 @@ macro_rules! key_store_impl {
             #[tracing::instrument(skip(self))]
             async fn list_keys(&self) -> $crate::store::StoreResult<Vec<$crate::store::KeyRow>> {
                 Ok(sqlx::query_as($crate::store::sql::LIST_KEYS)
-                    .fetch_all(self.pool()?)
+                    .fetch_all(&mut *self.conn().await?)
                     .await?)
             }
 
@@ -54,7 +54,7 @@ macro_rules! key_store_impl {
                 retire: &[(String, i64)],
                 audit: &[$crate::store::AuditRow],
             ) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.pool()?.begin().await?;
+                let mut tx = self.begin().await?;
                 let lock: Option<&str> = $key_lock;
                 if let Some(lock) = lock {
                     sqlx::query(lock).execute(&mut *tx).await?;

@@ -54,7 +54,7 @@ macro_rules! policy_store_impl {
                 live_after_us: i64,
             ) -> $crate::store::StoreResult<u32> {
                 use $crate::store::sql as q;
-                let mut tx = self.pool()?.begin().await?;
+                let mut tx = self.begin().await?;
                 sqlx::query(q::DELETE_DEAD_REPLICAS)
                     .bind(now_us.saturating_sub(q::DEAD_REPLICA_US))
                     .execute(&mut *tx)
@@ -75,7 +75,7 @@ macro_rules! policy_store_impl {
             async fn leave(&self, replica_id: &str) -> $crate::store::StoreResult<()> {
                 sqlx::query($crate::store::sql::DELETE_REPLICA)
                     .bind(replica_id)
-                    .execute(self.pool()?)
+                    .execute(&mut *self.conn().await?)
                     .await?;
                 Ok(())
             }
@@ -86,7 +86,7 @@ macro_rules! policy_store_impl {
                 until_us: i64,
                 now_us: i64,
             ) -> $crate::store::StoreResult<()> {
-                let mut tx = self.pool()?.begin().await?;
+                let mut tx = self.begin().await?;
                 sqlx::query($crate::store::sql::LOCK_SUBJECT)
                     .bind(subject)
                     .bind(until_us)
@@ -114,14 +114,14 @@ macro_rules! policy_store_impl {
                     .bind(subject)
                     .bind(now_us)
                     .bind(window_us)
-                    .fetch_one(self.pool()?)
+                    .fetch_one(&mut *self.conn().await?)
                     .await?)
             }
 
             async fn purge_failures(&self, before_us: i64) -> $crate::store::StoreResult<u64> {
                 Ok(sqlx::query($crate::store::sql::PURGE_FAILURES)
                     .bind(before_us)
-                    .execute(self.pool()?)
+                    .execute(&mut *self.conn().await?)
                     .await?
                     .rows_affected())
             }
@@ -132,7 +132,7 @@ macro_rules! policy_store_impl {
             ) -> $crate::store::StoreResult<Vec<$crate::store::ChangeRow>> {
                 Ok(sqlx::query_as($crate::store::sql::LIVE_LOCKOUTS)
                     .bind(now_us)
-                    .fetch_all(self.pool()?)
+                    .fetch_all(&mut *self.conn().await?)
                     .await?)
             }
         }

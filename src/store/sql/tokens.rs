@@ -116,11 +116,11 @@ macro_rules! token_store_impl {
                         .bind(first.create_time_us)
                         .bind(first.expire_time_us)
                         .bind(first.use_time_us)
-                        .execute(self.pool()?)
+                        .execute(&mut *self.conn().await?)
                         .await?;
                     return Ok(());
                 }
-                let mut tx = self.pool()?.begin().await?;
+                let mut tx = self.begin().await?;
                 bind_grant(sqlx::query($crate::store::sql::INSERT_GRANT), grant)
                     .execute(&mut *tx)
                     .await?;
@@ -149,7 +149,7 @@ macro_rules! token_store_impl {
                             .bind(successor.create_time_us)
                             .bind(successor.expire_time_us)
                             .bind(access_expire_us)
-                            .fetch_optional(self.pool()?)
+                            .fetch_optional(&mut *self.conn().await?)
                             .await?;
                     return Ok(match grant {
                         Some(grant) => $crate::store::RefreshClaim::Rotated(grant),
@@ -161,7 +161,7 @@ macro_rules! token_store_impl {
                 // The claim is the transaction's first statement, a write: Postgres row-locks
                 // the token (a concurrent claim waits, then finds it spent) and SQLite takes
                 // its write lock at once.
-                let mut tx = self.pool()?.begin().await?;
+                let mut tx = self.begin().await?;
                 let claimed: Option<String> = sqlx::query_scalar($crate::store::sql::CLAIM_REFRESH)
                     .bind(old_hash)
                     .bind(client_id)
@@ -210,7 +210,7 @@ macro_rules! token_store_impl {
                 let token: Option<$crate::store::RefreshRow> =
                     sqlx::query_as($crate::store::sql::SELECT_REFRESH)
                         .bind(token_hash)
-                        .fetch_optional(self.pool()?)
+                        .fetch_optional(&mut *self.conn().await?)
                         .await?;
                 let Some(token) = token else {
                     return Ok(None);
@@ -218,7 +218,7 @@ macro_rules! token_store_impl {
                 let grant: Option<$crate::store::GrantRow> =
                     sqlx::query_as($crate::store::sql::SELECT_GRANT)
                         .bind(&token.grant_id)
-                        .fetch_optional(self.pool()?)
+                        .fetch_optional(&mut *self.conn().await?)
                         .await?;
                 Ok(grant.map(|g| (token, g)))
             }
@@ -231,7 +231,7 @@ macro_rules! token_store_impl {
                 now_us: i64,
                 audit: &[$crate::store::AuditRow],
             ) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.pool()?.begin().await?;
+                let mut tx = self.begin().await?;
                 let revoked: Option<(String, i64)> =
                     sqlx::query_as($crate::store::sql::REVOKE_GRANT)
                         .bind(grant_id)
@@ -274,7 +274,7 @@ macro_rules! token_store_impl {
                     .bind(&token.client_id)
                     .bind(&token.claims)
                     .bind(token.expire_time_us)
-                    .execute(self.pool()?)
+                    .execute(&mut *self.conn().await?)
                     .await?;
                 Ok(())
             }
@@ -286,7 +286,7 @@ macro_rules! token_store_impl {
             ) -> $crate::store::StoreResult<Option<$crate::store::OpaqueRow>> {
                 Ok(sqlx::query_as($crate::store::sql::SELECT_OPAQUE)
                     .bind(token_hash)
-                    .fetch_optional(self.pool()?)
+                    .fetch_optional(&mut *self.conn().await?)
                     .await?)
             }
 
@@ -299,7 +299,7 @@ macro_rules! token_store_impl {
                 opaque_hash: Option<&str>,
                 now_us: i64,
             ) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.pool()?.begin().await?;
+                let mut tx = self.begin().await?;
                 let done = sqlx::query($crate::store::sql::INSERT_REVOCATION)
                     .bind($crate::store::CHANGE_TOKEN)
                     .bind(jti)
@@ -329,18 +329,15 @@ macro_rules! token_store_impl {
                 now_us: i64,
                 changes_before_us: i64,
             ) -> $crate::store::StoreResult<$crate::store::PurgeCounts> {
-                let pool = self.pool()?;
-                let run = |sql: &'static str, at: i64| {
-                    let pool = pool.clone();
-                    async move {
-                        Ok::<u64, $crate::store::StoreError>(
-                            sqlx::query(sql)
-                                .bind(at)
-                                .execute(&pool)
-                                .await?
-                                .rows_affected(),
-                        )
-                    }
+                let mut conn = self.conn().await?;
+                let mut run = async |sql: &'static str, at: i64| {
+                    Ok::<u64, $crate::store::StoreError>(
+                        sqlx::query(sql)
+                            .bind(at)
+                            .execute(&mut *conn)
+                            .await?
+                            .rows_affected(),
+                    )
                 };
                 Ok($crate::store::PurgeCounts {
                     revocations: run($crate::store::sql::PURGE_REVOCATIONS, now_us).await?,
