@@ -12,8 +12,10 @@ use serde::Deserialize;
 use ipnet::IpNet;
 
 mod ext_authz;
+mod tls;
 
 pub use ext_authz::{ExtAuthzSettings, RouteSettings};
+pub use tls::{ClientAuth, TlsSettings};
 
 use crate::domain::{
     CacheConfig, DomainConfig, HashParams, Kek, KeyPolicy, LockoutConfig, PolicyConfig,
@@ -85,6 +87,8 @@ pub struct ServerSettings {
     /// How clients reach tokend when it sits behind a proxy (`https://auth.example.com`): the
     /// base of the endpoint URLs in the RFC 8414 metadata.
     pub public_url: Option<String>,
+    /// TLS on this port; plaintext when unset.
+    pub tls: TlsSettings,
 }
 
 impl Default for ServerSettings {
@@ -95,6 +99,7 @@ impl Default for ServerSettings {
             trusted_proxies: Vec::new(),
             token_endpoint_rate_per_minute: 0,
             public_url: None,
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -419,6 +424,15 @@ impl Settings {
             ));
         }
         self.ext_authz.validate()?;
+        self.server.tls.validate()?;
+        if !self.introspection.require_auth && !self.server.tls.requires_client_certificates() {
+            return Err(ConfigError(
+                "introspection.require_auth = false lets anyone who reaches the port introspect; \
+                 it is allowed only with client certificates required (server.tls.client_ca_file, \
+                 server.tls.client_auth = \"required\")"
+                    .into(),
+            ));
+        }
         match self.log.format.as_str() {
             "human" | "json" => Ok(()),
             other => Err(ConfigError(format!(
@@ -655,6 +669,30 @@ mod tests {
         let mut s = Settings::default();
         s.log.format = "xml".into();
         assert!(s.validate().unwrap_err().to_string().contains("log.format"));
+    }
+
+    #[test]
+    fn tls_settings_are_checked() {
+        let err = |s: &Settings| s.validate().unwrap_err().to_string();
+        let mut s = Settings::default();
+        s.server.tls.cert_file = Some("tls.crt".into());
+        assert!(err(&s).contains("go together"), "{}", err(&s));
+        s.server.tls.key_file = Some("tls.key".into());
+        s.validate().unwrap();
+        s.server.tls.reload_secs = 0;
+        assert!(err(&s).contains("reload_secs"));
+        s.server.tls.reload_secs = 10;
+        // Open introspection: only with client certificates required.
+        s.introspection.require_auth = false;
+        assert!(err(&s).contains("introspection.require_auth"));
+        s.server.tls.client_ca_file = Some("ca.crt".into());
+        s.server.tls.client_auth = ClientAuth::Optional;
+        assert!(err(&s).contains("introspection.require_auth"));
+        s.server.tls.client_auth = ClientAuth::Required;
+        s.validate().unwrap();
+        let mut s = Settings::default();
+        s.server.tls.client_ca_file = Some("ca.crt".into());
+        assert!(err(&s).contains("client_ca_file needs"));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! - `startup`   — builds the `Application` (store, keys, listener) and serves until shutdown.
 //! - `config`    — settings: defaults -> file -> `TOKEND__*` env; validation; the KEK.
 //! - `telemetry` — logs, OTLP traces, W3C trace-context extraction per request.
+//! - `tls`       — TLS and client certificates on the API port, files reloaded when changed.
 //! - `metrics`   — Prometheus: a layer counting every request of the API port, the domain's
 //!   counters, gauges read at scrape time; served on `metrics.addr` only.
 //! - `grpc`      — transport: thin tonic handlers, the one error->Status table, health,
@@ -34,3 +35,4 @@ pub mod proto;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod tls;

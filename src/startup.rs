@@ -19,6 +19,7 @@ use crate::config::Settings;
 use crate::domain::{Clock, SyncConfig, SystemClock, Tokend, run_sync};
 use crate::metrics::{Metrics, RequestMetricsLayer};
 use crate::store::{self, ConnectOptions, Store};
+use crate::tls::ReloadingTls;
 use crate::{grpc, http, telemetry};
 
 /// A built, bound, not yet serving tokend.
@@ -37,6 +38,8 @@ pub struct Application {
     ext_authz: Option<grpc::ExtAuthzConfig>,
     /// The metrics port, when `metrics.addr` is set.
     metrics: Option<TcpListener>,
+    /// TLS on the API port, when `server.tls` is set.
+    tls: Option<Arc<ReloadingTls>>,
 }
 
 impl Application {
@@ -50,6 +53,8 @@ impl Application {
         settings: Settings,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
+        settings.validate()?;
+        let tls = ReloadingTls::load(&settings.server.tls).context("loading the TLS files")?;
         let store = open_store(&settings).await?;
         let kek = settings.load_kek()?;
         let tokend = Tokend::open(store, kek, settings.domain(), clock)
@@ -83,6 +88,7 @@ impl Application {
             },
             ext_authz,
             metrics,
+            tls,
         })
     }
 
@@ -164,14 +170,31 @@ impl Application {
         beat(&self.tokend, self.heartbeat.1).await;
         let heartbeat = tokio::spawn(heartbeats(self.tokend.clone(), self.heartbeat));
         let _stop_heartbeat = AbortOnDrop(heartbeat);
-        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
-        tracing::info!(addr = %self.local_addr, "tokend ready");
-        let serve = Server::builder()
+        tracing::info!(addr = %self.local_addr, tls = self.tls.is_some(), "tokend ready");
+        let server = Server::builder()
             .accept_http1(true)
             .trace_fn(telemetry::request_span)
             .layer(RequestMetricsLayer::new(metrics))
-            .add_routes(routes)
-            .serve_with_incoming_shutdown(incoming, signal);
+            .add_routes(routes);
+        type Serving =
+            std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>;
+        let (serve, _reload): (Serving, _) = match self.tls {
+            Some(tls) => {
+                let reload = AbortOnDrop(tokio::spawn(tls.clone().reload_every_period()));
+                let incoming = crate::tls::incoming(self.listener, tls);
+                (
+                    Box::pin(server.serve_with_incoming_shutdown(incoming, signal)),
+                    Some(reload),
+                )
+            }
+            None => {
+                let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+                (
+                    Box::pin(server.serve_with_incoming_shutdown(incoming, signal)),
+                    None,
+                )
+            }
+        };
         let grace = self.shutdown_grace;
         let deadline = async move {
             let _ = stopping_rx.wait_for(|stopping| *stopping).await;

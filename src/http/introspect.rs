@@ -4,15 +4,14 @@
 
 use std::sync::Arc;
 
-use axum::Extension;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use tonic::transport::server::TcpConnectInfo;
 
+use super::Peer;
 use super::error::{self, OAuthError};
 use super::form::{Form, client_credentials};
 use super::token::client_address;
@@ -24,7 +23,7 @@ use crate::domain::{ActiveToken, Caller, Tokend};
 /// body) when its client is allowed `tokend.introspect`.
 pub async fn introspect(
     State(tokend): State<Arc<Tokend>>,
-    peer: Option<Extension<TcpConnectInfo>>,
+    peer: Peer,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -36,7 +35,7 @@ pub async fn introspect(
 
 async fn answer(
     tokend: &Tokend,
-    peer: Option<Extension<TcpConnectInfo>>,
+    peer: Peer,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Value, OAuthError> {

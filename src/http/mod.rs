@@ -43,6 +43,27 @@ pub const ROUTES: [&str; 5] = [
     METADATA_PATH,
 ];
 
+/// The TCP peer of a request, over plaintext or TLS (the connection info tonic attaches).
+pub(crate) struct Peer(pub Option<std::net::SocketAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+        let extensions = &parts.extensions;
+        let tcp = extensions.get::<TcpConnectInfo>().or_else(|| {
+            extensions
+                .get::<TlsConnectInfo<TcpConnectInfo>>()
+                .map(TlsConnectInfo::get_ref)
+        });
+        Ok(Self(tcp.and_then(TcpConnectInfo::remote_addr)))
+    }
+}
+
 /// What the HTTP front end needs besides the domain.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {

@@ -3,13 +3,12 @@
 
 use std::sync::Arc;
 
-use axum::Extension;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tonic::transport::server::TcpConnectInfo;
 
+use super::Peer;
 use super::error::OAuthError;
 use super::form::{Form, client_credentials};
 use super::token::client_address;
@@ -19,7 +18,7 @@ use crate::domain::{RevokeRequest, Tokend};
 /// unknown and expired ones included (RFC 7009 section 2.2).
 pub async fn revoke(
     State(tokend): State<Arc<Tokend>>,
-    peer: Option<Extension<TcpConnectInfo>>,
+    peer: Peer,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -31,7 +30,7 @@ pub async fn revoke(
 
 async fn revoke_token(
     tokend: &Tokend,
-    peer: Option<Extension<TcpConnectInfo>>,
+    peer: Peer,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(), OAuthError> {

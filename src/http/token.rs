@@ -6,13 +6,12 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::Extension;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tonic::transport::server::TcpConnectInfo;
 
+use super::Peer;
 use super::error::{OAuthError, json};
 use super::form::{ClientCredentials, Form, client_credentials};
 use crate::domain::{
@@ -25,7 +24,7 @@ pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchang
 /// The token endpoint.
 pub async fn token(
     State(tokend): State<Arc<Tokend>>,
-    peer: Option<Extension<TcpConnectInfo>>,
+    peer: Peer,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -37,7 +36,7 @@ pub async fn token(
 
 async fn grant(
     tokend: &Tokend,
-    peer: Option<Extension<TcpConnectInfo>>,
+    peer: Peer,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, OAuthError> {
@@ -136,14 +135,8 @@ fn success(issued: &IssuedToken) -> serde_json::Value {
 
 /// The caller's address under the same rules as gRPC's (trusted proxies and
 /// `x-forwarded-for`).
-pub(super) fn client_address(
-    tokend: &Tokend,
-    peer: Option<Extension<TcpConnectInfo>>,
-    headers: &HeaderMap,
-) -> Option<IpAddr> {
-    let peer = peer
-        .and_then(|Extension(info)| info.remote_addr())
-        .map(|a| a.ip());
+pub(super) fn client_address(tokend: &Tokend, peer: Peer, headers: &HeaderMap) -> Option<IpAddr> {
+    let peer = peer.0.map(|a| a.ip());
     let forwarded = headers
         .get_all("x-forwarded-for")
         .iter()

@@ -16,7 +16,7 @@ use tokend::proto::*;
 use tokend::startup::Application;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Request, Status};
 
 use crate::common::{Backend, TestDb};
@@ -40,6 +40,8 @@ pub struct TestApp {
     pub db: TestDb,
     /// The metrics port, when the settings turn it on.
     pub metrics_addr: Option<SocketAddr>,
+    /// How the test's channel speaks TLS to a server with `server.tls`.
+    pub client_tls: Option<ClientTlsConfig>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -83,7 +85,29 @@ impl TestApp {
         Self::start(db, settings, clock).await
     }
 
+    /// Starts tokend with TLS settings; the test's channel connects with `client`.
+    pub async fn spawn_tls(
+        backend: Backend,
+        change: impl FnOnce(&mut Settings),
+        client: ClientTlsConfig,
+    ) -> Self {
+        let db = TestDb::new(backend).await;
+        let mut settings = test_settings(&db);
+        change(&mut settings);
+        let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
+        Self::start_with_tls(db, settings, clock, Some(client)).await
+    }
+
     async fn start(db: TestDb, settings: Settings, clock: Arc<ManualClock>) -> Self {
+        Self::start_with_tls(db, settings, clock, None).await
+    }
+
+    async fn start_with_tls(
+        db: TestDb,
+        settings: Settings,
+        clock: Arc<ManualClock>,
+        client_tls: Option<ClientTlsConfig>,
+    ) -> Self {
         let app = Application::build_with_clock(settings.clone(), clock.clone() as Arc<dyn Clock>)
             .await
             .expect("build application");
@@ -93,11 +117,16 @@ impl TestApp {
         let server = tokio::spawn(app.run_until_stopped(async move {
             let _ = stopped.await;
         }));
-        let channel = Channel::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
-            .await
-            .expect("connect to tokend");
+        let channel = match &client_tls {
+            Some(tls) => Channel::from_shared(format!("https://{addr}"))
+                .unwrap()
+                .tls_config(tls.clone())
+                .unwrap(),
+            None => Channel::from_shared(format!("http://{addr}")).unwrap(),
+        }
+        .connect()
+        .await
+        .expect("connect to tokend");
         Self {
             addr,
             channel,
@@ -105,6 +134,7 @@ impl TestApp {
             settings,
             db,
             metrics_addr,
+            client_tls,
             stop: Some(stop),
             server: Some(server),
         }
@@ -128,9 +158,10 @@ impl TestApp {
             db,
             settings,
             clock,
+            client_tls,
             ..
         } = self;
-        Self::start(db, settings, clock).await
+        Self::start_with_tls(db, settings, clock, client_tls).await
     }
 
     /// A connection to this app from the local address `from` (any of 127.0.0.0/8 works on

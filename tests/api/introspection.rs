@@ -40,23 +40,6 @@ async fn introspect_needs_an_authorised_caller(backend: Backend) {
     assert!(app.introspect(&introspector, &token).await.active);
 }
 
-async fn introspection_auth_can_be_switched_off(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |s| s.introspection.require_auth = false).await;
-    let token = app.token(&app.bootstrap("acme", "read").await, &[]).await;
-    let request = IntrospectRequest {
-        token,
-        token_type_hint: String::new(),
-        client_address: String::new(),
-    };
-    let r = app
-        .introspection()
-        .introspect(request)
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(r.active);
-}
-
 async fn bad_tokens_are_inactive_not_errors(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let introspector = app.introspector("system").await;
@@ -222,7 +205,6 @@ async fn jwks_is_served_over_plain_http(backend: Backend) {
 for_each_backend!(
     jwks_is_served_over_plain_http,
     introspect_needs_an_authorised_caller,
-    introspection_auth_can_be_switched_off,
     bad_tokens_are_inactive_not_errors,
     expired_tokens_are_inactive,
     jwks_verifies_tokens_locally,

@@ -21,4 +21,5 @@ mod oauth_http;
 mod operations;
 mod outage;
 mod policy;
+mod tls;
 mod tokens;

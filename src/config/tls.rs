@@ -1,0 +1,80 @@
+//! `[server.tls]`: TLS on the API port, and client certificates (mTLS).
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::ConfigError;
+
+/// `[server.tls]`. Unset `cert_file`: plaintext (h2c), the default, for a mesh sidecar that
+/// does the TLS, or for `cargo run` on a laptop.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM certificate chain, leaf first. `TOKEND__SERVER__TLS__CERT_FILE`.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: Option<PathBuf>,
+    /// PEM CA certificates that client certificates must chain to: turns on mTLS.
+    pub client_ca_file: Option<PathBuf>,
+    /// With `client_ca_file`: `required` (default; a client without a valid certificate is
+    /// refused in the handshake) or `optional` (a certificate, when presented, must be valid).
+    pub client_auth: ClientAuth,
+    /// How often the files are reread; a change applies to new connections (existing ones keep
+    /// theirs), a file that does not load is logged and the previous certificate kept.
+    pub reload_secs: u64,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        Self {
+            cert_file: None,
+            key_file: None,
+            client_ca_file: None,
+            client_auth: ClientAuth::Required,
+            reload_secs: 10,
+        }
+    }
+}
+
+/// Whether clients must present a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    Optional,
+    Required,
+}
+
+impl TlsSettings {
+    /// Whether the API port serves TLS.
+    pub fn enabled(&self) -> bool {
+        self.cert_file.is_some()
+    }
+
+    /// Whether every client proves who it is with a certificate from `client_ca_file`.
+    pub fn requires_client_certificates(&self) -> bool {
+        self.enabled() && self.client_ca_file.is_some() && self.client_auth == ClientAuth::Required
+    }
+
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        match (&self.cert_file, &self.key_file) {
+            (Some(_), Some(_)) | (None, None) => {}
+            _ => {
+                return Err(ConfigError(
+                    "server.tls.cert_file and server.tls.key_file go together: set both (TLS) or neither (plaintext)".into(),
+                ));
+            }
+        }
+        if self.client_ca_file.is_some() && !self.enabled() {
+            return Err(ConfigError(
+                "server.tls.client_ca_file needs server.tls.cert_file and key_file: client certificates are checked in a TLS handshake".into(),
+            ));
+        }
+        if !(1..=3600).contains(&self.reload_secs) {
+            return Err(ConfigError(
+                "server.tls.reload_secs must be between 1 and 3600".into(),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,233 @@
+//! TLS on the API port: rustls with the aws-lc-rs provider the rest of the tree uses, ALPN `h2`
+//! and `http/1.1` (gRPC and the OAuth 2.0 / JWKS routes share the port), client certificates
+//! optional or required, and the files reread every `reload_secs`: a changed certificate (say,
+//! cert-manager renewing it in place) applies to new handshakes while established connections
+//! keep theirs; a file that does not load is logged and the previous configuration kept.
+//!
+//! The handshake runs in a task of its own per connection, bounded by [`HANDSHAKE_TIMEOUT`],
+//! so a slow or silent client never holds up the accept loop.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use rustls::RootCertStore;
+use rustls::ServerConfig;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+use crate::config::{ClientAuth, TlsSettings};
+
+/// Longest a client may take to complete the TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The files a TLS configuration is built from.
+#[derive(Debug, Clone)]
+struct Files {
+    cert: PathBuf,
+    key: PathBuf,
+    client_ca: Option<PathBuf>,
+    client_auth: ClientAuth,
+}
+
+/// The server's TLS configuration, replaced when its files change.
+pub struct ReloadingTls {
+    files: Files,
+    current: RwLock<(Arc<ServerConfig>, Contents)>,
+    /// How often the files are reread.
+    pub period: Duration,
+}
+
+impl ReloadingTls {
+    /// Loads the configured files; `None` when TLS is off. A file that does not load is an
+    /// error here (at startup), and only a logged warning on a later reload.
+    pub fn load(settings: &TlsSettings) -> anyhow::Result<Option<Arc<Self>>> {
+        let (Some(cert), Some(key)) = (&settings.cert_file, &settings.key_file) else {
+            return Ok(None);
+        };
+        let files = Files {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: settings.client_ca_file.clone(),
+            client_auth: settings.client_auth,
+        };
+        let contents = read_all(&files)?;
+        let config = build(&files, &contents)?;
+        Ok(Some(Arc::new(Self {
+            files,
+            current: RwLock::new((Arc::new(config), contents)),
+            period: Duration::from_secs(settings.reload_secs),
+        })))
+    }
+
+    /// The configuration for the next handshake.
+    pub fn config(&self) -> Arc<ServerConfig> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .clone()
+    }
+
+    /// Rereads the files; when they changed and load, the next handshakes use them. Returns
+    /// whether the configuration was replaced.
+    pub fn reload(&self) -> bool {
+        let contents = match read_all(&self.files) {
+            Ok(contents) => contents,
+            Err(err) => {
+                tracing::warn!(
+                    error = format!("{err:#}"),
+                    "TLS files unreadable; keeping the current certificate"
+                );
+                return false;
+            }
+        };
+        if self.current.read().unwrap_or_else(|e| e.into_inner()).1 == contents {
+            return false;
+        }
+        match build(&self.files, &contents) {
+            Ok(config) => {
+                *self.current.write().unwrap_or_else(|e| e.into_inner()) =
+                    (Arc::new(config), contents);
+                tracing::info!(cert = %self.files.cert.display(), "TLS certificate reloaded; new connections use it");
+                true
+            }
+            Err(err) => {
+                tracing::warn!(
+                    error = format!("{err:#}"),
+                    "the changed TLS files do not load; keeping the current certificate"
+                );
+                // Remember the bad contents too, so the same bad files are not retried (and
+                // logged) every period; a fix changes them again.
+                self.current.write().unwrap_or_else(|e| e.into_inner()).1 = contents;
+                false
+            }
+        }
+    }
+
+    /// Rereads the files every period until aborted.
+    pub async fn reload_every_period(self: Arc<Self>) {
+        let mut ticks = tokio::time::interval(self.period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            let tls = self.clone();
+            // File reads and certificate parsing are blocking work.
+            let _ = tokio::task::spawn_blocking(move || tls.reload()).await;
+        }
+    }
+}
+
+/// What the files held when last read (what "changed" compares, and what is parsed: the
+/// bytes read once, so a file replaced mid-reload is never half old, half new).
+#[derive(PartialEq, Eq)]
+struct Contents {
+    cert: Vec<u8>,
+    key: Vec<u8>,
+    client_ca: Option<Vec<u8>>,
+}
+
+fn read_all(files: &Files) -> anyhow::Result<Contents> {
+    let read =
+        |path: &Path| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+    Ok(Contents {
+        cert: read(&files.cert)?,
+        key: read(&files.key)?,
+        client_ca: files.client_ca.as_deref().map(read).transpose()?,
+    })
+}
+
+fn build(files: &Files, contents: &Contents) -> anyhow::Result<ServerConfig> {
+    let certs = parse_certs(&files.cert, &contents.cert)?;
+    let key = PrivateKeyDer::from_pem_slice(&contents.key)
+        .with_context(|| format!("{}: no PEM private key", files.key.display()))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?;
+    let builder = match (&files.client_ca, &contents.client_ca) {
+        (Some(ca), Some(ca_pem)) => {
+            let mut roots = RootCertStore::empty();
+            for cert in parse_certs(ca, ca_pem)? {
+                roots
+                    .add(cert)
+                    .with_context(|| format!("{}: not a usable CA certificate", ca.display()))?;
+            }
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+            let verifier = match files.client_auth {
+                ClientAuth::Required => verifier,
+                ClientAuth::Optional => verifier.allow_unauthenticated(),
+            };
+            builder.with_client_cert_verifier(verifier.build().context("client verifier")?)
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_single_cert(certs, key).with_context(|| {
+        format!(
+            "{} and {} do not make a usable certificate and key",
+            files.cert.display(),
+            files.key.display()
+        )
+    })?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+fn parse_certs(path: &Path, pem: &[u8]) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("{}: not PEM certificates", path.display()))?;
+    anyhow::ensure!(
+        !certs.is_empty(),
+        "{}: no certificate in it",
+        path.display()
+    );
+    Ok(certs)
+}
+
+/// TLS connections accepted on `listener`, handshakes done, for the gRPC server to serve. Ends
+/// when the server stops taking them.
+pub fn incoming(
+    listener: TcpListener,
+    tls: Arc<ReloadingTls>,
+) -> tokio_stream::wrappers::ReceiverStream<std::io::Result<TlsStream<TcpStream>>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors and the like: wait a little, keep accepting.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            if tx.is_closed() {
+                return;
+            }
+            let _ = stream.set_nodelay(true);
+            let acceptor = TlsAcceptor::from(tls.config());
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = tx.send(Ok(stream)).await;
+                    }
+                    Ok(Err(err)) => {
+                        tracing::debug!(%peer, error = %err, "TLS handshake failed");
+                    }
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
