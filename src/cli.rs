@@ -134,6 +134,9 @@ pub struct BenchArgs {
     /// network; default: the same as the measured calls.
     #[arg(long, value_name = "ADDR")]
     pub bad_secrets_from: Option<std::net::IpAddr>,
+    /// PEM CA certificate to trust for an `https://` target (a tokend with `server.tls`).
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<std::path::PathBuf>,
     /// Temporary clients get an allow-list and a rate limit that every call passes, and
     /// Introspect names a client_address: measures what the policy checks cost.
     #[arg(long)]
@@ -179,6 +182,14 @@ impl BenchArgs {
             keep_clients: self.keep_clients,
             background_bad_secrets: self.background_bad_secrets,
             bad_secrets_from: self.bad_secrets_from,
+            ca_cert: self
+                .ca_cert
+                .map(|path| {
+                    std::fs::read_to_string(&path).map_err(|e| {
+                        BenchError::Usage(format!("--ca-cert {}: {e}", path.display()))
+                    })
+                })
+                .transpose()?,
             client_policy: self.client_policy,
             progress: true,
         })

@@ -12,9 +12,11 @@ use serde::Deserialize;
 use ipnet::IpNet;
 
 mod ext_authz;
+mod limits;
 mod tls;
 
 pub use ext_authz::{ExtAuthzSettings, RouteSettings};
+pub use limits::LimitsSettings;
 pub use tls::{ClientAuth, TlsSettings};
 
 use crate::domain::{
@@ -45,6 +47,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub ext_authz: ExtAuthzSettings,
     pub metrics: MetricsSettings,
+    pub limits: LimitsSettings,
 }
 
 /// `[metrics]`
@@ -425,6 +428,7 @@ impl Settings {
         }
         self.ext_authz.validate()?;
         self.server.tls.validate()?;
+        self.limits.validate()?;
         if !self.introspection.require_auth && !self.server.tls.requires_client_certificates() {
             return Err(ConfigError(
                 "introspection.require_auth = false lets anyone who reaches the port introspect; \

@@ -10,6 +10,7 @@
 //! - `config`    — settings: defaults -> file -> `TOKEND__*` env; validation; the KEK.
 //! - `telemetry` — logs, OTLP traces, W3C trace-context extraction per request.
 //! - `tls`       — TLS and client certificates on the API port, files reloaded when changed.
+//! - `limits`    — load shedding and the server-side deadline around every route.
 //! - `metrics`   — Prometheus: a layer counting every request of the API port, the domain's
 //!   counters, gauges read at scrape time; served on `metrics.addr` only.
 //! - `grpc`      — transport: thin tonic handlers, the one error->Status table, health,
@@ -30,6 +31,7 @@ pub mod config;
 pub mod domain;
 pub mod grpc;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod proto;
 pub mod startup;

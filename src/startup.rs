@@ -15,8 +15,10 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
+use crate::config::LimitsSettings;
 use crate::config::Settings;
 use crate::domain::{Clock, SyncConfig, SystemClock, Tokend, run_sync};
+use crate::limits::LimitsLayer;
 use crate::metrics::{Metrics, RequestMetricsLayer};
 use crate::store::{self, ConnectOptions, Store};
 use crate::tls::ReloadingTls;
@@ -40,6 +42,8 @@ pub struct Application {
     metrics: Option<TcpListener>,
     /// TLS on the API port, when `server.tls` is set.
     tls: Option<Arc<ReloadingTls>>,
+    /// Request, connection and server limits.
+    limits: LimitsSettings,
 }
 
 impl Application {
@@ -89,6 +93,7 @@ impl Application {
             ext_authz,
             metrics,
             tls,
+            limits: settings.limits.clone(),
         })
     }
 
@@ -116,7 +121,12 @@ impl Application {
         let (reporter, health) = tonic_health::server::health_reporter();
         let with_ext_authz = self.ext_authz.is_some();
         grpc::set_health(&reporter, ServingStatus::Serving, with_ext_authz).await;
-        let grpc = grpc::routes(self.tokend.clone(), health, self.ext_authz.clone())?;
+        let grpc = grpc::routes(
+            self.tokend.clone(),
+            health,
+            self.ext_authz.clone(),
+            self.limits.max_request_bytes,
+        )?;
         let routes = Routes::from(http::with_grpc(
             grpc.into_axum_router(),
             self.tokend.clone(),
@@ -171,10 +181,28 @@ impl Application {
         let heartbeat = tokio::spawn(heartbeats(self.tokend.clone(), self.heartbeat));
         let _stop_heartbeat = AbortOnDrop(heartbeat);
         tracing::info!(addr = %self.local_addr, tls = self.tls.is_some(), "tokend ready");
-        let server = Server::builder()
+        let limits = &self.limits;
+        let secs = |n: u64| (n > 0).then(|| Duration::from_secs(n));
+        let mut server = Server::builder()
             .accept_http1(true)
+            .max_concurrent_streams(limits.max_concurrent_streams)
+            .http2_max_header_list_size(limits.max_header_list_bytes)
+            .http2_keepalive_interval(secs(limits.keepalive_interval_secs))
+            .http2_keepalive_timeout(secs(limits.keepalive_timeout_secs));
+        if let Some(age) = secs(limits.max_connection_age_secs) {
+            // After GOAWAY, calls in flight get as long as any call may take.
+            server = server
+                .max_connection_age(age)
+                .max_connection_age_grace(Duration::from_millis(limits.request_timeout_ms));
+        }
+        // The metrics layer outside the limits, so it counts what they refuse too.
+        let server = server
             .trace_fn(telemetry::request_span)
             .layer(RequestMetricsLayer::new(metrics))
+            .layer(LimitsLayer::new(
+                limits.max_requests_in_flight,
+                Duration::from_millis(limits.request_timeout_ms),
+            ))
             .add_routes(routes);
         type Serving =
             std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>;

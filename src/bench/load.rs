@@ -234,9 +234,14 @@ impl Background {
     /// lockout refuses them (RESOURCE_EXHAUSTED, before any hashing), which counts as refused
     /// too.
     pub async fn start(fixtures: &Fixtures, options: &BenchOptions) -> anyhow::Result<Self> {
-        let channel = setup::connect_from(&options.target, 1, options.bad_secrets_from)
-            .await?
-            .remove(0);
+        let channel = setup::connect_from(
+            &options.target,
+            1,
+            options.bad_secrets_from,
+            options.ca_cert.as_deref(),
+        )
+        .await?
+        .remove(0);
         let creds = fixtures
             .jwt
             .as_ref()

@@ -145,6 +145,8 @@ pub struct BenchOptions {
     pub background_bad_secrets: usize,
     /// Local address the wrong-secret calls are sent from (`None`: the default route's).
     pub bad_secrets_from: Option<std::net::IpAddr>,
+    /// PEM CA certificate trusted for an `https://` target.
+    pub ca_cert: Option<String>,
     /// Give the temporary clients an allow-list and a rate limit (both always passed) and
     /// send Introspect a `client_address`, to measure what the policy checks cost.
     pub client_policy: bool,
@@ -169,6 +171,7 @@ impl Default for BenchOptions {
             keep_clients: false,
             background_bad_secrets: 0,
             bad_secrets_from: None,
+            ca_cert: None,
             client_policy: false,
             progress: true,
         }
@@ -251,7 +254,13 @@ pub async fn run_until(
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<BenchReport> {
     options.validate()?;
-    let channels = setup::connect(&options.target, options.connections).await?;
+    let channels = setup::connect_from(
+        &options.target,
+        options.connections,
+        None,
+        options.ca_cert.as_deref(),
+    )
+    .await?;
     let mut fixtures = Fixtures::new(channels, &options);
     let result = tokio::select! {
         report = measure(&options, &mut fixtures) => report,

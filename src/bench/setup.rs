@@ -41,22 +41,26 @@ impl ClientCreds {
 }
 
 /// Opens `connections` separate HTTP/2 connections: one `connect()` each, so each really is its
-/// own TCP connection rather than a clone sharing one.
-pub(crate) async fn connect(target: &str, connections: usize) -> Result<Vec<Channel>, BenchError> {
-    connect_from(target, connections, None).await
-}
-
-/// Like [`connect`], from the local address `from` when given.
+/// own TCP connection rather than a clone sharing one. From the local address `from` when
+/// given; over TLS trusting `ca_pem` when given (an `https://` target).
 pub(crate) async fn connect_from(
     target: &str,
     connections: usize,
     from: Option<std::net::IpAddr>,
+    ca_pem: Option<&str>,
 ) -> Result<Vec<Channel>, BenchError> {
-    let endpoint = Endpoint::from_shared(target.to_owned())
-        .map_err(|e| BenchError::Usage(format!("invalid --target `{target}`: {e}")))?
+    let usage =
+        |e: &dyn std::fmt::Display| BenchError::Usage(format!("invalid --target `{target}`: {e}"));
+    let mut endpoint = Endpoint::from_shared(target.to_owned())
+        .map_err(|e| usage(&e))?
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)
         .local_address(from);
+    if let Some(pem) = ca_pem {
+        let tls = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(pem));
+        endpoint = endpoint.tls_config(tls).map_err(|e| usage(&e))?;
+    }
     let mut channels = Vec::with_capacity(connections);
     for _ in 0..connections {
         let channel = endpoint

@@ -48,13 +48,15 @@ pub const INTROSPECTION_SERVICE: &str = "tokend.v1.IntrospectionService";
 
 /// tokend's services plus `grpc.health.v1.Health` and reflection (v1 and v1alpha), and
 /// `envoy.service.auth.v3.Authorization` when `ext_authz` is given. Reflection covers tokend's
-/// own and the health service only: `envoy-types` does not export its descriptor set.
+/// own and the health service only: `envoy-types` does not export its descriptor set. A request
+/// message over `max_request_bytes` is refused (OUT_OF_RANGE) before it is decoded.
 pub fn routes(
     tokend: Arc<Tokend>,
     health: tonic_health::pb::health_server::HealthServer<
         impl tonic_health::pb::health_server::Health,
     >,
     ext_authz: Option<ExtAuthzConfig>,
+    max_request_bytes: usize,
 ) -> anyhow::Result<Routes> {
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
@@ -69,23 +71,41 @@ pub fn routes(
         .add_service(health)
         .add_service(v1)
         .add_service(v1alpha)
-        .add_service(ClientServiceServer::new(ClientApi {
-            tokend: tokend.clone(),
-        }))
-        .add_service(TokenServiceServer::new(TokenApi {
-            tokend: tokend.clone(),
-        }))
-        .add_service(KeyServiceServer::new(KeyApi {
-            tokend: tokend.clone(),
-        }))
-        .add_service(AuditServiceServer::new(AuditApi {
-            tokend: tokend.clone(),
-        }))
-        .add_service(IntrospectionServiceServer::new(IntrospectionApi {
-            tokend: tokend.clone(),
-        }));
+        .add_service(
+            ClientServiceServer::new(ClientApi {
+                tokend: tokend.clone(),
+            })
+            .max_decoding_message_size(max_request_bytes),
+        )
+        .add_service(
+            TokenServiceServer::new(TokenApi {
+                tokend: tokend.clone(),
+            })
+            .max_decoding_message_size(max_request_bytes),
+        )
+        .add_service(
+            KeyServiceServer::new(KeyApi {
+                tokend: tokend.clone(),
+            })
+            .max_decoding_message_size(max_request_bytes),
+        )
+        .add_service(
+            AuditServiceServer::new(AuditApi {
+                tokend: tokend.clone(),
+            })
+            .max_decoding_message_size(max_request_bytes),
+        )
+        .add_service(
+            IntrospectionServiceServer::new(IntrospectionApi {
+                tokend: tokend.clone(),
+            })
+            .max_decoding_message_size(max_request_bytes),
+        );
     if let Some(config) = ext_authz {
-        routes.add_service(AuthorizationServer::new(ExtAuthzApi { tokend, config }));
+        routes.add_service(
+            AuthorizationServer::new(ExtAuthzApi { tokend, config })
+                .max_decoding_message_size(max_request_bytes),
+        );
     }
     Ok(routes.routes())
 }

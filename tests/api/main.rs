@@ -15,6 +15,7 @@ mod ext_authz;
 mod introspection;
 mod keys;
 mod lifecycle;
+mod limits;
 mod metrics;
 mod oauth2_client;
 mod oauth_http;

@@ -410,15 +410,34 @@ async fn a_flood_of_garbage_is_answered_and_the_server_stays_healthy(backend: Ba
     let genuine = Genuine::new(&app.token(&operator(&app).await, &[]).await);
     let mut garbage = Garbage(0x9e37_79b9_7f4a_7c15);
     let mut tokens: Vec<String> = (0..1000).map(|_| garbage.token(&genuine)).collect();
-    // A megabyte: the genuine header and signature around a huge payload, and plain bytes.
-    // gRPC's default 4 MB message limit lets it reach tokend, which must refuse it unparsed.
+    // Just under the message limit (limits.max_request_bytes, 192 KiB): the genuine header and
+    // signature around a huge payload, and plain bytes. They reach tokend, which must refuse
+    // them unparsed (MAX_TOKEN_LEN).
     tokens.push(format!(
         "{}.{}.{}",
         genuine.h,
-        b64(vec![b'{'; 1 << 20]),
+        b64(vec![b'{'; 120 * 1024]),
         genuine.s
     ));
-    tokens.push("a".repeat(1 << 20));
+    tokens.push("a".repeat(180 * 1024));
+    // A megabyte is over the message limit: refused before it is even decoded.
+    for huge in [
+        format!("{}.{}.{}", genuine.h, b64(vec![b'{'; 1 << 20]), genuine.s),
+        "a".repeat(1 << 20),
+    ] {
+        let err = app
+            .introspection()
+            .introspect(authed(
+                IntrospectRequest {
+                    token: huge,
+                    ..Default::default()
+                },
+                &genuine.token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    }
 
     let answers: Vec<IntrospectResponse> = futures::stream::iter(&tokens)
         .map(|token| app.introspect(&genuine.token, token))

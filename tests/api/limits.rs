@@ -1,0 +1,265 @@
+//! Every limit of `[limits]` crossed once: a request message too large, a header list too
+//! large, more streams on one connection than allowed, more calls in flight than the server
+//! takes, a call that outlives the deadline, a peer that stops answering pings, and a
+//! connection past its maximum age. Transport limits do not depend on the store: SQLite only.
+
+use std::time::{Duration, Instant};
+
+use tokend::proto::*;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::common::Backend;
+use crate::helpers::*;
+
+fn issue(creds: &Creds, secret_len: Option<usize>) -> IssueTokenRequest {
+    IssueTokenRequest {
+        client_id: creds.client_id.clone(),
+        client_secret: match secret_len {
+            Some(n) => "x".repeat(n),
+            None => creds.client_secret.clone(),
+        },
+        scopes: vec![],
+        audience: vec![],
+    }
+}
+
+async fn message_and_header_sizes_are_bounded(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| {
+        s.limits.max_request_bytes = 16 * 1024;
+        s.limits.max_header_list_bytes = 4096;
+    })
+    .await;
+    let creds = app.bootstrap("acme", "read").await;
+    // Under the limit: an ordinary answer (a wrong secret).
+    let err = app
+        .tokens()
+        .issue_token(issue(&creds, Some(15 * 1024)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    // Over it: refused before it is decoded.
+    let err = app
+        .tokens()
+        .issue_token(issue(&creds, Some(17 * 1024)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    assert!(err.message().contains("too large"), "{err:?}");
+    // Metadata: 1 KiB passes, 8 KiB is more than the header list may hold.
+    let with_header = |n: usize| {
+        let mut request = tonic::Request::new(issue(&creds, None));
+        request
+            .metadata_mut()
+            .insert("x-padding", "p".repeat(n).parse().unwrap());
+        request
+    };
+    app.tokens().issue_token(with_header(1024)).await.unwrap();
+    let err = app
+        .tokens()
+        .issue_token(with_header(8 * 1024))
+        .await
+        .unwrap_err();
+    assert_ne!(err.code(), Code::Ok);
+    assert_ne!(err.code(), Code::Unauthenticated, "{err:?}");
+}
+
+/// One stream per connection: a health Watch holds it, so a second call on the same
+/// connection waits (the client queues it), while another connection is served at once.
+async fn streams_per_connection_are_bounded(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| s.limits.max_concurrent_streams = 1).await;
+    let mut watch = HealthClient::new(app.channel.clone())
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    watch.message().await.unwrap().unwrap();
+    let queued = tokio::time::timeout(
+        Duration::from_millis(500),
+        app.introspection().get_jwks(GetJwksRequest {}),
+    )
+    .await;
+    assert!(queued.is_err(), "a second stream ran beside the Watch");
+    let other = channel_from(app.addr, "127.0.0.1").await;
+    tokend::proto::introspection_service_client::IntrospectionServiceClient::new(other)
+        .get_jwks(GetJwksRequest {})
+        .await
+        .unwrap();
+    drop(watch);
+}
+
+/// A locked client_id's refusal is held `secrets.lockout_delay_ms` (2 s): that call is in
+/// flight meanwhile. With one call allowed in flight, a second is refused at once
+/// (RESOURCE_EXHAUSTED over gRPC, 503 over HTTP); with a 300 ms deadline, the held call ends
+/// in DEADLINE_EXCEEDED.
+async fn calls_in_flight_and_the_deadline_are_bounded(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| {
+        s.limits.max_requests_in_flight = 1;
+        s.limits.request_timeout_ms = 300;
+        s.secrets.max_failures = 1;
+        s.secrets.lockout_delay_ms = 2000;
+    })
+    .await;
+    let creds = app.bootstrap("acme", "read").await;
+    let err = app
+        .tokens()
+        .issue_token(issue(&creds, Some(40)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    // Locked now: the next refusal is held.
+    let held = {
+        let mut tokens = app.tokens();
+        let request = issue(&creds, Some(40));
+        tokio::spawn(async move {
+            let start = Instant::now();
+            (tokens.issue_token(request).await, start.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let start = Instant::now();
+    let err = app
+        .introspection()
+        .get_jwks(GetJwksRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(start.elapsed() < Duration::from_millis(100));
+    let mut http = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    http.write_all(b"GET /.well-known/jwks.json HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    http.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 503"), "{response}");
+    assert!(response.to_ascii_lowercase().contains("retry-after: 1"));
+
+    let (answer, took) = held.await.unwrap();
+    let err = answer.unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+    // Nothing in flight any more: served again.
+    app.introspection()
+        .get_jwks(GetJwksRequest {})
+        .await
+        .unwrap();
+}
+
+/// An HTTP/2 peer that says hello and then stays silent: with keepalive its unanswered ping
+/// closes the connection; without, it stays open.
+async fn silent_peers_are_dropped_by_keepalive(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| {
+        s.limits.keepalive_interval_secs = 1;
+        s.limits.keepalive_timeout_secs = 1;
+    })
+    .await;
+    let closed = silent_peer(app.addr, Duration::from_secs(6)).await;
+    assert!(
+        closed
+            .as_ref()
+            .is_some_and(|(took, _)| *took < Duration::from_secs(5)),
+        "{closed:?}"
+    );
+    let off = TestApp::spawn_with(backend, |s| s.limits.keepalive_interval_secs = 0).await;
+    assert!(
+        silent_peer(off.addr, Duration::from_secs(3))
+            .await
+            .is_none()
+    );
+}
+
+/// A connection older than `max_connection_age_secs` is shut down (GOAWAY, then closed after
+/// the grace of `request_timeout_ms`), while it stays open without the limit (see the
+/// keepalive test); a real client just reconnects.
+async fn old_connections_are_closed(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| {
+        s.limits.keepalive_interval_secs = 0;
+        s.limits.max_connection_age_secs = 1;
+        s.limits.request_timeout_ms = 500;
+    })
+    .await;
+    app.introspection()
+        .get_jwks(GetJwksRequest {})
+        .await
+        .unwrap();
+    let (took, _) = silent_peer(app.addr, Duration::from_secs(6))
+        .await
+        .expect("the connection was closed");
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    // The test's own channel is older than a second by now: its calls still succeed.
+    for _ in 0..3 {
+        app.introspection()
+            .get_jwks(GetJwksRequest {})
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Opens an HTTP/2 connection (preface, an empty SETTINGS frame, and the acknowledgement of the
+/// server's), then only reads, never answering anything (pings included). `Some((when it closed, frame types received))`, or `None` if it was
+/// still open after `wait`.
+async fn silent_peer(addr: std::net::SocketAddr, wait: Duration) -> Option<(Duration, Vec<u8>)> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x04\x01\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read_all = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(wait, read_all).await.ok()?;
+    Some((start.elapsed(), frame_types(&received)))
+}
+
+fn frame_types(mut bytes: &[u8]) -> Vec<u8> {
+    let mut types = Vec::new();
+    while bytes.len() >= 9 {
+        let len = usize::from(bytes[0]) << 16 | usize::from(bytes[1]) << 8 | usize::from(bytes[2]);
+        types.push(bytes[3]);
+        bytes = &bytes[(9 + len).min(bytes.len())..];
+    }
+    types
+}
+
+mod sqlite {
+    use crate::common::Backend::Sqlite;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn message_and_header_sizes_are_bounded() {
+        super::message_and_header_sizes_are_bounded(Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn streams_per_connection_are_bounded() {
+        super::streams_per_connection_are_bounded(Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn calls_in_flight_and_the_deadline_are_bounded() {
+        super::calls_in_flight_and_the_deadline_are_bounded(Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn silent_peers_are_dropped_by_keepalive() {
+        super::silent_peers_are_dropped_by_keepalive(Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn old_connections_are_closed() {
+        super::old_connections_are_closed(Sqlite).await
+    }
+}
