@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::domain::clock::ManualClock;
 use crate::domain::keys::{Kek, SigningAlgorithm};
-use crate::store::{KeyRow, KeyStore, StoreResult};
+use crate::store::{KeyRow, KeyStore, Resealed, SealedSecretRow, StoreResult};
 
 const ISSUER: &str = "urn:tokend:unit";
 
@@ -42,6 +42,28 @@ impl KeyStore for MemoryKeys {
         _audit: &[crate::store::AuditRow],
     ) -> StoreResult<bool> {
         unreachable!("these tests never rotate")
+    }
+
+    async fn get_sealed_secret(&self, _name: &str) -> StoreResult<Option<SealedSecretRow>> {
+        unreachable!("a key ring alone needs no MAC key")
+    }
+
+    async fn list_sealed_secrets(&self) -> StoreResult<Vec<SealedSecretRow>> {
+        unreachable!("a key ring alone needs no MAC key")
+    }
+
+    async fn insert_sealed_secret(&self, _secret: &SealedSecretRow) -> StoreResult<bool> {
+        unreachable!("a key ring alone needs no MAC key")
+    }
+
+    async fn reseal(
+        &self,
+        _keys: &[Resealed],
+        _secrets: &[Resealed],
+        _kek_id: &str,
+        _audit: &[crate::store::AuditRow],
+    ) -> StoreResult<bool> {
+        unreachable!("these tests never rotate the KEK")
     }
 }
 
