@@ -11,8 +11,8 @@ use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
 
 use crate::bench::{self, BenchError, BenchOptions, Credentials, Rpc};
-use crate::config::Settings;
-use crate::domain::{Caller, ClientInput, SystemClock, Tokend};
+use crate::config::{EXIT_CONFIG, Settings};
+use crate::domain::{Caller, ClientInput, KekNotConfigured, SystemClock, Tokend};
 use crate::startup::{self, Application};
 
 /// tokend: tokens and introspection for machine-to-machine auth, over gRPC.
@@ -232,6 +232,19 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Client(cmd) => client(cmd, settings).await,
         Command::Bench(args) => run_bench(args).await,
+    }
+}
+
+/// The one line (without the `tokend: ` prefix) and the exit code for an error `run` returned.
+/// A configuration lacking a KEK the stored keys need is a configuration error (exit code 64),
+/// and its message alone says what to do; anything else is the whole chain and exit code 1.
+pub fn failure(err: &anyhow::Error) -> (String, i32) {
+    match err
+        .chain()
+        .find_map(|e| e.downcast_ref::<KekNotConfigured>())
+    {
+        Some(missing) => (missing.to_string(), EXIT_CONFIG),
+        None => (format!("{err:#}"), 1),
     }
 }
 

@@ -7,7 +7,7 @@
 //! - `bench`     — `tokend bench`, a load generator: a gRPC client of any deployment through
 //!   the public API only (`proto`); never calls `domain` or `store`.
 //! - `startup`   — builds the `Application` (store, keys, listener) and serves until shutdown.
-//! - `config`    — settings: defaults -> file -> `TOKEND__*` env; validation; the KEK.
+//! - `config`    — settings: defaults -> file -> `TOKEND__*` env; validation; the KEKs.
 //! - `telemetry` — logs, OTLP traces, W3C trace-context extraction per request.
 //! - `grpc`      — transport: thin tonic handlers, the one error->Status table, health,
 //!   reflection, and Envoy's `ext_authz` Check when enabled; calls `domain`.

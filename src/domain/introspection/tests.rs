@@ -10,7 +10,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::domain::clock::ManualClock;
-use crate::domain::keys::{Kek, SigningAlgorithm};
+use crate::domain::keys::{Kek, KekSet, SigningAlgorithm};
 use crate::store::{KeyRow, KeyStore, Resealed, SealedSecretRow, StoreResult};
 
 const ISSUER: &str = "urn:tokend:unit";
@@ -76,7 +76,7 @@ static VERIFIER: LazyLock<JwtVerifier> = LazyLock::new(|| {
     let (kek, _) = Kek::generate().unwrap();
     let ring = runtime.block_on(KeyRing::load_or_create(
         &MemoryKeys::default(),
-        Arc::new(kek),
+        Arc::new(KekSet::from(kek)),
         SigningAlgorithm::EdDsa,
         clock,
     ));
