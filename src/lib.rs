@@ -2,8 +2,8 @@
 //!
 //! Calls flow downwards only:
 //!
-//! - `cli`       — command line: `serve`, `migrate`, `client create|list`, `bench`; calls
-//!   `startup`/`domain`, or `bench`.
+//! - `cli`       — command line: `serve`, `migrate`, `client create|list`, `kek rotate`,
+//!   `bench`; calls `startup`/`domain`, or `bench`.
 //! - `bench`     — `tokend bench`, a load generator: a gRPC client of any deployment through
 //!   the public API only (`proto`); never calls `domain` or `store`.
 //! - `startup`   — builds the `Application` (store, keys, listener) and serves until shutdown.
