@@ -148,10 +148,7 @@ macro_rules! key_store_impl {
                 Ok(done.rows_affected() == 1)
             }
 
-            #[tracing::instrument(
-                        skip_all,
-                        fields(keys = keys.len(), secrets = secrets.len(), kek_id = %kek_id)
-                    )]
+            #[tracing::instrument(skip_all, fields(keys = keys.len(), kek_id = %kek_id))]
             async fn reseal(
                 &self,
                 keys: &[$crate::store::Resealed],
