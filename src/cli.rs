@@ -1,7 +1,8 @@
-//! The command line: `serve` (the default), `migrate`, and `client create|list` for bootstrap
-//! and operations. Client commands write straight to the configured database with operator
-//! rights, which is how the first admin client comes to exist. `bench` is a load generator that
-//! talks to any deployment over gRPC only; it needs no local config or database.
+//! The command line: `serve` (the default), `migrate`, `client create|list` for bootstrap
+//! and operations, and `kek rotate`. Client and KEK commands write straight to the configured
+//! database with operator rights, which is how the first admin client comes to exist. `bench`
+//! is a load generator that talks to any deployment over gRPC only; it needs no local config
+//! or database.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,8 +12,8 @@ use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
 
 use crate::bench::{self, BenchError, BenchOptions, Credentials, Rpc};
-use crate::config::Settings;
-use crate::domain::{Caller, ClientInput, SystemClock, Tokend};
+use crate::config::{EXIT_CONFIG, Settings};
+use crate::domain::{Caller, ClientInput, Clock, KekNotConfigured, SystemClock, Tokend};
 use crate::startup::{self, Application};
 
 /// tokend: tokens and introspection for machine-to-machine auth, over gRPC.
@@ -36,6 +37,9 @@ pub enum Command {
     /// Manage clients directly in the database (bootstrap, break-glass).
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Manage the key-encryption key (KEK) of the stored keys.
+    #[command(subcommand)]
+    Kek(KekCommand),
     /// Measure a running tokend: throughput and latency per RPC, next to a health baseline.
     Bench(BenchArgs),
 }
@@ -51,6 +55,15 @@ pub enum ClientCommand {
         #[arg(long)]
         tenant: Option<String>,
     },
+}
+
+/// `tokend kek ...`
+#[derive(Debug, Subcommand)]
+pub enum KekCommand {
+    /// Re-encrypt every stored key under the current (first) KEK of keys.kek, in one
+    /// transaction, and print a JSON summary; afterwards the other KEKs can be removed from the
+    /// configuration. Running it again changes nothing.
+    Rotate,
 }
 
 /// `tokend client create`
@@ -242,8 +255,41 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Client(cmd) => client(cmd, settings).await,
+        Command::Kek(KekCommand::Rotate) => kek_rotate(settings).await,
         Command::Bench(args) => run_bench(args).await,
     }
+}
+
+/// The one line (without the `tokend: ` prefix) and the exit code for an error `run` returned.
+/// A configuration lacking a KEK the stored keys need is a configuration error (exit code 64),
+/// and its message alone says what to do; anything else is the whole chain and exit code 1.
+pub fn failure(err: &anyhow::Error) -> (String, i32) {
+    match err
+        .chain()
+        .find_map(|e| e.downcast_ref::<KekNotConfigured>())
+    {
+        Some(missing) => (missing.to_string(), EXIT_CONFIG),
+        None => (format!("{err:#}"), 1),
+    }
+}
+
+async fn kek_rotate(settings: Settings) -> anyhow::Result<()> {
+    let store = startup::open_store(&settings).await?;
+    let keks = settings.load_kek()?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let done = crate::domain::rotate_kek(store.as_ref(), &keks, &clock).await?;
+    let removable: Vec<&str> = keks.ids().into_iter().skip(1).collect();
+    let out = serde_json::json!({
+        "kek_id": done.kek_id,
+        "reencrypted": done.signing_keys + done.secrets,
+        "signing_keys": done.signing_keys,
+        "secrets": done.secrets,
+        "already_current": done.already_current,
+        "from_kek_ids": done.from_kek_ids,
+        "removable_kek_ids": removable,
+    });
+    println!("{out:#}");
+    Ok(())
 }
 
 fn with_migrations(mut settings: Settings) -> Settings {

@@ -20,7 +20,7 @@ pub use limits::LimitsSettings;
 pub use tls::{ClientAuth, TlsSettings};
 
 use crate::domain::{
-    CacheConfig, DomainConfig, HashParams, Kek, KeyPolicy, LockoutConfig, PolicyConfig,
+    CacheConfig, DomainConfig, HashParams, Kek, KekSet, KeyPolicy, LockoutConfig, PolicyConfig,
     SigningAlgorithm, SyncConfig,
 };
 
@@ -192,9 +192,12 @@ impl Default for SyncSettings {
 pub struct KeySettings {
     /// `EdDSA` (default), `ES256` or `RS256`. A change applies from the next rotation.
     pub algorithm: String,
-    /// Key-encryption key: base64 of 32 random bytes. Required with Postgres.
+    /// Key-encryption keys: base64 of 32 random bytes each, comma-separated, the current one
+    /// first (it seals every new key), then previous ones, which only open the keys they
+    /// sealed until `tokend kek rotate` re-seals those. Usually one. Required with Postgres.
     pub kek: Option<SecretString>,
-    /// Where the embedded default keeps a generated KEK; default: beside the SQLite file.
+    /// Where the embedded default keeps a generated KEK (the same list format); default:
+    /// beside the SQLite file. Ignored when `kek` is set.
     pub kek_file: Option<PathBuf>,
     /// Seconds a new key is published before it signs. At least the JWKS max-age plus
     /// `reload_secs`, so every replica serves it and every verifier's cached JWKS holds it
@@ -350,7 +353,7 @@ impl Settings {
             .map_err(|e| ConfigError(format!("keys.algorithm: {e}")))?;
         self.keys.validate_rotation()?;
         if let Some(kek) = &self.keys.kek {
-            Kek::from_base64(kek.expose_secret())
+            KekSet::parse(kek.expose_secret())
                 .map_err(|e| ConfigError(format!("keys.kek: {e}")))?;
         } else if !self.is_sqlite() {
             return Err(ConfigError(
@@ -549,11 +552,11 @@ impl Settings {
         }
     }
 
-    /// The configured KEK or, for the embedded SQLite default only, one kept in a file beside
-    /// the database (generated on first use, mode 0600).
-    pub fn load_kek(&self) -> anyhow::Result<Kek> {
+    /// The configured KEKs (current first) or, for the embedded SQLite default only, those kept
+    /// in a file beside the database (one generated on first use, mode 0600).
+    pub fn load_kek(&self) -> anyhow::Result<KekSet> {
         if let Some(kek) = &self.keys.kek {
-            return Kek::from_base64(kek.expose_secret()).map_err(|e| anyhow::anyhow!(e));
+            return KekSet::parse(kek.expose_secret()).map_err(|e| anyhow::anyhow!(e));
         }
         let path = self.kek_file_path().ok_or_else(|| {
             anyhow::anyhow!(
@@ -562,7 +565,7 @@ impl Settings {
         })?;
         if path.exists() {
             let text = std::fs::read_to_string(&path)?;
-            return Kek::from_base64(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
+            return KekSet::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
         }
         let (kek, text) = Kek::generate()?;
         write_private(&path, &text)?;
@@ -572,7 +575,7 @@ impl Settings {
             "generated a key-encryption key for the embedded database; back it up with the database, \
              or set keys.kek (TOKEND__KEYS__KEK) in production"
         );
-        Ok(kek)
+        Ok(KekSet::from(kek))
     }
 
     fn kek_file_path(&self) -> Option<PathBuf> {
@@ -655,6 +658,91 @@ mod tests {
         assert!(err.contains("keys.kek"), "{err}");
         s.keys.kek = Some(SecretString::from("c2hvcnQ="));
         assert!(s.validate().unwrap_err().to_string().contains("32 bytes"));
+    }
+
+    fn kek_text() -> String {
+        Kek::generate().unwrap().1
+    }
+
+    fn ids(keks: &KekSet) -> Vec<String> {
+        keks.ids().into_iter().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn keys_kek_lists_the_current_kek_first() {
+        let (new, old) = (kek_text(), kek_text());
+        let expected = ids(&KekSet::parse(&format!("{new},{old}")).unwrap());
+        assert_eq!(expected.len(), 2);
+        assert_eq!(expected[0], Kek::from_base64(&new).unwrap().id());
+        let mut s = Settings::default();
+        s.keys.kek = Some(SecretString::from(format!("{new}, {old}")));
+        s.validate().unwrap();
+        assert_eq!(ids(&s.load_kek().unwrap()), expected);
+        s.keys.kek = Some(SecretString::from(new.clone()));
+        assert_eq!(ids(&s.load_kek().unwrap()), expected[..1]);
+    }
+
+    #[test]
+    fn a_bad_kek_in_the_list_is_named_and_never_echoed() {
+        let (new, old) = (kek_text(), kek_text());
+        let mut s = Settings::default();
+        s.database.url = SecretString::from("postgres://localhost/tokend");
+        s.keys.kek = Some(SecretString::from(format!("{new},c2hvcnQ=")));
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("keys.kek: entry 2 of 2: "), "{err}");
+        assert!(err.contains("32 bytes"), "{err}");
+        s.keys.kek = Some(SecretString::from(format!("{new},{old},{new}")));
+        let err = s.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("entry 3 of 3") && err.contains("twice"),
+            "{err}"
+        );
+        assert!(!err.contains(&new) && !err.contains(&old), "{err}");
+        s.keys.kek = Some(SecretString::from(","));
+        let err = s.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("keys.kek: no key-encryption key given"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn keys_kek_loads_from_toml_as_one_string_or_one_per_line() {
+        let (new, old) = (kek_text(), kek_text());
+        let expected = ids(&KekSet::parse(&format!("{new},{old}")).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokend.toml");
+        for value in [
+            format!("\"{new},{old}\""),
+            format!("\"\"\"\n{new}\n{old}\n\"\"\""),
+        ] {
+            std::fs::write(&path, format!("[keys]\nkek = {value}\n")).unwrap();
+            let s = Settings::load(Some(&path)).unwrap();
+            assert_eq!(ids(&s.load_kek().unwrap()), expected, "{value}");
+        }
+    }
+
+    #[test]
+    fn the_kek_file_may_list_previous_keks_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Settings::default();
+        s.database.url = SecretString::from(format!(
+            "sqlite://{}",
+            dir.path().join("tokend.db").display()
+        ));
+        let generated = ids(&s.load_kek().unwrap());
+        let file = dir.path().join("tokend.db.kek");
+        let first = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(
+            ids(&s.load_kek().unwrap()),
+            generated,
+            "read back, not regenerated"
+        );
+        let new = kek_text();
+        std::fs::write(&file, format!("{new}\n{first}\n")).unwrap();
+        let both = ids(&s.load_kek().unwrap());
+        assert_eq!(both[0], Kek::from_base64(&new).unwrap().id());
+        assert_eq!(both[1..], generated);
     }
 
     #[test]

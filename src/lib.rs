@@ -2,12 +2,12 @@
 //!
 //! Calls flow downwards only:
 //!
-//! - `cli`       — command line: `serve`, `migrate`, `client create|list`, `bench`; calls
-//!   `startup`/`domain`, or `bench`.
+//! - `cli`       — command line: `serve`, `migrate`, `client create|list`, `kek rotate`,
+//!   `bench`; calls `startup`/`domain`, or `bench`.
 //! - `bench`     — `tokend bench`, a load generator: a gRPC client of any deployment through
 //!   the public API only (`proto`); never calls `domain` or `store`.
 //! - `startup`   — builds the `Application` (store, keys, listener) and serves until shutdown.
-//! - `config`    — settings: defaults -> file -> `TOKEND__*` env; validation; the KEK.
+//! - `config`    — settings: defaults -> file -> `TOKEND__*` env; validation; the KEKs.
 //! - `telemetry` — logs, OTLP traces, W3C trace-context extraction per request.
 //! - `tls`       — TLS and client certificates on the API port, files reloaded when changed.
 //! - `limits`    — load shedding and the server-side deadline around every route.

@@ -38,8 +38,9 @@ fn main() {
             Ok(()) => 0,
             Err(err) => {
                 tracing::error!(error = format!("{err:#}"), "tokend failed");
-                eprintln!("tokend: {err:#}");
-                1
+                let (message, code) = tokend::cli::failure(&err);
+                eprintln!("tokend: {message}");
+                code
             }
         };
         telemetry.shutdown();

@@ -41,8 +41,9 @@ pub use error::{Error, Result};
 pub use exchange::{ACCESS_TOKEN_TYPE, ExchangeRequest, JWT_TOKEN_TYPE, MAX_CHAIN};
 pub use ids::{ClientId, TenantId};
 pub use introspection::{ActiveToken, Caller, Introspector, JwtVerifier, MAX_TOKEN_LEN};
-pub use keys::{Kek, KeyRing, PublicJwk, SigningAlgorithm};
+pub use keys::{Kek, KekNotConfigured, KekRotation, KekSet, KeyRing, MacKey, PublicJwk};
 pub use keys::{KeyAdmin, KeyInfo, KeyPolicy, KeyState, KeyTimes, MAX_PREPUBLISH, RotateOptions};
+pub use keys::{SigningAlgorithm, rotate_kek};
 pub use opaque::{OpaqueKind, OpaqueToken};
 pub use policy::{LockoutConfig, Policy, PolicyConfig};
 pub use registry::{CHANGE_RETENTION, CacheConfig, Registry, RegistrySizes, SyncConfig, run_sync};
@@ -106,18 +107,21 @@ pub struct Tokend {
 }
 
 impl Tokend {
-    /// Loads (or on first start creates) the signing keys, loads the registry and wires the
-    /// services.
+    /// Loads (or on first start creates) the MAC key and the signing keys, opening each with
+    /// the KEK its row names (an error names a KEK `keks` lacks), loads the registry and wires
+    /// the services.
     pub async fn open(
         store: Arc<dyn Store>,
-        kek: Kek,
+        keks: KekSet,
         config: DomainConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Self> {
-        let kek = Arc::new(kek);
+        let keks = Arc::new(keks);
+        // The MAC key first: on a database from before KEK rotation it is derived from the KEK
+        // of the stored keys, which must be read before a first key could be added.
+        let mac = Arc::new(MacKey::load_or_create(store.as_ref(), &keks, &clock).await?);
         let keys = Arc::new(
-            KeyRing::load_or_create(store.as_ref(), kek.clone(), config.algorithm, clock.clone())
-                .await?,
+            KeyRing::load_or_create(store.as_ref(), keks, config.algorithm, clock.clone()).await?,
         );
         let registry = Arc::new(
             Registry::load(
@@ -150,7 +154,7 @@ impl Tokend {
                 store: store.clone(),
                 hasher,
                 keys: keys.clone(),
-                kek: kek.clone(),
+                mac,
                 jwt: jwt.clone(),
                 registry: registry.clone(),
                 clock: clock.clone(),

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::error::{Error, Result};
-use super::keys::Kek;
+use super::keys::MacKey;
 
 const RANDOM_BYTES: usize = 32;
 /// Length of the random part: 32 bytes in unpadded base64url.
@@ -79,11 +79,12 @@ impl OpaqueToken {
     /// The refresh token that replaces this one when it is exchanged. Derived, not random, so
     /// that a client whose response was lost gets the same successor again when it retries
     /// within the retry window, without tokend ever storing a token in the clear. Computing it
-    /// needs the KEK and this token.
-    pub fn successor(&self, kek: &Kek) -> Self {
+    /// needs the deployment's MAC key and this token. The MAC key is stored, not derived from
+    /// the KEK, so every replica computes the same successor, whatever KEK it has first.
+    pub fn successor(&self, mac: &MacKey) -> Self {
         let mut input = b"tokend refresh successor v1\n".to_vec();
         input.extend_from_slice(self.expose().as_bytes());
-        Self::from_bytes(self.kind, &kek.mac(&input))
+        Self::from_bytes(self.kind, &mac.mac(&input))
     }
 
     /// What the store keeps: SHA-256 of the token, hex.
@@ -118,16 +119,35 @@ mod tests {
     }
 
     #[test]
-    fn successors_are_deterministic_per_kek_and_token() {
-        let (kek, _) = Kek::generate().unwrap();
-        let (other, _) = Kek::generate().unwrap();
+    fn successors_are_deterministic_per_mac_key_and_token() {
+        let (key, other) = (MacKey::random(), MacKey::random());
         let t = OpaqueToken::generate(OpaqueKind::Refresh).unwrap();
-        let next = t.successor(&kek);
-        assert_eq!(next.expose(), t.successor(&kek).expose());
+        let next = t.successor(&key);
+        assert_eq!(next.expose(), t.successor(&key).expose());
         assert_ne!(next.expose(), t.successor(&other).expose());
         assert_ne!(next.expose(), t.expose());
         assert!(OpaqueToken::from_presented(OpaqueKind::Refresh, next.expose()).is_some());
-        assert_ne!(next.successor(&kek).expose(), next.expose());
+        assert_ne!(next.successor(&key).expose(), next.expose());
+    }
+
+    #[test]
+    fn successors_are_those_earlier_versions_derived() {
+        // The MAC key a database from before KEK rotation adopts is HMAC-SHA256(KEK, "tokend
+        // derived mac key v1"); for the KEK of 32 bytes 0x07 that is the key below. The expected
+        // successor was computed outside tokend, as those versions did: a retry across the
+        // upgrade must get the same one.
+        let hex = "3186383851ed1bd7cead66347f4f3dd1a9262a16dfc4fa72cc1a9bf3712269a7";
+        let bytes: Vec<u8> = (0..32)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        let key = MacKey::from_test_bytes(&bytes.try_into().unwrap());
+        let t =
+            OpaqueToken::from_presented(OpaqueKind::Refresh, &format!("tkd_rt_{}", "A".repeat(43)))
+                .unwrap();
+        assert_eq!(
+            t.successor(&key).expose(),
+            "tkd_rt_t9hY5NALINnJ_WIMQrQfbpDBoZngbzAcOhjG2hBX_GM"
+        );
     }
 }
 

@@ -22,7 +22,7 @@ use super::clock::{Clock, from_micros, to_micros};
 use super::error::{Error, Result};
 use super::ids::ClientId;
 use super::introspection::JwtVerifier;
-use super::keys::{Kek, KeyRing};
+use super::keys::{KeyRing, MacKey};
 use super::opaque::{OpaqueKind, OpaqueToken};
 use super::policy::Policy;
 use super::registry::Registry;
@@ -138,7 +138,8 @@ pub struct TokenIssuer {
     pub(super) store: Arc<dyn Store>,
     pub(super) hasher: SecretHasher,
     pub(super) keys: Arc<KeyRing>,
-    pub(super) kek: Arc<Kek>,
+    /// Derives refresh successors; the same on every replica and across KEK rotations.
+    pub(super) mac: Arc<MacKey>,
     pub(super) jwt: Arc<JwtVerifier>,
     pub(super) registry: Arc<Registry>,
     pub(super) clock: Arc<dyn Clock>,
@@ -246,7 +247,7 @@ impl TokenIssuer {
                 .unwrap_or_default()
                 .grant(&requested)?;
         }
-        let successor = presented.successor(&self.kek);
+        let successor = presented.successor(&self.mac);
         let now_us = to_micros(self.clock.now());
         let access_exp_us = now_us.saturating_add(micros(client.spec.access_token_ttl));
         let row = RefreshRow {

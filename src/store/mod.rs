@@ -22,7 +22,8 @@ pub use pool_stats::PoolStats;
 pub use postgres::PostgresStore;
 pub use rows::{
     AuditFilter, AuditRow, ChangeRow, ClientRow, GrantRow, KeyRow, LiveSecret, OpaqueRow,
-    PurgeCounts, RefreshClaim, RefreshRow, RevocationRow, SecretRow, UsageRow,
+    PurgeCounts, RefreshClaim, RefreshRow, Resealed, RevocationRow, SealedSecretRow, SecretRow,
+    UsageRow,
 };
 pub use sqlite::SqliteStore;
 
@@ -125,7 +126,8 @@ pub trait ClientStore: Send + Sync {
     ) -> StoreResult<()>;
 }
 
-/// Signing keys, private halves encrypted by the domain before they get here.
+/// Signing keys and the other secrets sealed under the KEK, encrypted by the domain before they
+/// get here. Every write of sealed material is serialised with the others across replicas.
 #[async_trait]
 pub trait KeyStore: Send + Sync {
     /// Inserts `key` unless a key exists already, atomically even across replicas that start
@@ -143,6 +145,29 @@ pub trait KeyStore: Send + Sync {
         key: &KeyRow,
         newest_kid: &str,
         retire: &[(String, i64)],
+        audit: &[AuditRow],
+    ) -> StoreResult<bool>;
+
+    /// The sealed secret of this name, if stored.
+    async fn get_sealed_secret(&self, name: &str) -> StoreResult<Option<SealedSecretRow>>;
+
+    /// Every sealed secret, by name.
+    async fn list_sealed_secrets(&self) -> StoreResult<Vec<SealedSecretRow>>;
+
+    /// Inserts `secret` unless one of its name exists (of replicas starting at once, the first
+    /// wins). True if it was inserted.
+    async fn insert_sealed_secret(&self, secret: &SealedSecretRow) -> StoreResult<bool>;
+
+    /// A KEK rotation, in one transaction serialised with key inserts: gives each signing key
+    /// in `keys` and each sealed secret in `secrets` its `new` material under `kek_id`, provided
+    /// it still holds the `old` material, and records `audit`. Commits only if nothing is then
+    /// left under another KEK; false, with nothing changed, otherwise (a key was added or
+    /// re-sealed meanwhile: read again and retry).
+    async fn reseal(
+        &self,
+        keys: &[Resealed],
+        secrets: &[Resealed],
+        kek_id: &str,
         audit: &[AuditRow],
     ) -> StoreResult<bool>;
 }

@@ -97,6 +97,42 @@ impl std::fmt::Debug for KeyRow {
     }
 }
 
+/// One row of `sealed_secrets`: a secret other than a signing key (today only the MAC key),
+/// sealed under the KEK named by `kek_id` like a signing key, so a KEK rotation re-seals it too.
+#[derive(Clone, PartialEq, sqlx::FromRow)]
+pub struct SealedSecretRow {
+    pub name: String,
+    pub sealed: Vec<u8>,
+    pub kek_id: String,
+    pub create_time_us: i64,
+}
+
+impl std::fmt::Debug for SealedSecretRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedSecretRow")
+            .field("name", &self.name)
+            .field("kek_id", &self.kek_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a KEK rotation changes in one sealed value: the row `name` (a signing key's kid, or a
+/// sealed secret's name) held `old` and gets `new`, sealed under the rotation's KEK.
+#[derive(Clone)]
+pub struct Resealed {
+    pub name: String,
+    pub old: Vec<u8>,
+    pub new: Vec<u8>,
+}
+
+impl std::fmt::Debug for Resealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resealed")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One refresh-token family (`grants`).
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct GrantRow {

@@ -164,6 +164,20 @@ impl TestApp {
         Self::start_with_tls(db, settings, clock, client_tls).await
     }
 
+    /// Stops the server and starts a new one on the same database and clock with changed
+    /// settings (a redeploy with new configuration).
+    pub async fn restart_with(mut self, change: impl FnOnce(&mut Settings)) -> Self {
+        self.stop().await.expect("clean stop");
+        let TestApp {
+            db,
+            mut settings,
+            clock,
+            ..
+        } = self;
+        change(&mut settings);
+        Self::start(db, settings, clock).await
+    }
+
     /// A connection to this app from the local address `from` (any of 127.0.0.0/8 works on
     /// loopback), so tests can call as different client addresses.
     pub async fn channel_from(&self, from: &str) -> Channel {
@@ -189,7 +203,16 @@ impl TestApp {
 
     /// Runs the real binary: `tokend <args>` against this app's database.
     pub async fn cli(&self, args: &[&str]) -> std::process::Output {
+        self.cli_env(args, &[]).await
+    }
+
+    /// Like [`TestApp::cli`], with more (or overriding) environment variables.
+    pub async fn cli_env(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let url = self.db.url.clone();
         tokio::task::spawn_blocking(move || {
             std::process::Command::new(env!("CARGO_BIN_EXE_tokend"))
@@ -200,6 +223,7 @@ impl TestApp {
                 .env("TOKEND__SECRETS__MEMORY_KIB", "1024")
                 .env("TOKEND__SECRETS__ITERATIONS", "1")
                 .env("RUST_LOG", "warn")
+                .envs(env)
                 .output()
                 .expect("run tokend binary")
         })

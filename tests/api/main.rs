@@ -13,6 +13,7 @@ mod clients;
 mod exchange;
 mod ext_authz;
 mod introspection;
+mod kek;
 mod keys;
 mod lifecycle;
 mod limits;

@@ -1,8 +1,8 @@
 //! The audit trail: what happened to clients, keys and tokens, who did it and from where.
 //!
 //! - Admin events (a client created, updated, disabled, deleted, its secret rotated or its
-//!   tokens revoked; a signing key rotated) and refresh-token reuse are written by the store in
-//!   the same transaction as the change they record, then logged.
+//!   tokens revoked; a signing key rotated; the KEK rotated) and refresh-token reuse are
+//!   written by the store in the same transaction as the change they record, then logged.
 //! - Token-endpoint refusals (address, rate limit, lockout, bad secret) are counted in memory
 //!   and written in batches as one event per client, kind and minute with a count, so a flood
 //!   of refusals costs neither a write per call nor unbounded disk.
@@ -47,11 +47,12 @@ pub enum AuditKind {
     RefusedLockout,
     RefusedBadSecret,
     ClientBootstrapped,
+    KekRotated,
 }
 
 impl AuditKind {
     /// Every kind, in the API's order.
-    pub const ALL: [AuditKind; 13] = [
+    pub const ALL: [AuditKind; 14] = [
         AuditKind::ClientCreated,
         AuditKind::ClientUpdated,
         AuditKind::ClientDeleted,
@@ -65,6 +66,7 @@ impl AuditKind {
         AuditKind::RefusedLockout,
         AuditKind::RefusedBadSecret,
         AuditKind::ClientBootstrapped,
+        AuditKind::KekRotated,
     ];
 
     /// The stored name.
@@ -83,6 +85,7 @@ impl AuditKind {
             AuditKind::RefusedLockout => "token_refused_lockout",
             AuditKind::RefusedBadSecret => "token_refused_bad_secret",
             AuditKind::ClientBootstrapped => "client_bootstrapped",
+            AuditKind::KekRotated => "kek_rotated",
         }
     }
 

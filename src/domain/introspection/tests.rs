@@ -10,8 +10,8 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::domain::clock::ManualClock;
-use crate::domain::keys::{Kek, SigningAlgorithm};
-use crate::store::{KeyRow, KeyStore, StoreResult};
+use crate::domain::keys::{Kek, KekSet, SigningAlgorithm};
+use crate::store::{KeyRow, KeyStore, Resealed, SealedSecretRow, StoreResult};
 
 const ISSUER: &str = "urn:tokend:unit";
 
@@ -43,6 +43,28 @@ impl KeyStore for MemoryKeys {
     ) -> StoreResult<bool> {
         unreachable!("these tests never rotate")
     }
+
+    async fn get_sealed_secret(&self, _name: &str) -> StoreResult<Option<SealedSecretRow>> {
+        unreachable!("a key ring alone needs no MAC key")
+    }
+
+    async fn list_sealed_secrets(&self) -> StoreResult<Vec<SealedSecretRow>> {
+        unreachable!("a key ring alone needs no MAC key")
+    }
+
+    async fn insert_sealed_secret(&self, _secret: &SealedSecretRow) -> StoreResult<bool> {
+        unreachable!("a key ring alone needs no MAC key")
+    }
+
+    async fn reseal(
+        &self,
+        _keys: &[Resealed],
+        _secrets: &[Resealed],
+        _kek_id: &str,
+        _audit: &[crate::store::AuditRow],
+    ) -> StoreResult<bool> {
+        unreachable!("these tests never rotate the KEK")
+    }
 }
 
 /// One EdDSA verifier for the whole test binary: key generation is the slow part.
@@ -54,7 +76,7 @@ static VERIFIER: LazyLock<JwtVerifier> = LazyLock::new(|| {
     let (kek, _) = Kek::generate().unwrap();
     let ring = runtime.block_on(KeyRing::load_or_create(
         &MemoryKeys::default(),
-        Arc::new(kek),
+        Arc::new(KekSet::from(kek)),
         SigningAlgorithm::EdDsa,
         clock,
     ));

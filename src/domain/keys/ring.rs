@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use time::OffsetDateTime;
 
-use super::kek::Kek;
+use super::kek::KekSet;
 use super::material::{PublicJwk, SigningAlgorithm, SigningKey, generate_pkcs8};
 use super::unexpected;
 use crate::domain::clock::{Clock, from_micros, to_micros};
@@ -99,7 +99,7 @@ struct KeySet {
 
 /// The keys this replica signs and verifies with.
 pub struct KeyRing {
-    kek: Arc<Kek>,
+    keks: Arc<KekSet>,
     clock: Arc<dyn Clock>,
     current: RwLock<Arc<KeySet>>,
     /// Serialises reloads, so a slow one can never install an older set over a newer one.
@@ -119,12 +119,12 @@ impl KeyRing {
     /// one replica wins when several start at once; the others load the winner's key).
     pub async fn load_or_create(
         store: &dyn KeyStore,
-        kek: Arc<Kek>,
+        keks: Arc<KekSet>,
         algorithm: SigningAlgorithm,
         clock: Arc<dyn Clock>,
     ) -> Result<Self> {
         let ring = Self {
-            kek,
+            keks,
             clock,
             current: RwLock::new(Arc::default()),
             reloading: tokio::sync::Mutex::new(()),
@@ -187,15 +187,15 @@ impl KeyRing {
         Ok(())
     }
 
-    /// A new key of `algorithm`, sealed under the KEK, as a row to store. Generation runs on
-    /// the blocking pool (an RSA key costs tens of milliseconds of CPU).
+    /// A new key of `algorithm`, sealed under the current KEK, as a row to store. Generation
+    /// runs on the blocking pool (an RSA key costs tens of milliseconds of CPU).
     pub(super) async fn new_row(
         &self,
         algorithm: SigningAlgorithm,
         create: OffsetDateTime,
         activate: OffsetDateTime,
     ) -> Result<KeyRow> {
-        let kek = self.kek.clone();
+        let keks = self.keks.clone();
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
@@ -204,6 +204,7 @@ impl KeyRing {
             let key = SigningKey::from_pkcs8(&kid, algorithm, &pkcs8)?;
             let public_jwk =
                 serde_json::to_string(&key.jwk).map_err(|e| Error::Unexpected(e.into()))?;
+            let kek = keks.current();
             Ok(KeyRow {
                 private_key: kek.seal(&kid, &pkcs8)?,
                 kid,
@@ -219,19 +220,13 @@ impl KeyRing {
         .map_err(|e| Error::Unexpected(e.into()))?
     }
 
+    /// Opens a stored key with the KEK its row names (the current one or a previous one).
     fn open_row(&self, row: &KeyRow) -> Result<SigningKey> {
-        let kek = &self.kek;
-        if row.kek_id != kek.id() {
-            return Err(unexpected(&format!(
-                "signing key {} is sealed under KEK {} but the configured KEK is {}: \
-                 configure the KEK this database was created with",
-                row.kid,
-                row.kek_id,
-                kek.id()
-            )));
-        }
         let algorithm = SigningAlgorithm::parse(&row.algorithm).map_err(|e| unexpected(&e))?;
-        let pkcs8 = kek.open(&row.kid, &row.private_key)?;
+        let what = format!("signing key {}", row.kid);
+        let pkcs8 = self
+            .keks
+            .open(&row.kek_id, &what, &row.kid, &row.private_key)?;
         SigningKey::from_pkcs8(&row.kid, algorithm, &pkcs8)
     }
 

@@ -1,4 +1,4 @@
-//! Signing keys: the statements, and `key_store_impl!` implementing KeyStore.
+//! Signing keys and sealed secrets: the statements, and `key_store_impl!` implementing KeyStore.
 
 pub(crate) const INSERT_FIRST_KEY: &str = "INSERT INTO signing_keys (kid, algorithm, public_jwk, \
     private_key, kek_id, create_time_us, activate_time_us, retire_time_us) \
@@ -15,6 +15,25 @@ pub(crate) const RETIRE_KEY: &str = "UPDATE signing_keys SET retire_time_us = $2
 
 pub(crate) const LIST_KEYS: &str =
     "SELECT * FROM signing_keys ORDER BY create_time_us DESC, kid DESC";
+
+pub(crate) const GET_SEALED_SECRET: &str = "SELECT * FROM sealed_secrets WHERE name = $1";
+
+pub(crate) const LIST_SEALED_SECRETS: &str = "SELECT * FROM sealed_secrets ORDER BY name";
+
+pub(crate) const INSERT_SEALED_SECRET: &str = "INSERT INTO sealed_secrets \
+    (name, sealed, kek_id, create_time_us) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING";
+
+/// Re-seals one key if it still holds what the rotation read: compare-and-set on the material.
+pub(crate) const RESEAL_KEY: &str =
+    "UPDATE signing_keys SET private_key = $3, kek_id = $4 WHERE kid = $1 AND private_key = $2";
+
+pub(crate) const RESEAL_SECRET: &str =
+    "UPDATE sealed_secrets SET sealed = $3, kek_id = $4 WHERE name = $1 AND sealed = $2";
+
+/// What a KEK rotation would leave under another KEK than `$1`: must be nothing.
+pub(crate) const COUNT_NOT_UNDER_KEK: &str = "SELECT \
+    (SELECT COUNT(*) FROM signing_keys WHERE kek_id <> $1) + \
+    (SELECT COUNT(*) FROM sealed_secrets WHERE kek_id <> $1)";
 
 /// Implements KeyStore for `$store`. `$key_lock` is that of `shared_store_impl!`: run first in
 /// the transactions that add a key.
@@ -83,6 +102,92 @@ macro_rules! key_store_impl {
                     key.create_time_us,
                 )
                 .await?;
+                insert_audit(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            #[tracing::instrument(skip(self))]
+            async fn get_sealed_secret(
+                &self,
+                name: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::store::SealedSecretRow>> {
+                Ok(sqlx::query_as($crate::store::sql::GET_SEALED_SECRET)
+                    .bind(name)
+                    .fetch_optional(self.pool()?)
+                    .await?)
+            }
+
+            #[tracing::instrument(skip(self))]
+            async fn list_sealed_secrets(
+                &self,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::SealedSecretRow>> {
+                Ok(sqlx::query_as($crate::store::sql::LIST_SEALED_SECRETS)
+                    .fetch_all(self.pool()?)
+                    .await?)
+            }
+
+            #[tracing::instrument(skip_all, fields(name = %secret.name))]
+            async fn insert_sealed_secret(
+                &self,
+                secret: &$crate::store::SealedSecretRow,
+            ) -> $crate::store::StoreResult<bool> {
+                let mut tx = self.pool()?.begin().await?;
+                let lock: Option<&str> = $key_lock;
+                if let Some(lock) = lock {
+                    sqlx::query(lock).execute(&mut *tx).await?;
+                }
+                let done = sqlx::query($crate::store::sql::INSERT_SEALED_SECRET)
+                    .bind(&secret.name)
+                    .bind(&secret.sealed)
+                    .bind(&secret.kek_id)
+                    .bind(secret.create_time_us)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            #[tracing::instrument(skip_all, fields(keys = keys.len(), kek_id = %kek_id))]
+            async fn reseal(
+                &self,
+                keys: &[$crate::store::Resealed],
+                secrets: &[$crate::store::Resealed],
+                kek_id: &str,
+                audit: &[$crate::store::AuditRow],
+            ) -> $crate::store::StoreResult<bool> {
+                let mut tx = self.pool()?.begin().await?;
+                // The lock of key inserts: a rotation of signing keys waits for this one, or
+                // this one for it and then finds its key in the final count.
+                let lock: Option<&str> = $key_lock;
+                if let Some(lock) = lock {
+                    sqlx::query(lock).execute(&mut *tx).await?;
+                }
+                let statements = [
+                    ($crate::store::sql::RESEAL_KEY, keys),
+                    ($crate::store::sql::RESEAL_SECRET, secrets),
+                ];
+                for (statement, rows) in statements {
+                    for row in rows {
+                        let done = sqlx::query(statement)
+                            .bind(&row.name)
+                            .bind(&row.old)
+                            .bind(&row.new)
+                            .bind(kek_id)
+                            .execute(&mut *tx)
+                            .await?;
+                        if done.rows_affected() != 1 {
+                            return Ok(false); // dropping `tx` rolls back
+                        }
+                    }
+                }
+                let left: i64 = sqlx::query_scalar($crate::store::sql::COUNT_NOT_UNDER_KEK)
+                    .bind(kek_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if left != 0 {
+                    return Ok(false);
+                }
                 insert_audit(&mut tx, audit).await?;
                 tx.commit().await?;
                 Ok(true)
