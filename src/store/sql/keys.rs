@@ -114,7 +114,7 @@ macro_rules! key_store_impl {
             ) -> $crate::store::StoreResult<Option<$crate::store::SealedSecretRow>> {
                 Ok(sqlx::query_as($crate::store::sql::GET_SEALED_SECRET)
                     .bind(name)
-                    .fetch_optional(self.pool()?)
+                    .fetch_optional(&mut *self.conn().await?)
                     .await?)
             }
 
@@ -123,7 +123,7 @@ macro_rules! key_store_impl {
                 &self,
             ) -> $crate::store::StoreResult<Vec<$crate::store::SealedSecretRow>> {
                 Ok(sqlx::query_as($crate::store::sql::LIST_SEALED_SECRETS)
-                    .fetch_all(self.pool()?)
+                    .fetch_all(&mut *self.conn().await?)
                     .await?)
             }
 
@@ -132,7 +132,7 @@ macro_rules! key_store_impl {
                 &self,
                 secret: &$crate::store::SealedSecretRow,
             ) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.pool()?.begin().await?;
+                let mut tx = self.begin().await?;
                 let lock: Option<&str> = $key_lock;
                 if let Some(lock) = lock {
                     sqlx::query(lock).execute(&mut *tx).await?;
@@ -156,7 +156,7 @@ macro_rules! key_store_impl {
                 kek_id: &str,
                 audit: &[$crate::store::AuditRow],
             ) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.pool()?.begin().await?;
+                let mut tx = self.begin().await?;
                 // The lock of key inserts: a rotation of signing keys waits for this one, or
                 // this one for it and then finds its key in the final count.
                 let lock: Option<&str> = $key_lock;
