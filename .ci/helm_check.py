@@ -157,13 +157,17 @@ def check_contract(docs: list[dict], notes: str, v: dict) -> None:
     for sa in one(docs, "ServiceAccount"):
         expect(sa.get("automountServiceAccountToken") is False, "ServiceAccount automounts its token")
 
-    # probes: native gRPC health, readiness on Introspection (TCP when the port speaks TLS)
+    # probes: native gRPC health, readiness on Introspection; with TLS on the API port, on the
+    # plaintext health-only port (server.health_addr), which the Service does not expose
+    probe_port = ports["health"] if tls else ports["grpc"]
     if tls:
-        expect(all("tcpSocket" in c[p] for p in ("livenessProbe", "readinessProbe")), "TLS: probes not TCP")
+        expect(env["TOKEND__SERVER__HEALTH_ADDR"]["value"] == f"0.0.0.0:{ports['health']}",
+               "server.health_addr is not the health port")
     else:
-        expect(c["livenessProbe"].get("grpc") == {"port": ports["grpc"]}, "liveness is not gRPC health on ''")
-        expect(c["readinessProbe"].get("grpc") == {"port": ports["grpc"], "service": "tokend.v1.IntrospectionService"},
-               "readiness is not gRPC health on tokend.v1.IntrospectionService")
+        expect("TOKEND__SERVER__HEALTH_ADDR" not in env and "health" not in ports, "a health port without TLS")
+    expect(c["livenessProbe"].get("grpc") == {"port": probe_port}, "liveness is not gRPC health on ''")
+    expect(c["readinessProbe"].get("grpc") == {"port": probe_port, "service": "tokend.v1.IntrospectionService"},
+           "readiness is not gRPC health on tokend.v1.IntrospectionService")
     expect(env["TOKEND__SERVER__ADDR"]["value"] == f"0.0.0.0:{ports['grpc']}", "server.addr is not the grpc port")
     grace = int(env["TOKEND__SERVER__SHUTDOWN_GRACE_SECS"]["value"])
     expect(pod["terminationGracePeriodSeconds"] > grace, "terminationGracePeriodSeconds <= shutdown grace")

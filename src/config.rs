@@ -92,6 +92,9 @@ pub struct ServerSettings {
     pub public_url: Option<String>,
     /// TLS on this port; plaintext when unset.
     pub tls: TlsSettings,
+    /// A plaintext port serving only `grpc.health.v1.Health` (the same statuses as the API
+    /// port), for probes that cannot speak TLS, such as Kubernetes' gRPC probes.
+    pub health_addr: Option<SocketAddr>,
 }
 
 impl Default for ServerSettings {
@@ -103,6 +106,7 @@ impl Default for ServerSettings {
             token_endpoint_rate_per_minute: 0,
             public_url: None,
             tls: TlsSettings::default(),
+            health_addr: None,
         }
     }
 }

@@ -44,6 +44,8 @@ pub struct Application {
     tls: Option<Arc<ReloadingTls>>,
     /// Request, connection and server limits.
     limits: LimitsSettings,
+    /// The plaintext health-only port, when `server.health_addr` is set.
+    health: Option<TcpListener>,
 }
 
 impl Application {
@@ -69,6 +71,14 @@ impl Application {
             .with_context(|| format!("binding {}", settings.server.addr))?;
         let local_addr = listener.local_addr()?;
         let ext_authz = ext_authz_config(&settings)?;
+        let health = match settings.server.health_addr {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding the health port {addr}"))?,
+            ),
+            None => None,
+        };
         let metrics = match settings.metrics.addr {
             Some(addr) => Some(
                 TcpListener::bind(addr)
@@ -94,7 +104,13 @@ impl Application {
             metrics,
             tls,
             limits: settings.limits.clone(),
+            health,
         })
+    }
+
+    /// The bound health-only address, when `server.health_addr` is set.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The bound metrics address, when metrics are on.
@@ -121,6 +137,16 @@ impl Application {
         let (reporter, health) = tonic_health::server::health_reporter();
         let with_ext_authz = self.ext_authz.is_some();
         grpc::set_health(&reporter, ServingStatus::Serving, with_ext_authz).await;
+        // The health-only port answers with the same statuses until the server has stopped.
+        let _health_port = self.health.map(|listener| {
+            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            let only_health = Server::builder().add_service(health.clone());
+            AbortOnDrop(tokio::spawn(async move {
+                if let Err(err) = only_health.serve_with_incoming(incoming).await {
+                    tracing::error!(error = %err, "the health port stopped");
+                }
+            }))
+        });
         let grpc = grpc::routes(
             self.tokend.clone(),
             health,

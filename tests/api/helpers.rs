@@ -40,6 +40,8 @@ pub struct TestApp {
     pub db: TestDb,
     /// The metrics port, when the settings turn it on.
     pub metrics_addr: Option<SocketAddr>,
+    /// The plaintext health-only port, when the settings turn it on.
+    pub health_addr: Option<SocketAddr>,
     /// How the test's channel speaks TLS to a server with `server.tls`.
     pub client_tls: Option<ClientTlsConfig>,
     stop: Option<oneshot::Sender<()>>,
@@ -113,6 +115,7 @@ impl TestApp {
             .expect("build application");
         let addr = app.local_addr();
         let metrics_addr = app.metrics_addr();
+        let health_addr = app.health_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async move {
             let _ = stopped.await;
@@ -134,6 +137,7 @@ impl TestApp {
             settings,
             db,
             metrics_addr,
+            health_addr,
             client_tls,
             stop: Some(stop),
             server: Some(server),

@@ -330,6 +330,53 @@ async fn certificates_reload_without_dropping_connections(backend: Backend) {
     jwks().await.unwrap();
 }
 
+/// With TLS on the API port, `server.health_addr` answers `grpc.health.v1` in plaintext (what
+/// Kubernetes' gRPC probes speak), with the API port's statuses, and nothing else.
+async fn a_plaintext_health_port_beside_tls(backend: Backend) {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let ca = Ca::new("tokend test CA");
+    let files = Files::new(&ca.server("tokend"), &ca);
+    let tls = tls_settings(&files, false, ClientAuth::Required);
+    let app = TestApp::spawn_tls(
+        backend,
+        |s| {
+            tls(s);
+            s.server.health_addr = Some("127.0.0.1:0".parse().unwrap());
+        },
+        client_tls(&ca, None),
+    )
+    .await;
+    let health = app.health_addr.expect("a health port");
+    let plaintext = Channel::from_shared(format!("http://{health}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    for service in [
+        "",
+        "tokend.v1.IntrospectionService",
+        "tokend.v1.TokenService",
+    ] {
+        let status = HealthClient::new(plaintext.clone())
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32, "{service:?}");
+    }
+    let err = IntrospectionServiceClient::new(plaintext)
+        .get_jwks(GetJwksRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unimplemented);
+}
+
 /// `introspection.require_auth = false` without required client certificates: one line, exit
 /// code 64, nothing bound.
 async fn open_introspection_needs_required_client_certificates(backend: Backend) {
@@ -359,5 +406,6 @@ for_each_backend!(
     mtls_required_refuses_clients_without_a_valid_certificate,
     mtls_optional_still_checks_presented_certificates,
     certificates_reload_without_dropping_connections,
+    a_plaintext_health_port_beside_tls,
     open_introspection_needs_required_client_certificates,
 );
