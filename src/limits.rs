@@ -69,10 +69,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let grpc = request
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+        let grpc = crate::grpc::is_grpc(request.headers());
         let permit = match &self.in_flight {
             None => None,
             Some(in_flight) => match in_flight.clone().try_acquire_owned() {

@@ -334,11 +334,7 @@ impl Metrics {
         if let Some(series) = self.grpc.get(path) {
             return Endpoint::Grpc(series.clone());
         }
-        let grpc = request
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-        if grpc {
+        if crate::grpc::is_grpc(request.headers()) {
             return Endpoint::Grpc(self.unknown_grpc.clone());
         }
         let route = self

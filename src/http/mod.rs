@@ -94,11 +94,7 @@ pub fn with_grpc(grpc: Router, tokend: Arc<Tokend>, config: HttpConfig) -> Route
 }
 
 async fn fallback(headers: HeaderMap) -> impl IntoResponse {
-    let grpc = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/grpc"));
-    if grpc {
+    if crate::grpc::is_grpc(&headers) {
         let unimplemented = tonic::Status::unimplemented("no such gRPC method");
         unimplemented
             .into_http::<axum::body::Body>()

@@ -58,24 +58,6 @@ impl PostgresStore {
     }
 }
 
-impl PostgresStore {
-    /// A pooled connection, unless the breaker is open (the database was found unreachable).
-    /// Counted as waiting while the pool has none to give.
-    async fn conn(&self) -> StoreResult<sqlx::pool::PoolConnection<sqlx::Postgres>> {
-        self.availability.check()?;
-        let _waiting = self.waiting.enter();
-        Ok(self.pool.acquire().await?)
-    }
-
-    /// A transaction on a pooled connection (which it owns, and returns to the pool when it
-    /// ends), as [`Self::conn`]; the wait counted includes `BEGIN`.
-    async fn begin(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Postgres>> {
-        self.availability.check()?;
-        let _waiting = self.waiting.enter();
-        Ok(self.pool.begin().await?)
-    }
-}
-
 impl HasDb for PostgresStore {
     type Db = sqlx::Postgres;
 }

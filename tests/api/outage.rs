@@ -174,12 +174,12 @@ async fn replicas_ride_out_a_database_outage(backend: Backend) {
         s.sync.poll_interval_ms = 100;
     })
     .await;
-    let admin = app.admin("acme").await;
-    let introspector = app.introspector("acme").await;
-    let (_, creds) = app
-        .create_client(&admin, client("acme", "svc", &["read:*"]))
-        .await;
-    let revoked = app.token(&creds, &["read:a"]).await;
+    let Acme {
+        admin,
+        introspector,
+        creds,
+        token: revoked,
+    } = Acme::on(&app).await;
     let kept = app.token(&creds, &["read:b"]).await;
     for token in [&revoked, &kept] {
         assert!(
@@ -312,6 +312,32 @@ async fn replicas_ride_out_a_database_outage(backend: Backend) {
     b.stop().await;
 }
 
+/// Tenant acme on a fresh server: an admin's and an introspector's tokens, a service client
+/// and one token of it.
+struct Acme {
+    admin: String,
+    introspector: String,
+    creds: Creds,
+    token: String,
+}
+
+impl Acme {
+    async fn on(app: &TestApp) -> Self {
+        let admin = app.admin("acme").await;
+        let introspector = app.introspector("acme").await;
+        let (_, creds) = app
+            .create_client(&admin, client("acme", "svc", &["read:*"]))
+            .await;
+        let token = app.token(&creds, &["read:a"]).await;
+        Self {
+            admin,
+            introspector,
+            creds,
+            token,
+        }
+    }
+}
+
 /// CreateClient through `channel`.
 async fn create_client_on(channel: &Channel, admin: &str) -> Result<(), tonic::Status> {
     ClientServiceClient::new(channel.clone())
@@ -332,12 +358,12 @@ async fn a_locked_sqlite_file_gives_unavailable(backend: Backend) {
     use sqlx::Connection as _;
     assert_eq!(backend, Backend::Sqlite);
     let app = TestApp::spawn(backend).await;
-    let admin = app.admin("acme").await;
-    let introspector = app.introspector("acme").await;
-    let (_, creds) = app
-        .create_client(&admin, client("acme", "svc", &["read:*"]))
-        .await;
-    let token = app.token(&creds, &["read:a"]).await;
+    let Acme {
+        admin,
+        introspector,
+        token,
+        ..
+    } = Acme::on(&app).await;
     let mut other = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
     sqlx::raw_sql("BEGIN IMMEDIATE")
         .execute(&mut other)
@@ -390,12 +416,12 @@ async fn a_full_disk_gives_unavailable(backend: Backend) {
     let db = TestDb::sqlite_file(&dir.path().join("tokend.db"));
     let url = db.url.clone();
     let app = TestApp::spawn_on(db, |_| {}).await;
-    let admin = app.admin("acme").await;
-    let introspector = app.introspector("acme").await;
-    let (_, creds) = app
-        .create_client(&admin, client("acme", "svc", &["read:*"]))
-        .await;
-    let token = app.token(&creds, &["read:a"]).await;
+    let Acme {
+        admin,
+        introspector,
+        token,
+        ..
+    } = Acme::on(&app).await;
 
     // Fill what is left of the disk.
     let filler = dir.path().join("filler");

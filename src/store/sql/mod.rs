@@ -44,6 +44,7 @@ pub(super) const INSERT_CHANGE: &str = "INSERT INTO changes \
 /// INSERT_GRANT_WITH_REFRESH and ROTATE_REFRESH, instead of a multi-statement transaction.
 macro_rules! shared_store_impl {
     ($store:ty, $key_lock:expr, $change_lock:expr, $notify:expr, $cte_writes:expr) => {
+        $crate::store::sql::pool_access!($store);
         $crate::store::sql::shared_helpers!($store, $change_lock, $notify);
         $crate::store::sql::clients::client_store_impl!($store);
         $crate::store::sql::keys::key_store_impl!($store, $key_lock);
@@ -55,6 +56,41 @@ macro_rules! shared_store_impl {
 }
 
 pub(super) use shared_store_impl;
+
+/// `conn` and `begin`, through which every statement reaches the store's `pool`: both fail at
+/// once while the `availability` breaker is open, and count the caller in `waiting` until the
+/// pool hands over a connection.
+macro_rules! pool_access {
+    ($store:ty) => {
+        impl $store {
+            /// A pooled connection, unless the breaker is open (the database was found
+            /// unreachable).
+            async fn conn(
+                &self,
+            ) -> $crate::store::StoreResult<
+                sqlx::pool::PoolConnection<<$store as $crate::store::sql::HasDb>::Db>,
+            > {
+                self.availability.check()?;
+                let _waiting = self.waiting.enter();
+                Ok(self.pool.acquire().await?)
+            }
+
+            /// A transaction on a pooled connection (which it owns, and returns to the pool
+            /// when it ends), as [`Self::conn`]; the wait counted includes `BEGIN`.
+            async fn begin(
+                &self,
+            ) -> $crate::store::StoreResult<
+                sqlx::Transaction<'static, <$store as $crate::store::sql::HasDb>::Db>,
+            > {
+                self.availability.check()?;
+                let _waiting = self.waiting.enter();
+                Ok(self.pool.begin().await?)
+            }
+        }
+    };
+}
+
+pub(super) use pool_access;
 
 /// The helpers several aggregates' writes call: `record_change`, and the `Query` type the
 /// `bind_*` helpers of each aggregate take and return. `$change_lock` and `$notify` are those of
