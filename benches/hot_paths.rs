@@ -10,8 +10,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use secrecy::SecretString;
 use tokend::config::Settings;
 use tokend::domain::{
-    Caller, ClientInput, ClientSecret, HashParams, ScopeSet, SecretHasher, SystemClock,
-    TokenRequest, Tokend,
+    Caller, ClientAuth, ClientInput, ClientSecret, Grant, GrantRequest, HashParams, ScopeSet,
+    SecretHasher, SystemClock, Tokend,
 };
 use tokio::runtime::Runtime;
 
@@ -66,14 +66,16 @@ fn fixture() -> Fixture {
             .create(&Caller::operator(), &input)
             .await
             .unwrap();
-        let request = TokenRequest {
-            client_id: client.id.to_string(),
-            client_secret: secret.expose().to_owned(),
+        let request = GrantRequest {
+            client: ClientAuth::secret(
+                client.id.to_string(),
+                secret.expose(),
+                Some(std::net::Ipv4Addr::LOCALHOST.into()),
+            ),
             scopes: vec!["read:invoices".into()],
-            audience: vec![],
-            client_address: Some(std::net::Ipv4Addr::LOCALHOST.into()),
+            grant: Grant::ClientCredentials { audience: vec![] },
         };
-        let token = tokend.tokens.issue(&request).await.unwrap().access_token;
+        let token = tokend.tokens.grant(&request).await.unwrap().access_token;
         let uncached = open(0).await.unwrap();
         (
             tokend,
@@ -126,12 +128,8 @@ fn introspection(c: &mut Criterion) {
     });
     c.bench_function("authenticate (verified-secret cache hit)", |b| {
         b.iter(|| {
-            f.rt.block_on(
-                f.tokend
-                    .tokens
-                    .authenticate(&f.client_id, black_box(&f.secret)),
-            )
-            .unwrap()
+            let who = ClientAuth::secret(&f.client_id, black_box(&f.secret), None);
+            f.rt.block_on(f.tokend.tokens.authenticate(&who)).unwrap()
         })
     });
     c.bench_function("token_key (SHA-256 of the token)", |b| {

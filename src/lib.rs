@@ -13,14 +13,18 @@
 //! - `limits`    — load shedding and the server-side deadline around every route.
 //! - `metrics`   — Prometheus: a layer counting every request of the API port, the domain's
 //!   counters, gauges read at scrape time; served on `metrics.addr` only.
-//! - `grpc`      — transport: thin tonic handlers, the one error->Status table, health,
-//!   reflection, and Envoy's `ext_authz` Check when enabled; calls `domain`.
+//! - `grpc`      — transport: thin tonic handlers, domain errors written as gRPC statuses,
+//!   health, reflection, and Envoy's `ext_authz` Check when enabled; calls `transport`, `domain`.
 //! - `http`      — plain HTTP on the same port: the JWKS, the OAuth 2.0 token, introspection
-//!   and revocation endpoints, the RFC 8414 metadata; one domain-error table; calls `domain`.
+//!   and revocation endpoints, the RFC 8414 metadata; calls `transport`, `domain`.
+//! - `transport` — what every front end shares: the one presentation of a domain error (gRPC
+//!   code, HTTP status, OAuth 2.0 code, retry-after, challenge), bearer tokens, the client's
+//!   address behind trusted proxies; calls `domain` for its types only.
 //! - `proto`     — generated `tokend.v1` code and the reflection descriptor set.
-//! - `domain`    — every rule: clients, secrets, scopes, keys, issuing and introspecting
-//!   tokens, token exchange (`exchange`), the edge verdict for Envoy (`edge`), client policy (allow-lists, rate limits,
-//!   lockout) and the audit trail; calls `store` through traits.
+//! - `domain`    — every rule: clients, secrets, scopes, keys, the token endpoint
+//!   (`token_endpoint`: the gate, the typed grants, exchange, revocation, minting),
+//!   introspection, the edge verdict for Envoy (`edge`), client policy (allow-lists, rate
+//!   limits, lockout) and the audit trail; calls `store` through traits.
 //! - `store`     — persistence traits with Postgres and SQLite implementations; no policy.
 
 #![forbid(unsafe_code)]
@@ -38,3 +42,4 @@ pub mod startup;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
+pub mod transport;

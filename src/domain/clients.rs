@@ -7,11 +7,11 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use super::audit::{self, AuditEvent, AuditKind};
+use super::caller::Caller;
 use super::client::{Client, ClientField, ClientInput, ClientSpec};
 use super::clock::{Clock, from_micros, to_micros};
 use super::error::{Error, Result};
 use super::ids::{ClientId, TenantId};
-use super::introspection::Caller;
 use super::page_token;
 use super::registry::Registry;
 use super::scope::ADMIN_SCOPE;

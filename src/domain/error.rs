@@ -26,6 +26,13 @@ pub enum Error {
     /// another client (`invalid_grant`).
     #[error("{0}")]
     InvalidGrant(String),
+    /// A `grant_type` tokend does not support (`unsupported_grant_type`).
+    #[error("{0}")]
+    UnsupportedGrantType(String),
+    /// A revocation's `token_type_hint` names a type tokend never issues
+    /// (`unsupported_token_type`, RFC 7009 section 2.2.1).
+    #[error("{0}")]
+    UnsupportedTokenType(String),
     /// The caller's bearer token is missing or not valid.
     #[error("{0}")]
     Unauthenticated(String),
@@ -77,6 +84,8 @@ impl Error {
             Error::InvalidScope(_) => Some("invalid_scope"),
             Error::InvalidTarget(_) => Some("invalid_target"),
             Error::InvalidGrant(_) => Some("invalid_grant"),
+            Error::UnsupportedGrantType(_) => Some("unsupported_grant_type"),
+            Error::UnsupportedTokenType(_) => Some("unsupported_token_type"),
             Error::Unauthenticated(_) => Some("invalid_token"),
             Error::PermissionDenied(_) => Some("insufficient_scope"),
             Error::RateLimited { .. } => Some("rate_limited"),

@@ -4,14 +4,13 @@
 //! or SQL types.
 
 pub mod audit;
+mod caller;
 mod claims;
 mod client;
-mod client_auth;
 mod clients;
 pub mod clock;
 mod edge;
 mod error;
-mod exchange;
 mod ids;
 mod introspection;
 mod keys;
@@ -19,28 +18,26 @@ mod opaque;
 mod page_token;
 pub mod policy;
 mod registry;
-mod revocation;
 pub mod scope;
 mod secret;
 mod secret_cache;
 mod stats;
 mod token_cache;
-mod tokens;
+pub mod token_endpoint;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use audit::{AuditAdmin, AuditEvent, AuditKind, UsageRecorder};
+pub use caller::Caller;
 pub use claims::{AccessClaims, Actor, Origin};
 pub use client::{Client, ClientField, ClientInput, ClientSpec, MAX_ACCESS_TTL, TokenFormat};
-pub use client_auth::Endpoint;
 pub use clients::{ClientAdmin, ClientPage};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use edge::{EdgeRequest, EdgeRoute, EdgeRoutes, EdgeVerdict, Insufficient};
 pub use error::{Error, Result};
-pub use exchange::{ACCESS_TOKEN_TYPE, ExchangeRequest, JWT_TOKEN_TYPE, MAX_CHAIN};
 pub use ids::{ClientId, TenantId};
-pub use introspection::{ActiveToken, Caller, Introspector, JwtVerifier, MAX_TOKEN_LEN};
+pub use introspection::{ActiveToken, Introspector, JwtVerifier, MAX_TOKEN_LEN};
 pub use keys::{Kek, KekNotConfigured, KekRotation, KekSet, KeyRing, MacKey, PublicJwk};
 pub use keys::{KeyAdmin, KeyInfo, KeyPolicy, KeyState, KeyTimes, MAX_PREPUBLISH, RotateOptions};
 pub use keys::{SigningAlgorithm, rotate_kek};
@@ -51,7 +48,11 @@ pub use scope::{Scope, ScopeSet};
 pub use secret::{ClientSecret, HashParams, SecretHasher};
 pub use stats::{LATENCY_BUCKETS, Stats};
 pub use token_cache::{TokenCache, VerifiedToken, token_key};
-pub use tokens::{IssuedToken, RefreshRequest, RevokeRequest, TokenIssuer, TokenRequest};
+pub use token_endpoint::{
+    ACCESS_TOKEN_TYPE, ClientAuth, Exchange, Grant, GrantRequest, GrantType, IssuedToken,
+    JWT_TOKEN_TYPE, MAX_CHAIN, Proof, RevokeRequest, TOKEN_EXCHANGE_GRANT, TokenEndpoint,
+    TokenTypeHint,
+};
 
 use crate::store::Store;
 
@@ -88,8 +89,8 @@ pub struct DomainConfig {
 /// The assembled domain services.
 pub struct Tokend {
     pub clients: ClientAdmin,
-    pub tokens: TokenIssuer,
-    pub introspection: Introspector,
+    pub tokens: TokenEndpoint,
+    pub introspection: Arc<Introspector>,
     /// The replica's in-memory view; `run_sync` keeps it current.
     pub registry: Arc<Registry>,
     pub keys: KeyAdmin,
@@ -143,6 +144,18 @@ impl Tokend {
             keys: keys.clone(),
             issuer: config.issuer.clone(),
         });
+        let introspection = Arc::new(Introspector {
+            store: store.clone(),
+            keys: keys.clone(),
+            jwt: jwt.clone(),
+            registry: registry.clone(),
+            clock: clock.clone(),
+            issuer: config.issuer.clone(),
+            leeway: config.leeway,
+            require_caller: config.introspection_requires_auth,
+            usage: usage.clone(),
+            stats: stats.clone(),
+        });
         Ok(Self {
             clients: ClientAdmin {
                 store: store.clone(),
@@ -150,33 +163,23 @@ impl Tokend {
                 clock: clock.clone(),
                 registry: registry.clone(),
             },
-            tokens: TokenIssuer {
+            tokens: TokenEndpoint {
                 store: store.clone(),
                 hasher,
                 keys: keys.clone(),
                 mac,
-                jwt: jwt.clone(),
+                jwt,
+                introspection: introspection.clone(),
                 registry: registry.clone(),
                 clock: clock.clone(),
-                issuer: config.issuer.clone(),
+                issuer: config.issuer,
                 leeway: config.leeway,
                 refresh_retry_window: config.refresh_retry_window,
                 usage: usage.clone(),
                 policy: policy.clone(),
                 stats: stats.clone(),
             },
-            introspection: Introspector {
-                store: store.clone(),
-                keys: keys.clone(),
-                jwt,
-                registry: registry.clone(),
-                clock: clock.clone(),
-                issuer: config.issuer,
-                leeway: config.leeway,
-                require_caller: config.introspection_requires_auth,
-                usage: usage.clone(),
-                stats: stats.clone(),
-            },
+            introspection,
             registry,
             audit: AuditAdmin {
                 store: store.clone(),

@@ -5,6 +5,7 @@ use tonic::{Request, Status};
 use super::error::{invalid, to_status};
 use super::peer::client_address;
 use crate::domain::{Caller, Error, Tokend};
+use crate::transport::bearer_token;
 
 /// The bearer token, if the request carries one. Metadata that is not ASCII, or not of the
 /// `Bearer <token>` form, is an error rather than "no token".
@@ -18,19 +19,12 @@ pub fn bearer<T>(request: &Request<T>) -> Result<Option<&str>, Status> {
             "metadata must be printable ASCII: `Bearer <token>`",
         )
     })?;
-    match bearer_credentials(text) {
+    match bearer_token(text) {
         Some(token) if !token.is_empty() => Ok(Some(token)),
         _ => Err(to_status(Error::Unauthenticated(
             "authorization metadata must be `Bearer <access token>`".into(),
         ))),
     }
-}
-
-/// The token of an `authorization` value of the `Bearer` scheme (RFC 6750 section 2.1; the
-/// scheme name is case-insensitive), trimmed and possibly empty; `None` for another scheme.
-pub fn bearer_credentials(value: &str) -> Option<&str> {
-    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// The authenticated caller; UNAUTHENTICATED when there is no valid bearer token.

@@ -18,10 +18,10 @@ use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
 use envoy_types::pb::google::rpc;
 use tonic::{Code, Request, Response, Status};
 
-use super::auth::bearer_credentials;
 use super::error::to_status;
 use crate::domain::policy::address;
-use crate::domain::{ActiveToken, EdgeRequest, EdgeRoutes, EdgeVerdict, Tokend};
+use crate::domain::{ActiveToken, EdgeRequest, EdgeRoutes, EdgeVerdict, Error, Tokend};
+use crate::transport::{Challenge, Presentation, bearer_token, error_body};
 
 /// The service's name in health checks.
 pub const SERVICE_NAME: &str = "envoy.service.auth.v3.Authorization";
@@ -55,7 +55,7 @@ impl Authorization for ExtAuthzApi {
         let edge = EdgeRequest {
             method: http.map_or("", |h| h.method.as_str()),
             path: http.map_or("", |h| h.path.as_str()),
-            bearer: http.and_then(authorization).and_then(bearer_credentials),
+            bearer: http.and_then(authorization).and_then(bearer_token),
             source: source_address(check),
         };
         let verdict = self.tokend.authorize_edge(&self.config.routes, edge).await;
@@ -65,34 +65,38 @@ impl Authorization for ExtAuthzApi {
 
 impl ExtAuthzApi {
     fn answer(&self, verdict: EdgeVerdict) -> CheckResponse {
-        match verdict {
-            EdgeVerdict::Allow(active) => allowed(&self.config.headers, &active),
-            EdgeVerdict::NoToken => denied(
-                Code::Unauthenticated,
-                "Bearer realm=\"tokend\"".into(),
-                "invalid_token",
-                "the request carries no bearer token",
-            ),
-            EdgeVerdict::InvalidToken => denied(
-                Code::Unauthenticated,
-                "Bearer realm=\"tokend\", error=\"invalid_token\"".into(),
-                "invalid_token",
-                "the bearer token is not valid (expired, revoked, malformed or not issued by this tokend)",
-            ),
-            EdgeVerdict::Insufficient(lacking) => {
-                let mut challenge =
-                    String::from("Bearer realm=\"tokend\", error=\"insufficient_scope\"");
-                if !lacking.required.is_empty() {
-                    challenge.push_str(&format!(", scope=\"{}\"", lacking.required));
-                }
-                denied(
-                    Code::PermissionDenied,
-                    challenge,
-                    "insufficient_scope",
-                    &lacking.description,
-                )
+        let (err, scope) = match verdict {
+            EdgeVerdict::Allow(active) => return allowed(&self.config.headers, &active),
+            EdgeVerdict::NoToken => {
+                let err = Error::Unauthenticated("the request carries no bearer token".into());
+                // RFC 6750 section 3.1: no error code when no credentials were sent.
+                let mut shown = Presentation::of(&err);
+                shown.challenge = Some(Challenge::Bearer {
+                    error: None,
+                    scope: None,
+                });
+                return denied(&shown, &err);
             }
+            EdgeVerdict::InvalidToken => (
+                Error::Unauthenticated(
+                    "the bearer token is not valid (expired, revoked, malformed or not issued by \
+                     this tokend)"
+                        .into(),
+                ),
+                None,
+            ),
+            EdgeVerdict::Insufficient(lacking) => (
+                Error::PermissionDenied(lacking.description),
+                Some(lacking.required),
+            ),
+        };
+        let mut shown = Presentation::of(&err);
+        if let (Some(Challenge::Bearer { scope: slot, .. }), Some(scope)) =
+            (&mut shown.challenge, scope)
+        {
+            *slot = Some(scope);
         }
+        denied(&shown, &err)
     }
 }
 
@@ -156,27 +160,35 @@ fn allowed(names: &[String; 4], active: &ActiveToken) -> CheckResponse {
     }
 }
 
-/// A denied answer: 401 or 403 with the RFC 6750 challenge and a small JSON body.
-fn denied(code: Code, challenge: String, error: &str, description: &str) -> CheckResponse {
-    let http = match code {
-        Code::PermissionDenied => HttpStatusCode::Forbidden,
+/// A denied answer: 401 or 403 with the RFC 6750 challenge and the RFC 6749 error body, as
+/// the one presentation of the error says.
+fn denied(shown: &Presentation, err: &Error) -> CheckResponse {
+    let http = match shown.http.as_u16() {
+        403 => HttpStatusCode::Forbidden,
         _ => HttpStatusCode::Unauthorized,
     };
-    let body = serde_json::json!({ "error": error, "error_description": description });
+    let description = err.to_string();
+    let body = error_body(shown.oauth2.unwrap_or("invalid_token"), &description);
     let overwrite = HeaderAppendAction::OverwriteIfExistsOrAdd;
+    let mut headers = vec![
+        header("content-type", "application/json".into(), overwrite),
+        header("cache-control", "no-store".into(), overwrite),
+    ];
+    if let Some(challenge) = &shown.challenge {
+        headers.insert(
+            0,
+            header("www-authenticate", challenge.header_value(), overwrite),
+        );
+    }
     CheckResponse {
         status: Some(rpc::Status {
-            code: code as i32,
-            message: description.to_owned(),
+            code: shown.grpc as i32,
+            message: description,
             details: Vec::new(),
         }),
         http_response: Some(HttpResponse::DeniedResponse(DeniedHttpResponse {
             status: Some(HttpStatus { code: http as i32 }),
-            headers: vec![
-                header("www-authenticate", challenge, overwrite),
-                header("content-type", "application/json".into(), overwrite),
-                header("cache-control", "no-store".into(), overwrite),
-            ],
+            headers,
             body: body.to_string(),
         })),
         ..Default::default()

@@ -1,12 +1,12 @@
-//! The one table from domain errors to HTTP statuses and RFC 6749 section 5.2 error responses.
-//! The OAuth 2.0 code comes from `Error::oauth2_code`, the same function the gRPC table uses,
-//! so one domain error gives one code on every front end.
+//! Domain errors as HTTP statuses and RFC 6749 section 5.2 error responses, written as
+//! `transport::Presentation` decides, the same table the gRPC front end writes from.
 
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::domain::Error;
+use crate::transport::{Challenge, Presentation, error_body};
 
 /// An error answer: status, RFC 6749 `error` and `error_description`, and the headers that go
 /// with some of them.
@@ -15,8 +15,8 @@ pub struct OAuthError {
     pub status: StatusCode,
     pub code: &'static str,
     pub description: String,
-    /// `WWW-Authenticate` value, for 401 answers.
-    pub challenge: Option<&'static str>,
+    /// `WWW-Authenticate`, for 401 and 403 answers.
+    pub challenge: Option<Challenge>,
     /// `Retry-After` in seconds, for 429 and 503 answers.
     pub retry_after: Option<u64>,
 }
@@ -38,56 +38,30 @@ impl OAuthError {
         }
     }
 
-    /// The answer for a domain error. `basic` says the client authenticated with HTTP Basic:
-    /// a failed client authentication is then 401 with a `Basic` challenge (RFC 6749 section
-    /// 5.2), else 400.
+    /// The answer for a domain error, as `transport::Presentation` decides. `basic` says the
+    /// client authenticated with HTTP Basic: a failed client authentication is then 401 with
+    /// a `Basic` challenge (RFC 6749 section 5.2), else 400.
     pub fn from_domain(err: Error, basic: bool) -> Self {
-        let code = err.oauth2_code().unwrap_or("invalid_request");
-        let (status, challenge) = match &err {
-            Error::InvalidClient if basic => (
-                StatusCode::UNAUTHORIZED,
-                Some("Basic realm=\"tokend\", charset=\"UTF-8\""),
-            ),
-            Error::Unauthenticated(_) => (
-                StatusCode::UNAUTHORIZED,
-                Some("Bearer realm=\"tokend\", error=\"invalid_token\""),
-            ),
-            Error::PermissionDenied(_) => (StatusCode::FORBIDDEN, None),
-            Error::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, None),
-            Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
-            Error::Unexpected(inner) => {
-                tracing::error!(error = format!("{inner:#}"), "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, None)
-            }
-            _ => (StatusCode::BAD_REQUEST, None),
-        };
-        let retry_after = match &err {
-            Error::RateLimited { retry_after, .. } => {
-                Some(retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0))
-            }
-            Error::Unavailable(_) => Some(1),
-            _ => None,
-        };
+        let shown = Presentation::of(&err).with_basic_auth(basic);
         Self {
-            status,
-            code,
+            status: shown.http,
+            code: shown.oauth2.unwrap_or("invalid_request"),
             description: err.to_string(),
-            challenge,
-            retry_after,
+            retry_after: shown.retry_after_secs(),
+            challenge: shown.challenge,
         }
     }
 }
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "error": self.code,
-            "error_description": self.description,
-        });
-        let mut response = json(self.status, &body);
+        let mut response = json(self.status, &error_body(self.code, &self.description));
         let headers = response.headers_mut();
-        if let Some(challenge) = self.challenge {
-            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        if let Some(value) = self
+            .challenge
+            .and_then(|c| HeaderValue::from_str(&c.header_value()).ok())
+        {
+            headers.insert(WWW_AUTHENTICATE, value);
         }
         if let Some(secs) = self.retry_after {
             headers.insert(RETRY_AFTER, HeaderValue::from(secs));
@@ -160,7 +134,10 @@ mod tests {
             (limited.code, limited.retry_after),
             ("rate_limited", Some(2))
         );
+        assert_eq!(limited.retry_after, Some(2));
         let basic = OAuthError::from_domain(Error::InvalidClient, true);
-        assert!(basic.challenge.unwrap().starts_with("Basic"));
+        assert_eq!(basic.challenge, Some(Challenge::Basic));
+        let down = OAuthError::from_domain(Error::Unavailable("x".into()), false);
+        assert_eq!(down.retry_after, Some(1));
     }
 }

@@ -11,6 +11,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use super::error::OAuthError;
+use crate::domain::ClientAuth;
+use crate::transport::Challenge;
 
 /// Largest request body read; a bigger one is 413.
 pub const MAX_BODY: usize = 16 * 1024;
@@ -83,6 +85,18 @@ impl Form {
             .ok_or_else(|| OAuthError::invalid_request(format!("parameter {key} is required")))
     }
 
+    /// The space-delimited `scope` parameter (RFC 6749 section 3.3), as a list.
+    pub fn scopes(&self) -> Vec<String> {
+        self.get("scope")
+            .map(|s| {
+                s.split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Every value of a repeatable parameter.
     pub fn all(&self, key: &str) -> &[String] {
         self.values.get(key).map_or(&[], Vec::as_slice)
@@ -96,6 +110,13 @@ pub struct ClientCredentials {
     pub client_secret: String,
     /// `client_secret_basic` (else `client_secret_post`).
     pub basic: bool,
+}
+
+impl ClientCredentials {
+    /// The domain's view of the caller: this client_id, proven by this secret, from `address`.
+    pub fn into_client_auth(self, address: Option<std::net::IpAddr>) -> ClientAuth {
+        ClientAuth::secret(self.client_id, self.client_secret, address)
+    }
 }
 
 /// The client's credentials: HTTP Basic (`client_secret_basic`, id and secret form-urlencoded
@@ -132,7 +153,7 @@ pub fn client_credentials(
             basic: false,
         }),
         (None, None) => Err(OAuthError {
-            challenge: Some("Basic realm=\"tokend\", charset=\"UTF-8\""),
+            challenge: Some(Challenge::Basic),
             ..OAuthError::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_client",

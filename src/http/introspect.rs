@@ -17,6 +17,7 @@ use super::form::{Form, client_credentials};
 use super::token::client_address;
 use crate::domain::policy::address;
 use crate::domain::{ActiveToken, Caller, Tokend};
+use crate::transport::bearer_token;
 
 /// The introspection endpoint. The caller (the resource server) authenticates with a bearer
 /// token holding `tokend.introspect`, or with its own client credentials (HTTP Basic or in the
@@ -71,9 +72,7 @@ async fn caller(
     let bearer = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
+        .and_then(bearer_token);
     if let Some(token) = bearer {
         if form.get("client_secret").is_some() {
             return Err(OAuthError::invalid_request(
@@ -91,13 +90,14 @@ async fn caller(
     if headers.get(AUTHORIZATION).is_none() && form.get("client_secret").is_none() {
         return Ok((None, false));
     }
-    let creds = client_credentials(headers, form)?;
+    let credentials = client_credentials(headers, form)?;
+    let basic = credentials.basic;
     let caller = tokend
         .tokens
-        .authenticate_caller(&creds.client_id, &creds.client_secret, from)
+        .authenticate_caller(&credentials.into_client_auth(from))
         .await
-        .map_err(|e| OAuthError::from_domain(e, creds.basic))?;
-    Ok((Some(caller), creds.basic))
+        .map_err(|e| OAuthError::from_domain(e, basic))?;
+    Ok((Some(caller), basic))
 }
 
 /// RFC 7662 section 2.2 members: `{"active": false}` alone for a token that is not active.

@@ -8,8 +8,8 @@ use axum::http::HeaderMap;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, HOST};
 use axum::response::IntoResponse;
 
-use super::token::TOKEN_EXCHANGE;
 use super::{HttpConfig, INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, TOKEN_PATH};
+use crate::domain::GrantType;
 
 /// The metadata document. Endpoint URLs start with `server.public_url`; without it, with the
 /// issuer when that is an http(s) URL, else with the `Host` the client used.
@@ -22,7 +22,7 @@ pub async fn metadata(
         "issuer": config.issuer,
         "token_endpoint": format!("{base}{TOKEN_PATH}"),
         "jwks_uri": format!("{base}{JWKS_PATH}"),
-        "grant_types_supported": ["client_credentials", "refresh_token", TOKEN_EXCHANGE],
+        "grant_types_supported": GrantType::ALL.map(GrantType::as_str),
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "revocation_endpoint": format!("{base}{REVOKE_PATH}"),
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],

@@ -1,5 +1,5 @@
 //! `POST /oauth2/revoke` (RFC 7009): a client revokes one of its tokens, through the same
-//! domain function as `TokenService.RevokeToken`.
+//! domain function as `TokenService.RevokeToken` (which applies the `token_type_hint` rule).
 
 use std::sync::Arc;
 
@@ -36,27 +36,16 @@ async fn revoke_token(
 ) -> Result<(), OAuthError> {
     let form = Form::read(headers, body).await?;
     let token = form.require("token")?.to_owned();
-    let hint = form.get("token_type_hint").unwrap_or_default();
-    if !matches!(hint, "" | "access_token" | "refresh_token") {
-        return Err(OAuthError::new(
-            StatusCode::BAD_REQUEST,
-            "unsupported_token_type",
-            format!(
-                "token_type_hint {hint} is not a token type tokend issues: use access_token or refresh_token"
-            ),
-        ));
-    }
-    let creds = client_credentials(headers, &form)?;
+    let credentials = client_credentials(headers, &form)?;
+    let basic = credentials.basic;
     let request = RevokeRequest {
-        client_id: creds.client_id,
-        client_address: client_address(tokend, peer, headers),
-        client_secret: creds.client_secret,
+        client: credentials.into_client_auth(client_address(tokend, peer, headers)),
         token,
-        token_type_hint: hint.to_owned(),
+        token_type_hint: form.get("token_type_hint").unwrap_or_default().to_owned(),
     };
     tokend
         .tokens
         .revoke(&request)
         .await
-        .map_err(|e| OAuthError::from_domain(e, creds.basic))
+        .map_err(|e| OAuthError::from_domain(e, basic))
 }

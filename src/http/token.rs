@@ -1,7 +1,6 @@
-//! `POST /oauth2/token` (RFC 6749 sections 4.4 and 6, RFC 8693): the client-credentials,
-//! refresh and token-exchange grants over HTTP, calling the same domain functions as
-//! `TokenService`, so scopes, audiences, allow-lists, rate limits, the lockout and the audit
-//! apply alike.
+//! `POST /oauth2/token` (RFC 6749 sections 4.4 and 6, RFC 8693): the form becomes the domain's
+//! typed grant request and goes to the same entry point as `TokenService`, so grant types,
+//! scopes, audiences, allow-lists, rate limits, the lockout and the audit apply alike.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -13,13 +12,9 @@ use axum::response::{IntoResponse, Response};
 
 use super::Peer;
 use super::error::{OAuthError, json};
-use super::form::{ClientCredentials, Form, client_credentials};
-use crate::domain::{
-    ACCESS_TOKEN_TYPE, ExchangeRequest, IssuedToken, RefreshRequest, TokenRequest, Tokend,
-};
-
-/// The token-exchange grant (RFC 8693 section 2.1).
-pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+use super::form::{Form, client_credentials};
+use crate::domain::{Exchange, Grant, GrantRequest, GrantType, IssuedToken, Tokend};
+use crate::transport;
 
 /// The token endpoint.
 pub async fn token(
@@ -29,7 +24,7 @@ pub async fn token(
     body: Body,
 ) -> Response {
     match grant(&tokend, peer, &headers, body).await {
-        Ok(response) => response,
+        Ok(issued) => json(StatusCode::OK, &success(&issued)),
         Err(err) => err.into_response(),
     }
 }
@@ -39,87 +34,47 @@ async fn grant(
     peer: Peer,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Response, OAuthError> {
+) -> Result<IssuedToken, OAuthError> {
     let form = Form::read(headers, body).await?;
-    let grant_type = form.require("grant_type")?;
-    if !matches!(
-        grant_type,
-        "client_credentials" | "refresh_token" | TOKEN_EXCHANGE
-    ) {
-        return Err(OAuthError::new(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            format!(
-                "grant_type {grant_type} is not supported: use client_credentials, refresh_token \
-                 or {TOKEN_EXCHANGE}"
-            ),
-        ));
-    }
-    let ClientCredentials {
-        client_id,
-        client_secret,
-        basic,
-    } = client_credentials(headers, &form)?;
-    let client_address = client_address(tokend, peer, headers);
-    let scopes: Vec<String> = form
-        .get("scope")
-        .map(|s| {
-            s.split(' ')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
-    // RFC 8707 `resource` and RFC 8693 `audience` both name audiences here.
-    let mut audience: Vec<String> = form.all("resource").to_vec();
-    audience.extend(form.all("audience").iter().cloned());
-    let issued = if grant_type == TOKEN_EXCHANGE {
-        let request = ExchangeRequest {
-            client_id,
-            client_address,
-            client_secret,
-            subject_token: form.require("subject_token")?.to_owned(),
-            subject_token_type: form.require("subject_token_type")?.to_owned(),
-            actor_token: form.get("actor_token").unwrap_or_default().to_owned(),
-            actor_token_type: form.get("actor_token_type").unwrap_or_default().to_owned(),
-            requested_token_type: form
-                .get("requested_token_type")
-                .unwrap_or_default()
-                .to_owned(),
-            audience,
-            scopes,
-        };
-        let issued = tokend
-            .exchange(&request)
-            .await
-            .map_err(|e| OAuthError::from_domain(e, basic))?;
-        let mut body = success(&issued);
-        body["issued_token_type"] = ACCESS_TOKEN_TYPE.into();
-        return Ok(json(StatusCode::OK, &body));
-    } else if grant_type == "client_credentials" {
-        let request = TokenRequest {
-            client_id,
-            client_address,
-            client_secret,
-            scopes,
-            audience,
-        };
-        tokend.tokens.issue(&request).await
-    } else {
-        let request = RefreshRequest {
-            client_id,
-            client_address,
-            client_secret,
-            refresh_token: form.require("refresh_token")?.to_owned(),
-            scopes,
-        };
-        tokend.tokens.refresh(&request).await
+    let grant_type = GrantType::parse(form.require("grant_type")?)
+        .map_err(|e| OAuthError::from_domain(e, false))?;
+    let credentials = client_credentials(headers, &form)?;
+    let basic = credentials.basic;
+    let request = GrantRequest {
+        client: credentials.into_client_auth(client_address(tokend, peer, headers)),
+        scopes: form.scopes(),
+        grant: grant_of(grant_type, &form)?,
     };
-    let issued = issued.map_err(|e| OAuthError::from_domain(e, basic))?;
-    Ok(json(StatusCode::OK, &success(&issued)))
+    tokend
+        .tokens
+        .grant(&request)
+        .await
+        .map_err(|e| OAuthError::from_domain(e, basic))
 }
 
-/// The section 5.1 answer.
+/// The grant's own parameters. RFC 8707 `resource` and RFC 8693 `audience` both name
+/// audiences here.
+fn grant_of(grant_type: GrantType, form: &Form) -> Result<Grant, OAuthError> {
+    let mut audience: Vec<String> = form.all("resource").to_vec();
+    audience.extend(form.all("audience").iter().cloned());
+    let text = |key| form.get(key).unwrap_or_default().to_owned();
+    Ok(match grant_type {
+        GrantType::ClientCredentials => Grant::ClientCredentials { audience },
+        GrantType::RefreshToken => Grant::RefreshToken {
+            refresh_token: form.require("refresh_token")?.to_owned(),
+        },
+        GrantType::TokenExchange => Grant::TokenExchange(Exchange {
+            subject_token: form.require("subject_token")?.to_owned(),
+            subject_token_type: form.require("subject_token_type")?.to_owned(),
+            actor_token: text("actor_token"),
+            actor_token_type: text("actor_token_type"),
+            requested_token_type: text("requested_token_type"),
+            audience,
+        }),
+    })
+}
+
+/// The section 5.1 answer (with RFC 8693's `issued_token_type` for an exchanged token).
 fn success(issued: &IssuedToken) -> serde_json::Value {
     let mut body = serde_json::json!({
         "access_token": issued.access_token,
@@ -130,16 +85,14 @@ fn success(issued: &IssuedToken) -> serde_json::Value {
     if let Some(refresh) = &issued.refresh_token {
         body["refresh_token"] = refresh.expose().into();
     }
+    if let Some(issued_type) = issued.issued_token_type {
+        body["issued_token_type"] = issued_type.into();
+    }
     body
 }
 
 /// The caller's address under the same rules as gRPC's (trusted proxies and
 /// `x-forwarded-for`).
 pub(super) fn client_address(tokend: &Tokend, peer: Peer, headers: &HeaderMap) -> Option<IpAddr> {
-    let peer = peer.0.map(|a| a.ip());
-    let forwarded = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .map(|v| v.as_bytes());
-    tokend.policy.client_address(peer, forwarded)
+    transport::client_address(&tokend.policy, peer.0.map(|a| a.ip()), headers)
 }

@@ -155,7 +155,37 @@ async fn audience_rules(backend: Backend) {
     assert_eq!(aud_of(t).await, [ISSUER]);
 }
 
+/// RevokeToken applies RFC 7009's `token_type_hint` rule as `/oauth2/revoke` does: a hint
+/// naming a type tokend never issues is `unsupported_token_type`, and nothing is revoked.
+async fn revocation_hints_are_checked_as_over_http(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let introspector = app.introspector("acme").await;
+    let creds = app.bootstrap("acme", "read").await;
+    let token = app.token(&creds, &[]).await;
+    let revoke = |hint: &str| RevokeTokenRequest {
+        client_id: creds.client_id.clone(),
+        client_secret: creds.client_secret.clone(),
+        token: token.clone(),
+        token_type_hint: hint.into(),
+    };
+    let err = app
+        .tokens()
+        .revoke_token(revoke("id_token"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(oauth2_error(&err), "unsupported_token_type");
+    assert!(err.message().contains("id_token"), "{}", err.message());
+    assert!(app.introspect(&introspector, &token).await.active);
+    app.tokens()
+        .revoke_token(revoke("access_token"))
+        .await
+        .unwrap();
+    assert!(!app.introspect(&introspector, &token).await.active);
+}
+
 for_each_backend!(
+    revocation_hints_are_checked_as_over_http,
     bootstrap_create_issue_introspect_disable,
     wrong_secret_and_unknown_client_look_alike,
     scope_rules,

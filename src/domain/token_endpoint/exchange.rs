@@ -4,18 +4,15 @@
 //! subject token and dies with it: it carries the chain it came from (`src`), and
 //! introspection checks every link with the same in-memory live checks as the token itself.
 
-use std::net::IpAddr;
-
-use super::Tokend;
-use super::audit::usage::Counter;
-use super::claims::{AccessClaims, Actor, Origin};
-use super::client::Client;
-use super::client_auth::Endpoint;
-use super::error::{Error, Result};
-use super::introspection::ActiveToken;
-use super::opaque::OpaqueKind;
-use super::scope::{RESERVED_PREFIX, ScopeSet};
-use super::tokens::{IssuedToken, chosen_audience, new_jti, secs};
+use super::grant::{Exchange, IssuedToken};
+use super::mint::{chosen_audience, new_jti, secs};
+use super::service::TokenEndpoint;
+use crate::domain::claims::{AccessClaims, Actor, Origin};
+use crate::domain::client::Client;
+use crate::domain::error::{Error, Result};
+use crate::domain::introspection::ActiveToken;
+use crate::domain::opaque::OpaqueKind;
+use crate::domain::scope::{RESERVED_PREFIX, ScopeSet};
 
 /// RFC 8693 section 3: an OAuth 2.0 access token (JWT or opaque).
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -24,38 +21,15 @@ pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 /// Most tokens one exchanged token may descend from: the live checks run for each of them.
 pub const MAX_CHAIN: usize = 8;
 
-/// A token-exchange request as received. `Debug` redacts the secret and the tokens.
-#[derive(Clone, Default)]
-pub struct ExchangeRequest {
-    pub client_id: String,
-    /// Where the request came from, as the front end determined it (`None`: unknown).
-    pub client_address: Option<IpAddr>,
-    pub client_secret: String,
-    pub subject_token: String,
-    pub subject_token_type: String,
-    /// Empty: the exchanging client itself is the actor.
-    pub actor_token: String,
-    pub actor_token_type: String,
-    /// Empty, or the access-token type: tokend issues access tokens only.
-    pub requested_token_type: String,
-    pub audience: Vec<String>,
-    pub scopes: Vec<String>,
-}
-
-impl std::fmt::Debug for ExchangeRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ExchangeRequest")
-            .field("client_id", &self.client_id)
-            .field("client_address", &self.client_address)
-            .field("subject_token_type", &self.subject_token_type)
-            .field("actor_token_type", &self.actor_token_type)
-            .field("audience", &self.audience)
-            .field("scopes", &self.scopes)
-            .finish_non_exhaustive()
+impl Exchange {
+    /// The request's form: token types tokend knows, a subject token, an actor token only
+    /// with its type; checked before the client is authenticated.
+    pub(super) fn check_shape(&self) -> Result<()> {
+        check_shape(self)
     }
 }
 
-impl Tokend {
+impl TokenEndpoint {
     /// The token-exchange grant. The exchanging client authenticates as at the token endpoint
     /// (allow-list, rate limit, lockout) and must have `exchange_audiences`; the subject token
     /// (and the actor token, if any) must be active and of the client's tenant. The new token
@@ -63,31 +37,24 @@ impl Tokend {
     /// (one of `exchange_audiences`; none asked: all of them), scopes that both the subject
     /// token holds and the client is allowed (never a `tokend.*` scope), and an `exp` no later
     /// than the subject token's.
-    #[tracing::instrument(skip_all, fields(client_id = %request.client_id))]
-    pub async fn exchange(&self, request: &ExchangeRequest) -> Result<IssuedToken> {
-        check_shape(request)?;
-        let requested = ScopeSet::parse("scope", &request.scopes)
-            .map_err(|e| Error::InvalidScope(e.to_string()))?;
-        let tokens = &self.tokens;
-        let client = tokens
-            .authorize(
-                &request.client_id,
-                &request.client_secret,
-                request.client_address,
-                Endpoint::Token,
-            )
-            .await?;
+    #[tracing::instrument(skip_all, fields(client_id = %client.id))]
+    pub(super) async fn exchange(
+        &self,
+        client: &Client,
+        request: &Exchange,
+        requested: &ScopeSet,
+    ) -> Result<IssuedToken> {
         if client.spec.exchange_audiences.is_empty() {
             return Err(Error::UnauthorizedClient(
                 "this client may not exchange tokens: its exchange_audiences is empty".into(),
             ));
         }
         let subject = self
-            .party(&client, &request.subject_token, "subject_token")
+            .party(client, &request.subject_token, "subject_token")
             .await?;
         let actor = match request.actor_token.as_str() {
             "" => None,
-            token => Some(self.party(&client, token, "actor_token").await?),
+            token => Some(self.party(client, token, "actor_token").await?),
         };
         let mut src: Vec<Origin> = Origin::chain_of(subject.claims()).collect();
         if let Some(actor) = &actor {
@@ -103,11 +70,11 @@ impl Tokend {
             &request.audience,
             "for exchange by this client",
         )?;
-        let scopes = carried_scopes(&client, subject.scopes(), &requested)?;
-        let claims = self.exchanged_claims(&client, &subject, actor.as_ref(), audience, &scopes)?;
+        let scopes = carried_scopes(client, subject.scopes(), requested)?;
+        let claims = self.exchanged_claims(client, &subject, actor.as_ref(), audience, &scopes)?;
         let claims = AccessClaims { src, ..claims };
-        let issued = tokens.mint_claims(&client, claims, &scopes).await?;
-        tokens.record_use(&client.id, request.client_address, Counter::TokensIssued);
+        let mut issued = self.mint_claims(client, claims, &scopes).await?;
+        issued.issued_token_type = Some(ACCESS_TOKEN_TYPE);
         Ok(issued)
     }
 
@@ -132,13 +99,13 @@ impl Tokend {
         scopes: &ScopeSet,
     ) -> Result<AccessClaims> {
         let s = subject.claims();
-        let now = self.tokens.clock.now().unix_timestamp();
+        let now = self.clock.now().unix_timestamp();
         let exp = now
             .saturating_add(secs(client.spec.access_token_ttl))
             .min(s.exp);
         let acting = actor.map_or_else(|| client.id.to_string(), |a| a.claims().sub.clone());
         Ok(AccessClaims {
-            iss: self.tokens.issuer.clone(),
+            iss: self.issuer.clone(),
             sub: s.sub.clone(),
             aud,
             exp,
@@ -162,7 +129,7 @@ impl Tokend {
 
 /// The request's form: token types tokend knows, a subject token, an actor token only with
 /// its type.
-fn check_shape(request: &ExchangeRequest) -> Result<()> {
+fn check_shape(request: &Exchange) -> Result<()> {
     if request.subject_token.is_empty() {
         return Err(Error::invalid("subject_token", "is required"));
     }
@@ -281,24 +248,24 @@ mod tests {
 
     #[test]
     fn shape() {
-        let ok = ExchangeRequest {
+        let ok = Exchange {
             subject_token: "eyJ".into(),
             subject_token_type: ACCESS_TOKEN_TYPE.into(),
             ..Default::default()
         };
         assert!(check_shape(&ok).is_ok());
-        let no_actor_type = ExchangeRequest {
+        let no_actor_type = Exchange {
             actor_token: "eyJ".into(),
             ..ok.clone()
         };
         assert!(check_shape(&no_actor_type).is_err());
-        let id_token = ExchangeRequest {
+        let id_token = Exchange {
             requested_token_type: "urn:ietf:params:oauth:token-type:id_token".into(),
             ..ok.clone()
         };
         assert!(check_shape(&id_token).is_err());
         assert!(
-            check_shape(&ExchangeRequest {
+            check_shape(&Exchange {
                 subject_token: String::new(),
                 ..ok
             })

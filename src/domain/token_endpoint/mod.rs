@@ -1,0 +1,35 @@
+//! The token endpoint: one service that every front end (gRPC `TokenService`, the HTTP
+//! `/oauth2/token` and `/oauth2/revoke`, HTTP introspection's client authentication) calls.
+//!
+//! It owns:
+//! - `client_auth`: who is calling ([`ClientAuth`]: client_id, [`Proof`], address);
+//! - `gate`: the one gate every call passes: lockout and per-address limit before any hash
+//!   work, the proof checked by the verifier of its kind (`secret_proof`), then the client's
+//!   allow-list, state and rate limit, refusals counted for the audit trail;
+//! - `grant`: the typed [`GrantRequest`] every front end builds, and [`IssuedToken`];
+//! - `service`: [`TokenEndpoint`] and its one entry, [`TokenEndpoint::grant`], which
+//!   dispatches to `client_credentials`, `refresh` (rotation with reuse detection) or
+//!   `exchange` (RFC 8693);
+//! - `revocation`: RFC 7009, with its `token_type_hint` rule;
+//! - `mint`: claims, signing and opaque tokens for every grant.
+//!
+//! Calls flow down from here to introspection (an exchanged token's subject, a revoked JWT),
+//! policy, the registry and the store; nothing below calls back up.
+
+mod client_auth;
+mod client_credentials;
+mod exchange;
+mod gate;
+mod grant;
+mod mint;
+mod refresh;
+mod revocation;
+mod secret_proof;
+mod service;
+
+pub use client_auth::{ClientAuth, Endpoint, Proof};
+pub use exchange::{ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, MAX_CHAIN};
+pub use gate::MAX_HELD_REFUSALS;
+pub use grant::{Exchange, Grant, GrantRequest, GrantType, IssuedToken, TOKEN_EXCHANGE_GRANT};
+pub use revocation::{RevokeRequest, TokenTypeHint};
+pub use service::TokenEndpoint;
