@@ -600,7 +600,7 @@ impl Settings {
 
 impl KeySettings {
     fn validate_rotation(&self) -> Result<(), ConfigError> {
-        let max_age = u64::from(crate::http::JWKS_MAX_AGE_SECS);
+        let max_age = crate::domain::JWKS_MAX_AGE.as_secs();
         if self.reload_secs == 0 {
             return Err(ConfigError("keys.reload_secs must be at least 1".into()));
         }

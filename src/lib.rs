@@ -13,6 +13,8 @@
 //! - `limits`    — load shedding and the server-side deadline around every route.
 //! - `metrics`   — Prometheus: a layer counting every request of the API port, the domain's
 //!   counters, gauges read at scrape time; served on `metrics.addr` only.
+//! - `transport` — what every layer of the API port asks of a request on the wire (is it
+//!   gRPC?), so `limits`, `metrics`, `grpc` and `http` never ask one another.
 //! - `grpc`      — transport: thin tonic handlers, the one error->Status table, health,
 //!   reflection, and Envoy's `ext_authz` Check when enabled; calls `domain`.
 //! - `http`      — plain HTTP on the same port: the JWKS, the OAuth 2.0 token, introspection
@@ -38,3 +40,4 @@ pub mod startup;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
+pub mod transport;

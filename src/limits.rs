@@ -69,7 +69,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let grpc = crate::grpc::is_grpc(request.headers());
+        let grpc = crate::transport::is_grpc(request.headers());
         let permit = match &self.in_flight {
             None => None,
             Some(in_flight) => match in_flight.clone().try_acquire_owned() {

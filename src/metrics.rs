@@ -334,7 +334,7 @@ impl Metrics {
         if let Some(series) = self.grpc.get(path) {
             return Endpoint::Grpc(series.clone());
         }
-        if crate::grpc::is_grpc(request.headers()) {
+        if crate::transport::is_grpc(request.headers()) {
             return Endpoint::Grpc(self.unknown_grpc.clone());
         }
         let route = self

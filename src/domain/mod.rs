@@ -41,6 +41,7 @@ pub use error::{Error, Result};
 pub use exchange::{ACCESS_TOKEN_TYPE, ExchangeRequest, JWT_TOKEN_TYPE, MAX_CHAIN};
 pub use ids::{ClientId, TenantId};
 pub use introspection::{ActiveToken, Caller, Introspector, JwtVerifier, MAX_TOKEN_LEN};
+pub use keys::JWKS_MAX_AGE;
 pub use keys::{Kek, KekNotConfigured, KekRotation, KekSet, KeyRing, MacKey, PublicJwk};
 pub use keys::{KeyAdmin, KeyInfo, KeyPolicy, KeyState, KeyTimes, MAX_PREPUBLISH, RotateOptions};
 pub use keys::{SigningAlgorithm, rotate_kek};

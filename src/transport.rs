@@ -1,0 +1,34 @@
+//! What every part of the API port needs to know about a request on the wire, whichever
+//! front end answers it: the gRPC and HTTP front ends (`grpc`, `http`) and the layers
+//! `server` wraps around both (limits, metrics). It sits beside them, not in any of them, so
+//! none has to reach sideways into another; it depends on nothing of tokend's.
+
+/// Whether a request on the shared port is a gRPC call (`content-type: application/grpc...`),
+/// as opposed to one of the plain HTTP routes: decides the protocol of an answer made before
+/// (or instead of) routing, such as a refusal, a fallback, or a metrics label.
+pub fn is_grpc(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_is_told_by_its_content_type() {
+        let mut headers = http::HeaderMap::new();
+        assert!(!is_grpc(&headers));
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            "application/grpc+proto".parse().unwrap(),
+        );
+        assert!(is_grpc(&headers));
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            "application/json".parse().unwrap(),
+        );
+        assert!(!is_grpc(&headers));
+    }
+}
