@@ -102,7 +102,7 @@ pub struct Tokend {
     pub stats: Arc<Stats>,
     /// This replica's id in the heartbeat table.
     replica_id: String,
-    /// Last uses not yet written; `startup` flushes it periodically and on shutdown.
+    /// Last uses not yet written; `server` flushes it periodically and on shutdown.
     usage: Arc<UsageRecorder>,
     store: Arc<dyn Store>,
 }
