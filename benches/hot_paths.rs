@@ -41,15 +41,19 @@ fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let s = settings(&dir);
     let (tokend, uncached, client_id, secret, token) = rt.block_on(async {
-        let store = tokend::startup::open_store(&s).await.unwrap();
+        let store = tokend::server::open_store(&s.resolve().unwrap().database)
+            .await
+            .unwrap();
         let open = |entries| {
-            let mut config = s.domain();
+            // Resolved for each replica: each takes its own KEKs.
+            let resolved = s.resolve().unwrap();
+            let mut config = resolved.domain();
             config.caches.token_entries = entries;
             // The caller check is a second verification of the same kind; measure one.
             config.introspection_requires_auth = false;
             Tokend::open(
                 store.clone(),
-                s.load_kek().unwrap(),
+                resolved.keys.keks.load().unwrap(),
                 config,
                 Arc::new(SystemClock),
             )

@@ -12,9 +12,9 @@ use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
 
 use crate::bench::{self, BenchError, BenchOptions, Credentials, Rpc};
-use crate::config::{EXIT_CONFIG, Settings};
+use crate::config::{Config, EXIT_CONFIG};
 use crate::domain::{Caller, ClientInput, Clock, KekNotConfigured, SystemClock, Tokend};
-use crate::startup::{self, Application};
+use crate::server::{self, Application};
 
 /// tokend: tokens and introspection for machine-to-machine auth, over gRPC.
 #[derive(Debug, Parser)]
@@ -242,20 +242,21 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the parsed command with validated settings.
-pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+/// Runs the parsed command with the checked config.
+pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
-            let app = Application::build(settings).await?;
-            app.run_until_stopped(startup::shutdown_signal()).await
+            let app = Application::from_config(config, Arc::new(SystemClock)).await?;
+            app.run_until_stopped(server::shutdown_signal()).await
         }
         Command::Migrate => {
-            startup::open_store(&with_migrations(settings)).await?;
+            config.database.migrate_on_start = true;
+            server::open_store(&config.database).await?;
             tracing::info!("migrations applied");
             Ok(())
         }
-        Command::Client(cmd) => client(cmd, settings).await,
-        Command::Kek(KekCommand::Rotate) => kek_rotate(settings).await,
+        Command::Client(cmd) => client(cmd, config).await,
+        Command::Kek(KekCommand::Rotate) => kek_rotate(config).await,
         Command::Bench(args) => run_bench(args).await,
     }
 }
@@ -273,9 +274,9 @@ pub fn failure(err: &anyhow::Error) -> (String, i32) {
     }
 }
 
-async fn kek_rotate(settings: Settings) -> anyhow::Result<()> {
-    let store = startup::open_store(&settings).await?;
-    let keks = settings.load_kek()?;
+async fn kek_rotate(config: Config) -> anyhow::Result<()> {
+    let store = server::open_store(&config.database).await?;
+    let keks = config.keys.keks.load()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let done = crate::domain::rotate_kek(store.as_ref(), &keks, &clock).await?;
     let removable: Vec<&str> = keks.ids().into_iter().skip(1).collect();
@@ -292,15 +293,11 @@ async fn kek_rotate(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn with_migrations(mut settings: Settings) -> Settings {
-    settings.database.migrate_on_start = true;
-    settings
-}
-
-async fn client(cmd: ClientCommand, settings: Settings) -> anyhow::Result<()> {
-    let store = startup::open_store(&settings).await?;
-    let kek = settings.load_kek()?;
-    let tokend = Tokend::open(store, kek, settings.domain(), Arc::new(SystemClock)).await?;
+async fn client(cmd: ClientCommand, config: Config) -> anyhow::Result<()> {
+    let domain = config.domain();
+    let store = server::open_store(&config.database).await?;
+    let kek = config.keys.keks.load()?;
+    let tokend = Tokend::open(store, kek, domain, Arc::new(SystemClock)).await?;
     let operator = Caller::operator();
     match cmd {
         ClientCommand::Create(args) => {

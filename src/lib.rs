@@ -3,23 +3,27 @@
 //! Calls flow downwards only:
 //!
 //! - `cli`       — command line: `serve`, `migrate`, `client create|list`, `kek rotate`,
-//!   `bench`; calls `startup`/`domain`, or `bench`.
+//!   `bench`; resolves the config, then calls `server`, `domain`, or `bench`.
 //! - `bench`     — `tokend bench`, a load generator: a gRPC client of any deployment through
 //!   the public API only (`proto`); never calls `domain` or `store`.
-//! - `startup`   — builds the `Application` (store, keys, listener) and serves until shutdown.
-//! - `config`    — settings: defaults -> file -> `TOKEND__*` env; validation; the KEKs.
-//! - `telemetry` — logs, OTLP traces, W3C trace-context extraction per request.
-//! - `tls`       — TLS and client certificates on the API port, files reloaded when changed.
-//! - `limits`    — load shedding and the server-side deadline around every route.
-//! - `metrics`   — Prometheus: a layer counting every request of the API port, the domain's
-//!   counters, gauges read at scrape time; served on `metrics.addr` only.
+//! - `config/`   — settings: defaults -> file -> `TOKEND__*` env, one file per section; each
+//!   section checks its raw fields once and hands out typed values (`Config`); reads only
+//!   `domain`'s value types.
+//! - `server/`   — the `Application`: opens the store, loads keys, binds, serves until
+//!   shutdown; routing of both front ends on one port inside its `limits` (load shedding,
+//!   deadline) and `metrics` (registry, request layer, `/metrics` endpoint) layers, `tls`
+//!   with reloaded files, and the background tasks; takes a `config::Config`, calls `grpc`,
+//!   `http`, `domain`, `store`.
+//! - `telemetry` — process-wide logs and OTLP traces (also for the commands that serve
+//!   nothing), and W3C trace-context extraction per request; calls nothing of tokend's.
 //! - `grpc`      — transport: thin tonic handlers, domain errors written as gRPC statuses,
 //!   health, reflection, and Envoy's `ext_authz` Check when enabled; calls `transport`, `domain`.
 //! - `http`      — plain HTTP on the same port: the JWKS, the OAuth 2.0 token, introspection
 //!   and revocation endpoints, the RFC 8414 metadata; calls `transport`, `domain`.
-//! - `transport` — what every front end shares: the one presentation of a domain error (gRPC
-//!   code, HTTP status, OAuth 2.0 code, retry-after, challenge), bearer tokens, the client's
-//!   address behind trusted proxies; calls `domain` for its types only.
+//! - `transport` — what every front end and layer of the API port shares, so `server`, `grpc`
+//!   and `http` never ask one another: is a request gRPC, the one presentation of a domain
+//!   error (gRPC code, HTTP status, OAuth 2.0 code, retry-after, challenge), bearer tokens, the
+//!   client's address behind trusted proxies; calls `domain` for its types only.
 //! - `proto`     — generated `tokend.v1` code and the reflection descriptor set.
 //! - `domain`    — every rule: clients, secrets, scopes, keys, the token endpoint
 //!   (`token_endpoint`: the gate, the typed grants, exchange, revocation, minting),
@@ -35,11 +39,8 @@ pub mod config;
 pub mod domain;
 pub mod grpc;
 pub mod http;
-pub mod limits;
-pub mod metrics;
 pub mod proto;
-pub mod startup;
+pub mod server;
 pub mod store;
 pub mod telemetry;
-pub mod tls;
 pub mod transport;

@@ -4,15 +4,15 @@
 
 use clap::Parser as _;
 use tokend::cli::{Cli, Command};
-use tokend::config::{EXIT_CONFIG, Settings};
+use tokend::config::{Config, EXIT_CONFIG, LogFormat};
 
 fn main() {
     let cli = Cli::parse();
     if let Some(Command::Bench(args)) = cli.command {
         std::process::exit(tokend::cli::bench_main(args));
     }
-    let settings = match Settings::load(cli.config.as_deref()) {
-        Ok(settings) => settings,
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
         Err(err) => {
             eprintln!("tokend: {err}");
             std::process::exit(EXIT_CONFIG);
@@ -26,14 +26,14 @@ fn main() {
         }
     };
     let code = runtime.block_on(async move {
-        let telemetry = match tokend::telemetry::init(settings.log.format == "json") {
+        let telemetry = match tokend::telemetry::init(config.log == LogFormat::Json) {
             Ok(guard) => guard,
             Err(err) => {
                 eprintln!("tokend: cannot start telemetry: {err:#}");
                 return 1;
             }
         };
-        let result = tokend::cli::run(cli.command.unwrap_or(Command::Serve), settings).await;
+        let result = tokend::cli::run(cli.command.unwrap_or(Command::Serve), config).await;
         let code = match result {
             Ok(()) => 0,
             Err(err) => {

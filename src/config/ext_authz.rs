@@ -58,9 +58,31 @@ pub struct RouteSettings {
     pub audience: Option<String>,
 }
 
+/// `[ext_authz]`, checked: the rules parsed in matching order, the header names in the order
+/// client id, tenant, scopes, subject. Only when enabled.
+#[derive(Debug, Clone)]
+pub struct ExtAuthzConfig {
+    pub routes: EdgeRoutes,
+    /// How many rules were written, for the startup log.
+    pub rule_count: usize,
+    pub headers: [String; 4],
+}
+
 impl ExtAuthzSettings {
+    /// Checks the header names and the routes (even when disabled, so a mistake shows before
+    /// the day it is turned on); `None` when disabled.
+    pub(super) fn resolve(&self) -> Result<Option<ExtAuthzConfig>, ConfigError> {
+        self.check_header_names()?;
+        let routes = self.routes()?;
+        Ok(self.enabled.then(|| ExtAuthzConfig {
+            routes,
+            rule_count: self.routes.len(),
+            headers: self.header_names().map(str::to_owned),
+        }))
+    }
+
     /// The rules in matching order; an invalid one names its field.
-    pub fn routes(&self) -> Result<EdgeRoutes, ConfigError> {
+    fn routes(&self) -> Result<EdgeRoutes, ConfigError> {
         let routes = self
             .routes
             .iter()
@@ -79,8 +101,7 @@ impl ExtAuthzSettings {
         Ok(EdgeRoutes::new(routes))
     }
 
-    /// The four upstream header names, in the order client id, tenant, scopes, subject.
-    pub fn header_names(&self) -> [&str; 4] {
+    fn header_names(&self) -> [&str; 4] {
         [
             &self.client_id_header,
             &self.tenant_header,
@@ -89,8 +110,8 @@ impl ExtAuthzSettings {
         ]
     }
 
-    /// Checks the header names and the routes.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    /// Lower-case tokens, none of them a standard header, none used twice.
+    fn check_header_names(&self) -> Result<(), ConfigError> {
         let keys = [
             "client_id_header",
             "tenant_header",
@@ -119,7 +140,7 @@ impl ExtAuthzSettings {
                 )));
             }
         }
-        self.routes().map(|_| ())
+        Ok(())
     }
 }
 
@@ -138,10 +159,14 @@ mod tests {
 
     #[test]
     fn defaults_are_valid_and_off() {
-        let s = ExtAuthzSettings::default();
-        s.validate().unwrap();
+        let mut s = ExtAuthzSettings::default();
+        assert!(s.resolve().unwrap().is_none());
         assert!(!s.enabled);
-        assert_eq!(s.header_names()[0], "x-tokend-client-id");
+        s.enabled = true;
+        assert_eq!(
+            s.resolve().unwrap().unwrap().headers[0],
+            "x-tokend-client-id"
+        );
     }
 
     #[test]
@@ -149,7 +174,7 @@ mod tests {
         let err = |change: fn(&mut ExtAuthzSettings)| {
             let mut s = ExtAuthzSettings::default();
             change(&mut s);
-            s.validate().unwrap_err().to_string()
+            s.resolve().unwrap_err().to_string()
         };
         assert!(err(|s| s.tenant_header = "X Tenant".into()).contains("ext_authz.tenant_header"));
         assert!(err(|s| s.scopes_header = "authorization".into()).contains("scopes_header"));

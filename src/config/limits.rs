@@ -1,5 +1,7 @@
 //! `[limits]`: how much one request, one connection and the whole server may take.
 
+use std::time::Duration;
+
 use serde::Deserialize;
 
 use super::ConfigError;
@@ -49,8 +51,41 @@ impl Default for LimitsSettings {
     }
 }
 
+/// `[limits]`, checked, with the periods typed (`None` where 0 means "off").
+#[derive(Debug, Clone, Copy)]
+pub struct LimitsConfig {
+    pub max_request_bytes: usize,
+    pub max_header_list_bytes: u32,
+    pub max_concurrent_streams: u32,
+    /// Calls in progress on the whole server; 0: no limit.
+    pub max_requests_in_flight: usize,
+    /// Longest a call may take to be answered.
+    pub request_timeout: Duration,
+    /// HTTP/2 pings on an idle connection this often; `None`: no pings.
+    pub keepalive_interval: Option<Duration>,
+    /// How long a ping may go unanswered.
+    pub keepalive_timeout: Duration,
+    /// When a connection is asked to go away; `None`: never.
+    pub max_connection_age: Option<Duration>,
+}
+
 impl LimitsSettings {
-    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+    pub(super) fn resolve(&self) -> Result<LimitsConfig, ConfigError> {
+        self.check()?;
+        let secs = |n: u64| (n > 0).then(|| Duration::from_secs(n));
+        Ok(LimitsConfig {
+            max_request_bytes: self.max_request_bytes,
+            max_header_list_bytes: self.max_header_list_bytes,
+            max_concurrent_streams: self.max_concurrent_streams,
+            max_requests_in_flight: self.max_requests_in_flight,
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
+            keepalive_interval: secs(self.keepalive_interval_secs),
+            keepalive_timeout: Duration::from_secs(self.keepalive_timeout_secs),
+            max_connection_age: secs(self.max_connection_age_secs),
+        })
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
         let check = |ok: bool, what: &str| {
             if ok {
                 Ok(())

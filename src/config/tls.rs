@@ -1,6 +1,7 @@
 //! `[server.tls]`: TLS on the API port, and client certificates (mTLS).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -45,27 +46,38 @@ pub enum ClientAuth {
     Required,
 }
 
-impl TlsSettings {
-    /// Whether the API port serves TLS.
-    pub fn enabled(&self) -> bool {
-        self.cert_file.is_some()
-    }
+/// `[server.tls]`, checked; only when TLS is on (a certificate and its key are set).
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// CA certificates client certificates must chain to; `None`: no client certificates.
+    pub client_ca_file: Option<PathBuf>,
+    pub client_auth: ClientAuth,
+    /// How often the files are reread.
+    pub reload: Duration,
+}
 
+impl TlsConfig {
     /// Whether every client proves who it is with a certificate from `client_ca_file`.
     pub fn requires_client_certificates(&self) -> bool {
-        self.enabled() && self.client_ca_file.is_some() && self.client_auth == ClientAuth::Required
+        self.client_ca_file.is_some() && self.client_auth == ClientAuth::Required
     }
+}
 
-    pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        match (&self.cert_file, &self.key_file) {
-            (Some(_), Some(_)) | (None, None) => {}
+impl TlsSettings {
+    /// The TLS configuration, `None` for plaintext; a half-set one names what is missing.
+    pub(super) fn resolve(&self) -> Result<Option<TlsConfig>, ConfigError> {
+        let files = match (&self.cert_file, &self.key_file) {
+            (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+            (None, None) => None,
             _ => {
                 return Err(ConfigError(
                     "server.tls.cert_file and server.tls.key_file go together: set both (TLS) or neither (plaintext)".into(),
                 ));
             }
-        }
-        if self.client_ca_file.is_some() && !self.enabled() {
+        };
+        if self.client_ca_file.is_some() && files.is_none() {
             return Err(ConfigError(
                 "server.tls.client_ca_file needs server.tls.cert_file and key_file: client certificates are checked in a TLS handshake".into(),
             ));
@@ -75,6 +87,12 @@ impl TlsSettings {
                 "server.tls.reload_secs must be between 1 and 3600".into(),
             ));
         }
-        Ok(())
+        Ok(files.map(|(cert_file, key_file)| TlsConfig {
+            cert_file,
+            key_file,
+            client_ca_file: self.client_ca_file.clone(),
+            client_auth: self.client_auth,
+            reload: Duration::from_secs(self.reload_secs),
+        }))
     }
 }

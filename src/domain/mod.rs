@@ -38,6 +38,7 @@ pub use edge::{EdgeRequest, EdgeRoute, EdgeRoutes, EdgeVerdict, Insufficient};
 pub use error::{Error, Result};
 pub use ids::{ClientId, TenantId};
 pub use introspection::{ActiveToken, Introspector, JwtVerifier, MAX_TOKEN_LEN};
+pub use keys::JWKS_MAX_AGE;
 pub use keys::{Kek, KekNotConfigured, KekRotation, KekSet, KeyRing, MacKey, PublicJwk};
 pub use keys::{KeyAdmin, KeyInfo, KeyPolicy, KeyState, KeyTimes, MAX_PREPUBLISH, RotateOptions};
 pub use keys::{SigningAlgorithm, rotate_kek};
@@ -102,7 +103,7 @@ pub struct Tokend {
     pub stats: Arc<Stats>,
     /// This replica's id in the heartbeat table.
     replica_id: String,
-    /// Last uses not yet written; `startup` flushes it periodically and on shutdown.
+    /// Last uses not yet written; `server` flushes it periodically and on shutdown.
     usage: Arc<UsageRecorder>,
     store: Arc<dyn Store>,
 }

@@ -1,8 +1,8 @@
 //! What the domain counts as it works: tokens issued, introspection answers, refresh-token
 //! reuse, cache hits, the argon2 queue. Plain Prometheus instruments (atomics: an increment
-//! costs a few nanoseconds, whether or not anything scrapes them); `crate::metrics` registers
-//! them under their names and serves them. No label takes a value from a request, so no series
-//! grows without bound.
+//! costs a few nanoseconds, whether or not anything scrapes them); `crate::server::metrics`
+//! registers them under their names and serves them. No label takes a value from a request, so
+//! no series grows without bound.
 
 use prometheus::core::Collector;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};

@@ -43,14 +43,6 @@ pub const SERVICE_NAMES: [&str; 5] = [
     "tokend.v1.AuditService",
 ];
 
-/// Whether a request on the shared port is a gRPC call (`content-type: application/grpc...`),
-/// as opposed to one of the plain HTTP routes.
-pub fn is_grpc(headers: &http::HeaderMap) -> bool {
-    headers
-        .get(http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
-}
-
 /// The service that answers from memory, and so keeps serving while the database is away.
 pub const INTROSPECTION_SERVICE: &str = "tokend.v1.IntrospectionService";
 

@@ -21,7 +21,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 
-use crate::domain::Tokend;
+use crate::domain::{JWKS_MAX_AGE, Tokend};
 
 /// Path of the JWK Set.
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
@@ -73,11 +73,6 @@ pub struct HttpConfig {
     pub public_url: Option<String>,
 }
 
-/// How long verifiers may cache the JWKS. Keys are published before they sign; the
-/// pre-publication window (`keys.prepublish_secs`) must stay longer than this (config
-/// validation enforces it), so a cached set always holds the key of any token a verifier sees.
-pub const JWKS_MAX_AGE_SECS: u32 = 300;
-
 /// The HTTP routes merged with the gRPC ones (`grpc`), and one fallback for both: gRPC calls to
 /// unknown methods get `UNIMPLEMENTED` as gRPC clients expect, anything else a plain 404.
 pub fn with_grpc(grpc: Router, tokend: Arc<Tokend>, config: HttpConfig) -> Router {
@@ -94,7 +89,7 @@ pub fn with_grpc(grpc: Router, tokend: Arc<Tokend>, config: HttpConfig) -> Route
 }
 
 async fn fallback(headers: HeaderMap) -> impl IntoResponse {
-    if crate::grpc::is_grpc(&headers) {
+    if crate::transport::is_grpc(&headers) {
         let unimplemented = tonic::Status::unimplemented("no such gRPC method");
         unimplemented
             .into_http::<axum::body::Body>()
@@ -110,7 +105,7 @@ async fn jwks(State(tokend): State<Arc<Tokend>>) -> impl IntoResponse {
             (CONTENT_TYPE, "application/jwk-set+json".to_owned()),
             (
                 CACHE_CONTROL,
-                format!("public, max-age={JWKS_MAX_AGE_SECS}"),
+                format!("public, max-age={}", JWKS_MAX_AGE.as_secs()),
             ),
         ],
         tokend.introspection.jwks_json(),

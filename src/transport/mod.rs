@@ -1,11 +1,15 @@
-//! What every front end (gRPC, HTTP, Envoy's ext_authz) shares in reading a request and
-//! writing an error, so they cannot disagree: the one presentation of a domain error
+//! What every front end (gRPC, HTTP, Envoy's ext_authz) and every layer of the API port
+//! (limits, metrics) shares in reading a request and writing an error, so they cannot disagree
+//! and none reaches sideways into another: whether a request is gRPC (`content`), the one
+//! presentation of a domain error
 //! (`presentation`: gRPC code, HTTP status, OAuth 2.0 code, retry-after, challenge) and the
 //! request's caller facts (`request`: the bearer token of an `authorization` value, the
 //! client's address behind trusted proxies). Calls `domain` only for its types and rules.
 
+mod content;
 mod presentation;
 mod request;
 
+pub use content::is_grpc;
 pub use presentation::{Challenge, Presentation, error_body};
 pub use request::{bearer_token, client_address};

@@ -13,7 +13,7 @@ use tokend::proto::client_service_client::ClientServiceClient;
 use tokend::proto::introspection_service_client::IntrospectionServiceClient;
 use tokend::proto::token_service_client::TokenServiceClient;
 use tokend::proto::*;
-use tokend::startup::Application;
+use tokend::server::Application;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};

@@ -12,7 +12,7 @@ use tokend::proto::audit_service_client::AuditServiceClient;
 use tokend::proto::key_service_client::KeyServiceClient;
 use tokend::proto::token_service_client::TokenServiceClient;
 use tokend::proto::*;
-use tokend::startup::Application;
+use tokend::server::Application;
 use tokend::store::{self, ConnectOptions, Store};
 use tonic::Status;
 use tonic::transport::Channel;

@@ -25,7 +25,7 @@ pub use mac::MacKey;
 pub use material::{PublicJwk, SigningAlgorithm};
 pub use rekey::{KekRotation, rotate_kek};
 pub use ring::{KeyRing, KeyState, KeyTimes};
-pub use rotation::{KeyAdmin, KeyInfo, KeyPolicy, MAX_PREPUBLISH, RotateOptions};
+pub use rotation::{JWKS_MAX_AGE, KeyAdmin, KeyInfo, KeyPolicy, MAX_PREPUBLISH, RotateOptions};
 
 use super::error::Error;
 

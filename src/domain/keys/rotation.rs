@@ -20,6 +20,12 @@ use crate::store::{KeyRow, Store};
 /// Longest pre-publication a rotation may ask for.
 pub const MAX_PREPUBLISH: Duration = Duration::from_secs(30 * 24 * 3600);
 
+/// How long verifiers may cache the published key set (the JWKS's `max-age`). Keys are
+/// published before they sign; the pre-publication window (`keys.prepublish_secs`) must stay
+/// longer than this (the config checks it), so a cached set always holds the key of any token
+/// a verifier sees.
+pub const JWKS_MAX_AGE: Duration = Duration::from_secs(300);
+
 /// When keys rotate.
 #[derive(Debug, Clone)]
 pub struct KeyPolicy {

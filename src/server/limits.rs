@@ -3,8 +3,8 @@
 //! (RESOURCE_EXHAUSTED, or HTTP 503 with `Retry-After`) rather than queued behind the others,
 //! and a call not answered within `limits.request_timeout_ms` gets DEADLINE_EXCEEDED (HTTP 503).
 //! The other limits (message size, header list, streams per connection, keepalive, connection
-//! age) are the HTTP/2 server's and the generated services' own settings, set in `startup`
-//! and `grpc`.
+//! age) are the HTTP/2 server's and the generated services' own settings, set in
+//! `server::routing` and `grpc`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -22,6 +22,8 @@ pub struct LimitsLayer {
 }
 
 impl LimitsLayer {
+    /// Shedding beyond `max_in_flight` calls (0: never), answering DEADLINE_EXCEEDED after
+    /// `timeout`.
     pub fn new(max_in_flight: usize, timeout: Duration) -> Self {
         Self {
             in_flight: (max_in_flight > 0).then(|| Arc::new(Semaphore::new(max_in_flight))),
@@ -69,7 +71,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let grpc = crate::grpc::is_grpc(request.headers());
+        let grpc = crate::transport::is_grpc(request.headers());
         let permit = match &self.in_flight {
             None => None,
             Some(in_flight) => match in_flight.clone().try_acquire_owned() {

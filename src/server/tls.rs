@@ -7,7 +7,7 @@
 //! The handshake runs in a task of its own per connection, bounded by [`HANDSHAKE_TIMEOUT`],
 //! so a slow or silent client never holds up the accept loop.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -21,48 +21,30 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-use crate::config::{ClientAuth, TlsSettings};
+use crate::config::{ClientAuth, TlsConfig};
 
 /// Longest a client may take to complete the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The files a TLS configuration is built from.
-#[derive(Debug, Clone)]
-struct Files {
-    cert: PathBuf,
-    key: PathBuf,
-    client_ca: Option<PathBuf>,
-    client_auth: ClientAuth,
-}
-
 /// The server's TLS configuration, replaced when its files change.
 pub struct ReloadingTls {
-    files: Files,
+    files: TlsConfig,
     current: RwLock<(Arc<ServerConfig>, Contents)>,
     /// How often the files are reread.
     pub period: Duration,
 }
 
 impl ReloadingTls {
-    /// Loads the configured files; `None` when TLS is off. A file that does not load is an
-    /// error here (at startup), and only a logged warning on a later reload.
-    pub fn load(settings: &TlsSettings) -> anyhow::Result<Option<Arc<Self>>> {
-        let (Some(cert), Some(key)) = (&settings.cert_file, &settings.key_file) else {
-            return Ok(None);
-        };
-        let files = Files {
-            cert: cert.clone(),
-            key: key.clone(),
-            client_ca: settings.client_ca_file.clone(),
-            client_auth: settings.client_auth,
-        };
-        let contents = read_all(&files)?;
-        let config = build(&files, &contents)?;
-        Ok(Some(Arc::new(Self {
-            files,
+    /// Loads the configured files. A file that does not load is an error here (at startup),
+    /// and only a logged warning on a later reload.
+    pub fn load(files: &TlsConfig) -> anyhow::Result<Arc<Self>> {
+        let contents = read_all(files)?;
+        let config = build(files, &contents)?;
+        Ok(Arc::new(Self {
+            files: files.clone(),
             current: RwLock::new((Arc::new(config), contents)),
-            period: Duration::from_secs(settings.reload_secs),
-        })))
+            period: files.reload,
+        }))
     }
 
     /// The configuration for the next handshake.
@@ -94,7 +76,7 @@ impl ReloadingTls {
             Ok(config) => {
                 *self.current.write().unwrap_or_else(|e| e.into_inner()) =
                     (Arc::new(config), contents);
-                tracing::info!(cert = %self.files.cert.display(), "TLS certificate reloaded; new connections use it");
+                tracing::info!(cert = %self.files.cert_file.display(), "TLS certificate reloaded; new connections use it");
                 true
             }
             Err(err) => {
@@ -133,25 +115,25 @@ struct Contents {
     client_ca: Option<Vec<u8>>,
 }
 
-fn read_all(files: &Files) -> anyhow::Result<Contents> {
+fn read_all(files: &TlsConfig) -> anyhow::Result<Contents> {
     let read =
         |path: &Path| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
     Ok(Contents {
-        cert: read(&files.cert)?,
-        key: read(&files.key)?,
-        client_ca: files.client_ca.as_deref().map(read).transpose()?,
+        cert: read(&files.cert_file)?,
+        key: read(&files.key_file)?,
+        client_ca: files.client_ca_file.as_deref().map(read).transpose()?,
     })
 }
 
-fn build(files: &Files, contents: &Contents) -> anyhow::Result<ServerConfig> {
-    let certs = parse_certs(&files.cert, &contents.cert)?;
+fn build(files: &TlsConfig, contents: &Contents) -> anyhow::Result<ServerConfig> {
+    let certs = parse_certs(&files.cert_file, &contents.cert)?;
     let key = PrivateKeyDer::from_pem_slice(&contents.key)
-        .with_context(|| format!("{}: no PEM private key", files.key.display()))?;
+        .with_context(|| format!("{}: no PEM private key", files.key_file.display()))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .context("TLS protocol versions")?;
-    let builder = match (&files.client_ca, &contents.client_ca) {
+    let builder = match (&files.client_ca_file, &contents.client_ca) {
         (Some(ca), Some(ca_pem)) => {
             let mut roots = RootCertStore::empty();
             for cert in parse_certs(ca, ca_pem)? {
@@ -172,8 +154,8 @@ fn build(files: &Files, contents: &Contents) -> anyhow::Result<ServerConfig> {
     let mut config = builder.with_single_cert(certs, key).with_context(|| {
         format!(
             "{} and {} do not make a usable certificate and key",
-            files.cert.display(),
-            files.key.display()
+            files.cert_file.display(),
+            files.key_file.display()
         )
     })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
