@@ -12,7 +12,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt as _;
 
-use crate::common::Backend;
+use crate::common::{Backend, eventually, eventually_some};
 use crate::helpers::*;
 
 use AuditEventKind as K;
@@ -55,18 +55,13 @@ async fn until_recorded(
     client_id: &str,
     kind: AuditEventKind,
 ) -> AuditEvent {
-    let start = std::time::Instant::now();
-    loop {
+    let what = format!("a {kind:?} event for {client_id}");
+    let (event, _) = eventually_some(what, Duration::from_secs(15), async || {
         let events = events_of(app, admin, client_id).await;
-        if let Some(e) = events.into_iter().find(|e| e.kind() == kind) {
-            return e;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "no {kind:?} event for {client_id}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        events.into_iter().find(|e| e.kind() == kind)
+    })
+    .await;
+    event
 }
 
 fn quick_flush(s: &mut tokend::config::Settings) {
@@ -282,25 +277,21 @@ async fn token_endpoint_refusals_and_reuse_are_recorded(backend: Backend) {
     let mut elsewhere = TokenServiceClient::new(channel_from(app.addr, "127.0.0.3").await);
     assert!(elsewhere.issue_token(unknown).await.is_err());
     let root = app.admin("system").await;
-    let start = std::time::Instant::now();
-    loop {
-        let request = ListAuditEventsRequest {
-            kinds: vec![K::TokenRefusedBadSecret as i32],
-            ..Default::default()
-        };
-        let events = list(&app, &root, request).await.unwrap().events;
-        if events
-            .iter()
-            .any(|e| e.client_id.is_empty() && e.source_address == "127.0.0.3")
-        {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "no event for the unknown client"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        "an event for the unknown client",
+        Duration::from_secs(15),
+        async || {
+            let request = ListAuditEventsRequest {
+                kinds: vec![K::TokenRefusedBadSecret as i32],
+                ..Default::default()
+            };
+            let events = list(&app, &root, request).await.unwrap().events;
+            events
+                .iter()
+                .any(|e| e.client_id.is_empty() && e.source_address == "127.0.0.3")
+        },
+    )
+    .await;
     let request = ListAuditEventsRequest {
         kinds: vec![K::TokenRefusedBadSecret as i32],
         ..Default::default()
@@ -572,21 +563,18 @@ async fn usage_counts_what_each_client_does(backend: Backend) {
         (2, 0, 1, 1)
     );
     assert_eq!(day.date.len(), 10);
-    let start = std::time::Instant::now();
-    loop {
-        let u = usage(c.client_id.clone(), 7).await.unwrap();
-        if u.last_used_time.is_some() {
-            assert_eq!(u.last_used_address, "127.0.0.1");
-            // Written and merged: the same counts, not twice.
-            assert_eq!(u.days[0].tokens_issued, 2);
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "last use never written"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (u, _) = eventually_some(
+        "the last use to be written",
+        Duration::from_secs(15),
+        async || {
+            let u = usage(c.client_id.clone(), 7).await.unwrap();
+            u.last_used_time.is_some().then_some(u)
+        },
+    )
+    .await;
+    assert_eq!(u.last_used_address, "127.0.0.1");
+    // Written and merged: the same counts, not twice.
+    assert_eq!(u.days[0].tokens_issued, 2);
     let err = usage(c.client_id.clone(), 100_000).await.unwrap_err();
     assert_eq!(
         (err.code(), field(&err)),

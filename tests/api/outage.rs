@@ -20,7 +20,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::common::{Backend, TestDb};
+use crate::common::{Backend, TestDb, eventually};
 use crate::helpers::*;
 use crate::oauth_http::token_with_basic;
 
@@ -121,16 +121,18 @@ async fn health(channel: &Channel, service: &str) -> i32 {
 
 /// Waits (at most 10 s) until `service` reports `status`; returns how long that took.
 async fn until_health(channel: &Channel, service: &str, status: ServingStatus) -> Duration {
-    let start = Instant::now();
-    while health(channel, service).await != status as i32 {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "{service} never became {status:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    start.elapsed()
+    eventually(
+        format!("{service} to become {status:?}"),
+        Duration::from_secs(10),
+        async || health(channel, service).await == status as i32,
+    )
+    .await
 }
+
+/// What "at once" means for a write that cannot reach the database: the pool would wait 5 s
+/// for a connection (its acquire timeout), and a replica that knows its database is down
+/// answers without waiting. Only the wall clock can tell the two apart, so this bound stays.
+const AT_ONCE: Duration = Duration::from_secs(1);
 
 const TOKENS: &str = "tokend.v1.TokenService";
 const CLIENTS: &str = "tokend.v1.ClientService";
@@ -222,10 +224,7 @@ async fn replicas_ride_out_a_database_outage(backend: Backend) {
     let err = create_client_on(&b.channel, &admin).await.unwrap_err();
     let write_failed_in = start.elapsed();
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
-    assert!(
-        write_failed_in < Duration::from_secs(1),
-        "{write_failed_in:?}"
-    );
+    assert!(write_failed_in < AT_ONCE, "{write_failed_in:?}");
     let start = Instant::now();
     let err = TokenServiceClient::new(b.channel.clone())
         .issue_token(IssueTokenRequest {
@@ -237,7 +236,7 @@ async fn replicas_ride_out_a_database_outage(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
-    assert!(start.elapsed() < Duration::from_secs(1));
+    assert!(start.elapsed() < AT_ONCE);
     let answer = token_with_basic(b.addr, &creds, "grant_type=client_credentials").await;
     assert_eq!(answer.status, 503, "{}", answer.body);
     assert_eq!(answer.error(), "temporarily_unavailable");

@@ -10,7 +10,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 use tonic_types::StatusExt as _;
 
-use crate::common::Backend;
+use crate::common::{Backend, eventually};
 use crate::helpers::*;
 
 const WRONG_SECRET: &str = "tkd_cs_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
@@ -93,19 +93,6 @@ async fn introspect_at(
         .introspect(authed(request, caller))
         .await
         .map(|r| r.into_inner())
-}
-
-/// Waits until `probe` holds, for at most `limit`.
-async fn eventually<F, Fut>(limit: Duration, what: &str, mut probe: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = std::time::Instant::now();
-    while !probe().await {
-        assert!(start.elapsed() < limit, "{what}: not after {limit:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 async fn allow_lists_guard_the_token_endpoint(backend: Backend) {
@@ -260,15 +247,19 @@ async fn introspection_checks_the_client_address(backend: Backend) {
         .await
         .unwrap();
     assert!(r.active);
-    eventually(Duration::from_secs(10), "replica sees the new list", || {
-        let (channel, introspector, token) = (&replica.channel, &introspector, &token);
-        async move {
-            introspect_at(channel, introspector, token, "192.0.2.1")
-                .await
-                .unwrap()
-                .active
-        }
-    })
+    eventually(
+        "the replica to see the new list",
+        Duration::from_secs(10),
+        || {
+            let (channel, introspector, token) = (&replica.channel, &introspector, &token);
+            async move {
+                introspect_at(channel, introspector, token, "192.0.2.1")
+                    .await
+                    .unwrap()
+                    .active
+            }
+        },
+    )
     .await;
     replica.stop().await;
 }
@@ -497,8 +488,8 @@ async fn two_replicas_share_one_lockout(backend: Backend) {
     // for another client with its right secret.
     let on_a = app.channel_from("127.0.0.2").await;
     eventually(
+        "replica A to refuse the address",
         Duration::from_secs(10),
-        "replica A refuses the address",
         || {
             let mut a = TokenServiceClient::new(on_a.clone());
             let request = issue_request(&other);

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -18,7 +18,7 @@ use tokend::proto::*;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
-use crate::common::Backend;
+use crate::common::{Backend, eventually_some};
 use crate::helpers::*;
 
 /// A certificate authority of the test's own.
@@ -309,15 +309,15 @@ async fn certificates_reload_without_dropping_connections(backend: Backend) {
 
     let second = ca.server("tokend second");
     files.install(&second);
-    let start = Instant::now();
-    let renewed = loop {
-        let (_, leaf) = raw_tls(app.addr, &ca, b"h2").await;
-        if leaf != served {
-            break leaf;
-        }
-        assert!(start.elapsed() < Duration::from_secs(10), "never reloaded");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let (renewed, _) = eventually_some(
+        "the new certificate to be served",
+        Duration::from_secs(10),
+        async || {
+            let (_, leaf) = raw_tls(app.addr, &ca, b"h2").await;
+            (leaf != served).then_some(leaf)
+        },
+    )
+    .await;
     jwks()
         .await
         .expect("the established connection survives the reload");

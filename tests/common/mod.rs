@@ -3,7 +3,9 @@
 
 #![allow(dead_code)]
 
+use std::fmt::Display;
 use std::sync::Once;
+use std::time::{Duration, Instant};
 
 /// Which store a test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +128,43 @@ pub fn init_tracing() {
             ));
         }
     });
+}
+
+/// Polls `check` until it yields `true`; fails the test, naming `what` it waited for, if that
+/// has not happened within `within`. Returns how long it took (tests print such latencies).
+///
+/// Polls quickly at first (1 ms), then backs off to every 20 ms, so a latency measured this way
+/// is exact to a few ms while a long wait does not hammer the server.
+pub async fn eventually(
+    what: impl Display,
+    within: Duration,
+    mut check: impl AsyncFnMut() -> bool,
+) -> Duration {
+    eventually_some(what, within, async || check().await.then_some(()))
+        .await
+        .1
+}
+
+/// Like [`eventually`], for a condition that yields a value once it holds: polls `check` until
+/// it returns `Some`, and returns that value and how long it took.
+pub async fn eventually_some<T>(
+    what: impl Display,
+    within: Duration,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> (T, Duration) {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if let Some(value) = check().await {
+            return (value, start.elapsed());
+        }
+        assert!(
+            start.elapsed() < within,
+            "waited {within:?} for {what}, and it did not happen"
+        );
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
 }
 
 /// Expands a list of `async fn name(backend: Backend)` tests into one `#[tokio::test]` per

@@ -1,0 +1,115 @@
+//! Audit events and usage: committed with their change, filtered, paged, aggregated, purged.
+
+use tokend::store;
+
+use crate::common::Backend;
+use crate::{audit_row, client, open, secret};
+
+async fn audit_events_commit_with_their_change(backend: Backend) {
+    let (_db, s) = open(backend).await;
+    let created = [audit_row("e1", "c1", 10, "client_created")];
+    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1), &created)
+        .await
+        .unwrap();
+    // A change that fails writes no event: a duplicate client, a stale update.
+    let dup = [audit_row("e2", "c1", 20, "client_created")];
+    assert!(
+        s.insert_client(&client("c1", "a"), &secret("s2", "c1", 1), &dup)
+            .await
+            .is_err()
+    );
+    let stale = [audit_row("e3", "c1", 30, "client_updated")];
+    let mut next = client("c1", "a");
+    next.revision = 2;
+    assert!(s.update_client(&next, 7, false, &stale).await.is_err());
+    let deleted = [audit_row("e4", "c1", 40, "client_deleted")];
+    assert!(s.delete_client("c1", 40, &deleted).await.unwrap());
+    let all = s
+        .list_audit_events(&store::AuditFilter::default(), 10)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = all.iter().map(|e| e.event_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["e4", "e1"],
+        "newest first, failed changes left no event"
+    );
+    assert_eq!(all[1], created[0]);
+}
+
+async fn audit_events_filter_page_aggregate_and_purge(backend: Backend) {
+    let (_db, s) = open(backend).await;
+    let rows = [
+        audit_row("a", "c1", 100, "client_created"),
+        audit_row("b", "c2", 200, "client_created"),
+        audit_row("c", "c1", 200, "client_updated"),
+        audit_row("d", "c1", 300, "client_deleted"),
+    ];
+    s.record_audit(&rows).await.unwrap();
+    let ids = |rows: Vec<store::AuditRow>| rows.into_iter().map(|r| r.event_id).collect::<Vec<_>>();
+    let f = store::AuditFilter {
+        client_id: Some("c1".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(s.list_audit_events(&f, 10).await.unwrap()),
+        ["d", "c", "a"]
+    );
+    let f = store::AuditFilter {
+        kinds: vec!["client_created".into(), "client_deleted".into()],
+        start_us: Some(150),
+        ..Default::default()
+    };
+    assert_eq!(ids(s.list_audit_events(&f, 10).await.unwrap()), ["d", "b"]);
+    // Keyset paging: strictly after (200, "c") in (time, id) descending order.
+    let f = store::AuditFilter {
+        before: Some((200, "c".into())),
+        ..Default::default()
+    };
+    assert_eq!(ids(s.list_audit_events(&f, 10).await.unwrap()), ["b", "a"]);
+    let f = store::AuditFilter {
+        tenant: Some("other".into()),
+        ..Default::default()
+    };
+    assert!(s.list_audit_events(&f, 10).await.unwrap().is_empty());
+    // An aggregated event recorded again adds to its count.
+    let mut agg = audit_row("m1", "c1", 400, "token_refused_bad_secret");
+    agg.count = 3;
+    s.record_audit(std::slice::from_ref(&agg)).await.unwrap();
+    agg.count = 4;
+    s.record_audit(&[agg]).await.unwrap();
+    let f = store::AuditFilter {
+        kinds: vec!["token_refused_bad_secret".into()],
+        ..Default::default()
+    };
+    assert_eq!(s.list_audit_events(&f, 10).await.unwrap()[0].count, 7);
+    // Usage adds up per client and day; purge drops what is older than the cut.
+    let day = |d: i64, n: i64| store::UsageRow {
+        client_id: "c1".into(),
+        day: d,
+        tokens_issued: n,
+        ..Default::default()
+    };
+    s.add_usage(&[day(1, 2), day(2, 1)]).await.unwrap();
+    s.add_usage(&[day(2, 5)]).await.unwrap();
+    let usage = s.client_usage("c1", 0).await.unwrap();
+    assert_eq!(
+        usage
+            .iter()
+            .map(|u| (u.day, u.tokens_issued))
+            .collect::<Vec<_>>(),
+        [(2, 6), (1, 2)]
+    );
+    let purged = s.purge_audit(250, 2).await.unwrap();
+    assert_eq!(purged, 3 + 1);
+    assert_eq!(
+        ids(s.list_audit_events(&Default::default(), 10).await.unwrap()),
+        ["m1", "d"]
+    );
+    assert_eq!(s.client_usage("c1", 0).await.unwrap().len(), 1);
+}
+
+for_each_backend!(
+    audit_events_commit_with_their_change,
+    audit_events_filter_page_aggregate_and_purge,
+);

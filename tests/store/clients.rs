@@ -1,0 +1,138 @@
+//! Clients: create, read, list, optimistic update, delete, and the last-use mark.
+
+use tokend::store::{ClientRow, StoreError};
+
+use crate::common::Backend;
+use crate::{client, open, secret};
+
+async fn client_round_trip(backend: Backend) {
+    let (_db, s) = open(backend).await;
+    let c = client("c1", "acme");
+    s.insert_client(&c, &secret("s1", "c1", 1), &[])
+        .await
+        .unwrap();
+    assert_eq!(s.get_client("c1").await.unwrap(), Some(c));
+    assert_eq!(s.get_client("nope").await.unwrap(), None);
+}
+
+async fn duplicate_client_is_already_exists(backend: Backend) {
+    let (_db, s) = open(backend).await;
+    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1), &[])
+        .await
+        .unwrap();
+    let err = s
+        .insert_client(&client("c1", "a"), &secret("s2", "c1", 1), &[])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::AlreadyExists), "{err:?}");
+    // The failed insert left nothing behind: still exactly one secret.
+    assert_eq!(
+        s.live_secret_hashes("c1", 0).await.unwrap(),
+        vec!["hash-s1"]
+    );
+}
+
+async fn list_filters_orders_and_pages(backend: Backend) {
+    let (_db, s) = open(backend).await;
+    for (id, tenant) in [("c3", "a"), ("c1", "a"), ("c2", "b"), ("c4", "a")] {
+        s.insert_client(&client(id, tenant), &secret(&format!("s{id}"), id, 1), &[])
+            .await
+            .unwrap();
+    }
+    let ids = |rows: Vec<ClientRow>| rows.into_iter().map(|r| r.client_id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s.list_clients(None, None, 10).await.unwrap()),
+        ["c1", "c2", "c3", "c4"]
+    );
+    assert_eq!(
+        ids(s.list_clients(Some("a"), None, 10).await.unwrap()),
+        ["c1", "c3", "c4"]
+    );
+    assert_eq!(
+        ids(s.list_clients(Some("a"), Some("c1"), 1).await.unwrap()),
+        ["c3"]
+    );
+    assert_eq!(
+        ids(s.list_clients(None, Some("c4"), 10).await.unwrap()),
+        Vec::<String>::new()
+    );
+}
+
+async fn update_is_optimistic(backend: Backend) {
+    let (_db, s) = open(backend).await;
+    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1), &[])
+        .await
+        .unwrap();
+    let mut next = client("c1", "a");
+    next.name = "renamed".into();
+    next.active = false;
+    next.revision = 2;
+    s.update_client(&next, 1, false, &[]).await.unwrap();
+    assert_eq!(s.get_client("c1").await.unwrap(), Some(next.clone()));
+    let err = s.update_client(&next, 1, false, &[]).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict), "{err:?}");
+    let err = s
+        .update_client(&client("ghost", "a"), 1, false, &[])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound), "{err:?}");
+}
+
+async fn delete_cascades_to_secrets(backend: Backend) {
+    let (_db, s) = open(backend).await;
+    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1), &[])
+        .await
+        .unwrap();
+    assert!(s.delete_client("c1", 5, &[]).await.unwrap());
+    assert!(!s.delete_client("c1", 6, &[]).await.unwrap());
+    assert!(s.live_secret_hashes("c1", 0).await.unwrap().is_empty());
+    // The id can be reused only as a new client; the old secret did not survive.
+    s.insert_client(&client("c1", "a"), &secret("s9", "c1", 1), &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.live_secret_hashes("c1", 0).await.unwrap(),
+        vec!["hash-s9"]
+    );
+}
+
+async fn touch_only_moves_forward(backend: Backend) {
+    let (_db, s) = open(backend).await;
+    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1), &[])
+        .await
+        .unwrap();
+    s.touch_client("c1", 5_000, None).await.unwrap();
+    s.touch_client("c1", 4_000, None).await.unwrap();
+    let row = s.get_client("c1").await.unwrap().unwrap();
+    assert_eq!(row.last_used_time_us, Some(5_000));
+    assert_eq!(row.revision, 1, "touching is not a configuration change");
+}
+
+async fn last_use_keeps_the_address(backend: Backend) {
+    let (_db, s) = open(backend).await;
+    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1), &[])
+        .await
+        .unwrap();
+    assert_eq!(s.last_use("c1").await.unwrap(), Some((None, None)));
+    s.touch_client("c1", 5_000, Some("192.0.2.9"))
+        .await
+        .unwrap();
+    s.touch_client("c1", 4_000, Some("192.0.2.1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.last_use("c1").await.unwrap(),
+        Some((Some(5_000), Some("192.0.2.9".into())))
+    );
+    assert_eq!(s.last_use("ghost").await.unwrap(), None);
+}
+
+for_each_backend!(
+    client_round_trip,
+    duplicate_client_is_already_exists,
+    list_filters_orders_and_pages,
+    update_is_optimistic,
+    delete_cascades_to_secrets,
+    touch_only_moves_forward,
+    last_use_keeps_the_address,
+);
