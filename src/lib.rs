@@ -25,10 +25,11 @@
 //!   error (gRPC code, HTTP status, OAuth 2.0 code, retry-after, challenge), bearer tokens, the
 //!   client's address behind trusted proxies; calls `domain` for its types only.
 //! - `proto`     — generated `tokend.v1` code and the reflection descriptor set.
-//! - `domain`    — every rule: clients, secrets, scopes, keys, the token endpoint
-//!   (`token_endpoint`: the gate, the typed grants, exchange, revocation, minting),
-//!   introspection, the edge verdict for Envoy (`edge`), client policy (allow-lists, rate
-//!   limits, lockout) and the audit trail; calls `store` through traits.
+//! - `domain/`   — every rule, one folder per sub-domain: `clients` (entity, admin,
+//!   secrets), `token_endpoint` (the gate, typed grants, exchange, revocation, minting),
+//!   `introspection` (verifying tokens, callers, Envoy's verdict, the replica's in-memory view
+//!   and its sync loop), `keys`, `policy` (allow-lists, rate limits, lockout), `audit`;
+//!   `Tokend` wires them; calls `store` through traits.
 //! - `store`     — persistence traits with Postgres and SQLite implementations; no policy.
 
 #![forbid(unsafe_code)]

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::error::{Error, Result};
+use crate::domain::error::{Error, Result};
 
 /// A client's id: a UUID (v7 when tokend generates it, so ids sort by creation time).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -1,58 +1,61 @@
-//! The domain: every rule about clients, secrets, scopes, keys and tokens, the client policy
-//! (`policy`) and the audit trail (`audit`). Front ends (gRPC, HTTP, the CLI) call into
-//! `Tokend`; the domain calls the store. It never sees transport
-//! or SQL types.
+//! The domain: every rule of tokend, one folder per sub-domain; front ends (gRPC, HTTP, the
+//! CLI) call into `Tokend`, the domain calls the store through its traits and never sees
+//! transport or SQL types.
+//!
+//! - `clients`        — registered clients: the entity and its input rules, the admin service,
+//!   secrets (argon2id) and the replica's cache of verified ones.
+//! - `token_endpoint` — the gate every client passes, the typed grants (client credentials,
+//!   refresh, exchange), revocation, minting, the claims and opaque tokens.
+//! - `introspection`  — verifying tokens (RFC 7662, the bearer tokens of tokend's own
+//!   callers, Envoy's verdict), the callers' rules, and the replica's in-memory view (clients,
+//!   deny list, lockouts, caches) with the sync loop that keeps it current.
+//! - `keys`           — signing keys, their rotation and the KEKs that seal them.
+//! - `policy`         — allow-lists, rate limits, the lockout.
+//! - `audit`          — the audit trail and per-client usage.
+//! - shared values: `error`, `ids`, `scope`, `clock`, `stats`, `page_token`.
+//!
+//! This file keeps only the wiring (`Tokend`).
 
 pub mod audit;
-mod caller;
-mod claims;
-mod client;
-mod clients;
+pub mod clients;
 pub mod clock;
-mod edge;
 mod error;
 mod ids;
-mod introspection;
+pub mod introspection;
 mod keys;
-mod opaque;
 mod page_token;
 pub mod policy;
-mod registry;
 pub mod scope;
-mod secret;
-mod secret_cache;
 mod stats;
-mod token_cache;
 pub mod token_endpoint;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use audit::{AuditAdmin, AuditEvent, AuditKind, UsageRecorder};
-pub use caller::Caller;
-pub use claims::{AccessClaims, Actor, Origin};
-pub use client::{Client, ClientField, ClientInput, ClientSpec, MAX_ACCESS_TTL, TokenFormat};
-pub use clients::{ClientAdmin, ClientPage};
+pub use clients::{
+    Client, ClientAdmin, ClientField, ClientInput, ClientPage, ClientSecret, ClientSpec,
+    HashParams, MAX_ACCESS_TTL, SecretHasher, TokenFormat,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use edge::{EdgeRequest, EdgeRoute, EdgeRoutes, EdgeVerdict, Insufficient};
 pub use error::{Error, Result};
 pub use ids::{ClientId, TenantId};
-pub use introspection::{ActiveToken, Introspector, JwtVerifier, MAX_TOKEN_LEN};
+pub use introspection::{
+    ActiveToken, CHANGE_RETENTION, CacheConfig, Caller, EdgeRequest, EdgeRoute, EdgeRoutes,
+    EdgeVerdict, Insufficient, Introspector, JwtVerifier, MAX_TOKEN_LEN, Registry, RegistrySizes,
+    SyncConfig, TokenCache, VerifiedToken, run_sync, token_key,
+};
 pub use keys::JWKS_MAX_AGE;
 pub use keys::{Kek, KekNotConfigured, KekRotation, KekSet, KeyRing, MacKey, PublicJwk};
 pub use keys::{KeyAdmin, KeyInfo, KeyPolicy, KeyState, KeyTimes, MAX_PREPUBLISH, RotateOptions};
 pub use keys::{SigningAlgorithm, rotate_kek};
-pub use opaque::{OpaqueKind, OpaqueToken};
 pub use policy::{LockoutConfig, Policy, PolicyConfig};
-pub use registry::{CHANGE_RETENTION, CacheConfig, Registry, RegistrySizes, SyncConfig, run_sync};
 pub use scope::{Scope, ScopeSet};
-pub use secret::{ClientSecret, HashParams, SecretHasher};
 pub use stats::{LATENCY_BUCKETS, Stats};
-pub use token_cache::{TokenCache, VerifiedToken, token_key};
 pub use token_endpoint::{
-    ACCESS_TOKEN_TYPE, ClientAuth, Exchange, Grant, GrantRequest, GrantType, IssuedToken,
-    JWT_TOKEN_TYPE, MAX_CHAIN, Proof, RevokeRequest, TOKEN_EXCHANGE_GRANT, TokenEndpoint,
-    TokenTypeHint,
+    ACCESS_TOKEN_TYPE, AccessClaims, Actor, ClientAuth, Exchange, Grant, GrantRequest, GrantType,
+    IssuedToken, JWT_TOKEN_TYPE, MAX_CHAIN, OpaqueKind, OpaqueToken, Origin, Proof, RevokeRequest,
+    TOKEN_EXCHANGE_GRANT, TokenEndpoint, TokenTypeHint,
 };
 
 use crate::store::Store;

@@ -5,7 +5,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use super::error::{Error, Result};
+use crate::domain::error::{Error, Result};
 
 const VERSION: &str = "v1";
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use super::error::{Error, Result};
+use crate::domain::error::{Error, Result};
 
 /// Prefix of the scopes that grant power over tokend itself. Wildcards never match them: they
 /// must be listed by name, so `*` cannot silently make a client an admin.

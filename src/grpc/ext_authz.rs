@@ -2,7 +2,7 @@
 //! gateway checks bearer tokens with tokend before a request reaches a backend.
 //!
 //! A thin front end: it reads the request's method, path, `authorization` header and source
-//! address out of the `CheckRequest`, asks the domain (`Tokend::authorize_edge`) for the
+//! address out of the `CheckRequest`, asks the domain (`Introspector::authorize_edge`) for the
 //! verdict, and writes it back as Envoy wants it: OK with the token's identity in upstream
 //! headers, or a denied HTTP answer in RFC 6750's terms. A domain error (the database is down)
 //! is a gRPC error, so Envoy's `failure_mode_allow` decides.
@@ -58,7 +58,10 @@ impl Authorization for ExtAuthzApi {
             bearer: http.and_then(authorization).and_then(bearer_token),
             source: source_address(check),
         };
-        let verdict = self.tokend.authorize_edge(&self.config.routes, edge).await;
+        let introspection = &self.tokend.introspection;
+        let verdict = introspection
+            .authorize_edge(&self.config.routes, edge)
+            .await;
         Ok(Response::new(self.answer(verdict.map_err(to_status)?)))
     }
 }

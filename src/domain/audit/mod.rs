@@ -18,9 +18,9 @@ use std::net::IpAddr;
 use sqlx::types::Json;
 use time::OffsetDateTime;
 
-use super::caller::Caller;
-use super::clock::{from_micros, to_micros};
-use super::error::{Error, Result};
+use crate::domain::clock::{from_micros, to_micros};
+use crate::domain::error::{Error, Result};
+use crate::domain::introspection::caller::Caller;
 use crate::store::AuditRow;
 
 pub use query::{AuditAdmin, AuditPage, AuditQuery, ClientUsage, DailyUsage};

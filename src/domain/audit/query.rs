@@ -8,11 +8,11 @@ use time::OffsetDateTime;
 
 use super::usage::add_counts;
 use super::{AuditEvent, AuditKind, UsageRecorder};
-use crate::domain::caller::Caller;
-use crate::domain::client::Client;
+use crate::domain::clients::client::Client;
 use crate::domain::clock::{Clock, from_micros, to_micros};
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::ClientId;
+use crate::domain::introspection::caller::Caller;
 use crate::domain::page_token;
 use crate::domain::scope::ADMIN_SCOPE;
 use crate::store::{AuditFilter, Store, UsageRow};

@@ -27,7 +27,7 @@ pub use rekey::{KekRotation, rotate_kek};
 pub use ring::{KeyRing, KeyState, KeyTimes};
 pub use rotation::{JWKS_MAX_AGE, KeyAdmin, KeyInfo, KeyPolicy, MAX_PREPUBLISH, RotateOptions};
 
-use super::error::Error;
+use crate::domain::error::Error;
 
 fn unexpected(msg: &str) -> Error {
     Error::Unexpected(anyhow::anyhow!(msg.to_owned()))

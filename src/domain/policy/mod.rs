@@ -23,8 +23,8 @@ use ipnet::IpNet;
 pub use bucket::{Buckets, Quota};
 pub use lockout::{KNOWN_GOOD, Lockout, LockoutConfig, MAX_ADDRESS_LOCK, Subject};
 
-use super::client::Client;
-use super::error::{Error, Result};
+use crate::domain::clients::client::Client;
+use crate::domain::error::{Error, Result};
 
 /// Policy settings, from the config.
 #[derive(Debug, Clone, Default)]

@@ -6,11 +6,11 @@ use sqlx::types::Json;
 
 use super::grant::IssuedToken;
 use super::mint::{micros, secs};
+use super::opaque::{OpaqueKind, OpaqueToken};
 use super::service::TokenEndpoint;
-use crate::domain::client::Client;
+use crate::domain::clients::client::Client;
 use crate::domain::clock::to_micros;
 use crate::domain::error::Result;
-use crate::domain::opaque::{OpaqueKind, OpaqueToken};
 use crate::domain::scope::ScopeSet;
 use crate::store::{GrantRow, RefreshRow};
 

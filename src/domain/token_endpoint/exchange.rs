@@ -4,14 +4,14 @@
 //! subject token and dies with it: it carries the chain it came from (`src`), and
 //! introspection checks every link with the same in-memory live checks as the token itself.
 
+use super::claims::{AccessClaims, Actor, Origin};
 use super::grant::{Exchange, IssuedToken};
 use super::mint::{chosen_audience, new_jti, secs};
+use super::opaque::OpaqueKind;
 use super::service::TokenEndpoint;
-use crate::domain::claims::{AccessClaims, Actor, Origin};
-use crate::domain::client::Client;
+use crate::domain::clients::client::Client;
 use crate::domain::error::{Error, Result};
-use crate::domain::introspection::ActiveToken;
-use crate::domain::opaque::OpaqueKind;
+use crate::domain::introspection::introspector::ActiveToken;
 use crate::domain::scope::{RESERVED_PREFIX, ScopeSet};
 
 /// RFC 8693 section 3: an OAuth 2.0 access token (JWT or opaque).

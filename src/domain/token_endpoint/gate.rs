@@ -13,11 +13,11 @@ use super::client_auth::{ClientAuth, Endpoint, Proof};
 use super::service::TokenEndpoint;
 use crate::domain::audit::AuditKind;
 use crate::domain::audit::usage::Refusal;
-use crate::domain::caller::Caller;
-use crate::domain::client::Client;
+use crate::domain::clients::client::Client;
 use crate::domain::clock::to_micros;
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::ClientId;
+use crate::domain::introspection::caller::Caller;
 use crate::domain::policy::{Subject, locked_error};
 
 /// Most locked refusals held back at once, across the process.

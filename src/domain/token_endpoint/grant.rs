@@ -5,8 +5,8 @@
 use std::fmt;
 
 use super::client_auth::ClientAuth;
+use super::opaque::OpaqueToken;
 use crate::domain::error::{Error, Result};
-use crate::domain::opaque::OpaqueToken;
 use crate::domain::scope::ScopeSet;
 
 /// RFC 8693 section 2.1: the token-exchange grant's name.

@@ -10,15 +10,15 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Header;
 use sqlx::types::Json;
 
+use super::claims::{ACCESS_TOKEN_TYP, AccessClaims};
 use super::grant::IssuedToken;
+use super::opaque::{OpaqueKind, OpaqueToken};
 use super::service::TokenEndpoint;
 use crate::domain::audit::usage::Counter;
-use crate::domain::claims::{ACCESS_TOKEN_TYP, AccessClaims};
-use crate::domain::client::{Client, TokenFormat};
+use crate::domain::clients::client::{Client, TokenFormat};
 use crate::domain::clock::to_micros;
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::ClientId;
-use crate::domain::opaque::{OpaqueKind, OpaqueToken};
 use crate::domain::scope::ScopeSet;
 use crate::store::OpaqueRow;
 

@@ -11,25 +11,31 @@
 //!   dispatches to `client_credentials`, `refresh` (rotation with reuse detection) or
 //!   `exchange` (RFC 8693);
 //! - `revocation`: RFC 7009, with its `token_type_hint` rule;
-//! - `mint`: claims, signing and opaque tokens for every grant.
+//! - `mint`: claims, signing and opaque tokens for every grant; `claims` (the RFC 9068
+//!   access-token claims) and `opaque` (opaque tokens and refresh tokens) are the token
+//!   formats introspection reads too.
 //!
 //! Calls flow down from here to introspection (an exchanged token's subject, a revoked JWT),
 //! policy, the registry and the store; nothing below calls back up.
 
+pub(crate) mod claims;
 mod client_auth;
 mod client_credentials;
 mod exchange;
 mod gate;
 mod grant;
 mod mint;
+pub(crate) mod opaque;
 mod refresh;
 mod revocation;
 mod secret_proof;
 mod service;
 
+pub use claims::{AccessClaims, Actor, Origin};
 pub use client_auth::{ClientAuth, Endpoint, Proof};
 pub use exchange::{ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, MAX_CHAIN};
 pub use gate::MAX_HELD_REFUSALS;
 pub use grant::{Exchange, Grant, GrantRequest, GrantType, IssuedToken, TOKEN_EXCHANGE_GRANT};
+pub use opaque::{OpaqueKind, OpaqueToken};
 pub use revocation::{RevokeRequest, TokenTypeHint};
 pub use service::TokenEndpoint;

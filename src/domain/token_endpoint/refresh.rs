@@ -5,12 +5,12 @@ use std::net::IpAddr;
 
 use super::grant::IssuedToken;
 use super::mint::{micros, secs};
+use super::opaque::{OpaqueKind, OpaqueToken};
 use super::service::TokenEndpoint;
 use crate::domain::audit::{self, AuditEvent, AuditKind};
-use crate::domain::client::Client;
+use crate::domain::clients::client::Client;
 use crate::domain::clock::{from_micros, to_micros};
 use crate::domain::error::{Error, Result};
-use crate::domain::opaque::{OpaqueKind, OpaqueToken};
 use crate::domain::scope::ScopeSet;
 use crate::store::{GrantRow, RefreshClaim, RefreshRow};
 

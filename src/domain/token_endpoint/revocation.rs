@@ -2,10 +2,10 @@
 
 use super::client_auth::{ClientAuth, Endpoint};
 use super::mint::micros;
+use super::opaque::{OpaqueKind, OpaqueToken};
 use super::service::TokenEndpoint;
 use crate::domain::clock::to_micros;
 use crate::domain::error::{Error, Result};
-use crate::domain::opaque::{OpaqueKind, OpaqueToken};
 
 /// A revocation request (RFC 7009 section 2.1). `Debug` never prints the token.
 pub struct RevokeRequest {

@@ -7,11 +7,11 @@ use super::service::TokenEndpoint;
 use secrecy::ExposeSecret as _;
 
 use super::client_auth::{ClientAuth, Proof};
-use crate::domain::client::Client;
+use crate::domain::clients::client::Client;
+use crate::domain::clients::secret::ClientSecret;
 use crate::domain::clock::to_micros;
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::ClientId;
-use crate::domain::secret::ClientSecret;
 
 /// Asked on a hashing thread just before argon2 runs: `true` means "do not".
 pub(super) type HashGate = Box<dyn FnOnce() -> bool + Send + 'static>;

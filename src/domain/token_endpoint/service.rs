@@ -7,14 +7,14 @@ use super::client_auth::Endpoint;
 use super::grant::{Grant, GrantRequest, IssuedToken};
 use crate::domain::audit::UsageRecorder;
 use crate::domain::audit::usage::Counter;
+use crate::domain::clients::secret::SecretHasher;
 use crate::domain::clock::Clock;
 use crate::domain::error::{Error, Result};
-use crate::domain::introspection::{Introspector, JwtVerifier};
+use crate::domain::introspection::introspector::{Introspector, JwtVerifier};
+use crate::domain::introspection::registry::Registry;
 use crate::domain::keys::{KeyRing, MacKey};
 use crate::domain::policy::Policy;
-use crate::domain::registry::Registry;
 use crate::domain::scope::ScopeSet;
-use crate::domain::secret::SecretHasher;
 use crate::domain::stats::Stats;
 use crate::store::Store;
 

@@ -10,10 +10,9 @@
 
 use std::net::IpAddr;
 
-use super::Tokend;
-use super::error::{Error, Result};
-use super::introspection::ActiveToken;
-use super::scope::ScopeSet;
+use super::introspector::{ActiveToken, Introspector};
+use crate::domain::error::{Error, Result};
+use crate::domain::scope::ScopeSet;
 
 /// Longest path prefix a rule may have.
 const MAX_PREFIX_LEN: usize = 1024;
@@ -172,7 +171,7 @@ pub enum EdgeVerdict {
     Insufficient(Insufficient),
 }
 
-impl Tokend {
+impl Introspector {
     /// The verdict on `request` under `routes`. `Err` only when the answer cannot be known
     /// (the database is down, for an opaque token): the proxy's failure mode then decides.
     #[tracing::instrument(level = "debug", skip_all, fields(method = request.method))]
@@ -184,15 +183,11 @@ impl Tokend {
         let Some(token) = request.bearer else {
             return Ok(EdgeVerdict::NoToken);
         };
-        let Some(active) = self
-            .introspection
-            .answer(None, token, request.source)
-            .await?
-        else {
+        let Some(active) = self.answer(None, token, request.source).await? else {
             return Ok(EdgeVerdict::InvalidToken);
         };
         // An unknown source is never inside a client's allow-list.
-        if request.source.is_none() && self.policy.check_address(&active.client, None).is_err() {
+        if request.source.is_none() && !active.client.spec.allowed_cidrs.is_empty() {
             return Ok(EdgeVerdict::InvalidToken);
         }
         let rule = routes.rule_for(request.method, request.path);

@@ -9,21 +9,21 @@ use std::time::Duration;
 
 use jsonwebtoken::Validation;
 
-use super::audit::UsageRecorder;
-use super::audit::usage::Counter;
 use super::caller::Caller;
-use super::claims::{AccessClaims, is_access_token_typ};
-use super::client::Client;
-use super::clock::{Clock, to_micros};
-use super::error::{Error, Result};
-use super::ids::TenantId;
-use super::keys::{KeyRing, PublicJwk};
-use super::opaque::{OpaqueKind, OpaqueToken};
-use super::policy::address;
 use super::registry::Registry;
-use super::scope::{INTROSPECT_SCOPE, ScopeSet};
-use super::stats::Stats;
 use super::token_cache::{VerifiedToken, token_key};
+use crate::domain::audit::UsageRecorder;
+use crate::domain::audit::usage::Counter;
+use crate::domain::clients::client::Client;
+use crate::domain::clock::{Clock, to_micros};
+use crate::domain::error::{Error, Result};
+use crate::domain::ids::TenantId;
+use crate::domain::keys::{KeyRing, PublicJwk};
+use crate::domain::policy::address;
+use crate::domain::scope::{INTROSPECT_SCOPE, ScopeSet};
+use crate::domain::stats::Stats;
+use crate::domain::token_endpoint::claims::{AccessClaims, is_access_token_typ};
+use crate::domain::token_endpoint::opaque::{OpaqueKind, OpaqueToken};
 use crate::store::Store;
 
 /// Tokens longer than this are refused before any parsing.
@@ -58,8 +58,8 @@ impl ActiveToken {
 
 /// Checks what a JWT access token says by itself: size, header, signature, issuer. No I/O.
 pub struct JwtVerifier {
-    pub(super) keys: Arc<KeyRing>,
-    pub(super) issuer: String,
+    pub(in crate::domain) keys: Arc<KeyRing>,
+    pub(in crate::domain) issuer: String,
 }
 
 impl JwtVerifier {
@@ -97,18 +97,18 @@ impl JwtVerifier {
 
 /// Verifies tokens against the key ring, the stored opaque tokens and the registry.
 pub struct Introspector {
-    pub(super) store: Arc<dyn Store>,
-    pub(super) keys: Arc<KeyRing>,
-    pub(super) jwt: Arc<JwtVerifier>,
-    pub(super) registry: Arc<Registry>,
-    pub(super) clock: Arc<dyn Clock>,
-    pub(super) issuer: String,
-    pub(super) leeway: Duration,
-    pub(super) require_caller: bool,
+    pub(in crate::domain) store: Arc<dyn Store>,
+    pub(in crate::domain) keys: Arc<KeyRing>,
+    pub(in crate::domain) jwt: Arc<JwtVerifier>,
+    pub(in crate::domain) registry: Arc<Registry>,
+    pub(in crate::domain) clock: Arc<dyn Clock>,
+    pub(in crate::domain) issuer: String,
+    pub(in crate::domain) leeway: Duration,
+    pub(in crate::domain) require_caller: bool,
     /// Introspection answers, counted per client.
-    pub(super) usage: Arc<UsageRecorder>,
+    pub(in crate::domain) usage: Arc<UsageRecorder>,
     /// Answers and cache hits, for Prometheus.
-    pub(super) stats: Arc<Stats>,
+    pub(in crate::domain) stats: Arc<Stats>,
 }
 
 /// What a token turned out to be.
@@ -149,7 +149,7 @@ impl Introspector {
     /// [`Introspector::introspect`] without asking for a caller token: for front ends that the
     /// deployment already trusts (the Envoy edge, `edge`). Every check on the token itself, the
     /// client's allow-list, the tenant and the usage counters are the same.
-    pub(super) async fn answer(
+    pub(in crate::domain) async fn answer(
         &self,
         caller: Option<&Caller>,
         token: &str,
@@ -244,7 +244,7 @@ impl Introspector {
     /// Full verification. `Ok(None)` for any token that is not active; `Err` only when the
     /// answer cannot be known (the database is down, for an opaque token). What depends on
     /// the token alone is done once per token and cached; the live checks run every time.
-    pub(super) async fn verify(&self, token: &str) -> Result<Option<ActiveToken>> {
+    pub(in crate::domain) async fn verify(&self, token: &str) -> Result<Option<ActiveToken>> {
         let now = self.clock.now().unix_timestamp();
         Ok(match self.lookup(token, now).await? {
             Lookup::Active(active) => Some(active),
@@ -377,4 +377,5 @@ impl Introspector {
 }
 
 #[cfg(test)]
+#[path = "introspector_tests.rs"]
 mod tests;

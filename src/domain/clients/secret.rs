@@ -11,8 +11,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use prometheus::{Histogram, IntGauge};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::error::{Error, Result};
-use super::stats::Stats;
+use crate::domain::error::{Error, Result};
+use crate::domain::stats::Stats;
 
 /// Every client secret starts with this, so scanners can recognise a leaked one.
 pub const SECRET_PREFIX: &str = "tkd_cs_";

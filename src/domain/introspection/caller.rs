@@ -4,9 +4,9 @@
 
 use std::net::IpAddr;
 
-use super::error::{Error, Result};
-use super::ids::TenantId;
-use super::scope::ScopeSet;
+use crate::domain::error::{Error, Result};
+use crate::domain::ids::TenantId;
+use crate::domain::scope::ScopeSet;
 
 /// The operator's pseudo client id (never a UUID, so never a real client's).
 const OPERATOR: &str = "operator";
@@ -27,7 +27,8 @@ impl Caller {
         Self {
             client_id: OPERATOR.into(),
             tenant: TenantId::system(),
-            scopes: ScopeSet::parse("scopes", &[super::scope::ADMIN_SCOPE]).unwrap_or_default(),
+            scopes: ScopeSet::parse("scopes", &[crate::domain::scope::ADMIN_SCOPE])
+                .unwrap_or_default(),
             address: None,
         }
     }

@@ -6,16 +6,16 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use super::audit::{self, AuditEvent, AuditKind};
-use super::caller::Caller;
 use super::client::{Client, ClientField, ClientInput, ClientSpec};
-use super::clock::{Clock, from_micros, to_micros};
-use super::error::{Error, Result};
-use super::ids::{ClientId, TenantId};
-use super::page_token;
-use super::registry::Registry;
-use super::scope::ADMIN_SCOPE;
 use super::secret::{ClientSecret, SecretHasher};
+use crate::domain::audit::{self, AuditEvent, AuditKind};
+use crate::domain::clock::{Clock, from_micros, to_micros};
+use crate::domain::error::{Error, Result};
+use crate::domain::ids::{ClientId, TenantId};
+use crate::domain::introspection::caller::Caller;
+use crate::domain::introspection::registry::Registry;
+use crate::domain::page_token;
+use crate::domain::scope::ADMIN_SCOPE;
 use crate::store::{SecretRow, Store, StoreError};
 
 /// Default and largest page of `ListClients`.
@@ -34,10 +34,10 @@ pub struct ClientPage {
 
 /// Registers and manages clients.
 pub struct ClientAdmin {
-    pub(super) store: Arc<dyn Store>,
-    pub(super) hasher: SecretHasher,
-    pub(super) clock: Arc<dyn Clock>,
-    pub(super) registry: Arc<Registry>,
+    pub(in crate::domain) store: Arc<dyn Store>,
+    pub(in crate::domain) hasher: SecretHasher,
+    pub(in crate::domain) clock: Arc<dyn Clock>,
+    pub(in crate::domain) registry: Arc<Registry>,
 }
 
 impl ClientAdmin {

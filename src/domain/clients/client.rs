@@ -9,10 +9,10 @@ use ipnet::IpNet;
 use sqlx::types::Json;
 use time::OffsetDateTime;
 
-use super::clock::{from_micros, to_micros};
-use super::error::{Error, Result};
-use super::ids::{ClientId, TenantId};
-use super::scope::ScopeSet;
+use crate::domain::clock::{from_micros, to_micros};
+use crate::domain::error::{Error, Result};
+use crate::domain::ids::{ClientId, TenantId};
+use crate::domain::scope::ScopeSet;
 use crate::store::ClientRow;
 
 /// Default access-token lifetime.

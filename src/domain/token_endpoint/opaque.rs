@@ -8,8 +8,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::error::{Error, Result};
-use super::keys::MacKey;
+use crate::domain::error::{Error, Result};
+use crate::domain::keys::MacKey;
 
 const RANDOM_BYTES: usize = 32;
 /// Length of the random part: 32 bytes in unpadded base64url.

@@ -18,8 +18,8 @@ use std::time::Duration;
 use aws_lc_rs::hmac;
 
 use super::client::Client;
-use super::error::{Error, Result};
 use super::secret::ClientSecret;
+use crate::domain::error::{Error, Result};
 
 type SecretKey = [u8; 32];
 
@@ -117,7 +117,7 @@ impl SecretCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::client::{ClientInput, ClientSpec};
+    use crate::domain::clients::client::{ClientInput, ClientSpec};
     use crate::domain::ids::{ClientId, TenantId};
 
     fn client() -> Arc<Client> {

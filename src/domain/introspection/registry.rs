@@ -16,13 +16,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::client::Client;
-use super::clock::{Clock, to_micros};
-use super::error::{Error, Result};
-use super::keys::KeyRing;
-use super::policy::{Lockout, LockoutConfig, Subject};
-use super::secret_cache::SecretCache;
 use super::token_cache::TokenCache;
+use crate::domain::clients::client::Client;
+use crate::domain::clients::secret_cache::SecretCache;
+use crate::domain::clock::{Clock, to_micros};
+use crate::domain::error::{Error, Result};
+use crate::domain::keys::KeyRing;
+use crate::domain::policy::{Lockout, LockoutConfig, Subject};
 use crate::store::{
     CHANGE_CLIENT, CHANGE_GRANT, CHANGE_KEYS, CHANGE_LOCKOUT, CHANGE_TOKEN, ChangeRow,
     DatabaseState, Store,
@@ -76,11 +76,11 @@ pub struct CacheConfig {
 pub struct Registry {
     view: RwLock<View>,
     /// Verified tokens, for `Introspect`.
-    pub(super) tokens: TokenCache,
+    pub(in crate::domain) tokens: TokenCache,
     /// Verified secrets, for `IssueToken`; an entry counts only while its client is unchanged.
-    pub(super) secrets: SecretCache,
+    pub(in crate::domain) secrets: SecretCache,
     /// Failed-authentication counters and the locks in force, wherever they began.
-    pub(super) lockout: Lockout,
+    pub(in crate::domain) lockout: Lockout,
     sync: tokio::sync::Mutex<SyncState>,
     store: Arc<dyn Store>,
     keys: Arc<KeyRing>,

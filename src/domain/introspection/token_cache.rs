@@ -11,8 +11,8 @@
 
 use std::sync::Arc;
 
-use super::claims::AccessClaims;
-use super::scope::ScopeSet;
+use crate::domain::scope::ScopeSet;
+use crate::domain::token_endpoint::claims::AccessClaims;
 
 /// A token whose own content checked out, with what every answer needs parsed once.
 #[derive(Debug)]
@@ -20,10 +20,10 @@ pub struct VerifiedToken {
     pub claims: AccessClaims,
     pub scopes: ScopeSet,
     /// Unix seconds after which the entry is useless: `exp` plus the leeway.
-    pub(super) dead_after: i64,
+    pub(in crate::domain) dead_after: i64,
     /// The key that verified a JWT's signature (`None` for an opaque token): retiring the key
     /// makes its tokens inactive, cached or not.
-    pub(super) kid: Option<String>,
+    pub(in crate::domain) kid: Option<String>,
 }
 
 /// Cache key: SHA-256 of the presented token.
