@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use sqlx::types::Json;
 use time::OffsetDateTime;
 
 use super::clock::{from_micros, to_micros};
@@ -400,17 +399,17 @@ impl Client {
             tenant: self.tenant.as_str().to_owned(),
             name: s.name.clone(),
             description: s.description.clone(),
-            scopes: Json(s.scopes.to_strings()),
-            audiences: Json(s.audiences.iter().cloned().collect()),
-            roles: Json(s.roles.iter().cloned().collect()),
+            scopes: s.scopes.to_strings(),
+            audiences: s.audiences.iter().cloned().collect(),
+            roles: s.roles.iter().cloned().collect(),
             access_token_ttl_secs: secs(s.access_token_ttl),
             refresh_token_ttl_secs: secs(s.refresh_token_ttl),
             active: s.active,
-            allowed_cidrs: Json(s.allowed_cidrs.iter().map(ToString::to_string).collect()),
+            allowed_cidrs: s.allowed_cidrs.iter().map(ToString::to_string).collect(),
             rate_limit_per_minute: i64::from(s.rate_limit_per_minute),
-            metadata: Json(s.metadata.clone()),
+            metadata: s.metadata.clone(),
             access_token_format: s.access_token_format.as_str().to_owned(),
-            exchange_audiences: Json(s.exchange_audiences.iter().cloned().collect()),
+            exchange_audiences: s.exchange_audiences.iter().cloned().collect(),
             create_time_us: to_micros(self.create_time),
             update_time_us: to_micros(self.update_time),
             last_used_time_us: self.last_used_time.map(to_micros),
@@ -431,15 +430,15 @@ impl Client {
             tenant: row.tenant.clone(),
             name: row.name.clone(),
             description: row.description.clone(),
-            scopes: row.scopes.0.clone(),
-            audiences: row.audiences.0.clone(),
-            roles: row.roles.0.clone(),
+            scopes: row.scopes.clone(),
+            audiences: row.audiences.clone(),
+            roles: row.roles.clone(),
             access_token_ttl: Some(Duration::from_secs(row.access_token_ttl_secs.max(0) as u64)),
             refresh_token_ttl: Some(Duration::from_secs(row.refresh_token_ttl_secs.max(0) as u64)),
             active: Some(row.active),
-            allowed_cidrs: row.allowed_cidrs.0.clone(),
+            allowed_cidrs: row.allowed_cidrs.clone(),
             rate_limit_per_minute: u32::try_from(row.rate_limit_per_minute).unwrap_or(u32::MAX),
-            metadata: row.metadata.0.clone(),
+            metadata: row.metadata.clone(),
             access_token_format: Some(
                 TokenFormat::parse_stored(&row.access_token_format).ok_or_else(|| {
                     Error::Unexpected(anyhow::anyhow!(
@@ -449,7 +448,7 @@ impl Client {
                     ))
                 })?,
             ),
-            exchange_audiences: row.exchange_audiences.0.clone(),
+            exchange_audiences: row.exchange_audiences.clone(),
         };
         Ok(Self {
             id: ClientId::parse("client_id", &row.client_id).map_err(corrupt)?,

@@ -366,7 +366,7 @@ impl Introspector {
         let Some(row) = self.store.find_opaque(&token.hash()).await? else {
             return Ok(None);
         };
-        match serde_json::from_value::<AccessClaims>(row.claims.0) {
+        match serde_json::from_value::<AccessClaims>(row.claims) {
             Ok(claims) => Ok(Some(claims)),
             Err(err) => {
                 tracing::error!(jti = %row.jti, error = %err, "stored opaque token is corrupt");

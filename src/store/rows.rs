@@ -1,9 +1,9 @@
 //! Row records shared by both backends. Timestamps are Unix microseconds; list-like columns
-//! are JSON, so one `FromRow` derive serves Postgres and SQLite alike.
+//! are JSON (`jsonb` in Postgres, text in SQLite), so one `FromRow` derive serves both. Their
+//! fields are plain Rust values: `#[sqlx(json)]` decodes a JSON column, and the store's writes
+//! bind `Json(&field)`, so no caller ever sees how a column is encoded.
 
 use std::collections::BTreeMap;
-
-use sqlx::types::Json;
 
 /// One row of `clients`.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -12,18 +12,24 @@ pub struct ClientRow {
     pub tenant: String,
     pub name: String,
     pub description: String,
-    pub scopes: Json<Vec<String>>,
-    pub audiences: Json<Vec<String>>,
-    pub roles: Json<Vec<String>>,
+    #[sqlx(json)]
+    pub scopes: Vec<String>,
+    #[sqlx(json)]
+    pub audiences: Vec<String>,
+    #[sqlx(json)]
+    pub roles: Vec<String>,
     pub access_token_ttl_secs: i64,
     pub refresh_token_ttl_secs: i64,
     pub active: bool,
-    pub allowed_cidrs: Json<Vec<String>>,
+    #[sqlx(json)]
+    pub allowed_cidrs: Vec<String>,
     pub rate_limit_per_minute: i64,
-    pub metadata: Json<BTreeMap<String, String>>,
+    #[sqlx(json)]
+    pub metadata: BTreeMap<String, String>,
     /// `jwt` or `opaque`.
     pub access_token_format: String,
-    pub exchange_audiences: Json<Vec<String>>,
+    #[sqlx(json)]
+    pub exchange_audiences: Vec<String>,
     pub create_time_us: i64,
     pub update_time_us: i64,
     pub last_used_time_us: Option<i64>,
@@ -138,8 +144,10 @@ impl std::fmt::Debug for Resealed {
 pub struct GrantRow {
     pub grant_id: String,
     pub client_id: String,
-    pub scopes: Json<Vec<String>>,
-    pub audiences: Json<Vec<String>>,
+    #[sqlx(json)]
+    pub scopes: Vec<String>,
+    #[sqlx(json)]
+    pub audiences: Vec<String>,
     pub create_time_us: i64,
     /// The client's token generation when the family began.
     pub token_generation: i64,
@@ -190,7 +198,8 @@ pub struct OpaqueRow {
     pub token_hash: String,
     pub jti: String,
     pub client_id: String,
-    pub claims: Json<serde_json::Value>,
+    #[sqlx(json)]
+    pub claims: serde_json::Value,
     pub expire_time_us: i64,
 }
 
@@ -249,7 +258,8 @@ pub struct AuditRow {
     /// Empty when unknown.
     pub source_address: String,
     pub kind: String,
-    pub details: Json<BTreeMap<String, String>>,
+    #[sqlx(json)]
+    pub details: BTreeMap<String, String>,
     /// Occurrences the row stands for; added to when an aggregated row is recorded again.
     pub count: i64,
 }

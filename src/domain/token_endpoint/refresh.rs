@@ -51,7 +51,7 @@ impl TokenEndpoint {
             && let Some((_, grant)) = self.store.find_refresh(&presented.hash()).await?
             && grant.client_id == client.id.as_str()
         {
-            ScopeSet::parse("scopes", &grant.scopes.0)
+            ScopeSet::parse("scopes", &grant.scopes)
                 .unwrap_or_default()
                 .grant(requested)?;
         }
@@ -169,7 +169,7 @@ impl TokenEndpoint {
     ) -> Result<IssuedToken> {
         // The family's scopes, narrowed on request, and never beyond what the client is
         // allowed now.
-        let family = ScopeSet::parse("scopes", &grant.scopes.0).unwrap_or_default();
+        let family = ScopeSet::parse("scopes", &grant.scopes).unwrap_or_default();
         let wanted = if requested.is_empty() {
             family
         } else {
@@ -186,7 +186,6 @@ impl TokenEndpoint {
         } else {
             let kept: Vec<String> = grant
                 .audiences
-                .0
                 .iter()
                 .filter(|a| client.spec.audiences.contains(*a))
                 .cloned()

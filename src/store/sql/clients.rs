@@ -310,17 +310,17 @@ macro_rules! client_store_impl {
             query
                 .bind(&client.name)
                 .bind(&client.description)
-                .bind(Json(&client.scopes.0))
-                .bind(Json(&client.audiences.0))
-                .bind(Json(&client.roles.0))
+                .bind(Json(&client.scopes))
+                .bind(Json(&client.audiences))
+                .bind(Json(&client.roles))
                 .bind(client.access_token_ttl_secs)
                 .bind(client.refresh_token_ttl_secs)
                 .bind(client.active)
-                .bind(Json(&client.allowed_cidrs.0))
+                .bind(Json(&client.allowed_cidrs))
                 .bind(client.rate_limit_per_minute)
-                .bind(Json(&client.metadata.0))
+                .bind(Json(&client.metadata))
                 .bind(&client.access_token_format)
-                .bind(Json(&client.exchange_audiences.0))
+                .bind(Json(&client.exchange_audiences))
         }
 
         async fn insert_secret<'e, E>(

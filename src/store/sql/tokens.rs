@@ -272,7 +272,7 @@ macro_rules! token_store_impl {
                     .bind(&token.token_hash)
                     .bind(&token.jti)
                     .bind(&token.client_id)
-                    .bind(&token.claims)
+                    .bind(sqlx::types::Json(&token.claims))
                     .bind(token.expire_time_us)
                     .execute(&mut *self.conn().await?)
                     .await?;
@@ -390,8 +390,8 @@ macro_rules! token_store_impl {
             query
                 .bind(&grant.grant_id)
                 .bind(&grant.client_id)
-                .bind(Json(&grant.scopes.0))
-                .bind(Json(&grant.audiences.0))
+                .bind(Json(&grant.scopes))
+                .bind(Json(&grant.audiences))
                 .bind(grant.create_time_us)
                 .bind(grant.access_expire_time_us)
                 .bind(grant.refresh_expire_time_us)
