@@ -94,16 +94,7 @@ macro_rules! key_store_impl {
                 }
                 // Other replicas reload their keys when they read this (an emergency
                 // `retire_previous` then applies everywhere within milliseconds).
-                record_change(
-                    &mut tx,
-                    $crate::store::CHANGE_KEYS,
-                    &key.kid,
-                    0,
-                    key.create_time_us,
-                )
-                .await?;
-                insert_audit(&mut tx, audit).await?;
-                tx.commit().await?;
+                commit_change(tx, ChangeKind::Keys, &key.kid, 0, key.create_time_us, audit).await?;
                 Ok(true)
             }
 

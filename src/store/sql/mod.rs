@@ -92,37 +92,44 @@ macro_rules! pool_access {
 
 pub(super) use pool_access;
 
-/// The helpers several aggregates' writes call: `record_change`, and the `Query` type the
+/// The helpers several aggregates' writes call: `commit_change`, and the `Query` type the
 /// `bind_*` helpers of each aggregate take and return. `$change_lock` and `$notify` are those of
 /// `shared_store_impl!`.
 macro_rules! shared_helpers {
     ($store:ty, $change_lock:expr, $notify:expr) => {
-        /// Appends to the change log inside `tx`; the commit publishes it.
-        async fn record_change(
-            tx: &mut sqlx::Transaction<'_, <$store as $crate::store::sql::HasDb>::Db>,
-            kind: &str,
+        use $crate::store::ChangeKind;
+
+        /// How every write that replicas must hear of ends: appends the change (`kind`,
+        /// `subject`, kept until `expire_us`, made at `now_us`) to the log, records the `audit`
+        /// events that explain it, and commits `tx`, so that neither goes without the other.
+        async fn commit_change(
+            mut tx: sqlx::Transaction<'_, <$store as $crate::store::sql::HasDb>::Db>,
+            kind: ChangeKind,
             subject: &str,
             expire_us: i64,
             now_us: i64,
+            audit: &[$crate::store::AuditRow],
         ) -> $crate::store::StoreResult<()> {
             let lock: Option<&str> = $change_lock;
             if let Some(lock) = lock {
-                sqlx::query(lock).execute(&mut **tx).await?;
+                sqlx::query(lock).execute(&mut *tx).await?;
             }
             let seq: i64 = sqlx::query_scalar($crate::store::sql::INSERT_CHANGE)
-                .bind(kind)
+                .bind(kind.as_str())
                 .bind(subject)
                 .bind(expire_us)
                 .bind(now_us)
-                .fetch_one(&mut **tx)
+                .fetch_one(&mut *tx)
                 .await?;
             let notify: Option<&str> = $notify;
             if let Some(notify) = notify {
                 sqlx::query(notify)
                     .bind(seq.to_string())
-                    .execute(&mut **tx)
+                    .execute(&mut *tx)
                     .await?;
             }
+            insert_audit(&mut tx, audit).await?;
+            tx.commit().await?;
             Ok(())
         }
 
