@@ -33,17 +33,51 @@ pub(super) use tokens::*;
 pub(super) const INSERT_CHANGE: &str = "INSERT INTO changes \
     (kind, subject, expire_time_us, create_time_us) VALUES ($1, $2, $3, $4) RETURNING seq";
 
-/// Implements the store traits for a store struct with a `pool` field. `$key_lock` is an
-/// optional statement run first in the transactions that add a signing key (the first one, or
-/// a rotation), to serialise replicas doing so at the same moment (Postgres needs one; SQLite
-/// serialises writers by itself, as the first statement of those transactions writes).
-/// `$change_lock` serialises writers of the change log so that sequence order is commit order,
-/// and `$notify` (bound to the new sequence number) wakes up the other replicas when the
-/// transaction commits. `$cte_writes` says the database runs data-modifying CTEs (Postgres
-/// does, SQLite does not): the durable token writes are then one statement each,
-/// INSERT_GRANT_WITH_REFRESH and ROTATE_REFRESH, instead of a multi-statement transaction.
+/// Implements `Store` and the aggregate traits for a store struct with `pool`, `availability`
+/// and `waiting` fields and a `feed()` method. `backend` is its name for logs, `migrator` its
+/// embedded migrations. `key_lock` is an optional statement run first in the transactions that
+/// write sealed material (add a signing key, the first one or a rotation, or re-seal), to
+/// serialise replicas doing so at the same moment (Postgres needs one; SQLite serialises
+/// writers by itself, as the first statement of those transactions writes). `change_lock`
+/// serialises writers of the change log so that sequence order is commit order, and `notify`
+/// (bound to the new sequence number) wakes up the other replicas when the transaction commits.
+/// `cte_writes` says the database runs data-modifying CTEs (Postgres does, SQLite does not):
+/// the durable token writes are then one statement each, INSERT_GRANT_WITH_REFRESH and
+/// ROTATE_REFRESH, instead of a multi-statement transaction.
 macro_rules! shared_store_impl {
-    ($store:ty, $key_lock:expr, $change_lock:expr, $notify:expr, $cte_writes:expr) => {
+    (
+        $store:ty,
+        backend: $backend:expr,
+        migrator: $migrator:expr,
+        key_lock: $key_lock:expr,
+        change_lock: $change_lock:expr,
+        notify: $notify:expr,
+        cte_writes: $cte_writes:expr $(,)?
+    ) => {
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $store {
+            async fn migrate(&self) -> $crate::store::StoreResult<()> {
+                $migrator.run(&self.pool).await?;
+                Ok(())
+            }
+
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            fn availability(&self) -> &$crate::store::Availability {
+                &self.availability
+            }
+
+            fn pool_stats(&self) -> $crate::store::PoolStats {
+                $crate::store::PoolStats::of(&self.pool, &self.waiting)
+            }
+
+            async fn ping(&self, timeout: std::time::Duration) -> $crate::store::StoreResult<()> {
+                $crate::store::availability::ping(&self.pool, timeout).await
+            }
+        }
+
         $crate::store::sql::pool_access!($store);
         $crate::store::sql::shared_helpers!($store, $change_lock, $notify);
         $crate::store::sql::clients::client_store_impl!($store);
