@@ -21,26 +21,14 @@ pub use error::StoreError;
 pub use pool_stats::PoolStats;
 pub use postgres::PostgresStore;
 pub use rows::{
-    AuditFilter, AuditRow, ChangeRow, ClientRow, GrantRow, KeyRow, LiveSecret, OpaqueRow,
-    PurgeCounts, RefreshClaim, RefreshRow, Resealed, RevocationRow, SealedSecretRow, SecretRow,
-    UsageRow,
+    AuditFilter, AuditRow, ChangeKind, ChangeRow, ClientRow, GrantRow, KeyRow, LiveSecret,
+    OpaqueRow, PurgeCounts, RefreshClaim, RefreshRow, Resealed, RevocationRow, SealedSecretRow,
+    SecretRow, UsageRow,
 };
 pub use sqlite::SqliteStore;
 
 /// Result of a store call.
 pub type StoreResult<T> = Result<T, StoreError>;
-
-/// Change-log kinds: a client was created, changed, deleted or had its tokens revoked.
-pub const CHANGE_CLIENT: &str = "client";
-/// Change-log and deny-list kind: one access token (subject = jti) was revoked.
-pub const CHANGE_TOKEN: &str = "token";
-/// Change-log and deny-list kind: one refresh family (subject = grant id) was revoked.
-pub const CHANGE_GRANT: &str = "grant";
-/// Change-log kind: the signing keys changed.
-pub const CHANGE_KEYS: &str = "keys";
-/// Change-log kind: failed authentications locked a client_id or an address (subject
-/// `client:<id>` or `address:<net>`) until `expire_time_us`.
-pub const CHANGE_LOCKOUT: &str = "lockout";
 
 /// Clients and their secrets.
 #[async_trait]

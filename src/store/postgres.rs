@@ -6,10 +6,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 
-use super::availability::{self, Availability};
-use super::pool_stats::{PoolStats, Waiting};
+use super::availability::Availability;
+use super::pool_stats::Waiting;
 use super::sql::{HasDb, shared_store_impl};
-use super::{ChangeFeed, ConnectOptions, Store, StoreResult};
+use super::{ChangeFeed, ConnectOptions, StoreResult};
 
 /// The LISTEN/NOTIFY channel that announces change-log entries.
 pub const CHANGES_CHANNEL: &str = "tokend_changes";
@@ -113,33 +113,11 @@ impl ChangeFeed for PgFeed {
 
 shared_store_impl!(
     PostgresStore,
-    Some("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE"),
+    backend: "postgres",
+    migrator: MIGRATOR,
+    key_lock: Some("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE"),
     // One lock id for all change-log writers: sequence numbers are handed out in commit order.
-    Some("SELECT pg_advisory_xact_lock(7263546)"),
-    Some("SELECT pg_notify('tokend_changes', $1)"),
-    true
+    change_lock: Some("SELECT pg_advisory_xact_lock(7263546)"),
+    notify: Some("SELECT pg_notify('tokend_changes', $1)"),
+    cte_writes: true,
 );
-
-#[async_trait]
-impl Store for PostgresStore {
-    async fn migrate(&self) -> StoreResult<()> {
-        MIGRATOR.run(&self.pool).await?;
-        Ok(())
-    }
-
-    fn availability(&self) -> &Availability {
-        &self.availability
-    }
-
-    fn pool_stats(&self) -> PoolStats {
-        PoolStats::of(&self.pool, &self.waiting)
-    }
-
-    async fn ping(&self, timeout: Duration) -> StoreResult<()> {
-        availability::ping(&self.pool, timeout).await
-    }
-
-    fn backend(&self) -> &'static str {
-        "postgres"
-    }
-}

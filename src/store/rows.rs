@@ -1,9 +1,9 @@
 //! Row records shared by both backends. Timestamps are Unix microseconds; list-like columns
-//! are JSON, so one `FromRow` derive serves Postgres and SQLite alike.
+//! are JSON (`jsonb` in Postgres, text in SQLite), so one `FromRow` derive serves both. Their
+//! fields are plain Rust values: `#[sqlx(json)]` decodes a JSON column, and the store's writes
+//! bind `Json(&field)`, so no caller ever sees how a column is encoded.
 
 use std::collections::BTreeMap;
-
-use sqlx::types::Json;
 
 /// One row of `clients`.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -12,18 +12,24 @@ pub struct ClientRow {
     pub tenant: String,
     pub name: String,
     pub description: String,
-    pub scopes: Json<Vec<String>>,
-    pub audiences: Json<Vec<String>>,
-    pub roles: Json<Vec<String>>,
+    #[sqlx(json)]
+    pub scopes: Vec<String>,
+    #[sqlx(json)]
+    pub audiences: Vec<String>,
+    #[sqlx(json)]
+    pub roles: Vec<String>,
     pub access_token_ttl_secs: i64,
     pub refresh_token_ttl_secs: i64,
     pub active: bool,
-    pub allowed_cidrs: Json<Vec<String>>,
+    #[sqlx(json)]
+    pub allowed_cidrs: Vec<String>,
     pub rate_limit_per_minute: i64,
-    pub metadata: Json<BTreeMap<String, String>>,
+    #[sqlx(json)]
+    pub metadata: BTreeMap<String, String>,
     /// `jwt` or `opaque`.
     pub access_token_format: String,
-    pub exchange_audiences: Json<Vec<String>>,
+    #[sqlx(json)]
+    pub exchange_audiences: Vec<String>,
     pub create_time_us: i64,
     pub update_time_us: i64,
     pub last_used_time_us: Option<i64>,
@@ -138,8 +144,10 @@ impl std::fmt::Debug for Resealed {
 pub struct GrantRow {
     pub grant_id: String,
     pub client_id: String,
-    pub scopes: Json<Vec<String>>,
-    pub audiences: Json<Vec<String>>,
+    #[sqlx(json)]
+    pub scopes: Vec<String>,
+    #[sqlx(json)]
+    pub audiences: Vec<String>,
     pub create_time_us: i64,
     /// The client's token generation when the family began.
     pub token_generation: i64,
@@ -190,7 +198,8 @@ pub struct OpaqueRow {
     pub token_hash: String,
     pub jti: String,
     pub client_id: String,
-    pub claims: Json<serde_json::Value>,
+    #[sqlx(json)]
+    pub claims: serde_json::Value,
     pub expire_time_us: i64,
 }
 
@@ -217,12 +226,66 @@ pub struct RevocationRow {
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct ChangeRow {
     pub seq: i64,
-    /// `client`, `token`, `grant` or `keys`.
-    pub kind: String,
+    /// Read as stored: a kind this version does not know comes back as `Unknown`, so a replica
+    /// can skip it rather than fail to read the log.
+    #[sqlx(try_from = "String")]
+    pub kind: ChangeKind,
     pub subject: String,
     /// For `token` and `grant`: when the deny entry may go.
     pub expire_time_us: i64,
     pub create_time_us: i64,
+}
+
+/// What a change-log entry is about; `Token` and `Grant` are the deny list's kinds too. Stored
+/// as the text `as_str` gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// A client was created, changed or deleted, had its tokens revoked or a secret rotated
+    /// (subject: the client id).
+    Client,
+    /// One access token was revoked (subject: its jti).
+    Token,
+    /// One refresh family was revoked (subject: its grant id).
+    Grant,
+    /// The signing keys changed (subject: the new key's kid).
+    Keys,
+    /// Failed authentications locked a client id or an address (subject `client:<id>` or
+    /// `address:<net>`) until the entry's expiry.
+    Lockout,
+    /// A kind this version does not know (a newer one wrote it): read, never written.
+    Unknown(String),
+}
+
+impl ChangeKind {
+    /// The stored text.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Client => "client",
+            Self::Token => "token",
+            Self::Grant => "grant",
+            Self::Keys => "keys",
+            Self::Lockout => "lockout",
+            Self::Unknown(kind) => kind,
+        }
+    }
+
+    /// The kind a stored text names; never fails (see `Unknown`).
+    pub fn parse(stored: &str) -> Self {
+        match stored {
+            "client" => Self::Client,
+            "token" => Self::Token,
+            "grant" => Self::Grant,
+            "keys" => Self::Keys,
+            "lockout" => Self::Lockout,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+
+impl From<String> for ChangeKind {
+    fn from(stored: String) -> Self {
+        Self::parse(&stored)
+    }
 }
 
 /// Rows removed by a purge.
@@ -249,7 +312,8 @@ pub struct AuditRow {
     /// Empty when unknown.
     pub source_address: String,
     pub kind: String,
-    pub details: Json<BTreeMap<String, String>>,
+    #[sqlx(json)]
+    pub details: BTreeMap<String, String>,
     /// Occurrences the row stands for; added to when an aggregated row is recorded again.
     pub count: i64,
 }
@@ -284,4 +348,31 @@ pub struct UsageRow {
     pub refused_bad_secret: i64,
     pub introspections_active: i64,
     pub introspections_inactive: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ChangeKind;
+
+    #[test]
+    fn change_kinds_keep_their_stored_text() {
+        let known = [
+            (ChangeKind::Client, "client"),
+            (ChangeKind::Token, "token"),
+            (ChangeKind::Grant, "grant"),
+            (ChangeKind::Keys, "keys"),
+            (ChangeKind::Lockout, "lockout"),
+        ];
+        for (kind, stored) in known {
+            assert_eq!(kind.as_str(), stored);
+            assert_eq!(ChangeKind::parse(stored), kind);
+        }
+    }
+
+    #[test]
+    fn an_unknown_change_kind_is_kept_not_refused() {
+        let kind = ChangeKind::from("quota".to_owned());
+        assert_eq!(kind, ChangeKind::Unknown("quota".into()));
+        assert_eq!(kind.as_str(), "quota");
+    }
 }

@@ -8,10 +8,10 @@ use async_trait::async_trait;
 use sqlx::sqlite::SqliteSynchronous;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-use super::availability::{self, Availability};
-use super::pool_stats::{PoolStats, Waiting};
+use super::availability::Availability;
+use super::pool_stats::Waiting;
 use super::sql::{HasDb, shared_store_impl};
-use super::{ChangeFeed, ConnectOptions, Store, StoreResult};
+use super::{ChangeFeed, ConnectOptions, StoreResult};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -90,28 +90,12 @@ impl ChangeFeed for SqliteFeed {
     }
 }
 
-shared_store_impl!(SqliteStore, None, None, None, false);
-
-#[async_trait]
-impl Store for SqliteStore {
-    async fn migrate(&self) -> StoreResult<()> {
-        MIGRATOR.run(&self.pool).await?;
-        Ok(())
-    }
-
-    fn availability(&self) -> &Availability {
-        &self.availability
-    }
-
-    fn pool_stats(&self) -> PoolStats {
-        PoolStats::of(&self.pool, &self.waiting)
-    }
-
-    async fn ping(&self, timeout: Duration) -> StoreResult<()> {
-        availability::ping(&self.pool, timeout).await
-    }
-
-    fn backend(&self) -> &'static str {
-        "sqlite"
-    }
-}
+shared_store_impl!(
+    SqliteStore,
+    backend: "sqlite",
+    migrator: MIGRATOR,
+    key_lock: None,
+    change_lock: None,
+    notify: None,
+    cte_writes: false,
+);

@@ -1,7 +1,9 @@
 //! The change log every write appends to, and the deny list replicas read from it.
 
+use tokend::store::ChangeKind;
+
 use crate::common::Backend;
-use crate::{client, open, secret};
+use crate::{client, open, raw_text, secret};
 
 async fn change_log_orders_every_write(backend: Backend) {
     let (_db, s) = open(backend).await;
@@ -80,4 +82,35 @@ async fn revocations_are_read_in_pages(backend: Backend) {
     assert_eq!(rest[0].subject, "j3");
 }
 
-for_each_backend!(change_log_orders_every_write, revocations_are_read_in_pages);
+/// A kind this version does not know (a newer replica logged it) is read as `Unknown`, for the
+/// replica to skip, and never stops it reading the entries after it.
+async fn unknown_change_kinds_are_read(backend: Backend) {
+    let (db, s) = open(backend).await;
+    let start = s.last_change_seq().await.unwrap();
+    let logged = raw_text(
+        &db,
+        "INSERT INTO changes (kind, subject, expire_time_us, create_time_us) \
+         VALUES ('quota', 'c1', 0, 5) RETURNING kind",
+    )
+    .await;
+    assert_eq!(logged, ["quota"]);
+    s.record_lockout("client:x", 2_000, 1_000).await.unwrap();
+    let changes = s.changes_since(start, 100).await.unwrap();
+    let kinds: Vec<(ChangeKind, &str)> = changes
+        .iter()
+        .map(|c| (c.kind.clone(), c.subject.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (ChangeKind::Unknown("quota".into()), "c1"),
+            (ChangeKind::Lockout, "client:x")
+        ]
+    );
+}
+
+for_each_backend!(
+    change_log_orders_every_write,
+    revocations_are_read_in_pages,
+    unknown_change_kinds_are_read
+);

@@ -3,7 +3,7 @@
 use tokend::store::{ClientRow, StoreError};
 
 use crate::common::Backend;
-use crate::{client, open, secret};
+use crate::{audit_row, client, open, raw_text, secret};
 
 async fn client_round_trip(backend: Backend) {
     let (_db, s) = open(backend).await;
@@ -127,8 +127,35 @@ async fn last_use_keeps_the_address(backend: Backend) {
     assert_eq!(s.last_use("ghost").await.unwrap(), None);
 }
 
+/// The list and map columns hold plain JSON, as they always have: Postgres `jsonb` (which
+/// prints it normalised), SQLite the text serde writes. Databases written before keep working.
+async fn json_columns_hold_plain_json(backend: Backend) {
+    let (db, s) = open(backend).await;
+    let audit = [audit_row("e1", "c1", 1_000, "client_created")];
+    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1), &audit)
+        .await
+        .unwrap();
+    let scopes = raw_text(&db, "SELECT CAST(scopes AS TEXT) FROM clients").await;
+    let roles = raw_text(&db, "SELECT CAST(roles AS TEXT) FROM clients").await;
+    let metadata = raw_text(&db, "SELECT CAST(metadata AS TEXT) FROM clients").await;
+    let details = raw_text(&db, "SELECT CAST(details AS TEXT) FROM audit_events").await;
+    assert_eq!(scopes, [r#"["read:*"]"#]);
+    assert_eq!(roles, ["[]"]);
+    match backend {
+        Backend::Postgres => {
+            assert_eq!(metadata, [r#"{"team": "payments"}"#]);
+            assert_eq!(details, [r#"{"fields": "scopes"}"#]);
+        }
+        Backend::Sqlite => {
+            assert_eq!(metadata, [r#"{"team":"payments"}"#]);
+            assert_eq!(details, [r#"{"fields":"scopes"}"#]);
+        }
+    }
+}
+
 for_each_backend!(
     client_round_trip,
+    json_columns_hold_plain_json,
     duplicate_client_is_already_exists,
     list_filters_orders_and_pages,
     update_is_optimistic,

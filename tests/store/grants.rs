@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use sqlx::types::Json;
 use tokend::store::{GrantRow, RefreshClaim, RefreshRow, Store};
 
 use crate::common::{Backend, TestDb};
@@ -13,8 +12,8 @@ fn grant(id: &str, client_id: &str) -> GrantRow {
     GrantRow {
         grant_id: id.into(),
         client_id: client_id.into(),
-        scopes: Json(vec!["read:a".into()]),
-        audiences: Json(vec!["api".into()]),
+        scopes: vec!["read:a".into()],
+        audiences: vec!["api".into()],
         create_time_us: 100,
         token_generation: 0,
         access_expire_time_us: 1_000,

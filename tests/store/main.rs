@@ -22,7 +22,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Backend, TestDb, eventually};
-use sqlx::types::Json;
 use tokend::store::{self, ClientRow, ConnectOptions, KeyRow, SecretRow, Store};
 
 /// A migrated store on a fresh database of `backend`; keep the `TestDb` alive as long as it.
@@ -38,6 +37,30 @@ pub async fn open(backend: Backend) -> (TestDb, Arc<dyn Store>) {
     (db, store)
 }
 
+/// Runs `sql` on the test database behind the store's back and returns the first column of
+/// each row it gives, as text: for what only the stored values show.
+pub async fn raw_text(db: &TestDb, sql: &'static str) -> Vec<String> {
+    async fn run<DB: sqlx::Database>(url: &str, sql: &'static str) -> Vec<String>
+    where
+        for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+        for<'r> String: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+        for<'q> DB::Arguments: sqlx::IntoArguments<DB>,
+        usize: sqlx::ColumnIndex<DB::Row>,
+    {
+        let mut conn = <DB::Connection as sqlx::Connection>::connect(url)
+            .await
+            .expect("connect");
+        sqlx::query_scalar::<DB, String>(sql)
+            .fetch_all(&mut conn)
+            .await
+            .expect("raw statement")
+    }
+    match db.backend() {
+        Backend::Postgres => run::<sqlx::Postgres>(&db.url, sql).await,
+        Backend::Sqlite => run::<sqlx::Sqlite>(&db.url, sql).await,
+    }
+}
+
 /// An active client of `tenant` with one of each list field set, at revision 1.
 pub fn client(id: &str, tenant: &str) -> ClientRow {
     ClientRow {
@@ -45,21 +68,21 @@ pub fn client(id: &str, tenant: &str) -> ClientRow {
         tenant: tenant.into(),
         name: format!("client {id}"),
         description: String::new(),
-        scopes: Json(vec!["read:*".into()]),
-        audiences: Json(vec!["api".into()]),
-        roles: Json(vec![]),
+        scopes: vec!["read:*".into()],
+        audiences: vec!["api".into()],
+        roles: vec![],
         access_token_ttl_secs: 900,
         refresh_token_ttl_secs: 0,
         active: true,
-        allowed_cidrs: Json(vec!["10.0.0.0/8".into()]),
+        allowed_cidrs: vec!["10.0.0.0/8".into()],
         rate_limit_per_minute: 0,
-        metadata: Json(BTreeMap::from([("team".into(), "payments".into())])),
+        metadata: BTreeMap::from([("team".into(), "payments".into())]),
         create_time_us: 1_000,
         update_time_us: 1_000,
         last_used_time_us: None,
         revision: 1,
         access_token_format: "jwt".into(),
-        exchange_audiences: Json(Vec::new()),
+        exchange_audiences: Vec::new(),
         token_generation: 0,
     }
 }
@@ -100,7 +123,7 @@ pub fn audit_row(id: &str, client_id: &str, time_us: i64, kind: &str) -> store::
         actor: "admin".into(),
         source_address: "192.0.2.1".into(),
         kind: kind.into(),
-        details: Json(BTreeMap::from([("fields".into(), "scopes".into())])),
+        details: BTreeMap::from([("fields".into(), "scopes".into())]),
         count: 1,
     }
 }

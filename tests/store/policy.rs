@@ -24,8 +24,12 @@ async fn lockouts_travel_through_the_change_log(backend: Backend) {
     assert_eq!(
         kinds,
         [
-            (store::CHANGE_LOCKOUT, "address:192.0.2.1/32", 2_000),
-            (store::CHANGE_LOCKOUT, "client:x", 1_500)
+            (
+                store::ChangeKind::Lockout.as_str(),
+                "address:192.0.2.1/32",
+                2_000
+            ),
+            (store::ChangeKind::Lockout.as_str(), "client:x", 1_500)
         ]
     );
     let live: Vec<String> = store

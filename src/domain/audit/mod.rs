@@ -15,7 +15,6 @@ pub mod usage;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use sqlx::types::Json;
 use time::OffsetDateTime;
 
 use crate::domain::clock::{from_micros, to_micros};
@@ -175,7 +174,7 @@ impl AuditEvent {
                 .map(|a| a.to_string())
                 .unwrap_or_default(),
             kind: self.kind.as_str().to_owned(),
-            details: Json(self.details.clone()),
+            details: self.details.clone(),
             count: i64::try_from(self.count).unwrap_or(i64::MAX),
         }
     }
@@ -193,7 +192,7 @@ impl AuditEvent {
             actor: row.actor,
             source_address: row.source_address.parse().ok(),
             kind,
-            details: row.details.0,
+            details: row.details,
             count: u64::try_from(row.count).unwrap_or(0),
         })
     }

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::usage::add_counts;
 use super::{AuditEvent, AuditKind, UsageRecorder};
-use crate::domain::clients::client::Client;
+use crate::domain::clients::Client;
 use crate::domain::clock::{Clock, from_micros, to_micros};
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::ClientId;

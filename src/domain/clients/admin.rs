@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use super::client::{Client, ClientField, ClientInput, ClientSpec};
+use super::client::Client;
 use super::secret::{ClientSecret, SecretHasher};
+use super::spec::{ClientField, ClientInput, ClientSpec};
 use crate::domain::audit::{self, AuditEvent, AuditKind};
 use crate::domain::clock::{Clock, from_micros, to_micros};
 use crate::domain::error::{Error, Result};

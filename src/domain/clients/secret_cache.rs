@@ -117,7 +117,7 @@ impl SecretCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::clients::client::{ClientInput, ClientSpec};
+    use crate::domain::clients::{ClientInput, ClientSpec};
     use crate::domain::ids::{ClientId, TenantId};
 
     fn client() -> Arc<Client> {

@@ -14,7 +14,7 @@ use super::registry::Registry;
 use super::token_cache::{VerifiedToken, token_key};
 use crate::domain::audit::UsageRecorder;
 use crate::domain::audit::usage::Counter;
-use crate::domain::clients::client::Client;
+use crate::domain::clients::Client;
 use crate::domain::clock::{Clock, to_micros};
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::TenantId;
@@ -366,7 +366,7 @@ impl Introspector {
         let Some(row) = self.store.find_opaque(&token.hash()).await? else {
             return Ok(None);
         };
-        match serde_json::from_value::<AccessClaims>(row.claims.0) {
+        match serde_json::from_value::<AccessClaims>(row.claims) {
             Ok(claims) => Ok(Some(claims)),
             Err(err) => {
                 tracing::error!(jti = %row.jti, error = %err, "stored opaque token is corrupt");

@@ -17,16 +17,13 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::token_cache::TokenCache;
-use crate::domain::clients::client::Client;
+use crate::domain::clients::Client;
 use crate::domain::clients::secret_cache::SecretCache;
 use crate::domain::clock::{Clock, to_micros};
 use crate::domain::error::{Error, Result};
 use crate::domain::keys::KeyRing;
 use crate::domain::policy::{Lockout, LockoutConfig, Subject};
-use crate::store::{
-    CHANGE_CLIENT, CHANGE_GRANT, CHANGE_KEYS, CHANGE_LOCKOUT, CHANGE_TOKEN, ChangeRow,
-    DatabaseState, Store,
-};
+use crate::store::{ChangeKind, ChangeRow, DatabaseState, Store};
 
 /// How long change-log rows are kept. A replica further behind than half of it reloads fully.
 pub const CHANGE_RETENTION: Duration = Duration::from_secs(3600);
@@ -303,9 +300,9 @@ impl Registry {
             let n = rows.len();
             after = rows.last().map(|r| (r.kind.clone(), r.subject.clone()));
             for row in rows {
-                match row.kind.as_str() {
-                    CHANGE_TOKEN => denied_tokens.insert(row.subject, row.expire_time_us),
-                    CHANGE_GRANT => denied_grants.insert(row.subject, row.expire_time_us),
+                match ChangeKind::parse(&row.kind) {
+                    ChangeKind::Token => denied_tokens.insert(row.subject, row.expire_time_us),
+                    ChangeKind::Grant => denied_grants.insert(row.subject, row.expire_time_us),
                     _ => None,
                 };
             }
@@ -331,8 +328,8 @@ impl Registry {
     }
 
     async fn apply(&self, change: &ChangeRow) -> Result<()> {
-        match change.kind.as_str() {
-            CHANGE_CLIENT => {
+        match &change.kind {
+            ChangeKind::Client => {
                 let row = self.store.get_client(&change.subject).await?;
                 let client = match row.map(Client::from_row).transpose() {
                     Ok(client) => client,
@@ -348,19 +345,21 @@ impl Registry {
                     None => view.clients.remove(&change.subject),
                 };
             }
-            CHANGE_TOKEN => {
+            ChangeKind::Token => {
                 self.write()
                     .denied_tokens
                     .insert(change.subject.clone(), change.expire_time_us);
             }
-            CHANGE_GRANT => {
+            ChangeKind::Grant => {
                 self.write()
                     .denied_grants
                     .insert(change.subject.clone(), change.expire_time_us);
             }
-            CHANGE_KEYS => self.keys_changed().await?,
-            CHANGE_LOCKOUT => self.apply_lock(change),
-            other => tracing::warn!(kind = other, "unknown change kind; ignored"),
+            ChangeKind::Keys => self.keys_changed().await?,
+            ChangeKind::Lockout => self.apply_lock(change),
+            ChangeKind::Unknown(other) => {
+                tracing::warn!(kind = other, "unknown change kind; ignored")
+            }
         }
         Ok(())
     }

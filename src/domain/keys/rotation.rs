@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use super::material::SigningAlgorithm;
 use super::ring::{KeyRing, KeyState, KeyTimes, signer, states};
 use crate::domain::audit::{self, AuditEvent, AuditKind, SYSTEM_ACTOR};
-use crate::domain::clients::client::MAX_ACCESS_TTL;
+use crate::domain::clients::MAX_ACCESS_TTL;
 use crate::domain::clock::{Clock, from_micros, to_micros};
 use crate::domain::error::{Error, Result};
 use crate::domain::introspection::caller::Caller;

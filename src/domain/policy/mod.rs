@@ -23,7 +23,7 @@ use ipnet::IpNet;
 pub use bucket::{Buckets, Quota};
 pub use lockout::{KNOWN_GOOD, Lockout, LockoutConfig, MAX_ADDRESS_LOCK, Subject};
 
-use crate::domain::clients::client::Client;
+use crate::domain::clients::Client;
 use crate::domain::error::{Error, Result};
 
 /// Policy settings, from the config.

@@ -2,13 +2,11 @@
 //! RFC 9068 JWT or an opaque access token, with a new refresh family when the client may
 //! refresh.
 
-use sqlx::types::Json;
-
 use super::grant::IssuedToken;
 use super::mint::{micros, secs};
 use super::opaque::{OpaqueKind, OpaqueToken};
 use super::service::TokenEndpoint;
-use crate::domain::clients::client::Client;
+use crate::domain::clients::Client;
 use crate::domain::clock::to_micros;
 use crate::domain::error::Result;
 use crate::domain::scope::ScopeSet;
@@ -35,8 +33,8 @@ impl TokenEndpoint {
             let grant = GrantRow {
                 grant_id: uuid::Uuid::now_v7().simple().to_string(),
                 client_id: client.id.to_string(),
-                scopes: Json(scopes.to_strings()),
-                audiences: Json(audience.clone()),
+                scopes: scopes.to_strings(),
+                audiences: audience.clone(),
                 create_time_us: now_us,
                 token_generation: client.token_generation,
                 access_expire_time_us: access_exp_us,

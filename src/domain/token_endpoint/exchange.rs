@@ -9,7 +9,7 @@ use super::grant::{Exchange, IssuedToken};
 use super::mint::{chosen_audience, new_jti, secs};
 use super::opaque::OpaqueKind;
 use super::service::TokenEndpoint;
-use crate::domain::clients::client::Client;
+use crate::domain::clients::Client;
 use crate::domain::error::{Error, Result};
 use crate::domain::introspection::introspector::ActiveToken;
 use crate::domain::scope::{RESERVED_PREFIX, ScopeSet};

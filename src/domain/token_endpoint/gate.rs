@@ -13,7 +13,7 @@ use super::client_auth::{ClientAuth, Endpoint, Proof};
 use super::service::TokenEndpoint;
 use crate::domain::audit::AuditKind;
 use crate::domain::audit::usage::Refusal;
-use crate::domain::clients::client::Client;
+use crate::domain::clients::Client;
 use crate::domain::clock::to_micros;
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::ClientId;

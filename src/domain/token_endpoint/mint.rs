@@ -8,14 +8,13 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Header;
-use sqlx::types::Json;
 
 use super::claims::{ACCESS_TOKEN_TYP, AccessClaims};
 use super::grant::IssuedToken;
 use super::opaque::{OpaqueKind, OpaqueToken};
 use super::service::TokenEndpoint;
 use crate::domain::audit::usage::Counter;
-use crate::domain::clients::client::{Client, TokenFormat};
+use crate::domain::clients::{Client, TokenFormat};
 use crate::domain::clock::to_micros;
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::ClientId;
@@ -78,9 +77,8 @@ impl TokenEndpoint {
                     token_hash: token.hash(),
                     jti: claims.jti.clone(),
                     client_id: claims.client_id.clone(),
-                    claims: Json(
-                        serde_json::to_value(&claims).map_err(|e| Error::Unexpected(e.into()))?,
-                    ),
+                    claims: serde_json::to_value(&claims)
+                        .map_err(|e| Error::Unexpected(e.into()))?,
                     expire_time_us: claims.exp.saturating_mul(1_000_000),
                 };
                 self.store.insert_opaque(&row).await?;

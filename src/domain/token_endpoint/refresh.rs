@@ -8,7 +8,7 @@ use super::mint::{micros, secs};
 use super::opaque::{OpaqueKind, OpaqueToken};
 use super::service::TokenEndpoint;
 use crate::domain::audit::{self, AuditEvent, AuditKind};
-use crate::domain::clients::client::Client;
+use crate::domain::clients::Client;
 use crate::domain::clock::{from_micros, to_micros};
 use crate::domain::error::{Error, Result};
 use crate::domain::scope::ScopeSet;
@@ -51,7 +51,7 @@ impl TokenEndpoint {
             && let Some((_, grant)) = self.store.find_refresh(&presented.hash()).await?
             && grant.client_id == client.id.as_str()
         {
-            ScopeSet::parse("scopes", &grant.scopes.0)
+            ScopeSet::parse("scopes", &grant.scopes)
                 .unwrap_or_default()
                 .grant(requested)?;
         }
@@ -169,7 +169,7 @@ impl TokenEndpoint {
     ) -> Result<IssuedToken> {
         // The family's scopes, narrowed on request, and never beyond what the client is
         // allowed now.
-        let family = ScopeSet::parse("scopes", &grant.scopes.0).unwrap_or_default();
+        let family = ScopeSet::parse("scopes", &grant.scopes).unwrap_or_default();
         let wanted = if requested.is_empty() {
             family
         } else {
@@ -186,7 +186,6 @@ impl TokenEndpoint {
         } else {
             let kept: Vec<String> = grant
                 .audiences
-                .0
                 .iter()
                 .filter(|a| client.spec.audiences.contains(*a))
                 .cloned()

@@ -7,7 +7,7 @@ use super::service::TokenEndpoint;
 use secrecy::ExposeSecret as _;
 
 use super::client_auth::{ClientAuth, Proof};
-use crate::domain::clients::client::Client;
+use crate::domain::clients::Client;
 use crate::domain::clients::secret::ClientSecret;
 use crate::domain::clock::to_micros;
 use crate::domain::error::{Error, Result};

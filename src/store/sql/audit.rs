@@ -177,7 +177,7 @@ macro_rules! audit_store_impl {
                     .bind(&e.actor)
                     .bind(&e.source_address)
                     .bind(&e.kind)
-                    .bind(&e.details)
+                    .bind(sqlx::types::Json(&e.details))
                     .bind(e.count)
                     .execute(&mut **tx)
                     .await?;

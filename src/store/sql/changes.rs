@@ -1,5 +1,5 @@
 //! What replicas read to follow the writes of others: the change log (appended to by
-//! `record_change`, in `mod.rs`, inside each write's transaction), the live deny list and the
+//! `commit_change`, in `mod.rs`, inside each write's transaction), the live deny list and the
 //! backend's change feed. The statements, and `change_store_impl!` implementing ChangeStore.
 
 pub(crate) const LAST_CHANGE: &str = "SELECT COALESCE(MAX(seq), 0) FROM changes";

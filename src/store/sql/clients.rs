@@ -87,17 +87,8 @@ macro_rules! client_store_impl {
                     .execute(&mut *tx)
                     .await?;
                 insert_secret(&mut *tx, secret).await?;
-                record_change(
-                    &mut tx,
-                    $crate::store::CHANGE_CLIENT,
-                    &client.client_id,
-                    0,
-                    client.create_time_us,
-                )
-                .await?;
-                insert_audit(&mut tx, audit).await?;
-                tx.commit().await?;
-                Ok(())
+                let at_us = client.create_time_us;
+                commit_change(tx, ChangeKind::Client, &client.client_id, 0, at_us, audit).await
             }
 
             #[tracing::instrument(skip(self))]
@@ -149,17 +140,16 @@ macro_rules! client_store_impl {
                         revoke_client_tokens_in(&mut tx, &client.client_id, client.update_time_us)
                             .await?;
                     }
-                    record_change(
-                        &mut tx,
-                        $crate::store::CHANGE_CLIENT,
+                    let at_us = client.update_time_us;
+                    return commit_change(
+                        tx,
+                        ChangeKind::Client,
                         &client.client_id,
                         0,
-                        client.update_time_us,
+                        at_us,
+                        audit,
                     )
-                    .await?;
-                    insert_audit(&mut tx, audit).await?;
-                    tx.commit().await?;
-                    return Ok(());
+                    .await;
                 }
                 drop(tx);
                 let (count,): (i64,) = sqlx::query_as($crate::store::sql::CLIENT_EXISTS)
@@ -188,9 +178,7 @@ macro_rules! client_store_impl {
                 if done.rows_affected() == 0 {
                     return Ok(false);
                 }
-                record_change(&mut tx, $crate::store::CHANGE_CLIENT, client_id, 0, now_us).await?;
-                insert_audit(&mut tx, audit).await?;
-                tx.commit().await?;
+                commit_change(tx, ChangeKind::Client, client_id, 0, now_us, audit).await?;
                 Ok(true)
             }
 
@@ -210,9 +198,7 @@ macro_rules! client_store_impl {
                     return Ok(false);
                 }
                 revoke_client_tokens_in(&mut tx, client_id, now_us).await?;
-                record_change(&mut tx, $crate::store::CHANGE_CLIENT, client_id, 0, now_us).await?;
-                insert_audit(&mut tx, audit).await?;
-                tx.commit().await?;
+                commit_change(tx, ChangeKind::Client, client_id, 0, now_us, audit).await?;
                 Ok(true)
             }
 
@@ -274,17 +260,8 @@ macro_rules! client_store_impl {
                 // A vanished client shows up as a foreign-key violation: NotFound.
                 insert_secret(&mut *tx, secret).await?;
                 // Replicas drop what they remember of verified secrets of this client.
-                record_change(
-                    &mut tx,
-                    $crate::store::CHANGE_CLIENT,
-                    &secret.client_id,
-                    0,
-                    secret.create_time_us,
-                )
-                .await?;
-                insert_audit(&mut tx, audit).await?;
-                tx.commit().await?;
-                Ok(())
+                let at_us = secret.create_time_us;
+                commit_change(tx, ChangeKind::Client, &secret.client_id, 0, at_us, audit).await
             }
 
             #[tracing::instrument(skip(self))]
@@ -310,17 +287,17 @@ macro_rules! client_store_impl {
             query
                 .bind(&client.name)
                 .bind(&client.description)
-                .bind(Json(&client.scopes.0))
-                .bind(Json(&client.audiences.0))
-                .bind(Json(&client.roles.0))
+                .bind(Json(&client.scopes))
+                .bind(Json(&client.audiences))
+                .bind(Json(&client.roles))
                 .bind(client.access_token_ttl_secs)
                 .bind(client.refresh_token_ttl_secs)
                 .bind(client.active)
-                .bind(Json(&client.allowed_cidrs.0))
+                .bind(Json(&client.allowed_cidrs))
                 .bind(client.rate_limit_per_minute)
-                .bind(Json(&client.metadata.0))
+                .bind(Json(&client.metadata))
                 .bind(&client.access_token_format)
-                .bind(Json(&client.exchange_audiences.0))
+                .bind(Json(&client.exchange_audiences))
         }
 
         async fn insert_secret<'e, E>(

@@ -46,11 +46,7 @@ macro_rules! key_store_impl {
                 &self,
                 key: &$crate::store::KeyRow,
             ) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.begin().await?;
-                let lock: Option<&str> = $key_lock;
-                if let Some(lock) = lock {
-                    sqlx::query(lock).execute(&mut *tx).await?;
-                }
+                let mut tx = self.begin_key_write().await?;
                 let done = bind_key(sqlx::query($crate::store::sql::INSERT_FIRST_KEY), key)
                     .execute(&mut *tx)
                     .await?;
@@ -73,11 +69,7 @@ macro_rules! key_store_impl {
                 retire: &[(String, i64)],
                 audit: &[$crate::store::AuditRow],
             ) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.begin().await?;
-                let lock: Option<&str> = $key_lock;
-                if let Some(lock) = lock {
-                    sqlx::query(lock).execute(&mut *tx).await?;
-                }
+                let mut tx = self.begin_key_write().await?;
                 let done = bind_key(sqlx::query($crate::store::sql::INSERT_ROTATED_KEY), key)
                     .bind(newest_kid)
                     .execute(&mut *tx)
@@ -94,16 +86,7 @@ macro_rules! key_store_impl {
                 }
                 // Other replicas reload their keys when they read this (an emergency
                 // `retire_previous` then applies everywhere within milliseconds).
-                record_change(
-                    &mut tx,
-                    $crate::store::CHANGE_KEYS,
-                    &key.kid,
-                    0,
-                    key.create_time_us,
-                )
-                .await?;
-                insert_audit(&mut tx, audit).await?;
-                tx.commit().await?;
+                commit_change(tx, ChangeKind::Keys, &key.kid, 0, key.create_time_us, audit).await?;
                 Ok(true)
             }
 
@@ -132,11 +115,7 @@ macro_rules! key_store_impl {
                 &self,
                 secret: &$crate::store::SealedSecretRow,
             ) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.begin().await?;
-                let lock: Option<&str> = $key_lock;
-                if let Some(lock) = lock {
-                    sqlx::query(lock).execute(&mut *tx).await?;
-                }
+                let mut tx = self.begin_key_write().await?;
                 let done = sqlx::query($crate::store::sql::INSERT_SEALED_SECRET)
                     .bind(&secret.name)
                     .bind(&secret.sealed)
@@ -156,13 +135,9 @@ macro_rules! key_store_impl {
                 kek_id: &str,
                 audit: &[$crate::store::AuditRow],
             ) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.begin().await?;
-                // The lock of key inserts: a rotation of signing keys waits for this one, or
+                // Serialised with key inserts: a rotation of signing keys waits for this one, or
                 // this one for it and then finds its key in the final count.
-                let lock: Option<&str> = $key_lock;
-                if let Some(lock) = lock {
-                    sqlx::query(lock).execute(&mut *tx).await?;
-                }
+                let mut tx = self.begin_key_write().await?;
                 let statements = [
                     ($crate::store::sql::RESEAL_KEY, keys),
                     ($crate::store::sql::RESEAL_SECRET, secrets),
@@ -191,6 +166,23 @@ macro_rules! key_store_impl {
                 insert_audit(&mut tx, audit).await?;
                 tx.commit().await?;
                 Ok(true)
+            }
+        }
+
+        impl $store {
+            /// A transaction that writes sealed material: it takes the key lock first, so that
+            /// such writes run one at a time across replicas.
+            async fn begin_key_write(
+                &self,
+            ) -> $crate::store::StoreResult<
+                sqlx::Transaction<'static, <$store as $crate::store::sql::HasDb>::Db>,
+            > {
+                let mut tx = self.begin().await?;
+                let lock: Option<&str> = $key_lock;
+                if let Some(lock) = lock {
+                    sqlx::query(lock).execute(&mut *tx).await?;
+                }
+                Ok(tx)
             }
         }
 

@@ -33,17 +33,51 @@ pub(super) use tokens::*;
 pub(super) const INSERT_CHANGE: &str = "INSERT INTO changes \
     (kind, subject, expire_time_us, create_time_us) VALUES ($1, $2, $3, $4) RETURNING seq";
 
-/// Implements the store traits for a store struct with a `pool` field. `$key_lock` is an
-/// optional statement run first in the transactions that add a signing key (the first one, or
-/// a rotation), to serialise replicas doing so at the same moment (Postgres needs one; SQLite
-/// serialises writers by itself, as the first statement of those transactions writes).
-/// `$change_lock` serialises writers of the change log so that sequence order is commit order,
-/// and `$notify` (bound to the new sequence number) wakes up the other replicas when the
-/// transaction commits. `$cte_writes` says the database runs data-modifying CTEs (Postgres
-/// does, SQLite does not): the durable token writes are then one statement each,
-/// INSERT_GRANT_WITH_REFRESH and ROTATE_REFRESH, instead of a multi-statement transaction.
+/// Implements `Store` and the aggregate traits for a store struct with `pool`, `availability`
+/// and `waiting` fields and a `feed()` method. `backend` is its name for logs, `migrator` its
+/// embedded migrations. `key_lock` is an optional statement run first in the transactions that
+/// write sealed material (add a signing key, the first one or a rotation, or re-seal), to
+/// serialise replicas doing so at the same moment (Postgres needs one; SQLite serialises
+/// writers by itself, as the first statement of those transactions writes). `change_lock`
+/// serialises writers of the change log so that sequence order is commit order, and `notify`
+/// (bound to the new sequence number) wakes up the other replicas when the transaction commits.
+/// `cte_writes` says the database runs data-modifying CTEs (Postgres does, SQLite does not):
+/// the durable token writes are then one statement each, INSERT_GRANT_WITH_REFRESH and
+/// ROTATE_REFRESH, instead of a multi-statement transaction.
 macro_rules! shared_store_impl {
-    ($store:ty, $key_lock:expr, $change_lock:expr, $notify:expr, $cte_writes:expr) => {
+    (
+        $store:ty,
+        backend: $backend:expr,
+        migrator: $migrator:expr,
+        key_lock: $key_lock:expr,
+        change_lock: $change_lock:expr,
+        notify: $notify:expr,
+        cte_writes: $cte_writes:expr $(,)?
+    ) => {
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $store {
+            async fn migrate(&self) -> $crate::store::StoreResult<()> {
+                $migrator.run(&self.pool).await?;
+                Ok(())
+            }
+
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            fn availability(&self) -> &$crate::store::Availability {
+                &self.availability
+            }
+
+            fn pool_stats(&self) -> $crate::store::PoolStats {
+                $crate::store::PoolStats::of(&self.pool, &self.waiting)
+            }
+
+            async fn ping(&self, timeout: std::time::Duration) -> $crate::store::StoreResult<()> {
+                $crate::store::availability::ping(&self.pool, timeout).await
+            }
+        }
+
         $crate::store::sql::pool_access!($store);
         $crate::store::sql::shared_helpers!($store, $change_lock, $notify);
         $crate::store::sql::clients::client_store_impl!($store);
@@ -92,37 +126,44 @@ macro_rules! pool_access {
 
 pub(super) use pool_access;
 
-/// The helpers several aggregates' writes call: `record_change`, and the `Query` type the
+/// The helpers several aggregates' writes call: `commit_change`, and the `Query` type the
 /// `bind_*` helpers of each aggregate take and return. `$change_lock` and `$notify` are those of
 /// `shared_store_impl!`.
 macro_rules! shared_helpers {
     ($store:ty, $change_lock:expr, $notify:expr) => {
-        /// Appends to the change log inside `tx`; the commit publishes it.
-        async fn record_change(
-            tx: &mut sqlx::Transaction<'_, <$store as $crate::store::sql::HasDb>::Db>,
-            kind: &str,
+        use $crate::store::ChangeKind;
+
+        /// How every write that replicas must hear of ends: appends the change (`kind`,
+        /// `subject`, kept until `expire_us`, made at `now_us`) to the log, records the `audit`
+        /// events that explain it, and commits `tx`, so that neither goes without the other.
+        async fn commit_change(
+            mut tx: sqlx::Transaction<'_, <$store as $crate::store::sql::HasDb>::Db>,
+            kind: ChangeKind,
             subject: &str,
             expire_us: i64,
             now_us: i64,
+            audit: &[$crate::store::AuditRow],
         ) -> $crate::store::StoreResult<()> {
             let lock: Option<&str> = $change_lock;
             if let Some(lock) = lock {
-                sqlx::query(lock).execute(&mut **tx).await?;
+                sqlx::query(lock).execute(&mut *tx).await?;
             }
             let seq: i64 = sqlx::query_scalar($crate::store::sql::INSERT_CHANGE)
-                .bind(kind)
+                .bind(kind.as_str())
                 .bind(subject)
                 .bind(expire_us)
                 .bind(now_us)
-                .fetch_one(&mut **tx)
+                .fetch_one(&mut *tx)
                 .await?;
             let notify: Option<&str> = $notify;
             if let Some(notify) = notify {
                 sqlx::query(notify)
                     .bind(seq.to_string())
-                    .execute(&mut **tx)
+                    .execute(&mut *tx)
                     .await?;
             }
+            insert_audit(&mut tx, audit).await?;
+            tx.commit().await?;
             Ok(())
         }
 

@@ -92,16 +92,7 @@ macro_rules! policy_store_impl {
                     .bind(until_us)
                     .execute(&mut *tx)
                     .await?;
-                record_change(
-                    &mut tx,
-                    $crate::store::CHANGE_LOCKOUT,
-                    subject,
-                    until_us,
-                    now_us,
-                )
-                .await?;
-                tx.commit().await?;
-                Ok(())
+                commit_change(tx, ChangeKind::Lockout, subject, until_us, now_us, &[]).await
             }
 
             async fn count_failure(

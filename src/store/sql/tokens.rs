@@ -243,23 +243,14 @@ macro_rules! token_store_impl {
                 };
                 let expire_us = access_expire_us.saturating_add(leeway_us);
                 sqlx::query($crate::store::sql::INSERT_REVOCATION)
-                    .bind($crate::store::CHANGE_GRANT)
+                    .bind(ChangeKind::Grant.as_str())
                     .bind(grant_id)
                     .bind(&client_id)
                     .bind(expire_us)
                     .bind(now_us)
                     .execute(&mut *tx)
                     .await?;
-                record_change(
-                    &mut tx,
-                    $crate::store::CHANGE_GRANT,
-                    grant_id,
-                    expire_us,
-                    now_us,
-                )
-                .await?;
-                insert_audit(&mut tx, audit).await?;
-                tx.commit().await?;
+                commit_change(tx, ChangeKind::Grant, grant_id, expire_us, now_us, audit).await?;
                 Ok(true)
             }
 
@@ -272,7 +263,7 @@ macro_rules! token_store_impl {
                     .bind(&token.token_hash)
                     .bind(&token.jti)
                     .bind(&token.client_id)
-                    .bind(&token.claims)
+                    .bind(sqlx::types::Json(&token.claims))
                     .bind(token.expire_time_us)
                     .execute(&mut *self.conn().await?)
                     .await?;
@@ -301,7 +292,7 @@ macro_rules! token_store_impl {
             ) -> $crate::store::StoreResult<bool> {
                 let mut tx = self.begin().await?;
                 let done = sqlx::query($crate::store::sql::INSERT_REVOCATION)
-                    .bind($crate::store::CHANGE_TOKEN)
+                    .bind(ChangeKind::Token.as_str())
                     .bind(jti)
                     .bind(client_id)
                     .bind(expire_us)
@@ -318,8 +309,7 @@ macro_rules! token_store_impl {
                     tx.commit().await?;
                     return Ok(false);
                 }
-                record_change(&mut tx, $crate::store::CHANGE_TOKEN, jti, expire_us, now_us).await?;
-                tx.commit().await?;
+                commit_change(tx, ChangeKind::Token, jti, expire_us, now_us, &[]).await?;
                 Ok(true)
             }
 
@@ -390,8 +380,8 @@ macro_rules! token_store_impl {
             query
                 .bind(&grant.grant_id)
                 .bind(&grant.client_id)
-                .bind(Json(&grant.scopes.0))
-                .bind(Json(&grant.audiences.0))
+                .bind(Json(&grant.scopes))
+                .bind(Json(&grant.audiences))
                 .bind(grant.create_time_us)
                 .bind(grant.access_expire_time_us)
                 .bind(grant.refresh_expire_time_us)
