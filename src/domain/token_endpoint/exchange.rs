@@ -6,7 +6,7 @@
 
 use super::claims::{AccessClaims, Actor, Origin};
 use super::grant::{Exchange, IssuedToken};
-use super::mint::{chosen_audience, new_jti, secs};
+use super::mint::chosen_audience;
 use super::opaque::OpaqueKind;
 use super::service::TokenEndpoint;
 use crate::domain::clients::Client;
@@ -99,30 +99,19 @@ impl TokenEndpoint {
         scopes: &ScopeSet,
     ) -> Result<AccessClaims> {
         let s = subject.claims();
-        let now = self.clock.now().unix_timestamp();
-        let exp = now
-            .saturating_add(secs(client.spec.access_token_ttl))
-            .min(s.exp);
+        // The client's own claims for these scopes and audience, then what the subject brings:
+        // its `sub` and roles, an `exp` no later than its own, and the actor chain.
+        let own = self.claims(client, scopes, aud, None)?;
         let acting = actor.map_or_else(|| client.id.to_string(), |a| a.claims().sub.clone());
         Ok(AccessClaims {
-            iss: self.issuer.clone(),
             sub: s.sub.clone(),
-            aud,
-            exp,
-            iat: now,
-            nbf: now,
-            jti: new_jti()?,
-            client_id: client.id.to_string(),
-            scope: scopes.to_claim(),
-            tenant: client.tenant.to_string(),
+            exp: own.exp.min(s.exp),
             roles: s.roles.clone(),
-            generation: client.token_generation,
-            gid: None,
             act: Some(Actor {
                 sub: acting,
                 act: s.act.clone().map(Box::new),
             }),
-            src: Vec::new(),
+            ..own
         })
     }
 }
