@@ -86,13 +86,7 @@ impl LimitsSettings {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
-        let check = |ok: bool, what: &str| {
-            if ok {
-                Ok(())
-            } else {
-                Err(ConfigError(format!("limits.{what}")))
-            }
-        };
+        let check = |ok: bool, what: &str| ConfigError::unless(ok, "limits", what);
         check(
             (16 * 1024..=64 * 1024 * 1024).contains(&self.max_request_bytes),
             "max_request_bytes must be between 16384 and 67108864",

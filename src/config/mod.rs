@@ -56,6 +56,17 @@ pub const EXIT_CONFIG: i32 = 64;
 #[error("invalid configuration: {0}")]
 pub struct ConfigError(pub String);
 
+impl ConfigError {
+    /// `Ok` when `ok`, else the error `<section>.<message>`: the range checks of a section.
+    pub(crate) fn unless(ok: bool, section: &str, message: &str) -> Result<(), Self> {
+        if ok {
+            Ok(())
+        } else {
+            Err(Self(format!("{section}.{message}")))
+        }
+    }
+}
+
 /// All of tokend's settings, as written (see the README's settings table).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]

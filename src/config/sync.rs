@@ -61,13 +61,7 @@ impl SyncTiming {
 
 impl SyncSettings {
     pub(super) fn resolve(&self) -> Result<SyncTiming, ConfigError> {
-        let check = |ok: bool, message: &str| {
-            if ok {
-                Ok(())
-            } else {
-                Err(ConfigError(format!("sync.{message}")))
-            }
-        };
+        let check = |ok: bool, message: &str| ConfigError::unless(ok, "sync", message);
         check(
             (10..=60_000).contains(&self.poll_interval_ms),
             "poll_interval_ms must be between 10 and 60000",
