@@ -17,12 +17,13 @@
 //! This file keeps only the wiring (`Tokend`).
 
 pub mod audit;
+pub mod changes;
 pub mod clients;
 pub mod clock;
 mod error;
 mod ids;
 pub mod introspection;
-mod keys;
+pub mod keys;
 mod page_token;
 pub mod policy;
 pub mod scope;

@@ -1,12 +1,15 @@
 //! Persistence: one trait per aggregate, implemented for Postgres (production) and SQLite (the
-//! embedded default). The store keeps rows and answers queries; it never decides policy. Rows are
-//! plain records (`ClientRow`, `KeyRow`) so the store does not depend on the domain: the domain
-//! converts them into its parsed types.
+//! embedded default). The store keeps rows and answers queries; it never decides policy. Its
+//! traits speak the domain's types (a `Client`, a `RefreshFamily`, an `AuditEvent`); the rows
+//! are private to the store (`rows`), which converts them both ways, so how a column is
+//! encoded never leaves this module. `AuditFilter` and `PurgeCounts` are the store's own
+//! query and result values.
 
 mod availability;
 mod error;
 mod pool_stats;
 mod postgres;
+mod queries;
 mod rows;
 mod sql;
 mod sqlite;
@@ -16,15 +19,18 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::domain::audit::UsageCounts;
+use crate::domain::changes::{Change, DenyEntry};
+use crate::domain::clients::{LiveSecret, StoredSecret};
+use crate::domain::keys::{Resealed, SealedSecret, StoredKey};
+use crate::domain::token_endpoint::{OpaqueRecord, RefreshClaim, RefreshFamily, RefreshRecord};
+use crate::domain::{AuditEvent, Client};
+
 pub use availability::{Availability, State as DatabaseState};
 pub use error::StoreError;
 pub use pool_stats::PoolStats;
 pub use postgres::PostgresStore;
-pub use rows::{
-    AuditFilter, AuditRow, ChangeKind, ChangeRow, ClientRow, GrantRow, KeyRow, LiveSecret,
-    OpaqueRow, PurgeCounts, RefreshClaim, RefreshRow, Resealed, RevocationRow, SealedSecretRow,
-    SecretRow, UsageRow,
-};
+pub use queries::{AuditFilter, PurgeCounts};
 pub use sqlite::SqliteStore;
 
 /// Result of a store call.
@@ -37,21 +43,23 @@ pub trait ClientStore: Send + Sync {
     /// `AlreadyExists` if the id is taken.
     async fn insert_client(
         &self,
-        client: &ClientRow,
-        secret: &SecretRow,
-        audit: &[AuditRow],
+        client: &Client,
+        secret: &StoredSecret,
+        audit: &[AuditEvent],
     ) -> StoreResult<()>;
 
     /// One client by id.
-    async fn get_client(&self, client_id: &str) -> StoreResult<Option<ClientRow>>;
+    async fn get_client(&self, client_id: &str) -> StoreResult<Option<Client>>;
 
-    /// Clients ordered by id, strictly after `after`, optionally of one tenant.
+    /// Clients ordered by id, strictly after `after`, optionally of one tenant, at most
+    /// `limit`. A stored client that no longer parses is logged and left out (so a page may
+    /// hold fewer than `limit` although more follow).
     async fn list_clients(
         &self,
         tenant: Option<&str>,
         after: Option<&str>,
         limit: u32,
-    ) -> StoreResult<Vec<ClientRow>>;
+    ) -> StoreResult<Vec<Client>>;
 
     /// Replaces a client's mutable fields if its revision is still `expected_revision`
     /// (optimistic concurrency), and logs the change. With `revoke_tokens`, also does what
@@ -59,10 +67,10 @@ pub trait ClientStore: Send + Sync {
     /// there first, `NotFound` when the client is gone.
     async fn update_client(
         &self,
-        client: &ClientRow,
+        client: &Client,
         expected_revision: i64,
         revoke_tokens: bool,
-        audit: &[AuditRow],
+        audit: &[AuditEvent],
     ) -> StoreResult<()>;
 
     /// Deletes a client with its secrets, families and opaque tokens, and logs the change;
@@ -71,7 +79,7 @@ pub trait ClientStore: Send + Sync {
         &self,
         client_id: &str,
         now_us: i64,
-        audit: &[AuditRow],
+        audit: &[AuditEvent],
     ) -> StoreResult<bool>;
 
     /// Makes every token the client holds now inactive: bumps its token generation, revokes
@@ -81,7 +89,7 @@ pub trait ClientStore: Send + Sync {
         &self,
         client_id: &str,
         now_us: i64,
-        audit: &[AuditRow],
+        audit: &[AuditEvent],
     ) -> StoreResult<bool>;
 
     /// The client's live secret with this selector (its hash and when it expires), if any.
@@ -100,9 +108,9 @@ pub trait ClientStore: Send + Sync {
     /// the secrets they verified). `NotFound` when the client is gone.
     async fn rotate_secret(
         &self,
-        secret: &SecretRow,
+        secret: &StoredSecret,
         expire_us: i64,
-        audit: &[AuditRow],
+        audit: &[AuditEvent],
     ) -> StoreResult<()>;
 
     /// Records that the client obtained a token at `at_us`, from `address` if known.
@@ -120,31 +128,31 @@ pub trait ClientStore: Send + Sync {
 pub trait KeyStore: Send + Sync {
     /// Inserts `key` unless a key exists already, atomically even across replicas that start
     /// at once. True if it was inserted.
-    async fn insert_first_key(&self, key: &KeyRow) -> StoreResult<bool>;
+    async fn insert_first_key(&self, key: &StoredKey) -> StoreResult<bool>;
 
     /// Every stored key, newest first.
-    async fn list_keys(&self) -> StoreResult<Vec<KeyRow>>;
+    async fn list_keys(&self) -> StoreResult<Vec<StoredKey>>;
 
     /// Inserts `key` and sets the retire times in `retire` (kid, Unix microseconds), atomically
     /// and serialised across replicas, provided the newest stored key is still `newest_kid`.
     /// False, with nothing changed, when another rotation got there first.
     async fn insert_rotated_key(
         &self,
-        key: &KeyRow,
+        key: &StoredKey,
         newest_kid: &str,
         retire: &[(String, i64)],
-        audit: &[AuditRow],
+        audit: &[AuditEvent],
     ) -> StoreResult<bool>;
 
     /// The sealed secret of this name, if stored.
-    async fn get_sealed_secret(&self, name: &str) -> StoreResult<Option<SealedSecretRow>>;
+    async fn get_sealed_secret(&self, name: &str) -> StoreResult<Option<SealedSecret>>;
 
     /// Every sealed secret, by name.
-    async fn list_sealed_secrets(&self) -> StoreResult<Vec<SealedSecretRow>>;
+    async fn list_sealed_secrets(&self) -> StoreResult<Vec<SealedSecret>>;
 
     /// Inserts `secret` unless one of its name exists (of replicas starting at once, the first
     /// wins). True if it was inserted.
-    async fn insert_sealed_secret(&self, secret: &SealedSecretRow) -> StoreResult<bool>;
+    async fn insert_sealed_secret(&self, secret: &SealedSecret) -> StoreResult<bool>;
 
     /// A KEK rotation, in one transaction serialised with key inserts: gives each signing key
     /// in `keys` and each sealed secret in `secrets` its `new` material under `kek_id`, provided
@@ -156,7 +164,7 @@ pub trait KeyStore: Send + Sync {
         keys: &[Resealed],
         secrets: &[Resealed],
         kek_id: &str,
-        audit: &[AuditRow],
+        audit: &[AuditEvent],
     ) -> StoreResult<bool>;
 }
 
@@ -164,7 +172,7 @@ pub trait KeyStore: Send + Sync {
 #[async_trait]
 pub trait TokenStore: Send + Sync {
     /// Starts a refresh family with its first refresh token, atomically.
-    async fn insert_grant(&self, grant: &GrantRow, first: &RefreshRow) -> StoreResult<()>;
+    async fn insert_grant(&self, grant: &RefreshFamily, first: &RefreshRecord) -> StoreResult<()>;
 
     /// Exchanges a refresh token in one transaction: spends the token with hash `old_hash`
     /// if, at `now_us`, it is unspent, unexpired and of a live family of `client_id` (one
@@ -175,13 +183,16 @@ pub trait TokenStore: Send + Sync {
         &self,
         old_hash: &str,
         client_id: &str,
-        successor: &RefreshRow,
+        successor: &RefreshRecord,
         access_expire_us: i64,
         now_us: i64,
     ) -> StoreResult<RefreshClaim>;
 
     /// A refresh token and its family, by token hash.
-    async fn find_refresh(&self, token_hash: &str) -> StoreResult<Option<(RefreshRow, GrantRow)>>;
+    async fn find_refresh(
+        &self,
+        token_hash: &str,
+    ) -> StoreResult<Option<(RefreshRecord, RefreshFamily)>>;
 
     /// Revokes a refresh family: no refresh token of it exchanges any more, and a deny-list
     /// entry (kept until `leeway_us` after the family's last access token expires) makes its
@@ -191,14 +202,14 @@ pub trait TokenStore: Send + Sync {
         grant_id: &str,
         leeway_us: i64,
         now_us: i64,
-        audit: &[AuditRow],
+        audit: &[AuditEvent],
     ) -> StoreResult<bool>;
 
     /// Stores an opaque access token.
-    async fn insert_opaque(&self, token: &OpaqueRow) -> StoreResult<()>;
+    async fn insert_opaque(&self, token: &OpaqueRecord) -> StoreResult<()>;
 
     /// An opaque access token by hash (expired ones included until purged).
-    async fn find_opaque(&self, token_hash: &str) -> StoreResult<Option<OpaqueRow>>;
+    async fn find_opaque(&self, token_hash: &str) -> StoreResult<Option<OpaqueRecord>>;
 
     /// Revokes one access token: a deny-list entry for `jti` kept until `expire_us`, the opaque
     /// token row deleted if `opaque_hash` is given; logs the change. False if it was revoked
@@ -224,7 +235,7 @@ pub trait ChangeStore: Send + Sync {
     async fn last_change_seq(&self) -> StoreResult<i64>;
 
     /// Changes after `seq`, oldest first, at most `limit`.
-    async fn changes_since(&self, seq: i64, limit: u32) -> StoreResult<Vec<ChangeRow>>;
+    async fn changes_since(&self, seq: i64, limit: u32) -> StoreResult<Vec<Change>>;
 
     /// Deny-list entries still in force at `now_us`, in (kind, subject) order, strictly
     /// after `after`, at most `limit`: read in pages, so a replica loading a million of them
@@ -234,7 +245,7 @@ pub trait ChangeStore: Send + Sync {
         now_us: i64,
         after: Option<(&str, &str)>,
         limit: u32,
-    ) -> StoreResult<Vec<RevocationRow>>;
+    ) -> StoreResult<Vec<DenyEntry>>;
 
     /// Something that wakes up when another writer may have logged a change.
     async fn change_feed(&self) -> StoreResult<Box<dyn ChangeFeed>>;
@@ -282,7 +293,7 @@ pub trait PolicyStore: Send + Sync {
     async fn purge_failures(&self, before_us: i64) -> StoreResult<u64>;
 
     /// Locks announced and still in force at `now_us`, oldest first.
-    async fn live_lockouts(&self, now_us: i64) -> StoreResult<Vec<ChangeRow>>;
+    async fn live_lockouts(&self, now_us: i64) -> StoreResult<Vec<Change>>;
 }
 
 /// The audit trail and usage counters. The writes that change clients, keys and refresh
@@ -292,20 +303,20 @@ pub trait PolicyStore: Send + Sync {
 pub trait AuditStore: Send + Sync {
     /// Records events outside any other write (aggregated refusals, flushed in batches); an
     /// event whose id exists already adds its count to the stored one.
-    async fn record_audit(&self, events: &[AuditRow]) -> StoreResult<()>;
+    async fn record_audit(&self, events: &[AuditEvent]) -> StoreResult<()>;
 
     /// Events matching `filter`, newest first (time, then id), at most `limit`.
     async fn list_audit_events(
         &self,
         filter: &AuditFilter,
         limit: u32,
-    ) -> StoreResult<Vec<AuditRow>>;
+    ) -> StoreResult<Vec<AuditEvent>>;
 
     /// Adds usage increments to the stored counters, atomically.
-    async fn add_usage(&self, rows: &[UsageRow]) -> StoreResult<()>;
+    async fn add_usage(&self, rows: &[UsageCounts]) -> StoreResult<()>;
 
     /// A client's usage from `from_day` (days since the epoch) on, newest first.
-    async fn client_usage(&self, client_id: &str, from_day: i64) -> StoreResult<Vec<UsageRow>>;
+    async fn client_usage(&self, client_id: &str, from_day: i64) -> StoreResult<Vec<UsageCounts>>;
 
     /// When and from where the client last obtained a token; `None` for an unknown client.
     async fn last_use(&self, client_id: &str)

@@ -1,13 +1,29 @@
-//! Row records shared by both backends. Timestamps are Unix microseconds; list-like columns
-//! are JSON (`jsonb` in Postgres, text in SQLite), so one `FromRow` derive serves both. Their
-//! fields are plain Rust values: `#[sqlx(json)]` decodes a JSON column, and the store's writes
-//! bind `Json(&field)`, so no caller ever sees how a column is encoded.
+//! The rows of both backends, private to the store, and their conversions to and from the
+//! domain's types (quickwit's `metastore/postgres/model.rs` pattern). Timestamps are Unix
+//! microseconds; list-like columns are JSON (`jsonb` in Postgres, text in SQLite), so one
+//! `FromRow` derive serves both: `#[sqlx(json)]` decodes a JSON column and the writes bind
+//! `Json(&field)`. A stored row that does not parse into its domain type is corrupt: an
+//! `Unexpected` store error that names it.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::domain::audit::UsageCounts;
+use crate::domain::changes::{Change, ChangeKind, DenyEntry};
+use crate::domain::clients::{Client, ClientInput, ClientSpec, LiveSecret, TokenFormat};
+use crate::domain::clock::{from_micros, to_micros};
+use crate::domain::keys::{SealedSecret, StoredKey};
+use crate::domain::token_endpoint::{OpaqueRecord, RefreshFamily, RefreshRecord};
+use crate::domain::{AuditEvent, AuditKind, ClientId, TenantId};
+use crate::store::{StoreError, StoreResult};
+
+fn corrupt(what: String) -> StoreError {
+    StoreError::Unexpected(anyhow::anyhow!(what))
+}
 
 /// One row of `clients`.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct ClientRow {
+pub(super) struct ClientRow {
     pub client_id: String,
     pub tenant: String,
     pub name: String,
@@ -40,273 +56,286 @@ pub struct ClientRow {
     pub token_generation: i64,
 }
 
-/// One row of `client_secrets`: only ever a hash.
-#[derive(Clone, PartialEq, sqlx::FromRow)]
-pub struct SecretRow {
-    pub secret_id: String,
-    pub client_id: String,
-    /// Non-secret lookup key derived from the secret (first 8 bytes of its SHA-256, hex).
-    pub selector: String,
-    /// argon2id PHC string.
-    pub hash: String,
-    pub create_time_us: i64,
-    pub expire_time_us: Option<i64>,
-}
-
-/// A live secret as verification needs it.
-#[derive(Clone, PartialEq, sqlx::FromRow)]
-pub struct LiveSecret {
-    /// argon2id PHC string.
-    pub hash: String,
-    /// When the secret stops working (end of a rotation's grace period); `None`: never.
-    pub expire_time_us: Option<i64>,
-}
-
-impl std::fmt::Debug for LiveSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LiveSecret")
-            .field("expire_time_us", &self.expire_time_us)
-            .finish_non_exhaustive()
-    }
-}
-
-impl std::fmt::Debug for SecretRow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecretRow")
-            .field("secret_id", &self.secret_id)
-            .field("client_id", &self.client_id)
-            .field("hash", &"[redacted]")
-            .finish()
-    }
-}
-
-/// One row of `signing_keys`. `private_key` is ciphertext under the KEK named by `kek_id`.
-#[derive(Clone, PartialEq, sqlx::FromRow)]
-pub struct KeyRow {
-    pub kid: String,
-    pub algorithm: String,
-    pub public_jwk: String,
-    pub private_key: Vec<u8>,
-    pub kek_id: String,
-    pub create_time_us: i64,
-    pub activate_time_us: i64,
-    pub retire_time_us: Option<i64>,
-}
-
-impl std::fmt::Debug for KeyRow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyRow")
-            .field("kid", &self.kid)
-            .field("algorithm", &self.algorithm)
-            .field("kek_id", &self.kek_id)
-            .finish_non_exhaustive()
-    }
-}
-
-/// One row of `sealed_secrets`: a secret other than a signing key (today only the MAC key),
-/// sealed under the KEK named by `kek_id` like a signing key, so a KEK rotation re-seals it too.
-#[derive(Clone, PartialEq, sqlx::FromRow)]
-pub struct SealedSecretRow {
-    pub name: String,
-    pub sealed: Vec<u8>,
-    pub kek_id: String,
-    pub create_time_us: i64,
-}
-
-impl std::fmt::Debug for SealedSecretRow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SealedSecretRow")
-            .field("name", &self.name)
-            .field("kek_id", &self.kek_id)
-            .finish_non_exhaustive()
-    }
-}
-
-/// What a KEK rotation changes in one sealed value: the row `name` (a signing key's kid, or a
-/// sealed secret's name) held `old` and gets `new`, sealed under the rotation's KEK.
-#[derive(Clone)]
-pub struct Resealed {
-    pub name: String,
-    pub old: Vec<u8>,
-    pub new: Vec<u8>,
-}
-
-impl std::fmt::Debug for Resealed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Resealed")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
-    }
-}
-
-/// One refresh-token family (`grants`).
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct GrantRow {
-    pub grant_id: String,
-    pub client_id: String,
-    #[sqlx(json)]
-    pub scopes: Vec<String>,
-    #[sqlx(json)]
-    pub audiences: Vec<String>,
-    pub create_time_us: i64,
-    /// The client's token generation when the family began.
-    pub token_generation: i64,
-    /// Latest expiry of any access token issued from the family.
-    pub access_expire_time_us: i64,
-    /// Expiry of the family's newest refresh token.
-    pub refresh_expire_time_us: i64,
-    pub revoke_time_us: Option<i64>,
-}
-
-/// One refresh token: only ever its SHA-256.
-#[derive(Clone, PartialEq, sqlx::FromRow)]
-pub struct RefreshRow {
-    pub token_hash: String,
-    pub grant_id: String,
-    pub create_time_us: i64,
-    pub expire_time_us: i64,
-    /// When it was exchanged (it is spent from then on).
-    pub use_time_us: Option<i64>,
-}
-
-impl std::fmt::Debug for RefreshRow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RefreshRow")
-            .field("grant_id", &self.grant_id)
-            .field("expire_time_us", &self.expire_time_us)
-            .field("use_time_us", &self.use_time_us)
-            .finish_non_exhaustive()
-    }
-}
-
-/// What happened to a refresh token presented for exchange.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RefreshClaim {
-    /// The token was live and is now spent; its successor is stored. The family as it is now.
-    Rotated(GrantRow),
-    /// Nothing was exchanged: the token is unknown, or spent, expired, of a revoked family or
-    /// of another client. The stored state, when the token is known. One difference between
-    /// the backends: when the family is revoked while the exchange is under way, Postgres
-    /// (one statement) leaves the token spent and SQLite (one transaction, rolled back) leaves
-    /// it unspent; either way it belongs to a revoked family and can never be exchanged.
-    Rejected(Option<(RefreshRow, GrantRow)>),
-}
-
-/// One opaque access token: only ever its SHA-256, with the claims it stands for.
-#[derive(Clone, PartialEq, sqlx::FromRow)]
-pub struct OpaqueRow {
-    pub token_hash: String,
-    pub jti: String,
-    pub client_id: String,
-    #[sqlx(json)]
-    pub claims: serde_json::Value,
-    pub expire_time_us: i64,
-}
-
-impl std::fmt::Debug for OpaqueRow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpaqueRow")
-            .field("jti", &self.jti)
-            .field("client_id", &self.client_id)
-            .finish_non_exhaustive()
-    }
-}
-
-/// One deny-list entry: kind `token` (subject = jti) or `grant` (subject = grant id).
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct RevocationRow {
-    pub kind: String,
-    pub subject: String,
-    pub client_id: String,
-    pub expire_time_us: i64,
-    pub create_time_us: i64,
-}
-
-/// One entry of the change log.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct ChangeRow {
-    pub seq: i64,
-    /// Read as stored: a kind this version does not know comes back as `Unknown`, so a replica
-    /// can skip it rather than fail to read the log.
-    #[sqlx(try_from = "String")]
-    pub kind: ChangeKind,
-    pub subject: String,
-    /// For `token` and `grant`: when the deny entry may go.
-    pub expire_time_us: i64,
-    pub create_time_us: i64,
-}
-
-/// What a change-log entry is about; `Token` and `Grant` are the deny list's kinds too. Stored
-/// as the text `as_str` gives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChangeKind {
-    /// A client was created, changed or deleted, had its tokens revoked or a secret rotated
-    /// (subject: the client id).
-    Client,
-    /// One access token was revoked (subject: its jti).
-    Token,
-    /// One refresh family was revoked (subject: its grant id).
-    Grant,
-    /// The signing keys changed (subject: the new key's kid).
-    Keys,
-    /// Failed authentications locked a client id or an address (subject `client:<id>` or
-    /// `address:<net>`) until the entry's expiry.
-    Lockout,
-    /// A kind this version does not know (a newer one wrote it): read, never written.
-    Unknown(String),
-}
-
-impl ChangeKind {
-    /// The stored text.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::Client => "client",
-            Self::Token => "token",
-            Self::Grant => "grant",
-            Self::Keys => "keys",
-            Self::Lockout => "lockout",
-            Self::Unknown(kind) => kind,
-        }
-    }
-
-    /// The kind a stored text names; never fails (see `Unknown`).
-    pub fn parse(stored: &str) -> Self {
-        match stored {
-            "client" => Self::Client,
-            "token" => Self::Token,
-            "grant" => Self::Grant,
-            "keys" => Self::Keys,
-            "lockout" => Self::Lockout,
-            other => Self::Unknown(other.to_owned()),
+impl From<&Client> for ClientRow {
+    fn from(client: &Client) -> Self {
+        let s = &client.spec;
+        Self {
+            client_id: client.id.as_str().to_owned(),
+            tenant: client.tenant.as_str().to_owned(),
+            name: s.name.clone(),
+            description: s.description.clone(),
+            scopes: s.scopes.to_strings(),
+            audiences: s.audiences.iter().cloned().collect(),
+            roles: s.roles.iter().cloned().collect(),
+            access_token_ttl_secs: secs(s.access_token_ttl),
+            refresh_token_ttl_secs: secs(s.refresh_token_ttl),
+            active: s.active,
+            allowed_cidrs: s.allowed_cidrs.iter().map(ToString::to_string).collect(),
+            rate_limit_per_minute: i64::from(s.rate_limit_per_minute),
+            metadata: s.metadata.clone(),
+            access_token_format: s.access_token_format.as_str().to_owned(),
+            exchange_audiences: s.exchange_audiences.iter().cloned().collect(),
+            create_time_us: to_micros(client.create_time),
+            update_time_us: to_micros(client.update_time),
+            last_used_time_us: client.last_used_time.map(to_micros),
+            revision: client.revision,
+            token_generation: client.token_generation,
         }
     }
 }
 
-impl From<String> for ChangeKind {
-    fn from(stored: String) -> Self {
-        Self::parse(&stored)
+impl TryFrom<ClientRow> for Client {
+    type Error = StoreError;
+
+    /// Parses the row with the same rules as a client's input, so a stored client is always one
+    /// the API could have created.
+    fn try_from(row: ClientRow) -> StoreResult<Self> {
+        let id = row.client_id.clone();
+        let bad = |e: crate::domain::Error| corrupt(format!("stored client {id} is corrupt: {e}"));
+        let format = TokenFormat::parse_stored(&row.access_token_format).ok_or_else(|| {
+            corrupt(format!(
+                "stored client {id} has unknown token format {:?}",
+                row.access_token_format
+            ))
+        })?;
+        let input = ClientInput {
+            tenant: row.tenant.clone(),
+            name: row.name,
+            description: row.description,
+            scopes: row.scopes,
+            audiences: row.audiences,
+            roles: row.roles,
+            access_token_ttl: Some(Duration::from_secs(row.access_token_ttl_secs.max(0) as u64)),
+            refresh_token_ttl: Some(Duration::from_secs(row.refresh_token_ttl_secs.max(0) as u64)),
+            active: Some(row.active),
+            allowed_cidrs: row.allowed_cidrs,
+            rate_limit_per_minute: u32::try_from(row.rate_limit_per_minute).unwrap_or(u32::MAX),
+            metadata: row.metadata,
+            access_token_format: Some(format),
+            exchange_audiences: row.exchange_audiences,
+        };
+        Ok(Self {
+            id: ClientId::parse("client_id", &id).map_err(bad)?,
+            tenant: TenantId::parse("tenant", &row.tenant).map_err(bad)?,
+            spec: ClientSpec::from_input(&input).map_err(bad)?,
+            create_time: from_micros(row.create_time_us),
+            update_time: from_micros(row.update_time_us),
+            last_used_time: row.last_used_time_us.map(from_micros),
+            revision: row.revision,
+            token_generation: row.token_generation,
+        })
     }
 }
 
-/// Rows removed by a purge.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PurgeCounts {
-    pub revocations: u64,
-    pub changes: u64,
-    pub refresh_tokens: u64,
-    pub grants: u64,
-    pub opaque_tokens: u64,
+/// The clients of `rows`; a corrupt one is logged and left out, so that one bad row does not
+/// hide every other client (from a replica loading its view, or an admin listing them).
+pub(super) fn parsed_clients(rows: Vec<ClientRow>) -> Vec<Client> {
+    rows.into_iter()
+        .filter_map(|row| match Client::try_from(row) {
+            Ok(client) => Some(client),
+            Err(err) => {
+                tracing::error!(error = %err, "skipping a corrupt client");
+                None
+            }
+        })
+        .collect()
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// A live secret's columns.
+#[derive(sqlx::FromRow)]
+pub(super) struct LiveSecretRow {
+    hash: String,
+    expire_time_us: Option<i64>,
+}
+
+impl From<LiveSecretRow> for LiveSecret {
+    fn from(row: LiveSecretRow) -> Self {
+        Self {
+            hash: row.hash,
+            expire_time_us: row.expire_time_us,
+        }
+    }
+}
+
+/// One row of `signing_keys`.
+#[derive(sqlx::FromRow)]
+pub(super) struct KeyRow {
+    kid: String,
+    algorithm: String,
+    public_jwk: String,
+    private_key: Vec<u8>,
+    kek_id: String,
+    create_time_us: i64,
+    activate_time_us: i64,
+    retire_time_us: Option<i64>,
+}
+
+impl From<KeyRow> for StoredKey {
+    fn from(row: KeyRow) -> Self {
+        Self {
+            kid: row.kid,
+            algorithm: row.algorithm,
+            public_jwk: row.public_jwk,
+            private_key: row.private_key,
+            kek_id: row.kek_id,
+            create_time_us: row.create_time_us,
+            activate_time_us: row.activate_time_us,
+            retire_time_us: row.retire_time_us,
+        }
+    }
+}
+
+/// One row of `sealed_secrets`.
+#[derive(sqlx::FromRow)]
+pub(super) struct SealedSecretRow {
+    name: String,
+    sealed: Vec<u8>,
+    kek_id: String,
+    create_time_us: i64,
+}
+
+impl From<SealedSecretRow> for SealedSecret {
+    fn from(row: SealedSecretRow) -> Self {
+        Self {
+            name: row.name,
+            sealed: row.sealed,
+            kek_id: row.kek_id,
+            create_time_us: row.create_time_us,
+        }
+    }
+}
+
+/// One row of `grants` (a refresh family).
+#[derive(sqlx::FromRow)]
+pub(super) struct GrantRow {
+    grant_id: String,
+    client_id: String,
+    #[sqlx(json)]
+    scopes: Vec<String>,
+    #[sqlx(json)]
+    audiences: Vec<String>,
+    create_time_us: i64,
+    token_generation: i64,
+    access_expire_time_us: i64,
+    refresh_expire_time_us: i64,
+    revoke_time_us: Option<i64>,
+}
+
+impl From<GrantRow> for RefreshFamily {
+    fn from(row: GrantRow) -> Self {
+        Self {
+            grant_id: row.grant_id,
+            client_id: row.client_id,
+            scopes: row.scopes,
+            audiences: row.audiences,
+            create_time_us: row.create_time_us,
+            token_generation: row.token_generation,
+            access_expire_time_us: row.access_expire_time_us,
+            refresh_expire_time_us: row.refresh_expire_time_us,
+            revoke_time_us: row.revoke_time_us,
+        }
+    }
+}
+
+/// One row of `refresh_tokens`.
+#[derive(sqlx::FromRow)]
+pub(super) struct RefreshRow {
+    token_hash: String,
+    grant_id: String,
+    create_time_us: i64,
+    expire_time_us: i64,
+    use_time_us: Option<i64>,
+}
+
+impl From<RefreshRow> for RefreshRecord {
+    fn from(row: RefreshRow) -> Self {
+        Self {
+            token_hash: row.token_hash,
+            grant_id: row.grant_id,
+            create_time_us: row.create_time_us,
+            expire_time_us: row.expire_time_us,
+            use_time_us: row.use_time_us,
+        }
+    }
+}
+
+/// One row of `opaque_tokens`.
+#[derive(sqlx::FromRow)]
+pub(super) struct OpaqueRow {
+    token_hash: String,
+    jti: String,
+    client_id: String,
+    #[sqlx(json)]
+    claims: serde_json::Value,
+    expire_time_us: i64,
+}
+
+impl From<OpaqueRow> for OpaqueRecord {
+    fn from(row: OpaqueRow) -> Self {
+        Self {
+            token_hash: row.token_hash,
+            jti: row.jti,
+            client_id: row.client_id,
+            claims: row.claims,
+            expire_time_us: row.expire_time_us,
+        }
+    }
+}
+
+/// One row of `revocations` (the deny list).
+#[derive(sqlx::FromRow)]
+pub(super) struct RevocationRow {
+    kind: String,
+    subject: String,
+    client_id: String,
+    expire_time_us: i64,
+    create_time_us: i64,
+}
+
+impl From<RevocationRow> for DenyEntry {
+    fn from(row: RevocationRow) -> Self {
+        Self {
+            kind: ChangeKind::parse(&row.kind),
+            subject: row.subject,
+            client_id: row.client_id,
+            expire_time_us: row.expire_time_us,
+            create_time_us: row.create_time_us,
+        }
+    }
+}
+
+/// One row of `changes`.
+#[derive(sqlx::FromRow)]
+pub(super) struct ChangeRow {
+    seq: i64,
+    kind: String,
+    subject: String,
+    expire_time_us: i64,
+    create_time_us: i64,
+}
+
+impl From<ChangeRow> for Change {
+    fn from(row: ChangeRow) -> Self {
+        Self {
+            seq: row.seq,
+            kind: ChangeKind::parse(&row.kind),
+            subject: row.subject,
+            expire_time_us: row.expire_time_us,
+            create_time_us: row.create_time_us,
+        }
+    }
 }
 
 /// One row of `audit_events`. Never holds a secret or a token.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct AuditRow {
-    /// Time-ordered (UUID v7), or for aggregated refusals derived from client, kind and minute.
+pub(super) struct AuditRow {
     pub event_id: String,
     pub time_us: i64,
-    /// Empty when no tenant is concerned.
     pub tenant: String,
-    /// Empty when no client is concerned.
     pub client_id: String,
     pub actor: String,
     /// Empty when unknown.
@@ -318,61 +347,157 @@ pub struct AuditRow {
     pub count: i64,
 }
 
-/// Which audit events to list, newest first.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct AuditFilter {
-    /// Only this tenant's events; `None`: every tenant.
-    pub tenant: Option<String>,
-    pub client_id: Option<String>,
-    /// Only these kinds; empty: every kind.
-    pub kinds: Vec<String>,
-    /// At or after (Unix µs).
-    pub start_us: Option<i64>,
-    /// Before (Unix µs).
-    pub end_us: Option<i64>,
-    /// Strictly older than this (time, event id): the last event of the previous page.
-    pub before: Option<(i64, String)>,
+impl From<&AuditEvent> for AuditRow {
+    fn from(event: &AuditEvent) -> Self {
+        Self {
+            event_id: event.event_id.clone(),
+            time_us: to_micros(event.time),
+            tenant: event.tenant.clone(),
+            client_id: event.client_id.clone(),
+            actor: event.actor.clone(),
+            source_address: event
+                .source_address
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+            kind: event.kind.as_str().to_owned(),
+            details: event.details.clone(),
+            count: i64::try_from(event.count).unwrap_or(i64::MAX),
+        }
+    }
 }
 
-/// Usage counters of one client on one UTC day (`day`: days since the Unix epoch). Written as
-/// increments: recording a row adds its counts to the stored ones.
-#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
-pub struct UsageRow {
-    pub client_id: String,
-    pub day: i64,
-    pub tokens_issued: i64,
-    pub refreshes: i64,
-    pub refused_address: i64,
-    pub refused_rate_limit: i64,
-    pub refused_lockout: i64,
-    pub refused_bad_secret: i64,
-    pub introspections_active: i64,
-    pub introspections_inactive: i64,
+impl TryFrom<AuditRow> for AuditEvent {
+    type Error = StoreError;
+
+    fn try_from(row: AuditRow) -> StoreResult<Self> {
+        let kind = AuditKind::parse(&row.kind)
+            .ok_or_else(|| corrupt(format!("unknown audit event kind {:?}", row.kind)))?;
+        Ok(Self {
+            event_id: row.event_id,
+            time: from_micros(row.time_us),
+            tenant: row.tenant,
+            client_id: row.client_id,
+            actor: row.actor,
+            source_address: row.source_address.parse().ok(),
+            kind,
+            details: row.details,
+            count: u64::try_from(row.count).unwrap_or(0),
+        })
+    }
+}
+
+/// One row of `client_usage`.
+#[derive(sqlx::FromRow)]
+pub(super) struct UsageRow {
+    client_id: String,
+    day: i64,
+    tokens_issued: i64,
+    refreshes: i64,
+    refused_address: i64,
+    refused_rate_limit: i64,
+    refused_lockout: i64,
+    refused_bad_secret: i64,
+    introspections_active: i64,
+    introspections_inactive: i64,
+}
+
+impl From<UsageRow> for UsageCounts {
+    fn from(row: UsageRow) -> Self {
+        Self {
+            client_id: row.client_id,
+            day: row.day,
+            tokens_issued: row.tokens_issued,
+            refreshes: row.refreshes,
+            refused_address: row.refused_address,
+            refused_rate_limit: row.refused_rate_limit,
+            refused_lockout: row.refused_lockout,
+            refused_bad_secret: row.refused_bad_secret,
+            introspections_active: row.introspections_active,
+            introspections_inactive: row.introspections_inactive,
+        }
+    }
+}
+
+/// Converts every row read.
+pub(super) fn all<R, T: From<R>>(rows: Vec<R>) -> Vec<T> {
+    rows.into_iter().map(T::from).collect()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::ChangeKind;
+    use time::OffsetDateTime;
+
+    use super::*;
 
     #[test]
-    fn change_kinds_keep_their_stored_text() {
-        let known = [
-            (ChangeKind::Client, "client"),
-            (ChangeKind::Token, "token"),
-            (ChangeKind::Grant, "grant"),
-            (ChangeKind::Keys, "keys"),
-            (ChangeKind::Lockout, "lockout"),
-        ];
-        for (kind, stored) in known {
-            assert_eq!(kind.as_str(), stored);
-            assert_eq!(ChangeKind::parse(stored), kind);
-        }
+    fn clients_round_trip_through_rows() {
+        let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let input = ClientInput {
+            tenant: "acme".into(),
+            name: "billing".into(),
+            scopes: vec!["read:*".into()],
+            audiences: vec!["https://api".into()],
+            allowed_cidrs: vec!["10.0.0.0/8".into()],
+            metadata: BTreeMap::from([("team".into(), "payments".into())]),
+            ..Default::default()
+        };
+        let client = Client {
+            id: ClientId::generate(),
+            tenant: TenantId::parse("tenant", "acme").unwrap(),
+            spec: ClientSpec::from_input(&input).unwrap(),
+            create_time: now,
+            update_time: now,
+            last_used_time: Some(now),
+            revision: 1,
+            token_generation: 3,
+        };
+        assert_eq!(Client::try_from(ClientRow::from(&client)).unwrap(), client);
     }
 
     #[test]
-    fn an_unknown_change_kind_is_kept_not_refused() {
-        let kind = ChangeKind::from("quota".to_owned());
-        assert_eq!(kind, ChangeKind::Unknown("quota".into()));
-        assert_eq!(kind.as_str(), "quota");
+    fn a_client_row_that_no_longer_parses_is_corrupt_and_named() {
+        let mut row = ClientRow::from(&Client {
+            id: ClientId::generate(),
+            tenant: TenantId::parse("tenant", "acme").unwrap(),
+            spec: ClientSpec::from_input(&ClientInput {
+                tenant: "acme".into(),
+                name: "n".into(),
+                ..Default::default()
+            })
+            .unwrap(),
+            create_time: OffsetDateTime::UNIX_EPOCH,
+            update_time: OffsetDateTime::UNIX_EPOCH,
+            last_used_time: None,
+            revision: 1,
+            token_generation: 0,
+        });
+        row.access_token_format = "paper".into();
+        let err = Client::try_from(row.clone()).unwrap_err().to_string();
+        assert!(
+            err.contains(&row.client_id) && err.contains("paper"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn audit_events_round_trip_through_rows() {
+        let now = OffsetDateTime::now_utc();
+        let mut e = AuditEvent::new(AuditKind::ClientUpdated, now).with("fields", "scopes");
+        e.tenant = "acme".into();
+        e.client_id = "c".into();
+        e.actor = "admin".into();
+        e.source_address = Some("192.0.2.1".parse().unwrap());
+        assert_eq!(AuditEvent::try_from(AuditRow::from(&e)).unwrap(), e);
+    }
+
+    #[test]
+    fn an_unknown_audit_kind_is_a_corrupt_row_not_a_panic() {
+        let mut row = AuditRow::from(&AuditEvent::new(
+            AuditKind::ClientUpdated,
+            OffsetDateTime::now_utc(),
+        ));
+        row.kind = "nonsense".into();
+        let err = AuditEvent::try_from(row).unwrap_err();
+        assert!(err.to_string().contains("nonsense"), "{err}");
     }
 }

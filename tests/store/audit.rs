@@ -1,29 +1,32 @@
 //! Audit events and usage: committed with their change, filtered, paged, aggregated, purged.
 
+use tokend::domain::AuditEvent;
+use tokend::domain::audit::UsageCounts;
 use tokend::store;
 
 use crate::common::Backend;
+use crate::ids::{C1, C2};
 use crate::{audit_row, client, open, secret};
 
 async fn audit_events_commit_with_their_change(backend: Backend) {
     let (_db, s) = open(backend).await;
-    let created = [audit_row("e1", "c1", 10, "client_created")];
-    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1), &created)
+    let created = [audit_row("e1", C1, 10, "client_created")];
+    s.insert_client(&client(C1, "a"), &secret("s1", C1, 1), &created)
         .await
         .unwrap();
     // A change that fails writes no event: a duplicate client, a stale update.
-    let dup = [audit_row("e2", "c1", 20, "client_created")];
+    let dup = [audit_row("e2", C1, 20, "client_created")];
     assert!(
-        s.insert_client(&client("c1", "a"), &secret("s2", "c1", 1), &dup)
+        s.insert_client(&client(C1, "a"), &secret("s2", C1, 1), &dup)
             .await
             .is_err()
     );
-    let stale = [audit_row("e3", "c1", 30, "client_updated")];
-    let mut next = client("c1", "a");
+    let stale = [audit_row("e3", C1, 30, "client_updated")];
+    let mut next = client(C1, "a");
     next.revision = 2;
     assert!(s.update_client(&next, 7, false, &stale).await.is_err());
-    let deleted = [audit_row("e4", "c1", 40, "client_deleted")];
-    assert!(s.delete_client("c1", 40, &deleted).await.unwrap());
+    let deleted = [audit_row("e4", C1, 40, "client_deleted")];
+    assert!(s.delete_client(C1, 40, &deleted).await.unwrap());
     let all = s
         .list_audit_events(&store::AuditFilter::default(), 10)
         .await
@@ -40,15 +43,15 @@ async fn audit_events_commit_with_their_change(backend: Backend) {
 async fn audit_events_filter_page_aggregate_and_purge(backend: Backend) {
     let (_db, s) = open(backend).await;
     let rows = [
-        audit_row("a", "c1", 100, "client_created"),
-        audit_row("b", "c2", 200, "client_created"),
-        audit_row("c", "c1", 200, "client_updated"),
-        audit_row("d", "c1", 300, "client_deleted"),
+        audit_row("a", C1, 100, "client_created"),
+        audit_row("b", C2, 200, "client_created"),
+        audit_row("c", C1, 200, "client_updated"),
+        audit_row("d", C1, 300, "client_deleted"),
     ];
     s.record_audit(&rows).await.unwrap();
-    let ids = |rows: Vec<store::AuditRow>| rows.into_iter().map(|r| r.event_id).collect::<Vec<_>>();
+    let ids = |rows: Vec<AuditEvent>| rows.into_iter().map(|r| r.event_id).collect::<Vec<_>>();
     let f = store::AuditFilter {
-        client_id: Some("c1".into()),
+        client_id: Some(C1.into()),
         ..Default::default()
     };
     assert_eq!(
@@ -73,7 +76,7 @@ async fn audit_events_filter_page_aggregate_and_purge(backend: Backend) {
     };
     assert!(s.list_audit_events(&f, 10).await.unwrap().is_empty());
     // An aggregated event recorded again adds to its count.
-    let mut agg = audit_row("m1", "c1", 400, "token_refused_bad_secret");
+    let mut agg = audit_row("m1", C1, 400, "token_refused_bad_secret");
     agg.count = 3;
     s.record_audit(std::slice::from_ref(&agg)).await.unwrap();
     agg.count = 4;
@@ -84,15 +87,15 @@ async fn audit_events_filter_page_aggregate_and_purge(backend: Backend) {
     };
     assert_eq!(s.list_audit_events(&f, 10).await.unwrap()[0].count, 7);
     // Usage adds up per client and day; purge drops what is older than the cut.
-    let day = |d: i64, n: i64| store::UsageRow {
-        client_id: "c1".into(),
+    let day = |d: i64, n: i64| UsageCounts {
+        client_id: C1.into(),
         day: d,
         tokens_issued: n,
         ..Default::default()
     };
     s.add_usage(&[day(1, 2), day(2, 1)]).await.unwrap();
     s.add_usage(&[day(2, 5)]).await.unwrap();
-    let usage = s.client_usage("c1", 0).await.unwrap();
+    let usage = s.client_usage(C1, 0).await.unwrap();
     assert_eq!(
         usage
             .iter()
@@ -106,7 +109,7 @@ async fn audit_events_filter_page_aggregate_and_purge(backend: Backend) {
         ids(s.list_audit_events(&Default::default(), 10).await.unwrap()),
         ["m1", "d"]
     );
-    assert_eq!(s.client_usage("c1", 0).await.unwrap().len(), 1);
+    assert_eq!(s.client_usage(C1, 0).await.unwrap().len(), 1);
 }
 
 for_each_backend!(

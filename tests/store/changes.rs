@@ -1,33 +1,34 @@
 //! The change log every write appends to, and the deny list replicas read from it.
 
-use tokend::store::ChangeKind;
+use tokend::domain::changes::ChangeKind;
 
 use crate::common::Backend;
+use crate::ids::C1;
 use crate::{client, open, raw_text, secret};
 
 async fn change_log_orders_every_write(backend: Backend) {
     let (_db, s) = open(backend).await;
     let start = s.last_change_seq().await.unwrap();
-    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1), &[])
+    s.insert_client(&client(C1, "a"), &secret("s1", C1, 1), &[])
         .await
         .unwrap();
     assert!(
-        s.revoke_access_token("jti-1", "c1", 9_000, None, 10)
+        s.revoke_access_token("jti-1", C1, 9_000, None, 10)
             .await
             .unwrap()
     );
     assert!(
-        !s.revoke_access_token("jti-1", "c1", 9_000, None, 11)
+        !s.revoke_access_token("jti-1", C1, 9_000, None, 11)
             .await
             .unwrap(),
         "revoking twice logs nothing new"
     );
-    assert!(s.revoke_client_tokens("c1", 12, &[]).await.unwrap());
+    assert!(s.revoke_client_tokens(C1, 12, &[]).await.unwrap());
     // A secret rotation is logged too: replicas drop the secrets they verified.
-    s.rotate_secret(&secret("s2", "c1", 13), 13, &[])
+    s.rotate_secret(&secret("s2", C1, 13), 13, &[])
         .await
         .unwrap();
-    assert!(s.delete_client("c1", 13, &[]).await.unwrap());
+    assert!(s.delete_client(C1, 13, &[]).await.unwrap());
     let changes = s.changes_since(start, 100).await.unwrap();
     let kinds: Vec<(&str, &str)> = changes
         .iter()
@@ -36,11 +37,11 @@ async fn change_log_orders_every_write(backend: Backend) {
     assert_eq!(
         kinds,
         [
-            ("client", "c1"),
+            ("client", C1),
             ("token", "jti-1"),
-            ("client", "c1"),
-            ("client", "c1"),
-            ("client", "c1")
+            ("client", C1),
+            ("client", C1),
+            ("client", C1)
         ]
     );
     assert!(changes.windows(2).all(|w| w[0].seq < w[1].seq));
@@ -59,23 +60,21 @@ async fn change_log_orders_every_write(backend: Backend) {
 
 async fn revocations_are_read_in_pages(backend: Backend) {
     let (_db, s) = open(backend).await;
-    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1), &[])
+    s.insert_client(&client(C1, "a"), &secret("s1", C1, 1), &[])
         .await
         .unwrap();
     for jti in ["j3", "j1", "j2"] {
-        s.revoke_access_token(jti, "c1", 9_000, None, 10)
+        s.revoke_access_token(jti, C1, 9_000, None, 10)
             .await
             .unwrap();
     }
-    s.revoke_access_token("j0", "c1", 50, None, 10)
-        .await
-        .unwrap(); // dead at 100
+    s.revoke_access_token("j0", C1, 50, None, 10).await.unwrap(); // dead at 100
     let first = s.live_revocations(100, None, 2).await.unwrap();
     let subjects: Vec<&str> = first.iter().map(|r| r.subject.as_str()).collect();
     assert_eq!(subjects, ["j1", "j2"]);
     let last = &first[1];
     let rest = s
-        .live_revocations(100, Some((&last.kind, &last.subject)), 2)
+        .live_revocations(100, Some((last.kind.as_str(), &last.subject)), 2)
         .await
         .unwrap();
     assert_eq!(rest.len(), 1);

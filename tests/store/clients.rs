@@ -1,78 +1,81 @@
 //! Clients: create, read, list, optimistic update, delete, and the last-use mark.
 
-use tokend::store::{ClientRow, StoreError};
+use tokend::domain::Client;
+use tokend::store::StoreError;
 
 use crate::common::Backend;
-use crate::{audit_row, client, open, raw_text, secret};
+use crate::ids::{C1, C2, C3, C4, GHOST, NOPE};
+use crate::{at, audit_row, client, open, raw_text, secret};
 
 async fn client_round_trip(backend: Backend) {
     let (_db, s) = open(backend).await;
-    let c = client("c1", "acme");
-    s.insert_client(&c, &secret("s1", "c1", 1), &[])
+    let c = client(C1, "acme");
+    s.insert_client(&c, &secret("s1", C1, 1), &[])
         .await
         .unwrap();
-    assert_eq!(s.get_client("c1").await.unwrap(), Some(c));
-    assert_eq!(s.get_client("nope").await.unwrap(), None);
+    assert_eq!(s.get_client(C1).await.unwrap(), Some(c));
+    assert_eq!(s.get_client(NOPE).await.unwrap(), None);
 }
 
 async fn duplicate_client_is_already_exists(backend: Backend) {
     let (_db, s) = open(backend).await;
-    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1), &[])
+    s.insert_client(&client(C1, "a"), &secret("s1", C1, 1), &[])
         .await
         .unwrap();
     let err = s
-        .insert_client(&client("c1", "a"), &secret("s2", "c1", 1), &[])
+        .insert_client(&client(C1, "a"), &secret("s2", C1, 1), &[])
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::AlreadyExists), "{err:?}");
     // The failed insert left nothing behind: still exactly one secret.
-    assert_eq!(
-        s.live_secret_hashes("c1", 0).await.unwrap(),
-        vec!["hash-s1"]
-    );
+    assert_eq!(s.live_secret_hashes(C1, 0).await.unwrap(), vec!["hash-s1"]);
 }
 
 async fn list_filters_orders_and_pages(backend: Backend) {
     let (_db, s) = open(backend).await;
-    for (id, tenant) in [("c3", "a"), ("c1", "a"), ("c2", "b"), ("c4", "a")] {
+    for (id, tenant) in [(C3, "a"), (C1, "a"), (C2, "b"), (C4, "a")] {
         s.insert_client(&client(id, tenant), &secret(&format!("s{id}"), id, 1), &[])
             .await
             .unwrap();
     }
-    let ids = |rows: Vec<ClientRow>| rows.into_iter().map(|r| r.client_id).collect::<Vec<_>>();
+    let ids = |rows: Vec<Client>| {
+        rows.into_iter()
+            .map(|r| r.id.to_string())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(
         ids(s.list_clients(None, None, 10).await.unwrap()),
-        ["c1", "c2", "c3", "c4"]
+        [C1, C2, C3, C4]
     );
     assert_eq!(
         ids(s.list_clients(Some("a"), None, 10).await.unwrap()),
-        ["c1", "c3", "c4"]
+        [C1, C3, C4]
     );
     assert_eq!(
-        ids(s.list_clients(Some("a"), Some("c1"), 1).await.unwrap()),
-        ["c3"]
+        ids(s.list_clients(Some("a"), Some(C1), 1).await.unwrap()),
+        [C3]
     );
     assert_eq!(
-        ids(s.list_clients(None, Some("c4"), 10).await.unwrap()),
+        ids(s.list_clients(None, Some(C4), 10).await.unwrap()),
         Vec::<String>::new()
     );
 }
 
 async fn update_is_optimistic(backend: Backend) {
     let (_db, s) = open(backend).await;
-    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1), &[])
+    s.insert_client(&client(C1, "a"), &secret("s1", C1, 1), &[])
         .await
         .unwrap();
-    let mut next = client("c1", "a");
-    next.name = "renamed".into();
-    next.active = false;
+    let mut next = client(C1, "a");
+    next.spec.name = "renamed".into();
+    next.spec.active = false;
     next.revision = 2;
     s.update_client(&next, 1, false, &[]).await.unwrap();
-    assert_eq!(s.get_client("c1").await.unwrap(), Some(next.clone()));
+    assert_eq!(s.get_client(C1).await.unwrap(), Some(next.clone()));
     let err = s.update_client(&next, 1, false, &[]).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict), "{err:?}");
     let err = s
-        .update_client(&client("ghost", "a"), 1, false, &[])
+        .update_client(&client(GHOST, "a"), 1, false, &[])
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
@@ -80,59 +83,52 @@ async fn update_is_optimistic(backend: Backend) {
 
 async fn delete_cascades_to_secrets(backend: Backend) {
     let (_db, s) = open(backend).await;
-    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1), &[])
+    s.insert_client(&client(C1, "a"), &secret("s1", C1, 1), &[])
         .await
         .unwrap();
-    assert!(s.delete_client("c1", 5, &[]).await.unwrap());
-    assert!(!s.delete_client("c1", 6, &[]).await.unwrap());
-    assert!(s.live_secret_hashes("c1", 0).await.unwrap().is_empty());
+    assert!(s.delete_client(C1, 5, &[]).await.unwrap());
+    assert!(!s.delete_client(C1, 6, &[]).await.unwrap());
+    assert!(s.live_secret_hashes(C1, 0).await.unwrap().is_empty());
     // The id can be reused only as a new client; the old secret did not survive.
-    s.insert_client(&client("c1", "a"), &secret("s9", "c1", 1), &[])
+    s.insert_client(&client(C1, "a"), &secret("s9", C1, 1), &[])
         .await
         .unwrap();
-    assert_eq!(
-        s.live_secret_hashes("c1", 0).await.unwrap(),
-        vec!["hash-s9"]
-    );
+    assert_eq!(s.live_secret_hashes(C1, 0).await.unwrap(), vec!["hash-s9"]);
 }
 
 async fn touch_only_moves_forward(backend: Backend) {
     let (_db, s) = open(backend).await;
-    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1), &[])
+    s.insert_client(&client(C1, "a"), &secret("s1", C1, 1), &[])
         .await
         .unwrap();
-    s.touch_client("c1", 5_000, None).await.unwrap();
-    s.touch_client("c1", 4_000, None).await.unwrap();
-    let row = s.get_client("c1").await.unwrap().unwrap();
-    assert_eq!(row.last_used_time_us, Some(5_000));
+    s.touch_client(C1, 5_000, None).await.unwrap();
+    s.touch_client(C1, 4_000, None).await.unwrap();
+    let row = s.get_client(C1).await.unwrap().unwrap();
+    assert_eq!(row.last_used_time, Some(at(5_000)));
     assert_eq!(row.revision, 1, "touching is not a configuration change");
 }
 
 async fn last_use_keeps_the_address(backend: Backend) {
     let (_db, s) = open(backend).await;
-    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1), &[])
+    s.insert_client(&client(C1, "a"), &secret("s1", C1, 1), &[])
         .await
         .unwrap();
-    assert_eq!(s.last_use("c1").await.unwrap(), Some((None, None)));
-    s.touch_client("c1", 5_000, Some("192.0.2.9"))
-        .await
-        .unwrap();
-    s.touch_client("c1", 4_000, Some("192.0.2.1"))
-        .await
-        .unwrap();
+    assert_eq!(s.last_use(C1).await.unwrap(), Some((None, None)));
+    s.touch_client(C1, 5_000, Some("192.0.2.9")).await.unwrap();
+    s.touch_client(C1, 4_000, Some("192.0.2.1")).await.unwrap();
     assert_eq!(
-        s.last_use("c1").await.unwrap(),
+        s.last_use(C1).await.unwrap(),
         Some((Some(5_000), Some("192.0.2.9".into())))
     );
-    assert_eq!(s.last_use("ghost").await.unwrap(), None);
+    assert_eq!(s.last_use(GHOST).await.unwrap(), None);
 }
 
 /// The list and map columns hold plain JSON, as they always have: Postgres `jsonb` (which
 /// prints it normalised), SQLite the text serde writes. Databases written before keep working.
 async fn json_columns_hold_plain_json(backend: Backend) {
     let (db, s) = open(backend).await;
-    let audit = [audit_row("e1", "c1", 1_000, "client_created")];
-    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1), &audit)
+    let audit = [audit_row("e1", C1, 1_000, "client_created")];
+    s.insert_client(&client(C1, "a"), &secret("s1", C1, 1), &audit)
         .await
         .unwrap();
     let scopes = raw_text(&db, "SELECT CAST(scopes AS TEXT) FROM clients").await;

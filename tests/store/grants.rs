@@ -3,13 +3,15 @@
 
 use std::sync::Arc;
 
-use tokend::store::{GrantRow, RefreshClaim, RefreshRow, Store};
+use tokend::domain::token_endpoint::{RefreshClaim, RefreshFamily, RefreshRecord};
+use tokend::store::Store;
 
 use crate::common::{Backend, TestDb};
+use crate::ids::{C1, C2, GHOST, NOPE};
 use crate::{client, open, secret, until_a_backend_waits_on_a_lock};
 
-fn grant(id: &str, client_id: &str) -> GrantRow {
-    GrantRow {
+fn grant(id: &str, client_id: &str) -> RefreshFamily {
+    RefreshFamily {
         grant_id: id.into(),
         client_id: client_id.into(),
         scopes: vec!["read:a".into()],
@@ -22,8 +24,8 @@ fn grant(id: &str, client_id: &str) -> GrantRow {
     }
 }
 
-fn refresh(hash: &str, grant_id: &str, expire: i64) -> RefreshRow {
-    RefreshRow {
+fn refresh(hash: &str, grant_id: &str, expire: i64) -> RefreshRecord {
+    RefreshRecord {
         token_hash: hash.into(),
         grant_id: grant_id.into(),
         create_time_us: 100,
@@ -35,10 +37,10 @@ fn refresh(hash: &str, grant_id: &str, expire: i64) -> RefreshRow {
 /// A store with client `c1` and its family `g1`, whose refresh token `h0` expires at 10,000.
 async fn open_with_family(backend: Backend) -> (TestDb, Arc<dyn Store>) {
     let (db, s) = open(backend).await;
-    s.insert_client(&client("c1", "a"), &secret("s1", "c1", 1), &[])
+    s.insert_client(&client(C1, "a"), &secret("s1", C1, 1), &[])
         .await
         .unwrap();
-    s.insert_grant(&grant("g1", "c1"), &refresh("h0", "g1", 10_000))
+    s.insert_grant(&grant("g1", C1), &refresh("h0", "g1", 10_000))
         .await
         .unwrap();
     (db, s)
@@ -50,7 +52,7 @@ async fn concurrent_refreshes_rotate_exactly_once(backend: Backend) {
         .map(|_| {
             let s = s.clone();
             tokio::spawn(async move {
-                s.rotate_refresh("h0", "c1", &refresh("h1", "", 20_000), 2_000, 200)
+                s.rotate_refresh("h0", C1, &refresh("h1", "", 20_000), 2_000, 200)
                     .await
             })
         })
@@ -78,34 +80,34 @@ async fn concurrent_refreshes_rotate_exactly_once(backend: Backend) {
 
 async fn refresh_claims_respect_client_expiry_and_revocation(backend: Backend) {
     let (_db, s) = open(backend).await;
-    for c in ["c1", "c2"] {
+    for c in [C1, C2] {
         s.insert_client(&client(c, "a"), &secret(&format!("s-{c}"), c, 1), &[])
             .await
             .unwrap();
     }
-    s.insert_grant(&grant("g1", "c1"), &refresh("h0", "g1", 500))
+    s.insert_grant(&grant("g1", C1), &refresh("h0", "g1", 500))
         .await
         .unwrap();
     let succ = refresh("h1", "", 9_000);
     // Another client cannot claim it; an expired token cannot be claimed.
-    let other = s.rotate_refresh("h0", "c2", &succ, 0, 200).await.unwrap();
+    let other = s.rotate_refresh("h0", C2, &succ, 0, 200).await.unwrap();
     assert!(
         matches!(other, RefreshClaim::Rejected(Some(_))),
         "{other:?}"
     );
-    let late = s.rotate_refresh("h0", "c1", &succ, 0, 600).await.unwrap();
+    let late = s.rotate_refresh("h0", C1, &succ, 0, 600).await.unwrap();
     assert!(matches!(late, RefreshClaim::Rejected(Some(_))), "{late:?}");
-    let unknown = s.rotate_refresh("nope", "c1", &succ, 0, 200).await.unwrap();
+    let unknown = s.rotate_refresh(NOPE, C1, &succ, 0, 200).await.unwrap();
     assert_eq!(unknown, RefreshClaim::Rejected(None));
     // A family begun under an older token generation of its client never exchanges (it was
     // created while the client's tokens were being revoked).
-    let mut stale = grant("g0", "c1");
+    let mut stale = grant("g0", C1);
     stale.token_generation = -1;
     s.insert_grant(&stale, &refresh("h-stale", "g0", 9_000))
         .await
         .unwrap();
     let next = refresh("h-s1", "", 9_000);
-    let old = s.rotate_refresh("h-stale", "c1", &next, 0, 200);
+    let old = s.rotate_refresh("h-stale", C1, &next, 0, 200);
     assert!(matches!(
         old.await.unwrap(),
         RefreshClaim::Rejected(Some(_))
@@ -113,7 +115,7 @@ async fn refresh_claims_respect_client_expiry_and_revocation(backend: Backend) {
     // A revoked family is dead, and revoking twice reports false.
     assert!(s.revoke_grant("g1", 5, 300, &[]).await.unwrap());
     assert!(!s.revoke_grant("g1", 5, 301, &[]).await.unwrap());
-    let dead = s.rotate_refresh("h0", "c1", &succ, 0, 400).await.unwrap();
+    let dead = s.rotate_refresh("h0", C1, &succ, 0, 400).await.unwrap();
     assert!(matches!(dead, RefreshClaim::Rejected(Some((_, g))) if g.revoke_time_us == Some(300)));
     let denied = s.live_revocations(0, None, 1000).await.unwrap();
     assert_eq!(denied.len(), 1);
@@ -131,7 +133,7 @@ async fn a_revocation_racing_an_exchange_wins(backend: Backend) {
     let exchange = || {
         let s = s.clone();
         tokio::spawn(async move {
-            s.rotate_refresh("h0", "c1", &refresh("h1", "", 20_000), 2_000, 200)
+            s.rotate_refresh("h0", C1, &refresh("h1", "", 20_000), 2_000, 200)
                 .await
         })
     };
@@ -185,23 +187,17 @@ async fn a_revocation_racing_an_exchange_wins(backend: Backend) {
 
 async fn client_revocation_survives_stale_updates(backend: Backend) {
     let (_db, s) = open_with_family(backend).await;
-    assert!(s.revoke_client_tokens("c1", 50, &[]).await.unwrap());
-    assert!(!s.revoke_client_tokens("ghost", 50, &[]).await.unwrap());
+    assert!(s.revoke_client_tokens(C1, 50, &[]).await.unwrap());
+    assert!(!s.revoke_client_tokens(GHOST, 50, &[]).await.unwrap());
     // An update computed from a read taken before the revocation keeps the new generation.
-    let mut stale = client("c1", "a");
+    let mut stale = client(C1, "a");
     stale.revision = 2;
     s.update_client(&stale, 1, false, &[]).await.unwrap();
-    assert_eq!(
-        s.get_client("c1").await.unwrap().unwrap().token_generation,
-        1
-    );
+    assert_eq!(s.get_client(C1).await.unwrap().unwrap().token_generation, 1);
     // Disabling through update bumps it again.
     stale.revision = 3;
     s.update_client(&stale, 2, true, &[]).await.unwrap();
-    assert_eq!(
-        s.get_client("c1").await.unwrap().unwrap().token_generation,
-        2
-    );
+    assert_eq!(s.get_client(C1).await.unwrap().unwrap().token_generation, 2);
     let (_, g) = s.find_refresh("h0").await.unwrap().unwrap();
     assert_eq!(g.revoke_time_us, Some(50));
 }

@@ -2,13 +2,14 @@
 
 use std::sync::Arc;
 
-use tokend::store::{self, Resealed, SealedSecretRow, Store};
+use tokend::domain::keys::{Resealed, SealedSecret};
+use tokend::store::{self, Store};
 
 use crate::common::Backend;
 use crate::{audit_row, key, open, until_a_backend_waits_on_a_lock};
 
-fn sealed(name: &str, kek_id: &str, material: &[u8]) -> SealedSecretRow {
-    SealedSecretRow {
+fn sealed(name: &str, kek_id: &str, material: &[u8]) -> SealedSecret {
+    SealedSecret {
         name: name.into(),
         sealed: material.to_vec(),
         kek_id: kek_id.into(),

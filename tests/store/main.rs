@@ -22,7 +22,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Backend, TestDb, eventually};
-use tokend::store::{self, ClientRow, ConnectOptions, KeyRow, SecretRow, Store};
+use time::OffsetDateTime;
+use tokend::domain::clients::{ClientInput, ClientSpec, StoredSecret};
+use tokend::domain::clock::from_micros;
+use tokend::domain::keys::StoredKey;
+use tokend::domain::{AuditEvent, AuditKind, Client, ClientId, TenantId};
+use tokend::store::{self, ConnectOptions, Store};
+
+/// Client ids the tests use (client ids are UUIDs; these sort in their numbering).
+pub mod ids {
+    pub const C1: &str = "00000000-0000-7000-8000-0000000000c1";
+    pub const C2: &str = "00000000-0000-7000-8000-0000000000c2";
+    pub const C3: &str = "00000000-0000-7000-8000-0000000000c3";
+    pub const C4: &str = "00000000-0000-7000-8000-0000000000c4";
+    /// A client that is never created.
+    pub const GHOST: &str = "00000000-0000-7000-8000-00000000d0d0";
+    /// Another client that is never created.
+    pub const NOPE: &str = "00000000-0000-7000-8000-00000000e0e0";
+}
 
 /// A migrated store on a fresh database of `backend`; keep the `TestDb` alive as long as it.
 pub async fn open(backend: Backend) -> (TestDb, Arc<dyn Store>) {
@@ -62,34 +79,38 @@ pub async fn raw_text(db: &TestDb, sql: &'static str) -> Vec<String> {
 }
 
 /// An active client of `tenant` with one of each list field set, at revision 1.
-pub fn client(id: &str, tenant: &str) -> ClientRow {
-    ClientRow {
-        client_id: id.into(),
+pub fn client(id: &str, tenant: &str) -> Client {
+    let input = ClientInput {
         tenant: tenant.into(),
         name: format!("client {id}"),
-        description: String::new(),
         scopes: vec!["read:*".into()],
         audiences: vec!["api".into()],
-        roles: vec![],
-        access_token_ttl_secs: 900,
-        refresh_token_ttl_secs: 0,
-        active: true,
+        access_token_ttl: Some(Duration::from_secs(900)),
+        active: Some(true),
         allowed_cidrs: vec!["10.0.0.0/8".into()],
-        rate_limit_per_minute: 0,
         metadata: BTreeMap::from([("team".into(), "payments".into())]),
-        create_time_us: 1_000,
-        update_time_us: 1_000,
-        last_used_time_us: None,
+        ..Default::default()
+    };
+    Client {
+        id: ClientId::parse("client_id", id).expect("a client id"),
+        tenant: TenantId::parse("tenant", tenant).expect("a tenant"),
+        spec: ClientSpec::from_input(&input).expect("a valid client"),
+        create_time: at(1_000),
+        update_time: at(1_000),
+        last_used_time: None,
         revision: 1,
-        access_token_format: "jwt".into(),
-        exchange_audiences: Vec::new(),
         token_generation: 0,
     }
 }
 
+/// The time `us` microseconds after the epoch.
+pub fn at(us: i64) -> OffsetDateTime {
+    from_micros(us)
+}
+
 /// A secret of `client_id` created at `at`, its selector `sel-<id>` and hash `hash-<id>`.
-pub fn secret(id: &str, client_id: &str, at: i64) -> SecretRow {
-    SecretRow {
+pub fn secret(id: &str, client_id: &str, at: i64) -> StoredSecret {
+    StoredSecret {
         secret_id: id.into(),
         client_id: client_id.into(),
         selector: format!("sel-{id}"),
@@ -100,8 +121,8 @@ pub fn secret(id: &str, client_id: &str, at: i64) -> SecretRow {
 }
 
 /// An EdDSA signing key created and active at `at`, sealed under KEK `kek`.
-pub fn key(kid: &str, at: i64) -> KeyRow {
-    KeyRow {
+pub fn key(kid: &str, at: i64) -> StoredKey {
+    StoredKey {
         kid: kid.into(),
         algorithm: "EdDSA".into(),
         public_jwk: "{}".into(),
@@ -113,16 +134,16 @@ pub fn key(kid: &str, at: i64) -> KeyRow {
     }
 }
 
-/// An audit event of tenant `a` by `admin`.
-pub fn audit_row(id: &str, client_id: &str, time_us: i64, kind: &str) -> store::AuditRow {
-    store::AuditRow {
+/// An audit event of tenant `a` by `admin`, of `kind` (its stored name).
+pub fn audit_row(id: &str, client_id: &str, time_us: i64, kind: &str) -> AuditEvent {
+    AuditEvent {
         event_id: id.into(),
-        time_us,
+        time: at(time_us),
         tenant: "a".into(),
         client_id: client_id.into(),
         actor: "admin".into(),
-        source_address: "192.0.2.1".into(),
-        kind: kind.into(),
+        source_address: Some("192.0.2.1".parse().unwrap()),
+        kind: AuditKind::parse(kind).expect("an audit kind"),
         details: BTreeMap::from([("fields".into(), "scopes".into())]),
         count: 1,
     }

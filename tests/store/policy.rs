@@ -1,6 +1,6 @@
 //! Client policy: failure counting, lockout strikes, and lockouts carried by the change log.
 
-use tokend::store;
+use tokend::domain::changes::ChangeKind;
 
 use crate::common::Backend;
 use crate::open;
@@ -24,12 +24,8 @@ async fn lockouts_travel_through_the_change_log(backend: Backend) {
     assert_eq!(
         kinds,
         [
-            (
-                store::ChangeKind::Lockout.as_str(),
-                "address:192.0.2.1/32",
-                2_000
-            ),
-            (store::ChangeKind::Lockout.as_str(), "client:x", 1_500)
+            (ChangeKind::Lockout.as_str(), "address:192.0.2.1/32", 2_000),
+            (ChangeKind::Lockout.as_str(), "client:x", 1_500)
         ]
     );
     let live: Vec<String> = store

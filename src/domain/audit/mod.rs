@@ -18,12 +18,10 @@ use std::net::IpAddr;
 use time::OffsetDateTime;
 
 use crate::domain::clock::{from_micros, to_micros};
-use crate::domain::error::{Error, Result};
 use crate::domain::introspection::caller::Caller;
-use crate::store::AuditRow;
 
 pub use query::{AuditAdmin, AuditPage, AuditQuery, ClientUsage, DailyUsage};
-pub use usage::UsageRecorder;
+pub use usage::{UsageCounts, UsageRecorder};
 
 /// The actor of changes made at the command line.
 pub const CLI_ACTOR: &str = "cli";
@@ -161,42 +159,6 @@ impl AuditEvent {
         self
     }
 
-    /// The stored row.
-    pub fn to_row(&self) -> AuditRow {
-        AuditRow {
-            event_id: self.event_id.clone(),
-            time_us: to_micros(self.time),
-            tenant: self.tenant.clone(),
-            client_id: self.client_id.clone(),
-            actor: self.actor.clone(),
-            source_address: self
-                .source_address
-                .map(|a| a.to_string())
-                .unwrap_or_default(),
-            kind: self.kind.as_str().to_owned(),
-            details: self.details.clone(),
-            count: i64::try_from(self.count).unwrap_or(i64::MAX),
-        }
-    }
-
-    /// The event a stored row holds.
-    pub fn from_row(row: AuditRow) -> Result<Self> {
-        let kind = AuditKind::parse(&row.kind).ok_or_else(|| {
-            Error::Unexpected(anyhow::anyhow!("unknown audit event kind {:?}", row.kind))
-        })?;
-        Ok(Self {
-            event_id: row.event_id,
-            time: from_micros(row.time_us),
-            tenant: row.tenant,
-            client_id: row.client_id,
-            actor: row.actor,
-            source_address: row.source_address.parse().ok(),
-            kind,
-            details: row.details,
-            count: u64::try_from(row.count).unwrap_or(0),
-        })
-    }
-
     /// The event's log line (target `tokend::audit`). Called once the event is stored.
     pub fn log(&self) {
         let details = serde_json::to_string(&self.details).unwrap_or_default();
@@ -232,11 +194,6 @@ pub fn log_all(events: &[AuditEvent]) {
     }
 }
 
-/// The rows of `events`, for the store.
-pub fn rows(events: &[AuditEvent]) -> Vec<AuditRow> {
-    events.iter().map(AuditEvent::to_row).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,16 +209,5 @@ mod tests {
             .filter(|k| k.is_aggregated())
             .collect();
         assert_eq!(aggregated.len(), 4);
-    }
-
-    #[test]
-    fn events_round_trip_through_rows() {
-        let now = OffsetDateTime::now_utc();
-        let mut e = AuditEvent::new(AuditKind::ClientUpdated, now).with("fields", "scopes");
-        e.tenant = "acme".into();
-        e.client_id = "c".into();
-        e.actor = "admin".into();
-        e.source_address = Some("192.0.2.1".parse().unwrap());
-        assert_eq!(AuditEvent::from_row(e.to_row()).unwrap(), e);
     }
 }

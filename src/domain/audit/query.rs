@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use super::usage::UsageCounts;
 use super::usage::add_counts;
 use super::{AuditEvent, AuditKind, UsageRecorder};
 use crate::domain::clients::Client;
@@ -15,7 +16,7 @@ use crate::domain::ids::ClientId;
 use crate::domain::introspection::caller::Caller;
 use crate::domain::page_token;
 use crate::domain::scope::ADMIN_SCOPE;
-use crate::store::{AuditFilter, Store, UsageRow};
+use crate::store::{AuditFilter, Store};
 
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;
@@ -44,7 +45,7 @@ pub struct AuditPage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DailyUsage {
     pub date: time::Date,
-    pub counts: UsageRow,
+    pub counts: UsageCounts,
 }
 
 /// A client's usage, newest day first.
@@ -95,11 +96,8 @@ impl AuditAdmin {
         filter.before = decode_token(&query.page_token, &fingerprint)?;
         let rows = self.store.list_audit_events(&filter, limit + 1).await?;
         let more = rows.len() > limit as usize;
-        let events = rows
-            .into_iter()
-            .take(limit as usize)
-            .map(AuditEvent::from_row)
-            .collect::<Result<Vec<_>>>()?;
+        let mut events = rows;
+        events.truncate(limit as usize);
         let next_page_token = match events.last() {
             Some(last) if more => encode_token(&fingerprint, to_micros(last.time), &last.event_id),
             _ => String::new(),
@@ -174,12 +172,11 @@ impl AuditAdmin {
     async fn visible_client(&self, caller: &Caller, raw: &str) -> Result<Client> {
         let id = ClientId::parse("client_id", raw)?;
         let not_found = || Error::NotFound(format!("client {id} not found"));
-        let row = self
+        let client = self
             .store
             .get_client(id.as_str())
             .await?
             .ok_or_else(not_found)?;
-        let client = Client::from_row(row)?;
         if caller.sees_tenant(&client.tenant) {
             Ok(client)
         } else {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use super::{AuditEvent, AuditKind};
 use crate::domain::clock::from_micros;
 use crate::domain::ids::ClientId;
-use crate::store::{Store, UsageRow};
+use crate::store::Store;
 
 const DAY_US: i64 = 24 * 3600 * 1_000_000;
 const MINUTE_US: i64 = 60 * 1_000_000;
@@ -21,7 +21,23 @@ const MINUTE_US: i64 = 60 * 1_000_000;
 /// per client but not as new events (a flood of random client ids must not fill memory).
 const MAX_PENDING_REFUSALS: usize = 10_000;
 
-/// A counter of [`UsageRow`].
+/// Usage counters of one client on one UTC day (`day`: days since the Unix epoch). Written as
+/// increments: recording one adds its counts to the stored ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsageCounts {
+    pub client_id: String,
+    pub day: i64,
+    pub tokens_issued: i64,
+    pub refreshes: i64,
+    pub refused_address: i64,
+    pub refused_rate_limit: i64,
+    pub refused_lockout: i64,
+    pub refused_bad_secret: i64,
+    pub introspections_active: i64,
+    pub introspections_inactive: i64,
+}
+
+/// A counter of [`UsageCounts`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Counter {
     TokensIssued,
@@ -50,7 +66,7 @@ struct Pending {
     /// client id -> (last use, its address)
     last_use: HashMap<ClientId, (i64, Option<IpAddr>)>,
     /// client id -> day -> counts
-    days: HashMap<String, HashMap<i64, UsageRow>>,
+    days: HashMap<String, HashMap<i64, UsageCounts>>,
     /// (client id or "", kind, minute) -> the event so far
     refusals: HashMap<(String, AuditKind, i64), AuditEvent>,
 }
@@ -136,7 +152,7 @@ impl UsageRecorder {
     }
 
     /// The counts of `client_id` not yet written, per day.
-    pub fn pending_days(&self, client_id: &str) -> Vec<UsageRow> {
+    pub fn pending_days(&self, client_id: &str) -> Vec<UsageCounts> {
         let p = self.lock();
         p.days
             .get(client_id)
@@ -163,7 +179,7 @@ impl UsageRecorder {
                 }
             }
         }
-        let rows: Vec<UsageRow> = batch
+        let rows: Vec<UsageCounts> = batch
             .days
             .into_values()
             .flat_map(HashMap::into_values)
@@ -173,7 +189,7 @@ impl UsageRecorder {
             self.put_back_days(rows);
         }
         let events: Vec<AuditEvent> = batch.refusals.into_values().collect();
-        match store.record_audit(&super::rows(&events)).await {
+        match store.record_audit(&events).await {
             Ok(()) => super::log_all(&events),
             Err(err) => {
                 tracing::warn!(error = %err, "could not record refusal events; will retry");
@@ -200,14 +216,14 @@ impl UsageRecorder {
         self.lock().last_use.len()
     }
 
-    fn put_back_days(&self, rows: Vec<UsageRow>) {
+    fn put_back_days(&self, rows: Vec<UsageCounts>) {
         let mut p = self.lock();
         for r in rows {
             let days = p.days.entry(r.client_id.clone()).or_default();
-            let row = days.entry(r.day).or_insert_with(|| UsageRow {
+            let row = days.entry(r.day).or_insert_with(|| UsageCounts {
                 client_id: r.client_id.clone(),
                 day: r.day,
-                ..UsageRow::default()
+                ..UsageCounts::default()
             });
             add_counts(row, &r);
         }
@@ -230,7 +246,7 @@ fn note_use(p: &mut Pending, client: &ClientId, at_us: i64, address: Option<IpAd
 }
 
 /// Adds `more`'s counts to `row`'s (same client and day).
-pub(crate) fn add_counts(row: &mut UsageRow, more: &UsageRow) {
+pub(crate) fn add_counts(row: &mut UsageCounts, more: &UsageCounts) {
     row.tokens_issued += more.tokens_issued;
     row.refreshes += more.refreshes;
     row.refused_address += more.refused_address;
@@ -248,10 +264,10 @@ fn add_one(p: &mut Pending, client_id: &str, counter: Counter, at_us: i64) {
         Some(days) => days,
         None => p.days.entry(client_id.to_owned()).or_default(),
     };
-    let row = days.entry(day).or_insert_with(|| UsageRow {
+    let row = days.entry(day).or_insert_with(|| UsageCounts {
         client_id: client_id.to_owned(),
         day,
-        ..UsageRow::default()
+        ..UsageCounts::default()
     });
     let field = match counter {
         Counter::TokensIssued => &mut row.tokens_issued,

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use super::client::Client;
 use super::secret::{ClientSecret, SecretHasher};
 use super::spec::{ClientField, ClientInput, ClientSpec};
+use super::stored::StoredSecret;
 use crate::domain::audit::{self, AuditEvent, AuditKind};
 use crate::domain::clock::{Clock, from_micros, to_micros};
 use crate::domain::error::{Error, Result};
@@ -17,7 +18,7 @@ use crate::domain::introspection::caller::Caller;
 use crate::domain::introspection::registry::Registry;
 use crate::domain::page_token;
 use crate::domain::scope::ADMIN_SCOPE;
-use crate::store::{SecretRow, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// Default and largest page of `ListClients`.
 const DEFAULT_PAGE: u32 = 100;
@@ -75,7 +76,7 @@ impl ClientAdmin {
             token_generation: 0,
         };
         let secret = ClientSecret::generate()?;
-        let row = self.secret_row(&client.id, &secret, now).await?;
+        let stored = self.stored_secret(&client.id, &secret, now).await?;
         let kind = if caller.is_operator() {
             AuditKind::ClientBootstrapped
         } else {
@@ -84,9 +85,7 @@ impl ClientAdmin {
         let events = [event(kind, caller, &client, now)
             .with("name", client.spec.name.clone())
             .with("scopes", client.spec.scopes.to_claim())];
-        self.store
-            .insert_client(&client.to_row(), &row, &audit::rows(&events))
-            .await?;
+        self.store.insert_client(&client, &stored, &events).await?;
         audit::log_all(&events);
         self.registry.catch_up_after_write().await;
         tracing::info!(client_id = %client.id, tenant = %client.tenant, "client created");
@@ -130,7 +129,7 @@ impl ClientAdmin {
         };
         let filter_text = filter.as_ref().map_or("", TenantId::as_str);
         let after = PageToken::decode(page_token, filter_text)?;
-        let rows = self
+        let mut clients = self
             .store
             .list_clients(
                 filter.as_ref().map(TenantId::as_str),
@@ -138,12 +137,8 @@ impl ClientAdmin {
                 limit + 1,
             )
             .await?;
-        let more = rows.len() > limit as usize;
-        let clients = rows
-            .into_iter()
-            .take(limit as usize)
-            .map(Client::from_row)
-            .collect::<Result<Vec<_>>>()?;
+        let more = clients.len() > limit as usize;
+        clients.truncate(limit as usize);
         let next_page_token = match clients.last() {
             Some(last) if more => PageToken::encode(filter_text, last.id.as_str()),
             _ => String::new(),
@@ -195,12 +190,7 @@ impl ClientAdmin {
             }
             match self
                 .store
-                .update_client(
-                    &next.to_row(),
-                    current.revision,
-                    disabling,
-                    &audit::rows(&events),
-                )
+                .update_client(&next, current.revision, disabling, &events)
                 .await
             {
                 Ok(()) => {
@@ -242,13 +232,13 @@ impl ClientAdmin {
         let client = self.load_visible(caller, &id).await?;
         let now = self.stamp();
         let secret = ClientSecret::generate()?;
-        let row = self.secret_row(&id, &secret, now).await?;
+        let stored = self.stored_secret(&id, &secret, now).await?;
         let expire = now + grace;
         let events = [event(AuditKind::SecretRotated, caller, &client, now)
             .with("grace_period_secs", grace.as_secs().to_string())];
         match self
             .store
-            .rotate_secret(&row, to_micros(expire), &audit::rows(&events))
+            .rotate_secret(&stored, to_micros(expire), &events)
             .await
         {
             Err(StoreError::NotFound) => return Err(not_found(&id)),
@@ -273,7 +263,7 @@ impl ClientAdmin {
             .with("name", client.spec.name.clone())];
         if !self
             .store
-            .delete_client(id.as_str(), to_micros(now), &audit::rows(&events))
+            .delete_client(id.as_str(), to_micros(now), &events)
             .await?
         {
             return Err(not_found(&id));
@@ -296,7 +286,7 @@ impl ClientAdmin {
         let events = [event(AuditKind::ClientTokensRevoked, caller, &client, now)];
         if !self
             .store
-            .revoke_client_tokens(id.as_str(), to_micros(now), &audit::rows(&events))
+            .revoke_client_tokens(id.as_str(), to_micros(now), &events)
             .await?
         {
             return Err(not_found(&id));
@@ -315,12 +305,11 @@ impl ClientAdmin {
 
     /// Loads a client, answering NotFound for clients of tenants the caller may not see.
     async fn load_visible(&self, caller: &Caller, id: &ClientId) -> Result<Client> {
-        let row = self
+        let client = self
             .store
             .get_client(id.as_str())
             .await?
             .ok_or_else(|| not_found(id))?;
-        let client = Client::from_row(row)?;
         if caller.sees_tenant(&client.tenant) {
             Ok(client)
         } else {
@@ -328,13 +317,13 @@ impl ClientAdmin {
         }
     }
 
-    async fn secret_row(
+    async fn stored_secret(
         &self,
         id: &ClientId,
         secret: &ClientSecret,
         now: OffsetDateTime,
-    ) -> Result<SecretRow> {
-        Ok(SecretRow {
+    ) -> Result<StoredSecret> {
+        Ok(StoredSecret {
             secret_id: uuid::Uuid::now_v7().to_string(),
             client_id: id.to_string(),
             selector: secret.selector(),

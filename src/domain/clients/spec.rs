@@ -68,7 +68,8 @@ impl TokenFormat {
         }
     }
 
-    pub(super) fn parse_stored(raw: &str) -> Option<Self> {
+    /// The format a stored name gives (`jwt`, `opaque`); `None` for anything else.
+    pub fn parse_stored(raw: &str) -> Option<Self> {
         match raw {
             "jwt" => Some(Self::Jwt),
             "opaque" => Some(Self::Opaque),

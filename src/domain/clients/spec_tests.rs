@@ -1,12 +1,8 @@
-//! Unit tests of client settings: validation of every field, the stored row round trip; and
+//! Unit tests of client settings: validation of every field; and
 //! the properties of the CIDR and field-mask parsers.
 
 mod unit {
     use super::super::*;
-    use time::OffsetDateTime;
-
-    use crate::domain::clients::Client;
-    use crate::domain::ids::{ClientId, TenantId};
 
     fn input() -> ClientInput {
         ClientInput {
@@ -73,22 +69,6 @@ mod unit {
             ClientField::parse_mask(&["client.name"]).unwrap(),
             vec![ClientField::Name]
         );
-    }
-
-    #[test]
-    fn row_round_trip() {
-        let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
-        let client = Client {
-            id: ClientId::generate(),
-            tenant: TenantId::parse("tenant", "acme").unwrap(),
-            spec: ClientSpec::from_input(&input()).unwrap(),
-            create_time: now,
-            update_time: now,
-            last_used_time: None,
-            revision: 1,
-            token_generation: 3,
-        };
-        assert_eq!(Client::from_row(client.to_row()).unwrap(), client);
     }
 }
 

@@ -11,17 +11,18 @@ use proptest::prelude::*;
 use super::*;
 use crate::domain::clock::ManualClock;
 use crate::domain::keys::{Kek, KekSet, SigningAlgorithm};
-use crate::store::{KeyRow, KeyStore, Resealed, SealedSecretRow, StoreResult};
+use crate::domain::keys::{Resealed, SealedSecret, StoredKey};
+use crate::store::{KeyStore, StoreResult};
 
 const ISSUER: &str = "urn:tokend:unit";
 
 /// Just enough of a key store for a key ring: rows in memory, no rotation.
 #[derive(Default)]
-struct MemoryKeys(Mutex<Vec<KeyRow>>);
+struct MemoryKeys(Mutex<Vec<StoredKey>>);
 
 #[async_trait::async_trait]
 impl KeyStore for MemoryKeys {
-    async fn insert_first_key(&self, key: &KeyRow) -> StoreResult<bool> {
+    async fn insert_first_key(&self, key: &StoredKey) -> StoreResult<bool> {
         let mut rows = self.0.lock().unwrap();
         let first = rows.is_empty();
         if first {
@@ -30,29 +31,29 @@ impl KeyStore for MemoryKeys {
         Ok(first)
     }
 
-    async fn list_keys(&self) -> StoreResult<Vec<KeyRow>> {
+    async fn list_keys(&self) -> StoreResult<Vec<StoredKey>> {
         Ok(self.0.lock().unwrap().clone())
     }
 
     async fn insert_rotated_key(
         &self,
-        _key: &KeyRow,
+        _key: &StoredKey,
         _newest_kid: &str,
         _retire: &[(String, i64)],
-        _audit: &[crate::store::AuditRow],
+        _audit: &[crate::domain::AuditEvent],
     ) -> StoreResult<bool> {
         unreachable!("these tests never rotate")
     }
 
-    async fn get_sealed_secret(&self, _name: &str) -> StoreResult<Option<SealedSecretRow>> {
+    async fn get_sealed_secret(&self, _name: &str) -> StoreResult<Option<SealedSecret>> {
         unreachable!("a key ring alone needs no MAC key")
     }
 
-    async fn list_sealed_secrets(&self) -> StoreResult<Vec<SealedSecretRow>> {
+    async fn list_sealed_secrets(&self) -> StoreResult<Vec<SealedSecret>> {
         unreachable!("a key ring alone needs no MAC key")
     }
 
-    async fn insert_sealed_secret(&self, _secret: &SealedSecretRow) -> StoreResult<bool> {
+    async fn insert_sealed_secret(&self, _secret: &SealedSecret) -> StoreResult<bool> {
         unreachable!("a key ring alone needs no MAC key")
     }
 
@@ -61,7 +62,7 @@ impl KeyStore for MemoryKeys {
         _keys: &[Resealed],
         _secrets: &[Resealed],
         _kek_id: &str,
-        _audit: &[crate::store::AuditRow],
+        _audit: &[crate::domain::AuditEvent],
     ) -> StoreResult<bool> {
         unreachable!("these tests never rotate the KEK")
     }

@@ -17,13 +17,14 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::token_cache::TokenCache;
+use crate::domain::changes::{Change, ChangeKind};
 use crate::domain::clients::Client;
 use crate::domain::clients::secret_cache::SecretCache;
 use crate::domain::clock::{Clock, to_micros};
 use crate::domain::error::{Error, Result};
 use crate::domain::keys::KeyRing;
 use crate::domain::policy::{Lockout, LockoutConfig, Subject};
-use crate::store::{ChangeKind, ChangeRow, DatabaseState, Store};
+use crate::store::{DatabaseState, Store, StoreError};
 
 /// How long change-log rows are kept. A replica further behind than half of it reloads fully.
 pub const CHANGE_RETENTION: Duration = Duration::from_secs(3600);
@@ -273,18 +274,12 @@ impl Registry {
                 .store
                 .list_clients(None, after.as_deref(), PAGE)
                 .await?;
-            let n = rows.len();
-            for row in rows {
-                after = Some(row.client_id.clone());
-                match Client::from_row(row) {
-                    Ok(client) => {
-                        clients.insert(client.id.to_string(), Arc::new(client));
-                    }
-                    Err(err) => tracing::error!(error = %err, "skipping a corrupt client"),
-                }
-            }
-            if n < PAGE as usize {
-                break;
+            // Until an empty page: the store leaves corrupt rows out, so a short page is not
+            // necessarily the last.
+            let Some(last) = rows.last() else { break };
+            after = Some(last.id.to_string());
+            for client in rows {
+                clients.insert(client.id.to_string(), Arc::new(client));
             }
         }
         let now = to_micros(self.clock.now());
@@ -298,9 +293,11 @@ impl Registry {
                 .live_revocations(now, key, REVOCATION_PAGE)
                 .await?;
             let n = rows.len();
-            after = rows.last().map(|r| (r.kind.clone(), r.subject.clone()));
+            after = rows
+                .last()
+                .map(|r| (r.kind.as_str().to_owned(), r.subject.clone()));
             for row in rows {
-                match ChangeKind::parse(&row.kind) {
+                match row.kind {
                     ChangeKind::Token => denied_tokens.insert(row.subject, row.expire_time_us),
                     ChangeKind::Grant => denied_grants.insert(row.subject, row.expire_time_us),
                     _ => None,
@@ -327,16 +324,16 @@ impl Registry {
         Ok(())
     }
 
-    async fn apply(&self, change: &ChangeRow) -> Result<()> {
+    async fn apply(&self, change: &Change) -> Result<()> {
         match &change.kind {
             ChangeKind::Client => {
-                let row = self.store.get_client(&change.subject).await?;
-                let client = match row.map(Client::from_row).transpose() {
+                let client = match self.store.get_client(&change.subject).await {
                     Ok(client) => client,
-                    Err(err) => {
+                    Err(StoreError::Unexpected(err)) => {
                         tracing::error!(error = %err, "a changed client is corrupt; treating it as gone");
                         None
                     }
+                    Err(err) => return Err(err.into()),
                 };
                 let mut view = self.write();
                 view.unknown.remove(&change.subject);
@@ -364,7 +361,7 @@ impl Registry {
         Ok(())
     }
 
-    fn apply_lock(&self, change: &ChangeRow) {
+    fn apply_lock(&self, change: &Change) {
         match Subject::decode(&change.subject) {
             Some(subject) => self.lockout.lock(subject, change.expire_time_us),
             None => tracing::warn!(subject = %change.subject, "unreadable lockout; ignored"),

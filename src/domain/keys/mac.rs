@@ -17,10 +17,11 @@ use std::sync::Arc;
 use aws_lc_rs::hmac;
 
 use super::kek::KekSet;
+use super::stored::SealedSecret;
 use super::unexpected;
 use crate::domain::clock::{Clock, to_micros};
 use crate::domain::error::Result;
-use crate::store::{KeyStore, SealedSecretRow};
+use crate::store::KeyStore;
 
 /// The name of the MAC key's row in `sealed_secrets`, also its associated data when sealed
 /// (kids are hex, so it cannot be confused with a signing key).
@@ -76,7 +77,7 @@ impl MacKey {
     ) -> Result<Self> {
         if store.get_sealed_secret(MAC_KEY).await?.is_none() {
             let bytes = initial_value(store, keks).await?;
-            let row = SealedSecretRow {
+            let row = SealedSecret {
                 name: MAC_KEY.to_owned(),
                 sealed: keks.current().seal(MAC_KEY, &bytes)?,
                 kek_id: keks.current().id().to_owned(),

@@ -8,6 +8,7 @@
 //! - `material` — algorithms (EdDSA, ES256, RS256), key generation, public JWKs.
 //! - `ring`     — the in-memory key ring: which key signs and which verify, by the clock.
 //! - `rotation` — listing and rotating keys (by hand or on a schedule); calls the store.
+//! - `stored`   — sealed material as the store keeps it.
 //!
 //! A key's life: PENDING (published, signs nothing) from its creation to its activate time,
 //! then ACTIVE (signs) until a newer key activates, then RETIRING (verifies, still published)
@@ -19,6 +20,7 @@ mod material;
 mod rekey;
 mod ring;
 mod rotation;
+mod stored;
 
 pub use kek::{Kek, KekNotConfigured, KekSet};
 pub use mac::MacKey;
@@ -26,6 +28,7 @@ pub use material::{PublicJwk, SigningAlgorithm};
 pub use rekey::{KekRotation, rotate_kek};
 pub use ring::{KeyRing, KeyState, KeyTimes};
 pub use rotation::{JWKS_MAX_AGE, KeyAdmin, KeyInfo, KeyPolicy, MAX_PREPUBLISH, RotateOptions};
+pub use stored::{Resealed, SealedSecret, StoredKey};
 
 use crate::domain::error::Error;
 

@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use super::kek::KekSet;
 use super::mac::MacKey;
+use super::stored::{Resealed, SealedSecret, StoredKey};
 use crate::domain::audit::{self, AuditEvent, AuditKind, CLI_ACTOR};
 use crate::domain::clock::Clock;
 use crate::domain::error::{Error, Result};
-use crate::store::{KeyRow, KeyStore, Resealed, SealedSecretRow};
+use crate::store::KeyStore;
 
 /// Reads before giving up when other writers keep changing the keys in between.
 const ATTEMPTS: usize = 5;
@@ -50,7 +51,7 @@ pub async fn rotate_kek(
         let events = plan.events(clock.as_ref());
         let kek_id = &plan.summary.kek_id;
         if store
-            .reseal(&plan.keys, &plan.secrets, kek_id, &audit::rows(&events))
+            .reseal(&plan.keys, &plan.secrets, kek_id, &events)
             .await?
         {
             audit::log_all(&events);
@@ -77,7 +78,7 @@ struct Plan {
 }
 
 impl Plan {
-    fn of(keks: &KekSet, keys: &[KeyRow], secrets: &[SealedSecretRow]) -> Result<Self> {
+    fn of(keks: &KekSet, keys: &[StoredKey], secrets: &[SealedSecret]) -> Result<Self> {
         let current = keks.current();
         let mut from = BTreeSet::new();
         let mut reseal = |kek_id: &str, what: String, aad: &str, sealed: &[u8]| {

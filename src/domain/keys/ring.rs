@@ -8,10 +8,11 @@ use time::OffsetDateTime;
 
 use super::kek::KekSet;
 use super::material::{PublicJwk, SigningAlgorithm, SigningKey, generate_pkcs8};
+use super::stored::StoredKey;
 use super::unexpected;
 use crate::domain::clock::{Clock, from_micros, to_micros};
 use crate::domain::error::{Error, Result};
-use crate::store::{KeyRow, KeyStore};
+use crate::store::KeyStore;
 
 /// Where a key is in its life at a given moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +37,7 @@ pub struct KeyTimes {
 }
 
 impl KeyTimes {
-    pub(super) fn of(row: &KeyRow) -> Self {
+    pub(super) fn of(row: &StoredKey) -> Self {
         Self {
             create: from_micros(row.create_time_us),
             activate: from_micros(row.activate_time_us),
@@ -152,9 +153,9 @@ impl KeyRing {
     }
 
     /// Installs `rows` (newest first), skipping keys already retired.
-    fn apply(&self, rows: &[KeyRow]) -> Result<()> {
+    fn apply(&self, rows: &[StoredKey]) -> Result<()> {
         let now = self.clock.now();
-        let live: Vec<&KeyRow> = rows
+        let live: Vec<&StoredKey> = rows
             .iter()
             .filter(|r| !KeyTimes::of(r).is_retired(now))
             .collect();
@@ -194,7 +195,7 @@ impl KeyRing {
         algorithm: SigningAlgorithm,
         create: OffsetDateTime,
         activate: OffsetDateTime,
-    ) -> Result<KeyRow> {
+    ) -> Result<StoredKey> {
         let keks = self.keks.clone();
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
@@ -205,7 +206,7 @@ impl KeyRing {
             let public_jwk =
                 serde_json::to_string(&key.jwk).map_err(|e| Error::Unexpected(e.into()))?;
             let kek = keks.current();
-            Ok(KeyRow {
+            Ok(StoredKey {
                 private_key: kek.seal(&kid, &pkcs8)?,
                 kid,
                 algorithm: algorithm.name().to_owned(),
@@ -221,7 +222,7 @@ impl KeyRing {
     }
 
     /// Opens a stored key with the KEK its row names (the current one or a previous one).
-    fn open_row(&self, row: &KeyRow) -> Result<SigningKey> {
+    fn open_row(&self, row: &StoredKey) -> Result<SigningKey> {
         let algorithm = SigningAlgorithm::parse(&row.algorithm).map_err(|e| unexpected(&e))?;
         let what = format!("signing key {}", row.kid);
         let pkcs8 = self

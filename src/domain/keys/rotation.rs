@@ -9,13 +9,14 @@ use time::OffsetDateTime;
 
 use super::material::SigningAlgorithm;
 use super::ring::{KeyRing, KeyState, KeyTimes, signer, states};
+use super::stored::StoredKey;
 use crate::domain::audit::{self, AuditEvent, AuditKind, SYSTEM_ACTOR};
 use crate::domain::clients::MAX_ACCESS_TTL;
 use crate::domain::clock::{Clock, from_micros, to_micros};
 use crate::domain::error::{Error, Result};
 use crate::domain::introspection::caller::Caller;
 use crate::domain::scope::ADMIN_SCOPE;
-use crate::store::{KeyRow, Store};
+use crate::store::Store;
 
 /// Longest pre-publication a rotation may ask for.
 pub const MAX_PREPUBLISH: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -152,11 +153,11 @@ impl KeyAdmin {
     /// the admin who asked, `None` for the scheduled rotation (recorded as tokend's own).
     async fn rotate_after(
         &self,
-        rows: &[KeyRow],
+        rows: &[StoredKey],
         prepublish: Duration,
         retire_previous: bool,
         caller: Option<&Caller>,
-    ) -> Result<Option<KeyRow>> {
+    ) -> Result<Option<StoredKey>> {
         let newest = rows
             .first()
             .ok_or_else(|| Error::Unexpected(anyhow::anyhow!("no signing key is stored")))?;
@@ -181,7 +182,7 @@ impl KeyAdmin {
         let events = [event];
         if !self
             .store
-            .insert_rotated_key(&row, &newest.kid, &retire, &audit::rows(&events))
+            .insert_rotated_key(&row, &newest.kid, &retire, &events)
             .await?
         {
             tracing::info!("another replica rotated the signing key first");
@@ -220,7 +221,7 @@ fn require_system_admin(caller: &Caller) -> Result<()> {
     }
 }
 
-fn infos(rows: &[KeyRow], now: OffsetDateTime) -> Vec<KeyInfo> {
+fn infos(rows: &[StoredKey], now: OffsetDateTime) -> Vec<KeyInfo> {
     let times: Vec<KeyTimes> = rows.iter().map(KeyTimes::of).collect();
     rows.iter()
         .zip(times.iter().zip(states(&times, now)))
@@ -241,7 +242,7 @@ fn infos(rows: &[KeyRow], now: OffsetDateTime) -> Vec<KeyInfo> {
 /// - a key still pending retires now: it never signed, and the new key supersedes it;
 /// - keys already superseded keep their retire times.
 fn retirements(
-    rows: &[KeyRow],
+    rows: &[StoredKey],
     now: OffsetDateTime,
     signer_retire: OffsetDateTime,
     retire_previous: bool,
@@ -269,8 +270,8 @@ fn retirements(
 mod tests {
     use super::*;
 
-    fn row(kid: &str, create: i64, activate: i64, retire: Option<i64>) -> KeyRow {
-        KeyRow {
+    fn row(kid: &str, create: i64, activate: i64, retire: Option<i64>) -> StoredKey {
+        StoredKey {
             kid: kid.into(),
             algorithm: "EdDSA".into(),
             public_jwk: "{}".into(),

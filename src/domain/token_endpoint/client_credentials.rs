@@ -5,12 +5,12 @@
 use super::grant::IssuedToken;
 use super::mint::{micros, secs};
 use super::opaque::{OpaqueKind, OpaqueToken};
+use super::records::{RefreshFamily, RefreshRecord};
 use super::service::TokenEndpoint;
 use crate::domain::clients::Client;
 use crate::domain::clock::to_micros;
 use crate::domain::error::Result;
 use crate::domain::scope::ScopeSet;
-use crate::store::{GrantRow, RefreshRow};
 
 impl TokenEndpoint {
     /// Grants `requested` (none: all the client's scopes) for `audience`, to a client the
@@ -30,7 +30,7 @@ impl TokenEndpoint {
             None
         } else {
             let token = OpaqueToken::generate(OpaqueKind::Refresh)?;
-            let grant = GrantRow {
+            let grant = RefreshFamily {
                 grant_id: uuid::Uuid::now_v7().simple().to_string(),
                 client_id: client.id.to_string(),
                 scopes: scopes.to_strings(),
@@ -42,7 +42,7 @@ impl TokenEndpoint {
                     .saturating_add(micros(client.spec.refresh_token_ttl)),
                 revoke_time_us: None,
             };
-            let first = RefreshRow {
+            let first = RefreshRecord {
                 token_hash: token.hash(),
                 grant_id: grant.grant_id.clone(),
                 create_time_us: now_us,

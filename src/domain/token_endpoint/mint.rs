@@ -12,6 +12,7 @@ use jsonwebtoken::Header;
 use super::claims::{ACCESS_TOKEN_TYP, AccessClaims};
 use super::grant::IssuedToken;
 use super::opaque::{OpaqueKind, OpaqueToken};
+use super::records::OpaqueRecord;
 use super::service::TokenEndpoint;
 use crate::domain::audit::usage::Counter;
 use crate::domain::clients::{Client, TokenFormat};
@@ -19,7 +20,6 @@ use crate::domain::clock::to_micros;
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::ClientId;
 use crate::domain::scope::ScopeSet;
-use crate::store::OpaqueRow;
 
 impl TokenEndpoint {
     /// The client's audiences as [`chosen_audience`] picks them; a client with none gets
@@ -73,7 +73,7 @@ impl TokenEndpoint {
             TokenFormat::Opaque => {
                 self.stats.issued_opaque.inc();
                 let token = OpaqueToken::generate(OpaqueKind::Access)?;
-                let row = OpaqueRow {
+                let row = OpaqueRecord {
                     token_hash: token.hash(),
                     jti: claims.jti.clone(),
                     client_id: claims.client_id.clone(),

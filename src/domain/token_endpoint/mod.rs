@@ -10,6 +10,7 @@
 //! - `service`: [`TokenEndpoint`] and its one entry, [`TokenEndpoint::grant`], which
 //!   dispatches to `client_credentials`, `refresh` (rotation with reuse detection) or
 //!   `exchange` (RFC 8693);
+//! - `records`: what is kept between calls (refresh families and tokens, opaque tokens);
 //! - `revocation`: RFC 7009, with its `token_type_hint` rule;
 //! - `mint`: claims, signing and opaque tokens for every grant; `claims` (the RFC 9068
 //!   access-token claims) and `opaque` (opaque tokens and refresh tokens) are the token
@@ -26,6 +27,7 @@ mod gate;
 mod grant;
 mod mint;
 pub(crate) mod opaque;
+mod records;
 mod refresh;
 mod revocation;
 mod secret_proof;
@@ -37,5 +39,6 @@ pub use exchange::{ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, MAX_CHAIN};
 pub use gate::MAX_HELD_REFUSALS;
 pub use grant::{Exchange, Grant, GrantRequest, GrantType, IssuedToken, TOKEN_EXCHANGE_GRANT};
 pub use opaque::{OpaqueKind, OpaqueToken};
+pub use records::{OpaqueRecord, RefreshClaim, RefreshFamily, RefreshRecord};
 pub use revocation::{RevokeRequest, TokenTypeHint};
 pub use service::TokenEndpoint;

@@ -6,20 +6,20 @@ use std::net::IpAddr;
 use super::grant::IssuedToken;
 use super::mint::{micros, secs};
 use super::opaque::{OpaqueKind, OpaqueToken};
+use super::records::{RefreshClaim, RefreshFamily, RefreshRecord};
 use super::service::TokenEndpoint;
 use crate::domain::audit::{self, AuditEvent, AuditKind};
 use crate::domain::clients::Client;
 use crate::domain::clock::{from_micros, to_micros};
 use crate::domain::error::{Error, Result};
 use crate::domain::scope::ScopeSet;
-use crate::store::{GrantRow, RefreshClaim, RefreshRow};
 
 /// A refresh token that was not exchanged, and what is known of the request.
 struct Rejection<'a> {
     client: &'a Client,
     successor: &'a OpaqueToken,
-    token: RefreshRow,
-    grant: &'a GrantRow,
+    token: RefreshRecord,
+    grant: &'a RefreshFamily,
     address: Option<IpAddr>,
 }
 
@@ -58,7 +58,7 @@ impl TokenEndpoint {
         let successor = presented.successor(&self.mac);
         let now_us = to_micros(self.clock.now());
         let access_exp_us = now_us.saturating_add(micros(client.spec.access_token_ttl));
-        let row = RefreshRow {
+        let row = RefreshRecord {
             token_hash: successor.hash(),
             grant_id: String::new(), // the store fills in the family
             create_time_us: now_us,
@@ -142,7 +142,7 @@ impl TokenEndpoint {
         let events = [event];
         let revoked = self
             .store
-            .revoke_grant(&grant.grant_id, leeway, now_us, &audit::rows(&events))
+            .revoke_grant(&grant.grant_id, leeway, now_us, &events)
             .await?;
         if revoked {
             audit::log_all(&events);
@@ -163,7 +163,7 @@ impl TokenEndpoint {
     async fn mint_refreshed(
         &self,
         client: &Client,
-        grant: &GrantRow,
+        grant: &RefreshFamily,
         requested: &ScopeSet,
         successor: OpaqueToken,
     ) -> Result<IssuedToken> {

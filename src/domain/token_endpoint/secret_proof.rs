@@ -79,10 +79,10 @@ impl TokenEndpoint {
         if !matched {
             return Err(Error::InvalidClient);
         }
-        let row = client.ok_or(Error::InvalidClient)?;
+        let client = client.ok_or(Error::InvalidClient)?;
         if let Some(known) = known {
             self.registry.secrets.remember(known, &secret, now, expire);
         }
-        Ok(Some((Arc::new(Client::from_row(row)?), true)))
+        Ok(Some((Arc::new(client), true)))
     }
 }

@@ -60,7 +60,7 @@ macro_rules! audit_store_impl {
         impl $crate::store::AuditStore for $store {
             async fn record_audit(
                 &self,
-                events: &[$crate::store::AuditRow],
+                events: &[$crate::domain::AuditEvent],
             ) -> $crate::store::StoreResult<()> {
                 if events.is_empty() {
                     return Ok(());
@@ -75,29 +75,33 @@ macro_rules! audit_store_impl {
                 &self,
                 filter: &$crate::store::AuditFilter,
                 limit: u32,
-            ) -> $crate::store::StoreResult<Vec<$crate::store::AuditRow>> {
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::AuditEvent>> {
                 let sql = $crate::store::sql::list_audit_sql(filter.kinds.len());
                 let (before_us, before_id) = match &filter.before {
                     Some((t, id)) => (Some(*t), Some(id.as_str())),
                     None => (None, None),
                 };
-                let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .bind(filter.tenant.as_deref())
-                    .bind(filter.client_id.as_deref())
-                    .bind(filter.start_us)
-                    .bind(filter.end_us)
-                    .bind(before_us)
-                    .bind(before_id)
-                    .bind(i64::from(limit));
+                let mut query =
+                    sqlx::query_as::<_, $crate::store::rows::AuditRow>(sqlx::AssertSqlSafe(sql))
+                        .bind(filter.tenant.as_deref())
+                        .bind(filter.client_id.as_deref())
+                        .bind(filter.start_us)
+                        .bind(filter.end_us)
+                        .bind(before_us)
+                        .bind(before_id)
+                        .bind(i64::from(limit));
                 for kind in &filter.kinds {
                     query = query.bind(kind.as_str());
                 }
-                Ok(query.fetch_all(&mut *self.conn().await?).await?)
+                let rows = query.fetch_all(&mut *self.conn().await?).await?;
+                rows.into_iter()
+                    .map($crate::domain::AuditEvent::try_from)
+                    .collect()
             }
 
             async fn add_usage(
                 &self,
-                rows: &[$crate::store::UsageRow],
+                rows: &[$crate::domain::audit::UsageCounts],
             ) -> $crate::store::StoreResult<()> {
                 if rows.is_empty() {
                     return Ok(());
@@ -126,12 +130,14 @@ macro_rules! audit_store_impl {
                 &self,
                 client_id: &str,
                 from_day: i64,
-            ) -> $crate::store::StoreResult<Vec<$crate::store::UsageRow>> {
-                Ok(sqlx::query_as($crate::store::sql::CLIENT_USAGE)
-                    .bind(client_id)
-                    .bind(from_day)
-                    .fetch_all(&mut *self.conn().await?)
-                    .await?)
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::audit::UsageCounts>> {
+                let rows: Vec<$crate::store::rows::UsageRow> =
+                    sqlx::query_as($crate::store::sql::CLIENT_USAGE)
+                        .bind(client_id)
+                        .bind(from_day)
+                        .fetch_all(&mut *self.conn().await?)
+                        .await?;
+                Ok($crate::store::rows::all(rows))
             }
 
             async fn last_use(
@@ -166,9 +172,10 @@ macro_rules! audit_store_impl {
         /// Records audit events inside `tx`: an admin change and its event commit together.
         async fn insert_audit(
             tx: &mut sqlx::Transaction<'_, <$store as $crate::store::sql::HasDb>::Db>,
-            events: &[$crate::store::AuditRow],
+            events: &[$crate::domain::AuditEvent],
         ) -> $crate::store::StoreResult<()> {
             for e in events {
+                let e = $crate::store::rows::AuditRow::from(e);
                 sqlx::query($crate::store::sql::UPSERT_AUDIT)
                     .bind(&e.event_id)
                     .bind(e.time_us)

@@ -25,12 +25,14 @@ macro_rules! change_store_impl {
                 &self,
                 seq: i64,
                 limit: u32,
-            ) -> $crate::store::StoreResult<Vec<$crate::store::ChangeRow>> {
-                Ok(sqlx::query_as($crate::store::sql::CHANGES_SINCE)
-                    .bind(seq)
-                    .bind(i64::from(limit))
-                    .fetch_all(&mut *self.conn().await?)
-                    .await?)
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::changes::Change>> {
+                let rows: Vec<$crate::store::rows::ChangeRow> =
+                    sqlx::query_as($crate::store::sql::CHANGES_SINCE)
+                        .bind(seq)
+                        .bind(i64::from(limit))
+                        .fetch_all(&mut *self.conn().await?)
+                        .await?;
+                Ok($crate::store::rows::all(rows))
             }
 
             async fn live_revocations(
@@ -38,15 +40,17 @@ macro_rules! change_store_impl {
                 now_us: i64,
                 after: Option<(&str, &str)>,
                 limit: u32,
-            ) -> $crate::store::StoreResult<Vec<$crate::store::RevocationRow>> {
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::changes::DenyEntry>> {
                 let (kind, subject) = after.unwrap_or(("", ""));
-                Ok(sqlx::query_as($crate::store::sql::LIVE_REVOCATIONS)
-                    .bind(now_us)
-                    .bind(kind)
-                    .bind(subject)
-                    .bind(i64::from(limit))
-                    .fetch_all(&mut *self.conn().await?)
-                    .await?)
+                let rows: Vec<$crate::store::rows::RevocationRow> =
+                    sqlx::query_as($crate::store::sql::LIVE_REVOCATIONS)
+                        .bind(now_us)
+                        .bind(kind)
+                        .bind(subject)
+                        .bind(i64::from(limit))
+                        .fetch_all(&mut *self.conn().await?)
+                        .await?;
+                Ok($crate::store::rows::all(rows))
             }
 
             async fn change_feed(

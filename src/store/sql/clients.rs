@@ -67,13 +67,14 @@ macro_rules! client_store_impl {
     ($store:ty) => {
         #[async_trait::async_trait]
         impl $crate::store::ClientStore for $store {
-            #[tracing::instrument(skip_all, fields(client_id = %client.client_id))]
+            #[tracing::instrument(skip_all, fields(client_id = %client.id))]
             async fn insert_client(
                 &self,
-                client: &$crate::store::ClientRow,
-                secret: &$crate::store::SecretRow,
-                audit: &[$crate::store::AuditRow],
+                client: &$crate::domain::Client,
+                secret: &$crate::domain::clients::StoredSecret,
+                audit: &[$crate::domain::AuditEvent],
             ) -> $crate::store::StoreResult<()> {
+                let client = &$crate::store::rows::ClientRow::from(client);
                 let mut tx = self.begin().await?;
                 let query = sqlx::query($crate::store::sql::INSERT_CLIENT)
                     .bind(&client.client_id)
@@ -95,11 +96,13 @@ macro_rules! client_store_impl {
             async fn get_client(
                 &self,
                 client_id: &str,
-            ) -> $crate::store::StoreResult<Option<$crate::store::ClientRow>> {
-                Ok(sqlx::query_as($crate::store::sql::SELECT_CLIENT)
-                    .bind(client_id)
-                    .fetch_optional(&mut *self.conn().await?)
-                    .await?)
+            ) -> $crate::store::StoreResult<Option<$crate::domain::Client>> {
+                let row: Option<$crate::store::rows::ClientRow> =
+                    sqlx::query_as($crate::store::sql::SELECT_CLIENT)
+                        .bind(client_id)
+                        .fetch_optional(&mut *self.conn().await?)
+                        .await?;
+                row.map($crate::domain::Client::try_from).transpose()
             }
 
             #[tracing::instrument(skip(self))]
@@ -108,23 +111,26 @@ macro_rules! client_store_impl {
                 tenant: Option<&str>,
                 after: Option<&str>,
                 limit: u32,
-            ) -> $crate::store::StoreResult<Vec<$crate::store::ClientRow>> {
-                Ok(sqlx::query_as($crate::store::sql::LIST_CLIENTS)
-                    .bind(tenant)
-                    .bind(after)
-                    .bind(i64::from(limit))
-                    .fetch_all(&mut *self.conn().await?)
-                    .await?)
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::Client>> {
+                let rows: Vec<$crate::store::rows::ClientRow> =
+                    sqlx::query_as($crate::store::sql::LIST_CLIENTS)
+                        .bind(tenant)
+                        .bind(after)
+                        .bind(i64::from(limit))
+                        .fetch_all(&mut *self.conn().await?)
+                        .await?;
+                Ok($crate::store::rows::parsed_clients(rows))
             }
 
-            #[tracing::instrument(skip_all, fields(client_id = %client.client_id))]
+            #[tracing::instrument(skip_all, fields(client_id = %client.id))]
             async fn update_client(
                 &self,
-                client: &$crate::store::ClientRow,
+                client: &$crate::domain::Client,
                 expected_revision: i64,
                 revoke_tokens: bool,
-                audit: &[$crate::store::AuditRow],
+                audit: &[$crate::domain::AuditEvent],
             ) -> $crate::store::StoreResult<()> {
+                let client = &$crate::store::rows::ClientRow::from(client);
                 let mut tx = self.begin().await?;
                 let query = sqlx::query($crate::store::sql::UPDATE_CLIENT)
                     .bind(&client.client_id)
@@ -168,7 +174,7 @@ macro_rules! client_store_impl {
                 &self,
                 client_id: &str,
                 now_us: i64,
-                audit: &[$crate::store::AuditRow],
+                audit: &[$crate::domain::AuditEvent],
             ) -> $crate::store::StoreResult<bool> {
                 let mut tx = self.begin().await?;
                 let done = sqlx::query($crate::store::sql::DELETE_CLIENT)
@@ -187,7 +193,7 @@ macro_rules! client_store_impl {
                 &self,
                 client_id: &str,
                 now_us: i64,
-                audit: &[$crate::store::AuditRow],
+                audit: &[$crate::domain::AuditEvent],
             ) -> $crate::store::StoreResult<bool> {
                 let mut tx = self.begin().await?;
                 let done = sqlx::query($crate::store::sql::BUMP_GENERATION)
@@ -208,13 +214,15 @@ macro_rules! client_store_impl {
                 client_id: &str,
                 selector: &str,
                 now_us: i64,
-            ) -> $crate::store::StoreResult<Option<$crate::store::LiveSecret>> {
-                Ok(sqlx::query_as($crate::store::sql::LIVE_SECRET)
-                    .bind(client_id)
-                    .bind(selector)
-                    .bind(now_us)
-                    .fetch_optional(&mut *self.conn().await?)
-                    .await?)
+            ) -> $crate::store::StoreResult<Option<$crate::domain::clients::LiveSecret>> {
+                let row: Option<$crate::store::rows::LiveSecretRow> =
+                    sqlx::query_as($crate::store::sql::LIVE_SECRET)
+                        .bind(client_id)
+                        .bind(selector)
+                        .bind(now_us)
+                        .fetch_optional(&mut *self.conn().await?)
+                        .await?;
+                Ok(row.map(Into::into))
             }
 
             #[tracing::instrument(skip(self))]
@@ -233,9 +241,9 @@ macro_rules! client_store_impl {
             #[tracing::instrument(skip_all, fields(client_id = %secret.client_id))]
             async fn rotate_secret(
                 &self,
-                secret: &$crate::store::SecretRow,
+                secret: &$crate::domain::clients::StoredSecret,
                 expire_us: i64,
-                audit: &[$crate::store::AuditRow],
+                audit: &[$crate::domain::AuditEvent],
             ) -> $crate::store::StoreResult<()> {
                 // The first statement writes (the client's row lock), so Postgres serialises
                 // concurrent rotations of one client and SQLite takes its write lock at once.
@@ -282,7 +290,10 @@ macro_rules! client_store_impl {
         }
 
         /// Binds a client's settings, `$3` to `$15` of both INSERT_CLIENT and UPDATE_CLIENT.
-        fn bind_settings<'q>(query: Query<'q>, client: &$crate::store::ClientRow) -> Query<'q> {
+        fn bind_settings<'q>(
+            query: Query<'q>,
+            client: &$crate::store::rows::ClientRow,
+        ) -> Query<'q> {
             use sqlx::types::Json;
             query
                 .bind(&client.name)
@@ -302,7 +313,7 @@ macro_rules! client_store_impl {
 
         async fn insert_secret<'e, E>(
             executor: E,
-            secret: &$crate::store::SecretRow,
+            secret: &$crate::domain::clients::StoredSecret,
         ) -> $crate::store::StoreResult<()>
         where
             E: sqlx::Executor<'e, Database = <$store as $crate::store::sql::HasDb>::Db>,

@@ -44,7 +44,7 @@ macro_rules! key_store_impl {
             #[tracing::instrument(skip_all, fields(kid = %key.kid))]
             async fn insert_first_key(
                 &self,
-                key: &$crate::store::KeyRow,
+                key: &$crate::domain::keys::StoredKey,
             ) -> $crate::store::StoreResult<bool> {
                 let mut tx = self.begin_key_write().await?;
                 let done = bind_key(sqlx::query($crate::store::sql::INSERT_FIRST_KEY), key)
@@ -55,19 +55,23 @@ macro_rules! key_store_impl {
             }
 
             #[tracing::instrument(skip(self))]
-            async fn list_keys(&self) -> $crate::store::StoreResult<Vec<$crate::store::KeyRow>> {
-                Ok(sqlx::query_as($crate::store::sql::LIST_KEYS)
-                    .fetch_all(&mut *self.conn().await?)
-                    .await?)
+            async fn list_keys(
+                &self,
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::keys::StoredKey>> {
+                let rows: Vec<$crate::store::rows::KeyRow> =
+                    sqlx::query_as($crate::store::sql::LIST_KEYS)
+                        .fetch_all(&mut *self.conn().await?)
+                        .await?;
+                Ok($crate::store::rows::all(rows))
             }
 
             #[tracing::instrument(skip_all, fields(kid = %key.kid, newest_kid = %newest_kid))]
             async fn insert_rotated_key(
                 &self,
-                key: &$crate::store::KeyRow,
+                key: &$crate::domain::keys::StoredKey,
                 newest_kid: &str,
                 retire: &[(String, i64)],
-                audit: &[$crate::store::AuditRow],
+                audit: &[$crate::domain::AuditEvent],
             ) -> $crate::store::StoreResult<bool> {
                 let mut tx = self.begin_key_write().await?;
                 let done = bind_key(sqlx::query($crate::store::sql::INSERT_ROTATED_KEY), key)
@@ -94,26 +98,30 @@ macro_rules! key_store_impl {
             async fn get_sealed_secret(
                 &self,
                 name: &str,
-            ) -> $crate::store::StoreResult<Option<$crate::store::SealedSecretRow>> {
-                Ok(sqlx::query_as($crate::store::sql::GET_SEALED_SECRET)
-                    .bind(name)
-                    .fetch_optional(&mut *self.conn().await?)
-                    .await?)
+            ) -> $crate::store::StoreResult<Option<$crate::domain::keys::SealedSecret>> {
+                let row: Option<$crate::store::rows::SealedSecretRow> =
+                    sqlx::query_as($crate::store::sql::GET_SEALED_SECRET)
+                        .bind(name)
+                        .fetch_optional(&mut *self.conn().await?)
+                        .await?;
+                Ok(row.map(Into::into))
             }
 
             #[tracing::instrument(skip(self))]
             async fn list_sealed_secrets(
                 &self,
-            ) -> $crate::store::StoreResult<Vec<$crate::store::SealedSecretRow>> {
-                Ok(sqlx::query_as($crate::store::sql::LIST_SEALED_SECRETS)
-                    .fetch_all(&mut *self.conn().await?)
-                    .await?)
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::keys::SealedSecret>> {
+                let rows: Vec<$crate::store::rows::SealedSecretRow> =
+                    sqlx::query_as($crate::store::sql::LIST_SEALED_SECRETS)
+                        .fetch_all(&mut *self.conn().await?)
+                        .await?;
+                Ok($crate::store::rows::all(rows))
             }
 
             #[tracing::instrument(skip_all, fields(name = %secret.name))]
             async fn insert_sealed_secret(
                 &self,
-                secret: &$crate::store::SealedSecretRow,
+                secret: &$crate::domain::keys::SealedSecret,
             ) -> $crate::store::StoreResult<bool> {
                 let mut tx = self.begin_key_write().await?;
                 let done = sqlx::query($crate::store::sql::INSERT_SEALED_SECRET)
@@ -130,10 +138,10 @@ macro_rules! key_store_impl {
             #[tracing::instrument(skip_all, fields(keys = keys.len(), kek_id = %kek_id))]
             async fn reseal(
                 &self,
-                keys: &[$crate::store::Resealed],
-                secrets: &[$crate::store::Resealed],
+                keys: &[$crate::domain::keys::Resealed],
+                secrets: &[$crate::domain::keys::Resealed],
                 kek_id: &str,
-                audit: &[$crate::store::AuditRow],
+                audit: &[$crate::domain::AuditEvent],
             ) -> $crate::store::StoreResult<bool> {
                 // Serialised with key inserts: a rotation of signing keys waits for this one, or
                 // this one for it and then finds its key in the final count.
@@ -187,7 +195,7 @@ macro_rules! key_store_impl {
         }
 
         /// Binds a signing key's columns, `$1` to `$8` of INSERT_FIRST_KEY and INSERT_ROTATED_KEY.
-        fn bind_key<'q>(query: Query<'q>, key: &'q $crate::store::KeyRow) -> Query<'q> {
+        fn bind_key<'q>(query: Query<'q>, key: &'q $crate::domain::keys::StoredKey) -> Query<'q> {
             query
                 .bind(&key.kid)
                 .bind(&key.algorithm)

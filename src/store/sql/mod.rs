@@ -131,7 +131,7 @@ pub(super) use pool_access;
 /// `shared_store_impl!`.
 macro_rules! shared_helpers {
     ($store:ty, $change_lock:expr, $notify:expr) => {
-        use $crate::store::ChangeKind;
+        use $crate::domain::changes::ChangeKind;
 
         /// How every write that replicas must hear of ends: appends the change (`kind`,
         /// `subject`, kept until `expire_us`, made at `now_us`) to the log, records the `audit`
@@ -142,7 +142,7 @@ macro_rules! shared_helpers {
             subject: &str,
             expire_us: i64,
             now_us: i64,
-            audit: &[$crate::store::AuditRow],
+            audit: &[$crate::domain::AuditEvent],
         ) -> $crate::store::StoreResult<()> {
             let lock: Option<&str> = $change_lock;
             if let Some(lock) = lock {

@@ -120,11 +120,13 @@ macro_rules! policy_store_impl {
             async fn live_lockouts(
                 &self,
                 now_us: i64,
-            ) -> $crate::store::StoreResult<Vec<$crate::store::ChangeRow>> {
-                Ok(sqlx::query_as($crate::store::sql::LIVE_LOCKOUTS)
-                    .bind(now_us)
-                    .fetch_all(&mut *self.conn().await?)
-                    .await?)
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::changes::Change>> {
+                let rows: Vec<$crate::store::rows::ChangeRow> =
+                    sqlx::query_as($crate::store::sql::LIVE_LOCKOUTS)
+                        .bind(now_us)
+                        .fetch_all(&mut *self.conn().await?)
+                        .await?;
+                Ok($crate::store::rows::all(rows))
             }
         }
     };

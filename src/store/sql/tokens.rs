@@ -105,8 +105,8 @@ macro_rules! token_store_impl {
             #[tracing::instrument(skip_all, fields(grant_id = %grant.grant_id))]
             async fn insert_grant(
                 &self,
-                grant: &$crate::store::GrantRow,
-                first: &$crate::store::RefreshRow,
+                grant: &$crate::domain::token_endpoint::RefreshFamily,
+                first: &$crate::domain::token_endpoint::RefreshRecord,
             ) -> $crate::store::StoreResult<()> {
                 let cte_writes: bool = $cte_writes;
                 if cte_writes {
@@ -134,13 +134,13 @@ macro_rules! token_store_impl {
                 &self,
                 old_hash: &str,
                 client_id: &str,
-                successor: &$crate::store::RefreshRow,
+                successor: &$crate::domain::token_endpoint::RefreshRecord,
                 access_expire_us: i64,
                 now_us: i64,
-            ) -> $crate::store::StoreResult<$crate::store::RefreshClaim> {
+            ) -> $crate::store::StoreResult<$crate::domain::token_endpoint::RefreshClaim> {
                 let cte_writes: bool = $cte_writes;
                 if cte_writes {
-                    let grant: Option<$crate::store::GrantRow> =
+                    let grant: Option<$crate::store::rows::GrantRow> =
                         sqlx::query_as($crate::store::sql::ROTATE_REFRESH)
                             .bind(old_hash)
                             .bind(client_id)
@@ -152,8 +152,10 @@ macro_rules! token_store_impl {
                             .fetch_optional(&mut *self.conn().await?)
                             .await?;
                     return Ok(match grant {
-                        Some(grant) => $crate::store::RefreshClaim::Rotated(grant),
-                        None => $crate::store::RefreshClaim::Rejected(
+                        Some(grant) => {
+                            $crate::domain::token_endpoint::RefreshClaim::Rotated(grant.into())
+                        }
+                        None => $crate::domain::token_endpoint::RefreshClaim::Rejected(
                             self.find_refresh(old_hash).await?,
                         ),
                     });
@@ -170,7 +172,7 @@ macro_rules! token_store_impl {
                     .await?;
                 let Some(grant_id) = claimed else {
                     drop(tx);
-                    return Ok($crate::store::RefreshClaim::Rejected(
+                    return Ok($crate::domain::token_endpoint::RefreshClaim::Rejected(
                         self.find_refresh(old_hash).await?,
                     ));
                 };
@@ -187,17 +189,19 @@ macro_rules! token_store_impl {
                     .await?;
                 if extended.rows_affected() != 1 {
                     drop(tx);
-                    return Ok($crate::store::RefreshClaim::Rejected(
+                    return Ok($crate::domain::token_endpoint::RefreshClaim::Rejected(
                         self.find_refresh(old_hash).await?,
                     ));
                 }
-                let grant: $crate::store::GrantRow =
+                let grant: $crate::store::rows::GrantRow =
                     sqlx::query_as($crate::store::sql::SELECT_GRANT)
                         .bind(&grant_id)
                         .fetch_one(&mut *tx)
                         .await?;
                 tx.commit().await?;
-                Ok($crate::store::RefreshClaim::Rotated(grant))
+                Ok($crate::domain::token_endpoint::RefreshClaim::Rotated(
+                    grant.into(),
+                ))
             }
 
             #[tracing::instrument(skip_all)]
@@ -205,9 +209,12 @@ macro_rules! token_store_impl {
                 &self,
                 token_hash: &str,
             ) -> $crate::store::StoreResult<
-                Option<($crate::store::RefreshRow, $crate::store::GrantRow)>,
+                Option<(
+                    $crate::domain::token_endpoint::RefreshRecord,
+                    $crate::domain::token_endpoint::RefreshFamily,
+                )>,
             > {
-                let token: Option<$crate::store::RefreshRow> =
+                let token: Option<$crate::store::rows::RefreshRow> =
                     sqlx::query_as($crate::store::sql::SELECT_REFRESH)
                         .bind(token_hash)
                         .fetch_optional(&mut *self.conn().await?)
@@ -215,12 +222,13 @@ macro_rules! token_store_impl {
                 let Some(token) = token else {
                     return Ok(None);
                 };
-                let grant: Option<$crate::store::GrantRow> =
+                let token = $crate::domain::token_endpoint::RefreshRecord::from(token);
+                let grant: Option<$crate::store::rows::GrantRow> =
                     sqlx::query_as($crate::store::sql::SELECT_GRANT)
                         .bind(&token.grant_id)
                         .fetch_optional(&mut *self.conn().await?)
                         .await?;
-                Ok(grant.map(|g| (token, g)))
+                Ok(grant.map(|g| (token, g.into())))
             }
 
             #[tracing::instrument(skip(self))]
@@ -229,7 +237,7 @@ macro_rules! token_store_impl {
                 grant_id: &str,
                 leeway_us: i64,
                 now_us: i64,
-                audit: &[$crate::store::AuditRow],
+                audit: &[$crate::domain::AuditEvent],
             ) -> $crate::store::StoreResult<bool> {
                 let mut tx = self.begin().await?;
                 let revoked: Option<(String, i64)> =
@@ -257,7 +265,7 @@ macro_rules! token_store_impl {
             #[tracing::instrument(skip_all, fields(jti = %token.jti))]
             async fn insert_opaque(
                 &self,
-                token: &$crate::store::OpaqueRow,
+                token: &$crate::domain::token_endpoint::OpaqueRecord,
             ) -> $crate::store::StoreResult<()> {
                 sqlx::query($crate::store::sql::INSERT_OPAQUE)
                     .bind(&token.token_hash)
@@ -274,11 +282,14 @@ macro_rules! token_store_impl {
             async fn find_opaque(
                 &self,
                 token_hash: &str,
-            ) -> $crate::store::StoreResult<Option<$crate::store::OpaqueRow>> {
-                Ok(sqlx::query_as($crate::store::sql::SELECT_OPAQUE)
-                    .bind(token_hash)
-                    .fetch_optional(&mut *self.conn().await?)
-                    .await?)
+            ) -> $crate::store::StoreResult<Option<$crate::domain::token_endpoint::OpaqueRecord>>
+            {
+                let row: Option<$crate::store::rows::OpaqueRow> =
+                    sqlx::query_as($crate::store::sql::SELECT_OPAQUE)
+                        .bind(token_hash)
+                        .fetch_optional(&mut *self.conn().await?)
+                        .await?;
+                Ok(row.map(Into::into))
             }
 
             #[tracing::instrument(skip(self, opaque_hash))]
@@ -358,7 +369,7 @@ macro_rules! token_store_impl {
 
         async fn insert_refresh<'e, E>(
             executor: E,
-            token: &$crate::store::RefreshRow,
+            token: &$crate::domain::token_endpoint::RefreshRecord,
         ) -> $crate::store::StoreResult<()>
         where
             E: sqlx::Executor<'e, Database = <$store as $crate::store::sql::HasDb>::Db>,
@@ -375,7 +386,10 @@ macro_rules! token_store_impl {
         }
 
         /// Binds a refresh family, `$1` to `$9` of INSERT_GRANT and INSERT_GRANT_WITH_REFRESH.
-        fn bind_grant<'q>(query: Query<'q>, grant: &$crate::store::GrantRow) -> Query<'q> {
+        fn bind_grant<'q>(
+            query: Query<'q>,
+            grant: &$crate::domain::token_endpoint::RefreshFamily,
+        ) -> Query<'q> {
             use sqlx::types::Json;
             query
                 .bind(&grant.grant_id)
