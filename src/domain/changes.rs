@@ -28,9 +28,12 @@ pub enum ChangeKind {
     Grant,
     /// The signing keys changed (subject: the new key's kid).
     Keys,
-    /// Failed authentications locked a client id or an address (subject `client:<id>` or
-    /// `address:<net>`) until the entry's expiry.
+    /// Failed authentications locked a client id, an address or a client at an address
+    /// (subject `client:<id>`, `address:<net>` or `pair:<id>@<net>`) until the entry's expiry.
     Lockout,
+    /// A client authenticated from an address: it is trusted there until the entry's expiry
+    /// (subject `<id>@<net>`).
+    Trust,
     /// A kind this version does not know (a newer one wrote it): read, never written.
     Unknown(String),
 }
@@ -44,6 +47,7 @@ impl ChangeKind {
             Self::Grant => "grant",
             Self::Keys => "keys",
             Self::Lockout => "lockout",
+            Self::Trust => "trust",
             Self::Unknown(kind) => kind,
         }
     }
@@ -56,6 +60,7 @@ impl ChangeKind {
             "grant" => Self::Grant,
             "keys" => Self::Keys,
             "lockout" => Self::Lockout,
+            "trust" => Self::Trust,
             other => Self::Unknown(other.to_owned()),
         }
     }
@@ -83,6 +88,7 @@ mod tests {
             (ChangeKind::Grant, "grant"),
             (ChangeKind::Keys, "keys"),
             (ChangeKind::Lockout, "lockout"),
+            (ChangeKind::Trust, "trust"),
         ];
         for (kind, stored) in known {
             assert_eq!(kind.as_str(), stored);

@@ -23,6 +23,7 @@ use crate::domain::audit::UsageCounts;
 use crate::domain::changes::{Change, DenyEntry};
 use crate::domain::clients::{LiveSecret, StoredSecret};
 use crate::domain::keys::{Resealed, SealedSecret, StoredKey};
+use crate::domain::policy::TrustedAddress;
 use crate::domain::token_endpoint::{OpaqueRecord, RefreshClaim, RefreshFamily, RefreshRecord};
 use crate::domain::{AuditEvent, Client};
 
@@ -289,11 +290,20 @@ pub trait PolicyStore: Send + Sync {
     /// and every replica hears of it through the change log; atomically.
     async fn record_lockout(&self, subject: &str, until_us: i64, now_us: i64) -> StoreResult<()>;
 
-    /// Deletes failure counters whose window and lock both ended before `before_us`.
+    /// Deletes failure counters whose window and lock both ended before `before_us`, and
+    /// trust that ended before it.
     async fn purge_failures(&self, before_us: i64) -> StoreResult<u64>;
 
     /// Locks announced and still in force at `now_us`, oldest first.
     async fn live_lockouts(&self, now_us: i64) -> StoreResult<Vec<Change>>;
+
+    /// Trusts a client at an address until `pair.until_us` (or later, if it already was) and
+    /// announces it to every replica through the change log; atomically. `NotFound` when the
+    /// client is gone.
+    async fn trust_address(&self, pair: &TrustedAddress, now_us: i64) -> StoreResult<()>;
+
+    /// Every client-address pair still trusted at `now_us`.
+    async fn live_trust(&self, now_us: i64) -> StoreResult<Vec<TrustedAddress>>;
 }
 
 /// The audit trail and usage counters. The writes that change clients, keys and refresh

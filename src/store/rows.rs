@@ -13,6 +13,7 @@ use crate::domain::changes::{Change, ChangeKind, DenyEntry};
 use crate::domain::clients::{Client, ClientInput, ClientSpec, LiveSecret, TokenFormat};
 use crate::domain::clock::{from_micros, to_micros};
 use crate::domain::keys::{SealedSecret, StoredKey};
+use crate::domain::policy::TrustedAddress;
 use crate::domain::token_endpoint::{OpaqueRecord, RefreshFamily, RefreshRecord};
 use crate::domain::{AuditEvent, AuditKind, ClientId, TenantId};
 use crate::store::{StoreError, StoreResult};
@@ -414,6 +415,32 @@ impl From<UsageRow> for UsageCounts {
             refused_bad_secret: row.refused_bad_secret,
             introspections_active: row.introspections_active,
             introspections_inactive: row.introspections_inactive,
+        }
+    }
+}
+
+/// One row of `trusted_addresses`.
+#[derive(sqlx::FromRow)]
+pub(super) struct TrustRow {
+    client_id: String,
+    address: String,
+    until_us: i64,
+}
+
+impl TrustRow {
+    /// The pair, unless its address does not parse (then it is logged and left out: trust is
+    /// an exemption, and a pair that cannot be read exempts nothing).
+    pub(super) fn parse(self) -> Option<TrustedAddress> {
+        match self.address.parse() {
+            Ok(address) => Some(TrustedAddress {
+                client_id: self.client_id,
+                address,
+                until_us: self.until_us,
+            }),
+            Err(_) => {
+                tracing::error!(client_id = %self.client_id, address = %self.address, "skipping a corrupt trusted address");
+                None
+            }
         }
     }
 }

@@ -17,6 +17,7 @@ mod kek;
 mod keys;
 mod lifecycle;
 mod limits;
+mod lockout;
 mod metrics;
 mod oauth2_client;
 mod oauth_http;

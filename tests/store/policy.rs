@@ -1,9 +1,13 @@
-//! Client policy: failure counting, lockout strikes, and lockouts carried by the change log.
+//! Client policy: failure counting, lockout strikes, lockouts carried by the change log, and
+//! the addresses clients are trusted at.
 
 use tokend::domain::changes::ChangeKind;
+use tokend::domain::policy::TrustedAddress;
+use tokend::store::StoreError;
 
 use crate::common::Backend;
-use crate::open;
+use crate::ids::{C1, GHOST};
+use crate::{client, open, secret};
 
 async fn lockouts_travel_through_the_change_log(backend: Backend) {
     let (_db, store) = open(backend).await;
@@ -91,7 +95,70 @@ async fn failures_count_per_window_and_locks_add_strikes(backend: Backend) {
     assert_eq!(s.purge_failures(3 * day).await.unwrap(), 3);
 }
 
+fn pair(client_id: &str, address: &str, until_us: i64) -> TrustedAddress {
+    TrustedAddress {
+        client_id: client_id.into(),
+        address: address.parse().unwrap(),
+        until_us,
+    }
+}
+
+/// Trust is stored (a later end wins), announced in the change log, listed while live,
+/// purged when over, and gone with its client.
+async fn trusted_addresses_are_kept_announced_and_purged(backend: Backend) {
+    let (_db, store) = open(backend).await;
+    store
+        .insert_client(&client(C1, "a"), &secret("s1", C1, 1), &[])
+        .await
+        .unwrap();
+    let before = store.last_change_seq().await.unwrap();
+    store
+        .trust_address(&pair(C1, "10.0.0.6/32", 5_000), 1_000)
+        .await
+        .unwrap();
+    store
+        .trust_address(&pair(C1, "10.0.0.6/32", 3_000), 1_100)
+        .await
+        .unwrap();
+    store
+        .trust_address(&pair(C1, "2001:db8::/64", 2_000), 1_200)
+        .await
+        .unwrap();
+    let changes = store.changes_since(before, 10).await.unwrap();
+    assert_eq!(changes.len(), 3);
+    assert!(changes.iter().all(|c| c.kind == ChangeKind::Trust));
+    assert_eq!(changes[0].subject, format!("{C1}@10.0.0.6/32"));
+    assert_eq!(changes[0].expire_time_us, 5_000);
+    let mut live = store.live_trust(1_500).await.unwrap();
+    live.sort_by_key(|p| p.until_us);
+    assert_eq!(
+        live,
+        [
+            pair(C1, "2001:db8::/64", 2_000),
+            pair(C1, "10.0.0.6/32", 5_000)
+        ],
+        "the later end kept"
+    );
+    assert_eq!(store.live_trust(2_500).await.unwrap().len(), 1);
+    store.purge_failures(2_500).await.unwrap();
+    assert_eq!(
+        store.live_trust(0).await.unwrap(),
+        [pair(C1, "10.0.0.6/32", 5_000)]
+    );
+    let err = store
+        .trust_address(&pair(GHOST, "10.0.0.6/32", 5_000), 1_000)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound), "{err:?}");
+    assert!(store.delete_client(C1, 3_000, &[]).await.unwrap());
+    assert!(
+        store.live_trust(0).await.unwrap().is_empty(),
+        "gone with the client"
+    );
+}
+
 for_each_backend!(
     lockouts_travel_through_the_change_log,
     failures_count_per_window_and_locks_add_strikes,
+    trusted_addresses_are_kept_announced_and_purged,
 );

@@ -23,7 +23,7 @@ use crate::domain::clients::secret_cache::SecretCache;
 use crate::domain::clock::{Clock, to_micros};
 use crate::domain::error::{Error, Result};
 use crate::domain::keys::KeyRing;
-use crate::domain::policy::{Lockout, LockoutConfig, Subject};
+use crate::domain::policy::{Lockout, LockoutConfig, Subject, TrustedAddress};
 use crate::store::{DatabaseState, Store, StoreError};
 
 /// How long change-log rows are kept. A replica further behind than half of it reloads fully.
@@ -309,6 +309,9 @@ impl Registry {
         }
         denied_tokens.shrink_to_fit();
         denied_grants.shrink_to_fit();
+        for pair in self.store.live_trust(now).await? {
+            self.lockout.trust(&pair, now);
+        }
         for lock in self.store.live_lockouts(now).await? {
             self.apply_lock(&lock);
         }
@@ -354,11 +357,21 @@ impl Registry {
             }
             ChangeKind::Keys => self.keys_changed().await?,
             ChangeKind::Lockout => self.apply_lock(change),
+            ChangeKind::Trust => self.apply_trust(change),
             ChangeKind::Unknown(other) => {
                 tracing::warn!(kind = other, "unknown change kind; ignored")
             }
         }
         Ok(())
+    }
+
+    fn apply_trust(&self, change: &Change) {
+        match TrustedAddress::decode(&change.subject, change.expire_time_us) {
+            Some(pair) => self.lockout.trust(&pair, to_micros(self.clock.now())),
+            None => {
+                tracing::warn!(subject = %change.subject, "unreadable trusted address; ignored")
+            }
+        }
     }
 
     fn apply_lock(&self, change: &Change) {

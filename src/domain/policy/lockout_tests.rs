@@ -1,10 +1,11 @@
-//! The lockout's unit tests: locks, their lengths, known-good addresses; and its properties.
+//! The lockout's unit tests: locks, their lengths, trusted addresses; and its properties.
 
 mod unit {
     use super::super::*;
 
     impl Lockout {
-        /// A failure of `client_id` from `addr`, both subjects counted: the locks begun.
+        /// A failure of `client_id` from `addr`, every subject it counts against counted: the
+        /// locks begun.
         fn failed(
             &self,
             client_id: Option<&str>,
@@ -12,11 +13,9 @@ mod unit {
             threshold: u32,
             now_us: i64,
         ) -> Vec<(Subject, i64)> {
-            let subjects = client_id
-                .map(|id| Subject::Client(id.to_owned()))
-                .into_iter()
-                .chain(addr.map(Subject::address));
+            let subjects = self.failure_subjects(client_id, addr, now_us);
             subjects
+                .into_iter()
                 .filter_map(|s| Some((s.clone(), self.failed_locally(&s, threshold, now_us)?)))
                 .collect()
         }
@@ -93,22 +92,73 @@ mod unit {
     }
 
     #[test]
-    fn known_good_addresses_pass_a_client_lock_but_not_an_address_lock() {
+    fn trusted_addresses_pass_client_and_address_locks() {
         let l = lockout();
         l.succeeded(ID, ip("10.1.1.1"), 0);
+        l.succeeded("neighbour", ip("203.0.113.5"), 0);
         for _ in 0..3 {
             l.failed(Some(ID), ip("203.0.113.5"), 3, SEC);
         }
+        // The client_id is locked except where it is trusted...
         assert_eq!(l.locked(Some(ID), ip("10.1.1.1"), SEC), None);
         assert!(l.locked(Some(ID), ip("10.1.1.2"), SEC).is_some());
         assert!(l.locked(Some(ID), None, SEC).is_some());
-        // The attacker's address stays locked even for a client it knows the secret of.
-        l.succeeded("mine", ip("203.0.113.5"), SEC);
-        assert!(l.locked(Some("mine"), ip("203.0.113.5"), SEC).is_some());
+        // ...and the address for every client not trusted there: the guesser's neighbour
+        // keeps working, a stranger waits for the lock to end.
+        assert_eq!(l.locked(Some("neighbour"), ip("203.0.113.5"), SEC), None);
+        assert!(l.locked(Some("stranger"), ip("203.0.113.5"), SEC).is_some());
+        assert!(l.locked(None, ip("203.0.113.5"), SEC).is_some());
     }
 
     #[test]
-    fn known_good_addresses_are_bounded_per_client() {
+    fn guessing_a_trusted_client_from_its_own_address_locks_the_pair() {
+        let l = lockout();
+        let shared = ip("127.0.0.6");
+        l.succeeded(ID, shared, 0);
+        l.succeeded("neighbour", shared, 0);
+        l.succeeded(ID, ip("10.1.1.1"), 0);
+        let subjects = l.failure_subjects(Some(ID), shared, SEC);
+        assert!(subjects.contains(&Subject::Pair(ID.into(), network(shared.unwrap()))));
+        let mut begun = Vec::new();
+        for _ in 0..3 {
+            begun.extend(l.failed(Some(ID), shared, 3, SEC));
+        }
+        assert_eq!(begun.len(), 3, "client, address and pair: {begun:?}");
+        // At most three guesses: the pair is locked, right secret or not...
+        assert!(l.locked(Some(ID), shared, SEC).is_some());
+        // ...while the neighbour sharing the address, and the client's other trusted address,
+        // keep working; the pair lock lasts one window.
+        assert_eq!(l.locked(Some("neighbour"), shared, SEC), None);
+        assert_eq!(l.locked(Some(ID), ip("10.1.1.1"), SEC), None);
+        assert_eq!(l.locked(Some(ID), shared, 61 * SEC), None);
+    }
+
+    #[test]
+    fn trust_is_renewed_once_half_of_it_is_left() {
+        let l = lockout();
+        let half = micros(KNOWN_GOOD) / 2;
+        let first = l
+            .succeeded(ID, ip("10.1.1.1"), 0)
+            .expect("new: to be stored");
+        assert_eq!(first.until_us, micros(KNOWN_GOOD));
+        assert_eq!(l.succeeded(ID, ip("10.1.1.1"), half - SEC), None);
+        let renewed = l
+            .succeeded(ID, ip("10.1.1.1"), half + SEC)
+            .expect("renewed");
+        assert_eq!(renewed.until_us, half + SEC + micros(KNOWN_GOOD));
+        // Trust announced by another replica counts the same; ended trust does not.
+        l.trust(
+            &TrustedAddress::decode(&format!("other@{}", network(ip("10.2.2.2").unwrap())), 100)
+                .unwrap(),
+            50,
+        );
+        assert!(l.is_trusted("other", network(ip("10.2.2.2").unwrap()), 99));
+        assert!(!l.is_trusted("other", network(ip("10.2.2.2").unwrap()), 100));
+        assert_eq!(TrustedAddress::decode("no-address", 1), None);
+    }
+
+    #[test]
+    fn trusted_addresses_are_bounded_per_client() {
         let l = lockout();
         for i in 0..(KNOWN_PER_CLIENT as u32 + 4) {
             let addr = std::net::Ipv4Addr::from(0xc000_0200 + i);
@@ -118,7 +168,7 @@ mod unit {
         // The oldest were dropped; the newest still pass the client lock.
         assert!(l.locked(Some(ID), ip("192.0.2.0"), SEC).is_some());
         assert_eq!(l.locked(Some(ID), ip("192.0.2.19"), SEC), None);
-        assert_eq!(l.known_good.lock().unwrap()[ID].len(), KNOWN_PER_CLIENT);
+        assert_eq!(l.trusted.lock().unwrap()[ID].len(), KNOWN_PER_CLIENT);
     }
 
     #[test]
@@ -139,6 +189,7 @@ mod unit {
             Subject::Client(ID.into()),
             Subject::address("2001:db8::1".parse().unwrap()),
             Subject::address("::ffff:192.0.2.1".parse().unwrap()),
+            Subject::Pair(ID.into(), "2001:db8::/64".parse().unwrap()),
         ] {
             assert_eq!(Subject::decode(&s.encode()), Some(s.clone()));
             l.lock(s, 10 * SEC);
@@ -147,7 +198,8 @@ mod unit {
         assert_eq!(Subject::decode("other:x"), None);
         assert!(l.locked(Some(ID), None, SEC).is_some());
         assert!(l.locked(Some("x"), ip("192.0.2.1"), SEC).is_some());
-        assert_eq!(l.active_locks(SEC), 3);
+        assert_eq!(Subject::decode("pair:no-address"), None);
+        assert_eq!(l.active_locks(SEC), 4);
         l.forget_expired(10 * SEC);
         assert_eq!(l.active_locks(SEC), 0);
     }
@@ -183,6 +235,7 @@ mod properties {
                 Subject::address(IpAddr::V4(Ipv4Addr::from(v4))),
                 Subject::address(IpAddr::V6(Ipv6Addr::from(v6))),
                 Subject::Client(id.clone()),
+                Subject::Pair(id.clone(), network(IpAddr::V6(Ipv6Addr::from(v6)))),
             ] {
                 prop_assert_eq!(Subject::decode(&s.encode()), Some(s));
             }

@@ -21,7 +21,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 pub use bucket::{Buckets, Quota};
-pub use lockout::{KNOWN_GOOD, Lockout, LockoutConfig, MAX_ADDRESS_LOCK, Subject};
+pub use lockout::{
+    KNOWN_GOOD, Lockout, LockoutConfig, MAX_ADDRESS_LOCK, Subject, TrustedAddress, network,
+};
 
 use crate::domain::clients::Client;
 use crate::domain::error::{Error, Result};

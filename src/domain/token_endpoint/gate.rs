@@ -45,16 +45,25 @@ impl TokenEndpoint {
             endpoint,
         };
         self.before_proof(&attempt).await?;
-        let (client, verified_now) = self.check_proof(who, &attempt).await?;
+        let client = self.check_proof(who, &attempt).await?;
         self.client_policy(&client, &attempt)?;
-        // Only a proof verified just now, by a client that passed every check, makes its
-        // address known-good (a remembered secret was recorded when it was verified).
-        if verified_now {
-            self.registry
-                .lockout
-                .succeeded(client.id.as_str(), attempt.addr, attempt.now_us);
-        }
+        self.trust(&client, &attempt).await;
         Ok(client)
+    }
+
+    /// A client that passed every check is trusted at its address (see `policy::lockout`):
+    /// in memory at once, and, when the pair is new or half its trust has gone, stored and
+    /// announced to every replica. A store that cannot take it costs nothing but the
+    /// announcement (this replica trusts the pair anyway, and the next success tries again).
+    async fn trust(&self, client: &Client, at: &Attempt<'_>) {
+        let lockout = &self.registry.lockout;
+        let Some(pair) = lockout.succeeded(client.id.as_str(), at.addr, at.now_us) else {
+            return;
+        };
+        if let Err(err) = self.store.trust_address(&pair, at.now_us).await {
+            tracing::warn!(error = %err, "could not share a trusted address with other replicas");
+            lockout.announcement_failed(&pair);
+        }
     }
 
     /// What is refused before any proof is looked at (so before any argon2 work): a locked
@@ -74,8 +83,7 @@ impl TokenEndpoint {
     }
 
     /// The proof, checked by the verifier of its kind; a failure counts toward the lockout.
-    /// Returns the client and whether its proof was verified just now (not remembered).
-    async fn check_proof(&self, who: &ClientAuth, at: &Attempt<'_>) -> Result<(Arc<Client>, bool)> {
+    async fn check_proof(&self, who: &ClientAuth, at: &Attempt<'_>) -> Result<Arc<Client>> {
         let registry = self.registry.clone();
         let (owned_id, addr, now_us) = (at.id.map(str::to_owned), at.addr, at.now_us);
         let gate = move || {
@@ -112,7 +120,7 @@ impl TokenEndpoint {
             }
         };
         match (verified, locked) {
-            (Some(verified), None) => Ok(verified),
+            (Some((client, _)), None) => Ok(client),
             (_, wait) => {
                 let wait = wait.unwrap_or(std::time::Duration::from_secs(1));
                 self.tarpit(wait).await;
@@ -198,11 +206,7 @@ impl TokenEndpoint {
         if max == 0 {
             return;
         }
-        let subjects = id
-            .map(|id| Subject::Client(id.to_owned()))
-            .into_iter()
-            .chain(addr.map(Subject::address));
-        for subject in subjects {
+        for subject in lockout.failure_subjects(id, addr, now_us) {
             let counted = self
                 .store
                 .count_failure(&subject.encode(), now_us, lockout.window_us())
@@ -228,6 +232,9 @@ impl TokenEndpoint {
                 }
                 Subject::Address(net) => {
                     tracing::warn!(address = %net, "too many failed authentications; address locked")
+                }
+                Subject::Pair(id, net) => {
+                    tracing::warn!(client_id = %id, address = %net, "too many failed authentications of a client at an address it is trusted at; the pair is locked")
                 }
             }
             if let Err(err) = self

@@ -39,6 +39,17 @@ pub(crate) const LOCK_SUBJECT: &str = "UPDATE auth_failures SET strikes = strike
 pub(crate) const PURGE_FAILURES: &str = "DELETE FROM auth_failures \
     WHERE window_start_us < $1 AND locked_until_us < $1";
 
+/// Trusts `$1` at `$2` until `$3`, or keeps a later end already stored.
+pub(crate) const TRUST_ADDRESS: &str = "INSERT INTO trusted_addresses (client_id, address, until_us) \
+    VALUES ($1, $2, $3) ON CONFLICT (client_id, address) DO UPDATE SET \
+    until_us = CASE WHEN trusted_addresses.until_us > $3 THEN trusted_addresses.until_us \
+        ELSE $3 END";
+
+pub(crate) const LIVE_TRUST: &str =
+    "SELECT client_id, address, until_us FROM trusted_addresses WHERE until_us > $1";
+
+pub(crate) const PURGE_TRUST: &str = "DELETE FROM trusted_addresses WHERE until_us < $1";
+
 /// How long a replica row stays after its last heartbeat before it is deleted.
 pub(crate) const DEAD_REPLICA_US: i64 = 24 * 3600 * 1_000_000;
 
@@ -110,11 +121,49 @@ macro_rules! policy_store_impl {
             }
 
             async fn purge_failures(&self, before_us: i64) -> $crate::store::StoreResult<u64> {
-                Ok(sqlx::query($crate::store::sql::PURGE_FAILURES)
-                    .bind(before_us)
-                    .execute(&mut *self.conn().await?)
-                    .await?
-                    .rows_affected())
+                let mut purged = 0;
+                for statement in [
+                    $crate::store::sql::PURGE_FAILURES,
+                    $crate::store::sql::PURGE_TRUST,
+                ] {
+                    purged += sqlx::query(statement)
+                        .bind(before_us)
+                        .execute(&mut *self.conn().await?)
+                        .await?
+                        .rows_affected();
+                }
+                Ok(purged)
+            }
+
+            async fn trust_address(
+                &self,
+                pair: &$crate::domain::policy::TrustedAddress,
+                now_us: i64,
+            ) -> $crate::store::StoreResult<()> {
+                let mut tx = self.begin().await?;
+                sqlx::query($crate::store::sql::TRUST_ADDRESS)
+                    .bind(&pair.client_id)
+                    .bind(pair.address.to_string())
+                    .bind(pair.until_us)
+                    .execute(&mut *tx)
+                    .await?;
+                let subject = pair.subject();
+                commit_change(tx, ChangeKind::Trust, &subject, pair.until_us, now_us, &[]).await
+            }
+
+            async fn live_trust(
+                &self,
+                now_us: i64,
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::policy::TrustedAddress>> {
+                let rows: Vec<$crate::store::rows::TrustRow> =
+                    sqlx::query_as($crate::store::sql::LIVE_TRUST)
+                        .bind(now_us)
+                        .fetch_all(&mut *self.conn().await?)
+                        .await?;
+                Ok(rows
+                    .into_iter()
+                    .filter_map($crate::store::rows::TrustRow::parse)
+                    .collect())
             }
 
             async fn live_lockouts(
