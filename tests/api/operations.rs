@@ -113,13 +113,47 @@ async fn cli_creates_and_lists_clients(backend: Backend) {
         .cli(&["client", "create", "--tenant", "Bad Tenant", "--name", "x"])
         .await;
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("client.tenant"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tenant"));
     let out = app.cli(&["migrate"]).await;
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Issue 20 section 5: `--tenant "$UNSET"` once made a `system` admin.
+async fn cli_refuses_an_empty_or_malformed_tenant(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let clients = async || {
+        let out = app.cli(&["client", "list"]).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().lines().count()
+    };
+    let before = clients().await;
+    let admin = ["--name", "admin", "--scopes", "tokend.admin"];
+    for tenant in ["", "Bad Tenant", "acme\nsystem", "syst\u{e8}me", " system"] {
+        let create = [&["client", "create", "--tenant", tenant][..], &admin[..]].concat();
+        for args in [&create[..], &["client", "list", "--tenant", tenant][..]] {
+            let out = app.cli(args).await;
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(64), "{tenant:?} {args:?}: {stderr}");
+            assert_eq!(stderr.lines().count(), 1, "{tenant:?}: {stderr}");
+            assert!(
+                stderr.starts_with("tokend: --tenant"),
+                "{tenant:?}: {stderr}"
+            );
+            assert!(out.stdout.is_empty(), "{tenant:?}");
+        }
+    }
+    assert_eq!(clients().await, before, "no client was created");
+    // A well-formed tenant still works.
+    app.bootstrap("acme", "read").await;
+    assert_eq!(clients().await, before + 1);
 }
 
 async fn graceful_shutdown_stops_serving(backend: Backend) {
@@ -137,6 +171,7 @@ for_each_backend!(
     reflection_lists_the_services,
     restart_keeps_clients_keys_and_tokens,
     cli_creates_and_lists_clients,
+    cli_refuses_an_empty_or_malformed_tenant,
     graceful_shutdown_stops_serving,
 );
 
