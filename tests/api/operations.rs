@@ -156,6 +156,35 @@ async fn cli_refuses_an_empty_or_malformed_tenant(backend: Backend) {
     assert_eq!(clients().await, before + 1);
 }
 
+/// Behind the CLI's check, the domain itself refuses an operator's client without a tenant:
+/// for the operator an empty tenant is a mistake, not a choice of `system`.
+async fn the_operator_must_name_a_tenant(backend: Backend) {
+    use tokend::domain::{Caller, ClientInput, Error, Tokend};
+
+    let app = TestApp::spawn(backend).await;
+    let config = app.settings.resolve().unwrap();
+    let store = tokend::server::open_store(&config.database).await.unwrap();
+    let domain = config.domain();
+    let keks = config.keys.keks.load().unwrap();
+    let tokend = Tokend::open(store, keks, domain, app.clock.clone())
+        .await
+        .unwrap();
+    let input = ClientInput {
+        name: "admin".into(),
+        scopes: vec!["tokend.admin".into()],
+        ..ClientInput::default()
+    };
+    let err = tokend
+        .clients
+        .create(&Caller::operator(), &input)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidArgument { field, .. } if field == "client.tenant"),
+        "{err}"
+    );
+}
+
 async fn graceful_shutdown_stops_serving(backend: Backend) {
     let mut app = TestApp::spawn(backend).await;
     app.stop().await.expect("run_until_stopped returns Ok");
@@ -172,6 +201,7 @@ for_each_backend!(
     restart_keeps_clients_keys_and_tokens,
     cli_creates_and_lists_clients,
     cli_refuses_an_empty_or_malformed_tenant,
+    the_operator_must_name_a_tenant,
     graceful_shutdown_stops_serving,
 );
 
