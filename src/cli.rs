@@ -13,7 +13,7 @@ use secrecy::SecretString;
 
 use crate::bench::{self, BenchError, BenchOptions, Credentials, Rpc};
 use crate::config::{Config, EXIT_CONFIG};
-use crate::domain::{Caller, ClientInput, Clock, KekNotConfigured, SystemClock, Tokend};
+use crate::domain::{Caller, ClientInput, Clock, KekNotConfigured, SystemClock, TenantId, Tokend};
 use crate::server::{self, Application};
 
 /// tokend: tokens and introspection for machine-to-machine auth, over gRPC.
@@ -25,6 +25,31 @@ pub struct Cli {
     pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+impl Cli {
+    /// Refuses arguments that are text but name nothing, before any config or database is
+    /// touched: an empty or malformed `--tenant` (an unset shell variable gives `--tenant ""`,
+    /// which must not quietly mean the `system` tenant or every tenant). `main` prints the
+    /// one line and exits with code 64.
+    pub fn check(&self) -> Result<(), String> {
+        let tenant = match &self.command {
+            Some(Command::Client(ClientCommand::Create(args))) => Some(args.tenant.as_str()),
+            Some(Command::Client(ClientCommand::List { tenant })) => tenant.as_deref(),
+            _ => None,
+        };
+        match tenant {
+            Some("") => Err(
+                "--tenant is empty (an unset shell variable?): name the tenant, `system` for \
+                 tokend's own admins"
+                    .into(),
+            ),
+            Some(raw) => TenantId::parse("--tenant", raw)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
+    }
 }
 
 /// What to do.

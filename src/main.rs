@@ -11,6 +11,10 @@ fn main() {
     if let Some(Command::Bench(args)) = cli.command {
         std::process::exit(tokend::cli::bench_main(args));
     }
+    if let Err(message) = cli.check() {
+        eprintln!("tokend: {message}");
+        std::process::exit(EXIT_CONFIG);
+    }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(err) => {

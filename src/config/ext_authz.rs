@@ -45,8 +45,15 @@ impl Default for ExtAuthzSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteSettings {
-    /// Requests whose path starts with this (`/orders`); the longest matching prefix applies.
+    /// Requests whose normalised path is this or lies under it (`/orders` covers `/orders` and
+    /// `/orders/7`, not `/orders-archive`); the longest matching prefix applies. Written in
+    /// normal form (a prefix that is not says what to write instead).
     pub path_prefix: String,
+    /// Whether the prefix matches only in the case written. Off by default: `/admin` then also
+    /// covers `/ADMIN/x`, which a case-insensitive backend serves as `/admin/x`. Turn it on
+    /// only when every backend behind the rule tells the cases apart.
+    #[serde(default)]
+    pub case_sensitive: bool,
     /// Methods the rule is for; empty: any.
     #[serde(default)]
     pub methods: Vec<String>,
@@ -94,6 +101,7 @@ impl ExtAuthzSettings {
                     &r.methods,
                     &r.scopes,
                     r.audience.as_deref(),
+                    r.case_sensitive,
                 )
                 .map_err(|e| ConfigError(e.to_string()))
             })
@@ -151,6 +159,7 @@ mod tests {
     fn route(prefix: &str) -> RouteSettings {
         RouteSettings {
             path_prefix: prefix.into(),
+            case_sensitive: false,
             methods: vec![],
             scopes: vec!["orders:read".into()],
             audience: None,

@@ -329,7 +329,23 @@ mod tests {
         let s = Settings::load(Some(&path)).unwrap();
         assert!(s.ext_authz.enabled);
         assert_eq!(s.ext_authz.routes[0].scopes, ["orders:write"]);
+        assert!(!s.ext_authz.routes[0].case_sensitive, "the safe default");
         assert!(Config::load(Some(&path)).unwrap().ext_authz.is_some());
+        std::fs::write(
+            &path,
+            "[[ext_authz.routes]]\npath_prefix = \"/Files\"\ncase_sensitive = true\n",
+        )
+        .unwrap();
+        assert!(Settings::load(Some(&path)).unwrap().ext_authz.routes[0].case_sensitive);
+        std::fs::write(
+            &path,
+            "[[ext_authz.routes]]\npath_prefix = \"/a\"\ncase_insensitive = true\n",
+        )
+        .unwrap();
+        assert!(
+            Settings::load(Some(&path)).is_err(),
+            "unknown keys are typos"
+        );
         std::fs::write(&path, "[[ext_authz.routes]]\npath_prefix = \"orders\"\n").unwrap();
         let err = Config::load(Some(&path)).unwrap_err().to_string();
         assert!(err.contains("ext_authz.routes[0].path_prefix"), "{err}");

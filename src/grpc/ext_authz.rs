@@ -2,9 +2,10 @@
 //! gateway checks bearer tokens with tokend before a request reaches a backend.
 //!
 //! A thin front end: it reads the request's method, path, `authorization` header and source
-//! address out of the `CheckRequest`, asks the domain (`Introspector::authorize_edge`) for the
-//! verdict, and writes it back as Envoy wants it: OK with the token's identity in upstream
-//! headers, or a denied HTTP answer in RFC 6750's terms. A domain error (the database is down)
+//! address out of the `CheckRequest`, asks the domain (`Introspector::authorize_edge`, which
+//! also normalises the path) for the verdict, and writes it back as Envoy wants it: OK with the
+//! token's identity in upstream headers, or a denied HTTP answer in RFC 6750's terms (403
+//! `invalid_request` for a path without a normal form). A domain error (the database is down)
 //! is a gRPC error, so Envoy's `failure_mode_allow` decides.
 
 use std::net::IpAddr;
@@ -78,6 +79,15 @@ impl ExtAuthzApi {
                     error: None,
                     scope: None,
                 });
+                return denied(&shown, &err);
+            }
+            EdgeVerdict::BadPath(why) => {
+                let err = Error::PermissionDenied(format!("{why}: the request is refused"));
+                // No token could change this answer: no challenge, and the body says the
+                // request itself is at fault.
+                let mut shown = Presentation::of(&err);
+                shown.challenge = None;
+                shown.oauth2 = Some("invalid_request");
                 return denied(&shown, &err);
             }
             EdgeVerdict::InvalidToken => (

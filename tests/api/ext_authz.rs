@@ -23,6 +23,8 @@ use tonic::transport::Channel;
 use crate::common::Backend;
 use crate::helpers::*;
 
+mod paths;
+
 /// The service as health checks name it.
 const SERVICE: &str = "envoy.service.auth.v3.Authorization";
 
@@ -38,6 +40,7 @@ async fn spawn(backend: Backend, routes: Vec<RouteSettings>) -> TestApp {
 fn rule(prefix: &str, methods: &[&str], scopes: &[&str], audience: Option<&str>) -> RouteSettings {
     RouteSettings {
         path_prefix: prefix.into(),
+        case_sensitive: false,
         methods: methods.iter().map(|m| m.to_string()).collect(),
         scopes: scopes.iter().map(|s| s.to_string()).collect(),
         audience: audience.map(str::to_owned),

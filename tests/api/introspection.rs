@@ -202,7 +202,82 @@ async fn jwks_is_served_over_plain_http(backend: Backend) {
     assert_eq!(err.code(), Code::Unimplemented);
 }
 
+/// Issue 20 section 6: a caller of one tenant introspecting another tenant's tokens learns
+/// nothing (`active: false`) and must not move that tenant's usage counters either.
+async fn another_tenants_introspections_leave_its_usage_alone(backend: Backend) {
+    use tokend::proto::audit_service_client::AuditServiceClient;
+
+    let app = TestApp::spawn(backend).await;
+    let admin = app.admin("system").await;
+    let mut spec = client("beta", "victim", &["read"]);
+    // Tokens are issued here (127.0.0.1) and introspected as if seen at 192.0.2.1.
+    spec.allowed_cidrs = vec!["127.0.0.0/8".into()];
+    let (victim, creds) = app.create_client(&admin, spec).await;
+    let fenced = app.token(&creds, &[]).await;
+    let revoked = app.token(&creds, &[]).await;
+    app.tokens()
+        .revoke_token(RevokeTokenRequest {
+            client_id: creds.client_id.clone(),
+            client_secret: creds.client_secret.clone(),
+            token: revoked.clone(),
+            token_type_hint: String::new(),
+        })
+        .await
+        .unwrap();
+    let from_outside = |caller: &str, token: &str| {
+        let request = IntrospectRequest {
+            token: token.into(),
+            token_type_hint: String::new(),
+            client_address: "192.0.2.1".into(),
+        };
+        let mut introspection = app.introspection();
+        let request = authed(request, caller);
+        async move {
+            introspection
+                .introspect(request)
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let inactive = async || {
+        let usage = AuditServiceClient::new(app.channel.clone())
+            .get_client_usage(authed(
+                GetClientUsageRequest {
+                    client_id: victim.client_id.clone(),
+                    days: 0,
+                },
+                &admin,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        usage
+            .days
+            .iter()
+            .map(|d| d.introspections_inactive)
+            .sum::<u64>()
+    };
+
+    let alpha = app.introspector("alpha").await;
+    for _ in 0..3 {
+        assert!(!app.introspect(&alpha, &revoked).await.active);
+        assert!(!from_outside(&alpha, &fenced).await.active);
+    }
+    assert_eq!(inactive().await, 0, "tenant alpha moved beta's counter");
+
+    // Beta's own introspector (and a system one) are counted, as before.
+    let beta = app.introspector("beta").await;
+    assert!(!app.introspect(&beta, &revoked).await.active);
+    assert!(!from_outside(&beta, &fenced).await.active);
+    assert_eq!(inactive().await, 2);
+    let system = app.introspector("system").await;
+    assert!(!app.introspect(&system, &revoked).await.active);
+    assert_eq!(inactive().await, 3);
+}
+
 for_each_backend!(
+    another_tenants_introspections_leave_its_usage_alone,
     jwks_is_served_over_plain_http,
     introspect_needs_an_authorised_caller,
     bad_tokens_are_inactive_not_errors,

@@ -113,12 +113,75 @@ async fn cli_creates_and_lists_clients(backend: Backend) {
         .cli(&["client", "create", "--tenant", "Bad Tenant", "--name", "x"])
         .await;
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("client.tenant"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tenant"));
     let out = app.cli(&["migrate"]).await;
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Issue 20 section 5: `--tenant "$UNSET"` once made a `system` admin.
+async fn cli_refuses_an_empty_or_malformed_tenant(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let clients = async || {
+        let out = app.cli(&["client", "list"]).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().lines().count()
+    };
+    let before = clients().await;
+    let admin = ["--name", "admin", "--scopes", "tokend.admin"];
+    for tenant in ["", "Bad Tenant", "acme\nsystem", "syst\u{e8}me", " system"] {
+        let create = [&["client", "create", "--tenant", tenant][..], &admin[..]].concat();
+        for args in [&create[..], &["client", "list", "--tenant", tenant][..]] {
+            let out = app.cli(args).await;
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(64), "{tenant:?} {args:?}: {stderr}");
+            assert_eq!(stderr.lines().count(), 1, "{tenant:?}: {stderr}");
+            assert!(
+                stderr.starts_with("tokend: --tenant"),
+                "{tenant:?}: {stderr}"
+            );
+            assert!(out.stdout.is_empty(), "{tenant:?}");
+        }
+    }
+    assert_eq!(clients().await, before, "no client was created");
+    // A well-formed tenant still works.
+    app.bootstrap("acme", "read").await;
+    assert_eq!(clients().await, before + 1);
+}
+
+/// Behind the CLI's check, the domain itself refuses an operator's client without a tenant:
+/// for the operator an empty tenant is a mistake, not a choice of `system`.
+async fn the_operator_must_name_a_tenant(backend: Backend) {
+    use tokend::domain::{Caller, ClientInput, Error, Tokend};
+
+    let app = TestApp::spawn(backend).await;
+    let config = app.settings.resolve().unwrap();
+    let store = tokend::server::open_store(&config.database).await.unwrap();
+    let domain = config.domain();
+    let keks = config.keys.keks.load().unwrap();
+    let tokend = Tokend::open(store, keks, domain, app.clock.clone())
+        .await
+        .unwrap();
+    let input = ClientInput {
+        name: "admin".into(),
+        scopes: vec!["tokend.admin".into()],
+        ..ClientInput::default()
+    };
+    let err = tokend
+        .clients
+        .create(&Caller::operator(), &input)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidArgument { field, .. } if field == "client.tenant"),
+        "{err}"
     );
 }
 
@@ -137,6 +200,8 @@ for_each_backend!(
     reflection_lists_the_services,
     restart_keeps_clients_keys_and_tokens,
     cli_creates_and_lists_clients,
+    cli_refuses_an_empty_or_malformed_tenant,
+    the_operator_must_name_a_tenant,
     graceful_shutdown_stops_serving,
 );
 

@@ -44,7 +44,9 @@ pub struct ClientAdmin {
 
 impl ClientAdmin {
     /// Registers a client and returns it with its secret (the only time the secret exists in
-    /// the clear). The tenant defaults to the caller's.
+    /// the clear). The tenant defaults to the caller's; the operator, whose `system` is a
+    /// pseudo-tenant rather than a choice, must name one (an unset shell variable must not
+    /// make a `system` admin).
     #[tracing::instrument(skip_all, fields(caller = %caller.client_id))]
     pub async fn create(
         &self,
@@ -52,7 +54,12 @@ impl ClientAdmin {
         input: &ClientInput,
     ) -> Result<(Client, ClientSecret)> {
         caller.require_scope(ADMIN_SCOPE)?;
-        let tenant = if input.tenant.is_empty() {
+        let tenant = if input.tenant.is_empty() && caller.is_operator() {
+            return Err(Error::invalid(
+                "client.tenant",
+                "is required at the command line (`system` for tokend's own admins)",
+            ));
+        } else if input.tenant.is_empty() {
             caller.tenant.clone()
         } else {
             TenantId::parse("client.tenant", &input.tenant)?

@@ -53,4 +53,9 @@ impl Caller {
     pub fn sees_tenant(&self, tenant: &TenantId) -> bool {
         self.tenant.is_system() || &self.tenant == tenant
     }
+
+    /// [`Caller::sees_tenant`] for a tenant named in a token's claims, not yet parsed.
+    pub fn sees_tenant_named(&self, tenant: &str) -> bool {
+        self.tenant.is_system() || self.tenant.as_str() == tenant
+    }
 }

@@ -1,15 +1,22 @@
 //! Authorization at the edge: the verdict on one HTTP request that a proxy (Envoy's
 //! `ext_authz`) asks about before letting it through to a backend.
 //!
-//! The token is judged by the same introspection as `Introspect` (the edge is trusted by
-//! deployment, so no tokend caller token is asked for), with the request's source address for
-//! the client's allow-list. Then the route rules of the config add what this path needs: the
-//! first rule whose path prefix and method match (longest prefix first) names the scopes the
-//! token must cover and the audience it must carry; a path no rule matches needs only an
-//! active token.
+//! The path is brought to its normal form first (`edge_path`): the rules are matched against
+//! the path a backend will serve, however the client spelt it, and a path without a normal form
+//! is denied whatever the token. The token is judged by the same introspection as `Introspect`
+//! (the edge is trusted by deployment, so no tokend caller token is asked for), with the
+//! request's source address for the client's allow-list. Then the route rules of the config add
+//! what this path needs: the first rule whose path prefix and method match (longest prefix
+//! first) names the scopes the token must cover and the audience it must carry; a path no rule
+//! matches needs only an active token.
+//!
+//! A prefix matches at a segment boundary (`/admin` covers `/admin`, `/admin/` and `/admin/x`,
+//! not `/administrator`), as backends route a subtree; by default ignoring ASCII case, since
+//! some backends route case-insensitively. Methods are compared ignoring case.
 
 use std::net::IpAddr;
 
+use super::edge_path::{NormalPath, PathError};
 use super::introspector::{ActiveToken, Introspector};
 use crate::domain::error::{Error, Result};
 use crate::domain::scope::ScopeSet;
@@ -21,7 +28,12 @@ const MAX_PREFIX_LEN: usize = 1024;
 /// empty) need from their token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EdgeRoute {
+    /// In normal form.
     path_prefix: String,
+    /// Whether `/Admin` is another path than `/admin`. Off unless the config says every backend
+    /// behind the rule tells them apart: otherwise `/ADMIN/x` would pass a rule on `/admin`
+    /// and reach an admin page of a backend that ignores case.
+    case_sensitive: bool,
     /// Upper-case method names; empty: any.
     methods: Vec<String>,
     /// All required; a token scope covers a required one as `ScopeSet::allows` says
@@ -32,25 +44,30 @@ pub struct EdgeRoute {
 }
 
 impl EdgeRoute {
-    /// Parses one rule; `field` (e.g. `ext_authz.routes[2]`) names it in errors.
+    /// Parses one rule; `field` (e.g. `ext_authz.routes[2]`) names it in errors. The prefix
+    /// must be written in normal form (`edge_path`), so what the config says is what is matched.
     pub fn parse(
         field: &str,
         path_prefix: &str,
         methods: &[String],
         scopes: &[String],
         audience: Option<&str>,
+        case_sensitive: bool,
     ) -> Result<Self> {
-        if !path_prefix.starts_with('/')
-            || path_prefix.len() > MAX_PREFIX_LEN
-            || path_prefix.contains(['?', '#'])
-            || path_prefix.contains(|c: char| c.is_ascii_control() || c == ' ')
-        {
-            return Err(Error::invalid(
-                format!("{field}.path_prefix"),
-                format!(
-                    "{path_prefix:?} must be a path starting with '/', without query or spaces"
-                ),
-            ));
+        let prefix_error = |why: String| Error::invalid(format!("{field}.path_prefix"), why);
+        if path_prefix.len() > MAX_PREFIX_LEN {
+            return Err(prefix_error(format!(
+                "is longer than {MAX_PREFIX_LEN} bytes"
+            )));
+        }
+        let normal = NormalPath::parse(path_prefix)
+            .map_err(|e| prefix_error(format!("{path_prefix:?}: {e}")))?;
+        if normal.as_str() != path_prefix {
+            return Err(prefix_error(format!(
+                "{path_prefix:?} is not a path in normal form (no query, `;` parameters, dot or \
+                 empty segments; percent-encoding only where needed, in upper case): write {:?}",
+                normal.as_str()
+            )));
         }
         let methods = methods
             .iter()
@@ -69,16 +86,34 @@ impl EdgeRoute {
         };
         Ok(Self {
             path_prefix: path_prefix.to_owned(),
+            case_sensitive,
             methods,
             scopes,
             audience,
         })
     }
 
-    /// Whether the rule applies to `method` on `path` (its query string already cut off).
-    fn matches(&self, method: &str, path: &str) -> bool {
-        path.starts_with(&self.path_prefix)
-            && (self.methods.is_empty() || self.methods.iter().any(|m| m == method))
+    /// Whether the rule applies to `method` on `path`. Methods are compared ignoring case: a
+    /// backend that accepts `post` as POST must not see it skip a POST rule.
+    fn matches(&self, method: &str, path: &NormalPath) -> bool {
+        self.covers(path.as_str())
+            && (self.methods.is_empty()
+                || self.methods.iter().any(|m| m.eq_ignore_ascii_case(method)))
+    }
+
+    /// Whether `path` is the prefix or lies under it: the prefix must end at a segment boundary
+    /// of `path` (or itself end with `/`).
+    fn covers(&self, path: &str) -> bool {
+        let (prefix, path) = (self.path_prefix.as_bytes(), path.as_bytes());
+        let Some(head) = path.get(..prefix.len()) else {
+            return false;
+        };
+        let same = if self.case_sensitive {
+            head == prefix
+        } else {
+            head.eq_ignore_ascii_case(prefix)
+        };
+        same && (prefix.ends_with(b"/") || matches!(path.get(prefix.len()), None | Some(b'/')))
     }
 
     /// What a token with `scopes` and audiences `aud` lacks for this rule, if anything.
@@ -128,9 +163,8 @@ impl EdgeRoutes {
         Self(routes)
     }
 
-    /// The rule that applies to `method` on `path` (which may carry a query string).
-    pub fn rule_for(&self, method: &str, path: &str) -> Option<&EdgeRoute> {
-        let path = path.split(['?', '#']).next().unwrap_or_default();
+    /// The rule that applies to `method` on `path`.
+    pub fn rule_for(&self, method: &str, path: &NormalPath) -> Option<&EdgeRoute> {
         self.0.iter().find(|r| r.matches(method, path))
     }
 }
@@ -140,7 +174,7 @@ impl EdgeRoutes {
 pub struct EdgeRequest<'a> {
     /// `GET`, `POST`...
     pub method: &'a str,
-    /// The request target as sent: path and query.
+    /// The request target as sent: path and query, in any spelling (normalised here).
     pub path: &'a str,
     /// The bearer token; `None` when the request carries no `Bearer` credentials at all.
     pub bearer: Option<&'a str>,
@@ -169,17 +203,33 @@ pub enum EdgeVerdict {
     InvalidToken,
     /// An active token without what the route needs (`insufficient_scope`).
     Insufficient(Insufficient),
+    /// A path without a normal form: no rule can be known to apply, so none is skipped. Judged
+    /// before the token.
+    BadPath(PathError),
 }
 
 impl Introspector {
     /// The verdict on `request` under `routes`. `Err` only when the answer cannot be known
     /// (the database is down, for an opaque token): the proxy's failure mode then decides.
-    #[tracing::instrument(level = "debug", skip_all, fields(method = request.method))]
+    /// The span carries the normalised path, never the raw one (which may hold anything).
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(method = request.method, path = tracing::field::Empty)
+    )]
     pub async fn authorize_edge(
         &self,
         routes: &EdgeRoutes,
         request: EdgeRequest<'_>,
     ) -> Result<EdgeVerdict> {
+        let path = match NormalPath::parse(request.path) {
+            Ok(path) => path,
+            Err(why) => {
+                tracing::debug!(reason = %why, "edge request denied: its path has no normal form");
+                return Ok(EdgeVerdict::BadPath(why));
+            }
+        };
+        tracing::Span::current().record("path", path.as_str());
         let Some(token) = request.bearer else {
             return Ok(EdgeVerdict::NoToken);
         };
@@ -190,7 +240,7 @@ impl Introspector {
         if request.source.is_none() && !active.client.spec.allowed_cidrs.is_empty() {
             return Ok(EdgeVerdict::InvalidToken);
         }
-        let rule = routes.rule_for(request.method, request.path);
+        let rule = routes.rule_for(request.method, &path);
         Ok(
             match rule.and_then(|r| r.lacks(active.scopes(), &active.claims().aud)) {
                 Some(lacking) => EdgeVerdict::Insufficient(lacking),
@@ -209,7 +259,13 @@ mod tests {
     }
 
     fn route(prefix: &str, methods: &[&str], scopes: &[&str], aud: Option<&str>) -> EdgeRoute {
-        EdgeRoute::parse("r", prefix, &strings(methods), &strings(scopes), aud).unwrap()
+        EdgeRoute::parse("r", prefix, &strings(methods), &strings(scopes), aud, false).unwrap()
+    }
+
+    /// The scopes the rule for `method` on the raw `path` needs; `None` when no rule applies.
+    fn required(routes: &EdgeRoutes, method: &str, path: &str) -> Option<String> {
+        let path = NormalPath::parse(path).unwrap();
+        routes.rule_for(method, &path).map(|r| r.scopes.to_claim())
     }
 
     fn scopes(items: &[&str]) -> ScopeSet {
@@ -224,7 +280,7 @@ mod tests {
             route("/orders", &["post", "PUT"], &["orders:write"], None),
             route("/orders/admin", &[], &["orders:admin"], None),
         ]);
-        let required = |method, path| routes.rule_for(method, path).unwrap().scopes.to_claim();
+        let required = |method, path| required(&routes, method, path).unwrap();
         assert_eq!(required("GET", "/orders/1"), "orders:read");
         assert_eq!(required("POST", "/orders/1"), "orders:write");
         assert_eq!(required("PUT", "/orders"), "orders:write");
@@ -233,7 +289,68 @@ mod tests {
         // The query string is not part of the path.
         assert_eq!(required("GET", "/x?/orders/admin"), "any");
         let none = EdgeRoutes::new(vec![route("/api", &[], &["a"], None)]);
-        assert!(none.rule_for("GET", "/other").is_none());
+        assert_eq!(self::required(&none, "GET", "/other"), None);
+    }
+
+    #[test]
+    fn methods_match_in_any_case() {
+        let routes = EdgeRoutes::new(vec![
+            route("/orders", &[], &["orders:read"], None),
+            route("/orders", &["POST"], &["orders:write"], None),
+        ]);
+        for method in ["POST", "post", "Post", "pOST"] {
+            assert_eq!(
+                required(&routes, method, "/orders/1").as_deref(),
+                Some("orders:write"),
+                "{method}"
+            );
+        }
+        assert_eq!(
+            required(&routes, "get", "/orders/1").as_deref(),
+            Some("orders:read")
+        );
+    }
+
+    #[test]
+    fn prefixes_match_at_segment_boundaries() {
+        let routes = EdgeRoutes::new(vec![
+            route("/admin", &[], &["admin:all"], None),
+            route("/api/", &[], &["api"], None),
+        ]);
+        for path in ["/admin", "/admin/", "/admin/x", "/admin;x", "/x/../admin"] {
+            assert_eq!(
+                required(&routes, "GET", path).as_deref(),
+                Some("admin:all"),
+                "{path}"
+            );
+        }
+        for path in [
+            "/administrator",
+            "/admin-ui/x",
+            "/admin%20x",
+            "/api",
+            "/apis",
+        ] {
+            assert_eq!(required(&routes, "GET", path), None, "{path}");
+        }
+        assert_eq!(required(&routes, "GET", "/api/").as_deref(), Some("api"));
+        assert_eq!(required(&routes, "GET", "/api/v1").as_deref(), Some("api"));
+    }
+
+    #[test]
+    fn case_counts_only_where_a_rule_says_so() {
+        let insensitive = EdgeRoutes::new(vec![route("/admin", &[], &["admin:all"], None)]);
+        for path in ["/ADMIN/x", "/Admin", "/aDmIn/"] {
+            assert_eq!(
+                required(&insensitive, "GET", path).as_deref(),
+                Some("admin:all"),
+                "{path}"
+            );
+        }
+        let strict = EdgeRoute::parse("r", "/Files", &[], &strings(&["f"]), None, true).unwrap();
+        let sensitive = EdgeRoutes::new(vec![strict]);
+        assert!(required(&sensitive, "GET", "/Files/a").is_some());
+        assert_eq!(required(&sensitive, "GET", "/files/a"), None);
     }
 
     #[test]
@@ -273,12 +390,26 @@ mod tests {
                 &strings(methods),
                 &strings(scopes),
                 aud,
+                false,
             )
             .unwrap_err()
             .to_string()
         };
         assert!(bad("orders", &[], &[], None).contains("routes[0].path_prefix"));
         assert!(bad("/a?b", &[], &[], None).contains("path_prefix"));
+        // A prefix is written as it will be matched: in normal form.
+        for (prefix, normal) in [
+            ("/a/../b", "\"/b\""),
+            ("/a;v=1", "\"/a\""),
+            ("//a", "\"/a\""),
+            ("/caf%c3%a9", "\"/caf%C3%A9\""),
+            ("/a b", "\"/a%20b\""),
+        ] {
+            let msg = bad(prefix, &[], &[], None);
+            assert!(msg.contains("routes[0].path_prefix"), "{msg}");
+            assert!(msg.ends_with(&format!("write {normal}")), "{msg}");
+        }
+        assert!(bad("/a%2Fb", &[], &[], None).contains("encoded slash"));
         assert!(bad("/", &["GE T"], &[], None).contains("routes[0].methods[0]"));
         assert!(bad("/", &[], &["a b"], None).contains("routes[0].scopes[0]"));
         assert!(bad("/", &[], &[], Some(" ")).contains("routes[0].audience"));

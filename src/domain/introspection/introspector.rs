@@ -114,8 +114,9 @@ pub struct Introspector {
 /// What a token turned out to be.
 enum Lookup {
     Active(ActiveToken),
-    /// Not active; the client it names, when it is genuine (signed by us, or stored).
-    Inactive(Option<String>),
+    /// Not active; the client and tenant it names, when it is genuine (signed by us, or
+    /// stored).
+    Inactive(Option<(String, String)>),
 }
 
 impl Introspector {
@@ -174,13 +175,22 @@ impl Introspector {
         let now = self.clock.now();
         let active = match self.lookup(token, now.unix_timestamp()).await? {
             Lookup::Active(active) => active,
-            Lookup::Inactive(client_id) => {
-                if let Some(id) = client_id {
+            Lookup::Inactive(owner) => {
+                // Another tenant's token is none of this caller's business: its usage is not
+                // the caller's to move either.
+                if let Some((id, tenant)) = owner
+                    && caller.is_none_or(|c| c.sees_tenant_named(&tenant))
+                {
                     self.count(&id, Counter::IntrospectionsInactive, now);
                 }
                 return Ok(None);
             }
         };
+        if let Some(caller) = caller
+            && !caller.sees_tenant(active.tenant())
+        {
+            return Ok(None);
+        }
         if let Some(addr) = client_address
             && !address::allowed(&active.client.spec.allowed_cidrs, addr)
         {
@@ -189,12 +199,6 @@ impl Introspector {
                 Counter::IntrospectionsInactive,
                 now,
             );
-            return Ok(None);
-        }
-        // Another tenant's token is none of this caller's business: not counted either way.
-        if let Some(caller) = caller
-            && !caller.sees_tenant(active.tenant())
-        {
             return Ok(None);
         }
         self.count(
@@ -277,7 +281,10 @@ impl Introspector {
         };
         Ok(match self.check_live(verified.clone(), now).await {
             Some(active) => Lookup::Active(active),
-            None => Lookup::Inactive(Some(verified.claims.client_id.clone())),
+            None => Lookup::Inactive(Some((
+                verified.claims.client_id.clone(),
+                verified.claims.tenant.clone(),
+            ))),
         })
     }
 
