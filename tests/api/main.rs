@@ -10,6 +10,7 @@ mod audit;
 mod bench;
 mod caches;
 mod clients;
+mod connections;
 mod exchange;
 mod ext_authz;
 mod introspection;
