@@ -70,6 +70,7 @@ pub(super) fn serve_api(
         .layer(LimitsLayer::new(
             limits.max_requests_in_flight,
             limits.request_timeout,
+            limits.max_header_list_bytes,
         ))
         .add_routes(routes);
     match tls {
