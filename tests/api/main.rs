@@ -24,5 +24,6 @@ mod oauth_http;
 mod operations;
 mod outage;
 mod policy;
+mod refusals;
 mod tls;
 mod tokens;
