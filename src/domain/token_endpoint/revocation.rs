@@ -54,7 +54,7 @@ impl TokenEndpoint {
     /// refresh token (and perhaps a hint, judged only after authentication). Unknown,
     /// malformed, expired or already revoked tokens answer `Ok`; a token of another client is
     /// refused. A refresh token takes its whole family with it.
-    #[tracing::instrument(skip_all, fields(client_id = %request.client.client_id))]
+    #[tracing::instrument(skip_all, fields(client_id = %request.client.logged_id()))]
     pub async fn revoke(&self, request: &RevokeRequest) -> Result<()> {
         // The client first (RFC 7009 section 2.1): a caller that cannot authenticate learns
         // nothing from how its request would have been judged.
