@@ -15,6 +15,7 @@ use tonic::transport::Channel;
 
 use crate::common::Backend;
 use crate::helpers::*;
+use crate::metrics::Scrape;
 
 /// Connects to `addr` from the local address `from` (any of 127.0.0.0/8 on loopback).
 async fn connect_from(addr: SocketAddr, from: &str) -> TcpStream {
@@ -66,6 +67,7 @@ async fn connections_without_a_first_request_are_closed(backend: Backend) {
     let app = TestApp::spawn_with(backend, |s| {
         s.limits.first_request_timeout_secs = 1;
         s.limits.keepalive_interval_secs = 0;
+        s.metrics.addr = Some("127.0.0.1:0".parse().unwrap());
     })
     .await;
     let wait = Duration::from_secs(5);
@@ -98,6 +100,11 @@ async fn connections_without_a_first_request_are_closed(backend: Backend) {
     let answer = get_jwks_from(app.addr, "127.0.0.1").await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     jwks_over(&app.channel).await.unwrap();
+    let scrape = Scrape::of(app.metrics_addr.unwrap()).await;
+    assert_eq!(
+        scrape.get("tokend_connections_first_request_timeouts_total"),
+        3.0
+    );
 }
 
 async fn connections_are_capped_per_address_and_in_all(backend: Backend) {
@@ -105,6 +112,7 @@ async fn connections_are_capped_per_address_and_in_all(backend: Backend) {
     let app = TestApp::spawn_with(backend, |s| {
         s.limits.max_connections_per_address = 2;
         s.limits.max_connections = 4;
+        s.metrics.addr = Some("127.0.0.1:0".parse().unwrap());
     })
     .await;
     let first = channel_from(app.addr, "127.0.0.2").await;
@@ -127,6 +135,15 @@ async fn connections_are_capped_per_address_and_in_all(backend: Backend) {
     for channel in [&first, &second, &other, &app.channel] {
         jwks_over(channel).await.unwrap();
     }
+    let scrape = Scrape::of(app.metrics_addr.unwrap()).await;
+    let refused = |limit: &str| {
+        scrape.get(&format!(
+            "tokend_connections_refused_total{{limit=\"{limit}\"}}"
+        ))
+    };
+    assert_eq!(refused("max_connections_per_address"), 1.0);
+    assert_eq!(refused("max_connections"), 1.0);
+    assert_eq!(scrape.get("tokend_connections_open"), 4.0);
     // Closing one frees its place (once the server has seen it close).
     drop(first);
     let deadline = Instant::now() + Duration::from_secs(5);
