@@ -12,7 +12,8 @@
 //! - `server/`   — the `Application`: opens the store, loads keys, binds, serves until
 //!   shutdown; routing of both front ends on one port inside its `limits` (load shedding,
 //!   deadline) and `metrics` (registry, request layer, `/metrics` endpoint) layers, `tls`
-//!   with reloaded files, and the background tasks; takes a `config::Config`, calls `grpc`,
+//!   with reloaded files, `connections` (how many per address and in all, how soon a first
+//!   request), and the background tasks; takes a `config::Config`, calls `grpc`,
 //!   `http`, `domain`, `store`.
 //! - `telemetry` — process-wide logs and OTLP traces (also for the commands that serve
 //!   nothing), and W3C trace-context extraction per request; calls nothing of tokend's.

@@ -31,17 +31,36 @@ impl Write for Capture {
     }
 }
 
+impl Capture {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
 struct Telemetry {
     logs: Capture,
+    /// What the production log layers write at the default level: the human format...
+    human: Capture,
+    /// ...and JSON.
+    json: Capture,
     spans: InMemorySpanExporter,
     provider: SdkTracerProvider,
 }
 
-/// One global subscriber for this test binary: JSON logs at TRACE into a buffer, and spans into
+/// One global subscriber for this test binary: JSON logs at TRACE into a buffer, tokend's own
+/// log layers (human and JSON, `RUST_LOG` or `info`, no colours) into two more, and spans into
 /// an in-memory OpenTelemetry exporter.
 fn telemetry() -> &'static Telemetry {
     static TELEMETRY: OnceLock<Telemetry> = OnceLock::new();
     TELEMETRY.get_or_init(|| {
+        let (human, json) = (Capture::default(), Capture::default());
+        let production = {
+            let (human, json) = (human.clone(), json.clone());
+            vec![
+                tokend::telemetry::log_layer(false, false, move || human.clone()),
+                tokend::telemetry::log_layer(true, false, move || json.clone()),
+            ]
+        };
         let logs = Capture::default();
         let writer = logs.clone();
         let spans = InMemorySpanExporter::default();
@@ -58,12 +77,15 @@ fn telemetry() -> &'static Telemetry {
             .with_span_list(true);
         let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("test"));
         let subscriber = tracing_subscriber::registry()
+            .with(production)
             .with(tracing_subscriber::filter::LevelFilter::TRACE)
             .with(fmt)
             .with(otel);
         tracing::subscriber::set_global_default(subscriber).unwrap();
         Telemetry {
             logs,
+            human,
+            json,
             spans,
             provider,
         }
@@ -224,4 +246,141 @@ async fn incoming_traceparent_parents_the_request_span() {
         .expect("a server span joined the caller's trace");
     assert_eq!(span.parent_span_id.to_string(), parent_span);
     assert_eq!(span.name, "grpc");
+}
+
+/// One form POST over HTTP/1.1 from the local address `from`: the status line and the rest.
+async fn post_from(
+    addr: std::net::SocketAddr,
+    from: &str,
+    path: &str,
+    form: &[(&str, &str)],
+) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let mut stream = socket.connect(addr).await.unwrap();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+}
+
+/// Log forging through a client_id (issue 20): refresh, exchange and revocation requests over
+/// HTTP whose client_id holds a line break, a genuine-looking `tokend::audit` line and a
+/// terminal escape, and a request whose client_id is a real client's secret. Each comes from
+/// its own address and locks it (`max_failures` 1), so a warning is logged inside the
+/// request's spans. In tokend's human and JSON formats alike, at the default level: no line
+/// starts with the forged text, no ESC or other raw control character from the input is
+/// written, and the secret appears nowhere (nor at TRACE).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_ids_cannot_forge_log_lines() {
+    let t = telemetry();
+    let app = TestApp::spawn_with(common::Backend::Sqlite, |s| s.secrets.max_failures = 1).await;
+    let creds = app.bootstrap("acme", "read").await;
+    let subject = app.token(&creds, &[]).await;
+    let marker = format!("FORGED-{}", uuid::Uuid::new_v4().simple());
+    let forged_line = "2026-05-01T10:00:00.000000Z  INFO tokend::audit: audit kind=client_deleted";
+    let forged = format!(
+        "{}\n{forged_line} client_id={} \x1b[31m{marker}\x1b[0m\r",
+        creds.client_id, creds.client_id
+    );
+    let secret = "tkd_cs_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+    let token = "/oauth2/token";
+    let refresh = [
+        ("grant_type", "refresh_token"),
+        (
+            "refresh_token",
+            "tkd_rt_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        ),
+        ("client_id", &forged),
+        ("client_secret", secret),
+    ];
+    let exchange = [
+        (
+            "grant_type",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+        ),
+        ("subject_token", &subject),
+        (
+            "subject_token_type",
+            "urn:ietf:params:oauth:token-type:access_token",
+        ),
+        ("client_id", &forged),
+        ("client_secret", secret),
+    ];
+    let revoke = [
+        ("token", "x"),
+        ("client_id", &forged),
+        ("client_secret", secret),
+    ];
+    let pasted = [
+        ("grant_type", "client_credentials"),
+        ("client_id", &creds.client_secret),
+        ("client_secret", &creds.client_secret),
+    ];
+    type Call<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+    let calls: [Call<'_>; 4] = [
+        ("127.0.0.2", token, &refresh),
+        ("127.0.0.3", token, &exchange),
+        ("127.0.0.4", "/oauth2/revoke", &revoke),
+        ("127.0.0.5", token, &pasted),
+    ];
+    for (from, path, form) in calls {
+        let response = post_from(app.addr, from, path, form).await;
+        // (400, not 401: the client authenticated in the body, RFC 6749 section 5.2.)
+        assert!(
+            response.contains(r#""error":"invalid_client""#),
+            "{path} from {from}: {response}"
+        );
+    }
+
+    let human = t.human.text();
+    // Not vacuous: the locks' warnings were logged, inside the requests' spans.
+    assert!(
+        human.contains("address locked"),
+        "no lock warning:\n{human}"
+    );
+    for (format, logs) in [("human", &human), ("json", &t.json.text())] {
+        for line in logs.lines() {
+            assert!(
+                !line.starts_with(forged_line),
+                "{format}: a forged line: {line}"
+            );
+            assert!(
+                !line.contains(&marker),
+                "{format}: a malformed client_id logged: {line}"
+            );
+            assert!(
+                !line.chars().any(char::is_control),
+                "{format}: a raw control character: {line:?}"
+            );
+            if format == "json" {
+                serde_json::from_str::<serde_json::Value>(line)
+                    .unwrap_or_else(|_| panic!("not one JSON object: {line}"));
+            }
+        }
+        assert!(
+            !logs.contains(&creds.client_secret),
+            "{format}: a secret logged as client_id"
+        );
+    }
+    assert!(
+        !t.logs.text().contains(&creds.client_secret),
+        "TRACE: a secret logged as client_id"
+    );
+    // The revocation's span names the client_id it was given only as malformed.
+    assert!(
+        human
+            .lines()
+            .any(|l| l.contains("address locked") && l.contains("client_id=(malformed)")),
+        "no lock warning in the revocation's span:\n{human}"
+    );
 }

@@ -34,6 +34,16 @@ pub struct LimitsSettings {
     /// `request_timeout_ms` to finish, then it is closed), so clients reconnect and spread
     /// over replicas that came up since. 0: never.
     pub max_connection_age_secs: u64,
+    /// Seconds a new connection has to complete its first request head (HTTP/1.1) or the
+    /// HTTP/2 connection preface, counted from accept (TLS handshake included); then it is
+    /// closed. A socket that sends nothing otherwise holds a file descriptor forever.
+    pub first_request_timeout_secs: u64,
+    /// Open connections from one source address (the TCP peer, not `x-forwarded-for`);
+    /// beyond it a new one is closed at once. Behind a mesh sidecar or SNAT every caller
+    /// shares one address, so the default is high. 0: no limit.
+    pub max_connections_per_address: usize,
+    /// Open connections on the whole port; beyond it a new one is closed at once. 0: no limit.
+    pub max_connections: usize,
 }
 
 impl Default for LimitsSettings {
@@ -47,6 +57,9 @@ impl Default for LimitsSettings {
             keepalive_interval_secs: 30,
             keepalive_timeout_secs: 10,
             max_connection_age_secs: 0,
+            first_request_timeout_secs: 10,
+            max_connections_per_address: 4096,
+            max_connections: 16_384,
         }
     }
 }
@@ -67,6 +80,12 @@ pub struct LimitsConfig {
     pub keepalive_timeout: Duration,
     /// When a connection is asked to go away; `None`: never.
     pub max_connection_age: Option<Duration>,
+    /// How long a new connection has to complete its first request head or preface.
+    pub first_request_timeout: Duration,
+    /// Open connections from one source address; 0: no limit.
+    pub max_connections_per_address: usize,
+    /// Open connections on the port; 0: no limit.
+    pub max_connections: usize,
 }
 
 impl LimitsSettings {
@@ -82,6 +101,9 @@ impl LimitsSettings {
             keepalive_interval: secs(self.keepalive_interval_secs),
             keepalive_timeout: Duration::from_secs(self.keepalive_timeout_secs),
             max_connection_age: secs(self.max_connection_age_secs),
+            first_request_timeout: Duration::from_secs(self.first_request_timeout_secs),
+            max_connections_per_address: self.max_connections_per_address,
+            max_connections: self.max_connections,
         })
     }
 
@@ -110,6 +132,31 @@ impl LimitsSettings {
         check(
             (1..=600).contains(&self.keepalive_timeout_secs),
             "keepalive_timeout_secs must be between 1 and 600",
+        )?;
+        check(
+            (1..=300).contains(&self.first_request_timeout_secs),
+            "first_request_timeout_secs must be between 1 and 300",
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_settings_resolve_and_are_checked() {
+        let limits = LimitsSettings::default().resolve().unwrap();
+        assert_eq!(limits.first_request_timeout, Duration::from_secs(10));
+        assert_eq!(limits.max_connections_per_address, 4096);
+        assert_eq!(limits.max_connections, 16_384);
+        for secs in [0, 301] {
+            let settings = LimitsSettings {
+                first_request_timeout_secs: secs,
+                ..LimitsSettings::default()
+            };
+            let err = settings.resolve().unwrap_err().to_string();
+            assert!(err.contains("limits.first_request_timeout_secs"), "{err}");
+        }
     }
 }

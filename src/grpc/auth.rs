@@ -5,12 +5,13 @@ use tonic::{Request, Status};
 use super::error::{invalid, to_status};
 use super::peer::client_address;
 use crate::domain::{Caller, Error, Tokend};
-use crate::transport::bearer_token;
+use crate::transport::{authorization, bearer_token};
 
 /// The bearer token, if the request carries one. Metadata that is not ASCII, or not of the
-/// `Bearer <token>` form, is an error rather than "no token".
+/// `Bearer <token>` form, is an error rather than "no token"; sent twice it is
+/// INVALID_ARGUMENT (a malformed request, not a wrong credential a client might refresh).
 pub fn bearer<T>(request: &Request<T>) -> Result<Option<&str>, Status> {
-    let Some(value) = request.metadata().get("authorization") else {
+    let Some(value) = authorization(request.metadata().as_ref()).map_err(to_status)? else {
         return Ok(None);
     };
     let text = value.to_str().map_err(|_| {

@@ -5,14 +5,14 @@
 use std::collections::BTreeMap;
 
 use axum::body::Body;
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use super::error::OAuthError;
 use crate::domain::ClientAuth;
-use crate::transport::Challenge;
+use crate::transport::{Challenge, authorization};
 
 /// Largest request body read; a bigger one is 413.
 pub const MAX_BODY: usize = 16 * 1024;
@@ -121,12 +121,12 @@ impl ClientCredentials {
 
 /// The client's credentials: HTTP Basic (`client_secret_basic`, id and secret form-urlencoded
 /// inside, as section 2.3.1 requires) or `client_id` and `client_secret` in the body
-/// (`client_secret_post`). Both at once is `invalid_request`.
+/// (`client_secret_post`). Both at once, or two Authorization headers, is `invalid_request`.
 pub fn client_credentials(
     headers: &HeaderMap,
     form: &Form,
 ) -> Result<ClientCredentials, OAuthError> {
-    let basic = match headers.get(AUTHORIZATION) {
+    let basic = match authorization(headers).map_err(|e| OAuthError::from_domain(e, false))? {
         Some(value) => Some(basic(value.as_bytes())?),
         None => None,
     };
@@ -190,6 +190,7 @@ fn basic(value: &[u8]) -> Result<(String, String), OAuthError> {
 #[cfg(test)]
 mod tests {
     use axum::http::HeaderValue;
+    use axum::http::header::AUTHORIZATION;
 
     use super::*;
 
@@ -227,5 +228,11 @@ mod tests {
         let posted = Form::parse(b"client_id=a&client_secret=b").unwrap();
         let creds = client_credentials(&HeaderMap::new(), &posted).unwrap();
         assert_eq!((creds.client_id.as_str(), creds.basic), ("a", false));
+        headers.append(AUTHORIZATION, HeaderValue::from_static("Basic eDp5"));
+        let twice = client_credentials(&headers, &Form::default()).unwrap_err();
+        assert_eq!(
+            (twice.status.as_u16(), twice.code),
+            (400, "invalid_request")
+        );
     }
 }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -17,7 +16,7 @@ use super::form::{Form, client_credentials};
 use super::token::client_address;
 use crate::domain::policy::address;
 use crate::domain::{ActiveToken, Caller, Tokend};
-use crate::transport::bearer_token;
+use crate::transport::{authorization, bearer_token};
 
 /// The introspection endpoint. The caller (the resource server) authenticates with a bearer
 /// token holding `tokend.introspect`, or with its own client credentials (HTTP Basic or in the
@@ -69,10 +68,8 @@ async fn caller(
     form: &Form,
     from: Option<std::net::IpAddr>,
 ) -> Result<(Option<Caller>, bool), OAuthError> {
-    let bearer = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(bearer_token);
+    let header = authorization(headers).map_err(|e| OAuthError::from_domain(e, false))?;
+    let bearer = header.and_then(|v| v.to_str().ok()).and_then(bearer_token);
     if let Some(token) = bearer {
         if form.get("client_secret").is_some() {
             return Err(OAuthError::invalid_request(
@@ -87,7 +84,7 @@ async fn caller(
         caller.address = from;
         return Ok((Some(caller), false));
     }
-    if headers.get(AUTHORIZATION).is_none() && form.get("client_secret").is_none() {
+    if header.is_none() && form.get("client_secret").is_none() {
         return Ok((None, false));
     }
     let credentials = client_credentials(headers, form)?;

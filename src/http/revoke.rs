@@ -35,7 +35,9 @@ async fn revoke_token(
     body: Body,
 ) -> Result<(), OAuthError> {
     let form = Form::read(headers, body).await?;
-    let token = form.require("token")?.to_owned();
+    // A missing token or a bad hint is judged after the client has authenticated (RFC 7009
+    // section 2.1), by the domain.
+    let token = form.get("token").unwrap_or_default().to_owned();
     let credentials = client_credentials(headers, &form)?;
     let basic = credentials.basic;
     let request = RevokeRequest {

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use super::connections::ConnectionGate;
 use super::metrics::{self, Metrics};
 use super::routing::{self, FrontEnds, Serving};
 use super::tasks::{self, AbortOnDrop, Heartbeat};
@@ -165,13 +166,17 @@ impl Application {
         let with_ext_authz = plan.front_ends.ext_authz.is_some();
         grpc::set_health(&reporter, ServingStatus::Serving, with_ext_authz).await;
         // The health-only port answers with the same statuses until the server has stopped.
-        let _health_port =
-            health_port.map(|listener| routing::serve_health(listener, health.clone()));
+        let _health_port = health_port
+            .map(|listener| routing::serve_health(listener, health.clone(), &plan.limits));
         let routes = routing::api_routes(tokend.clone(), health, &plan.front_ends)?;
         let (stopping_tx, stopping_rx) = watch::channel(false);
+        let gate = ConnectionGate::new(&plan.limits);
         let metrics = match metrics {
             Some(listener) => {
                 let metrics = Arc::new(Metrics::new(tokend.clone(), &http::ROUTES)?);
+                for collector in gate.collectors() {
+                    metrics.register(collector)?;
+                }
                 metrics::spawn(listener, metrics.clone(), stopping_rx.clone())?;
                 Some(metrics)
             }
@@ -194,7 +199,7 @@ impl Application {
         let _background = start_background(&tokend, &plan).await;
         tracing::info!(addr = %local_addr, tls = tls.is_some(), "tokend ready");
         let (serve, _reload) =
-            routing::serve_api(listener, tls, &plan.limits, metrics, routes, signal);
+            routing::serve_api(listener, tls, gate, &plan.limits, metrics, routes, signal);
         drain(serve, stopping_rx, plan.shutdown_grace).await?;
         keys.abort();
         tokend.leave().await;

@@ -2,9 +2,12 @@
 //! port. Beyond `limits.max_requests_in_flight` calls in progress a call is answered at once
 //! (RESOURCE_EXHAUSTED, or HTTP 503 with `Retry-After`) rather than queued behind the others,
 //! and a call not answered within `limits.request_timeout_ms` gets DEADLINE_EXCEEDED (HTTP 503).
-//! The other limits (message size, header list, streams per connection, keepalive, connection
-//! age) are the HTTP/2 server's and the generated services' own settings, set in
-//! `server::routing` and `grpc`.
+//! An HTTP/1.1 request whose header fields exceed `limits.max_header_list_bytes` is answered
+//! 431 here (HTTP/2's own codec enforces the same size, counted the same way, on its requests;
+//! hyper's HTTP/1.1 codec, which tonic does not let us configure, would take far more).
+//! The other limits (message size, streams per connection, keepalive, connection age) are the
+//! HTTP/2 server's and the generated services' own settings, set in `server::routing` and
+//! `grpc`; the connection limits are `server::connections`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,15 +22,18 @@ use tokio::sync::Semaphore;
 pub struct LimitsLayer {
     in_flight: Option<Arc<Semaphore>>,
     timeout: Duration,
+    max_header_list: usize,
 }
 
 impl LimitsLayer {
     /// Shedding beyond `max_in_flight` calls (0: never), answering DEADLINE_EXCEEDED after
-    /// `timeout`.
-    pub fn new(max_in_flight: usize, timeout: Duration) -> Self {
+    /// `timeout`, and 431 to an HTTP/1.1 request with more than `max_header_list` bytes of
+    /// header fields.
+    pub fn new(max_in_flight: usize, timeout: Duration, max_header_list: u32) -> Self {
         Self {
             in_flight: (max_in_flight > 0).then(|| Arc::new(Semaphore::new(max_in_flight))),
             timeout,
+            max_header_list: max_header_list as usize,
         }
     }
 }
@@ -40,6 +46,7 @@ impl<S> tower::Layer<S> for LimitsLayer {
             inner,
             in_flight: self.in_flight.clone(),
             timeout: self.timeout,
+            max_header_list: self.max_header_list,
         }
     }
 }
@@ -50,6 +57,7 @@ pub struct Limits<S> {
     inner: S,
     in_flight: Option<Arc<Semaphore>>,
     timeout: Duration,
+    max_header_list: usize,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -72,6 +80,12 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let grpc = crate::transport::is_grpc(request.headers());
+        if request.version() < http::Version::HTTP_2
+            && header_list_size(request.headers()) > self.max_header_list
+        {
+            let answer = headers_too_large(grpc, self.max_header_list);
+            return Box::pin(std::future::ready(Ok(answer)));
+        }
         let permit = match &self.in_flight {
             None => None,
             Some(in_flight) => match in_flight.clone().try_acquire_owned() {
@@ -103,6 +117,47 @@ where
             }
         })
     }
+}
+
+/// The size of a header list as HTTP/2 counts it for `SETTINGS_MAX_HEADER_LIST_SIZE` (RFC 9113
+/// section 6.5.2): each field's name and value plus 32 bytes.
+fn header_list_size(headers: &http::HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 32)
+        .sum()
+}
+
+/// 431 Request Header Fields Too Large (RFC 6585 section 5) with an OAuth 2.0
+/// `invalid_request` body (a gRPC call gets RESOURCE_EXHAUSTED, as HTTP/2 would refuse it).
+fn headers_too_large(grpc: bool, limit: usize) -> http::Response<tonic::body::Body> {
+    let message = format!(
+        "the request's header fields exceed limits.max_header_list_bytes ({limit} bytes, each field counted as name + value + 32)"
+    );
+    if grpc {
+        return tonic::Status::resource_exhausted(message).into_http();
+    }
+    let body = serde_json::json!({
+        "error": "invalid_request",
+        "error_description": message,
+    })
+    .to_string();
+    let mut response = http::Response::new(tonic::body::Body::new(body));
+    *response.status_mut() = http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    response
 }
 
 /// A refusal in the caller's protocol: a trailers-only gRPC status, or the OAuth 2.0

@@ -1,12 +1,14 @@
 //! The server: everything between a checked [`Config`](crate::config::Config) and a serving
 //! port. `application` builds and runs the [`Application`]; `routing` puts the gRPC and HTTP
-//! front ends on one port inside the `metrics` and `limits` layers, over `tls` or plaintext;
+//! front ends on one port inside the `metrics` and `limits` layers, over `tls` or plaintext,
+//! taking the connections `connections` admits (how many, how soon a first request);
 //! `tasks` are the loops beside it (keys, health, heartbeats, last-use writes).
 //!
 //! Calls flow `cli` -> `server` -> `grpc`/`http` (the front ends) -> `domain` -> `store`; the
 //! layers here ask `transport` what a request is, never a front end.
 
 mod application;
+pub mod connections;
 pub mod limits;
 pub mod metrics;
 mod routing;

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 use tonic_health::pb::health_server::{Health, HealthServer};
 
+use super::connections::{self, ConnectionGate};
 use super::limits::LimitsLayer;
 use super::metrics::{Metrics, RequestMetricsLayer};
 use super::tasks::AbortOnDrop;
@@ -57,6 +57,7 @@ pub(super) fn api_routes(
 pub(super) fn serve_api(
     listener: TcpListener,
     tls: Option<Arc<ReloadingTls>>,
+    gate: Arc<ConnectionGate>,
     limits: &LimitsConfig,
     metrics: Option<Arc<Metrics>>,
     routes: Routes,
@@ -69,19 +70,20 @@ pub(super) fn serve_api(
         .layer(LimitsLayer::new(
             limits.max_requests_in_flight,
             limits.request_timeout,
+            limits.max_header_list_bytes,
         ))
         .add_routes(routes);
     match tls {
         Some(tls) => {
             let reload = AbortOnDrop(tokio::spawn(tls.clone().reload_every_period()));
-            let incoming = tls::incoming(listener, tls);
+            let incoming = tls::incoming(listener, tls, gate);
             (
                 Box::pin(server.serve_with_incoming_shutdown(incoming, signal)),
                 Some(reload),
             )
         }
         None => {
-            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            let incoming = connections::plaintext(listener, gate);
             (
                 Box::pin(server.serve_with_incoming_shutdown(incoming, signal)),
                 None,
@@ -108,11 +110,14 @@ fn http2(limits: &LimitsConfig) -> Server {
 }
 
 /// Serves only `grpc.health.v1.Health` on `listener`, in plaintext, until the guard drops.
+/// Its connections are limited like the API port's, but counted apart: a flood of the API
+/// port must not starve the probes.
 pub(super) fn serve_health(
     listener: TcpListener,
     health: HealthServer<impl Health>,
+    limits: &LimitsConfig,
 ) -> AbortOnDrop {
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = connections::plaintext(listener, ConnectionGate::new(limits));
     let only_health = Server::builder().add_service(health);
     AbortOnDrop(tokio::spawn(async move {
         if let Err(err) = only_health.serve_with_incoming(incoming).await {

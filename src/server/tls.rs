@@ -21,6 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
+use super::connections::{self, Admitted, ConnectionGate};
 use crate::config::{ClientAuth, TlsConfig};
 
 /// Longest a client may take to complete the TLS handshake.
@@ -174,39 +175,34 @@ fn parse_certs(path: &Path, pem: &[u8]) -> anyhow::Result<Vec<CertificateDer<'st
     Ok(certs)
 }
 
-/// TLS connections accepted on `listener`, handshakes done, for the gRPC server to serve. Ends
-/// when the server stops taking them.
+/// TLS connections accepted on `listener` and admitted by `gate`, handshakes done, for the
+/// HTTP server to serve. The first-request deadline runs from accept, so it covers the
+/// handshake too (which has its own, shorter, [`HANDSHAKE_TIMEOUT`]). Ends, closing the
+/// listener, when the server stops taking them.
 pub fn incoming(
     listener: TcpListener,
     tls: Arc<ReloadingTls>,
-) -> tokio_stream::wrappers::ReceiverStream<std::io::Result<TlsStream<TcpStream>>> {
+    gate: Arc<ConnectionGate>,
+) -> tokio_stream::wrappers::ReceiverStream<std::io::Result<Admitted<TlsStream<TcpStream>>>> {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     tokio::spawn(async move {
         loop {
-            let (stream, peer) = match listener.accept().await {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    // Out of file descriptors and the like: wait a little, keep accepting.
-                    tracing::warn!(error = %err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
+            let (stream, permit) = tokio::select! {
+                accepted = connections::accept(&listener, &gate) => accepted,
+                () = tx.closed() => return,
             };
-            if tx.is_closed() {
-                return;
-            }
-            let _ = stream.set_nodelay(true);
+            let peer = stream.peer_addr().ok();
             let acceptor = TlsAcceptor::from(tls.config());
             let tx = tx.clone();
             tokio::spawn(async move {
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                     Ok(Ok(stream)) => {
-                        let _ = tx.send(Ok(stream)).await;
+                        let _ = tx.send(Ok(permit.wrap(stream))).await;
                     }
                     Ok(Err(err)) => {
-                        tracing::debug!(%peer, error = %err, "TLS handshake failed");
+                        tracing::debug!(?peer, error = %err, "TLS handshake failed");
                     }
-                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    Err(_) => tracing::debug!(?peer, "TLS handshake timed out"),
                 }
             });
         }

@@ -3,7 +3,7 @@
 //! and none reaches sideways into another: whether a request is gRPC (`content`), the one
 //! presentation of a domain error
 //! (`presentation`: gRPC code, HTTP status, OAuth 2.0 code, retry-after, challenge) and the
-//! request's caller facts (`request`: the bearer token of an `authorization` value, the
+//! request's caller facts (`request`: the one `authorization` field and its bearer token, the
 //! client's address behind trusted proxies). Calls `domain` only for its types and rules.
 
 mod content;
@@ -12,4 +12,4 @@ mod request;
 
 pub use content::is_grpc;
 pub use presentation::{Challenge, Presentation, error_body};
-pub use request::{bearer_token, client_address};
+pub use request::{authorization, bearer_token, client_address};

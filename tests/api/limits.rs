@@ -66,6 +66,35 @@ async fn message_and_header_sizes_are_bounded(backend: Backend) {
     assert_ne!(err.code(), Code::Unauthenticated, "{err:?}");
 }
 
+/// HTTP/1.1 requests are held to `max_header_list_bytes` as HTTP/2 ones are (16 KiB by
+/// default, each field counted as name + value + 32): 8 KiB of headers pass, 20 KiB and 200 KiB
+/// get 431 with an OAuth 2.0 `invalid_request` that names the setting.
+async fn http1_header_size_is_bounded(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let get_with_padding = |n: usize| {
+        let addr = app.addr;
+        async move {
+            let mut http = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let request = format!(
+                "GET /.well-known/jwks.json HTTP/1.1\r\nHost: t\r\nx-padding: {}\r\nConnection: close\r\n\r\n",
+                "p".repeat(n)
+            );
+            http.write_all(request.as_bytes()).await.unwrap();
+            let mut response = Vec::new();
+            let _ = http.read_to_end(&mut response).await;
+            String::from_utf8_lossy(&response).into_owned()
+        }
+    };
+    let response = get_with_padding(8 * 1024).await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    for n in [20 * 1024, 200 * 1024] {
+        let response = get_with_padding(n).await;
+        assert!(response.starts_with("HTTP/1.1 431"), "{n}: {response}");
+        assert!(response.contains("invalid_request"), "{response}");
+        assert!(response.contains("max_header_list_bytes"), "{response}");
+    }
+}
+
 /// One stream per connection: a health Watch holds it, so a second call on the same
 /// connection waits (the client queues it), while another connection is served at once.
 async fn streams_per_connection_are_bounded(backend: Backend) {
@@ -267,6 +296,11 @@ mod sqlite {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn message_and_header_sizes_are_bounded() {
         super::message_and_header_sizes_are_bounded(Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn http1_header_size_is_bounded() {
+        super::http1_header_size_is_bounded(Sqlite).await
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

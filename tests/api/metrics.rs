@@ -16,13 +16,13 @@ use crate::oauth_http::token_with_basic;
 
 /// One scrape: the raw text, and every sample by its full series name (`name{labels}`), labels
 /// in the order the encoder writes them (sorted by name).
-struct Scrape {
+pub(crate) struct Scrape {
     text: String,
     samples: HashMap<String, f64>,
 }
 
 impl Scrape {
-    async fn of(addr: SocketAddr) -> Self {
+    pub(crate) async fn of(addr: SocketAddr) -> Self {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         stream
@@ -59,7 +59,7 @@ impl Scrape {
         Self { text, samples }
     }
 
-    fn get(&self, series: &str) -> f64 {
+    pub(crate) fn get(&self, series: &str) -> f64 {
         self.samples.get(series).copied().unwrap_or(0.0)
     }
 

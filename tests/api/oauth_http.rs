@@ -27,7 +27,7 @@ impl Answer {
     }
 }
 
-async fn http(
+pub(crate) async fn http(
     addr: SocketAddr,
     request_line: &str,
     headers: &[(&str, &str)],
@@ -54,9 +54,9 @@ async fn http(
     }
 }
 
-const FORM: (&str, &str) = ("Content-Type", "application/x-www-form-urlencoded");
+pub(crate) const FORM: (&str, &str) = ("Content-Type", "application/x-www-form-urlencoded");
 
-async fn token(addr: SocketAddr, headers: &[(&str, &str)], body: &str) -> Answer {
+pub(crate) async fn token(addr: SocketAddr, headers: &[(&str, &str)], body: &str) -> Answer {
     let mut all = vec![FORM];
     all.extend_from_slice(headers);
     http(addr, "POST /oauth2/token", &all, body).await
@@ -67,7 +67,7 @@ pub(crate) async fn token_with_basic(addr: SocketAddr, creds: &Creds, body: &str
     token(addr, &[("Authorization", &basic(creds))], body).await
 }
 
-fn basic(creds: &Creds) -> String {
+pub(crate) fn basic(creds: &Creds) -> String {
     let pair = format!("{}:{}", creds.client_id, creds.client_secret);
     format!(
         "Basic {}",
@@ -384,7 +384,7 @@ async fn revocation_over_http(backend: Backend) {
     assert!(r.head.contains("www-authenticate: basic"), "{}", r.head);
 }
 
-async fn introspect(addr: SocketAddr, headers: &[(&str, &str)], body: &str) -> Answer {
+pub(crate) async fn introspect(addr: SocketAddr, headers: &[(&str, &str)], body: &str) -> Answer {
     let mut all = vec![FORM];
     all.extend_from_slice(headers);
     http(addr, "POST /oauth2/introspect", &all, body).await

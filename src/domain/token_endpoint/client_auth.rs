@@ -10,6 +10,8 @@ use std::net::IpAddr;
 
 use secrecy::SecretString;
 
+use crate::domain::ids::ClientId;
+
 /// What a client presents to prove it is the client it names. `Debug` never prints it.
 pub enum Proof {
     /// A client secret (`client_secret_basic` / `client_secret_post`, or the gRPC
@@ -40,7 +42,7 @@ impl fmt::Debug for Proof {
 
 /// A client authenticating at the token endpoint (or, over HTTP, a resource server
 /// authenticating to introspect): the claimed client_id, its proof, its source address.
-#[derive(Debug)]
+/// `Debug` shows neither the proof nor a client_id that cannot be one.
 pub struct ClientAuth {
     /// As presented; not yet parsed (a malformed one is refused like a wrong secret).
     pub client_id: String,
@@ -64,6 +66,38 @@ impl ClientAuth {
     }
 }
 
+impl ClientAuth {
+    /// The client_id as a span or log line may show it: the parsed id, or `(malformed)` for
+    /// text that cannot be one. Never the text as sent: that is the caller's, and may hold a
+    /// line break and a forged log line, terminal escapes, or a secret pasted in the wrong
+    /// field. (Such a client_id is refused as `invalid_client` by the gate.)
+    pub fn logged_id(&self) -> LoggedClientId {
+        LoggedClientId(ClientId::parse("client_id", &self.client_id).ok())
+    }
+}
+
+impl fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientAuth")
+            .field("client_id", &format_args!("{}", self.logged_id()))
+            .field("proof", &self.proof)
+            .field("address", &self.address)
+            .finish()
+    }
+}
+
+/// A presented client_id, fit for logs (see [`ClientAuth::logged_id`]).
+pub struct LoggedClientId(Option<ClientId>);
+
+impl fmt::Display for LoggedClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(id) => fmt::Display::fmt(id, f),
+            None => f.write_str("(malformed)"),
+        }
+    }
+}
+
 /// Which endpoint a client authenticates at: the rate limits count `Token` calls
 /// (IssueToken, RefreshToken, token exchange) only; a disabled client may still revoke its
 /// tokens, but neither get new ones nor introspect.
@@ -82,10 +116,19 @@ mod tests {
 
     #[test]
     fn debug_never_prints_the_proof() {
-        let auth = ClientAuth::secret("c1", "tkd_cs_very-secret", None);
+        let id = "0190a8e2-3c4d-7e5f-8a9b-0c1d2e3f4a5b";
+        let auth = ClientAuth::secret(id, "tkd_cs_very-secret", None);
         let printed = format!("{auth:?}");
-        assert!(printed.contains("c1"), "{printed}");
+        assert!(printed.contains(id), "{printed}");
         assert!(!printed.contains("very-secret"), "{printed}");
         assert!(printed.contains("[redacted]"), "{printed}");
+    }
+
+    #[test]
+    fn a_client_id_that_cannot_be_one_is_never_shown() {
+        let forged = "x\n2026-01-01T00:00:00Z  INFO tokend::audit: \x1b[31mtkd_cs_secret";
+        let auth = ClientAuth::secret(forged, "s", None);
+        assert_eq!(auth.logged_id().to_string(), "(malformed)");
+        assert!(!format!("{auth:?}").contains("tkd_cs_secret"));
     }
 }

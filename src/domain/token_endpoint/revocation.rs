@@ -50,17 +50,20 @@ impl TokenTypeHint {
 }
 
 impl TokenEndpoint {
-    /// Token revocation (RFC 7009): the owning client authenticates and names an access or a
-    /// refresh token. Unknown, malformed, expired or already revoked tokens answer `Ok`; a
-    /// token of another client is refused. A refresh token takes its whole family with it.
-    #[tracing::instrument(skip_all, fields(client_id = %request.client.client_id))]
+    /// Token revocation (RFC 7009): the owning client authenticates, then names an access or a
+    /// refresh token (and perhaps a hint, judged only after authentication). Unknown,
+    /// malformed, expired or already revoked tokens answer `Ok`; a token of another client is
+    /// refused. A refresh token takes its whole family with it.
+    #[tracing::instrument(skip_all, fields(client_id = %request.client.logged_id()))]
     pub async fn revoke(&self, request: &RevokeRequest) -> Result<()> {
+        // The client first (RFC 7009 section 2.1): a caller that cannot authenticate learns
+        // nothing from how its request would have been judged.
+        let client = self.admit(&request.client, Endpoint::Revocation).await?;
         let token = request.token.as_str();
         if token.is_empty() {
             return Err(Error::invalid("token", "is required"));
         }
         TokenTypeHint::parse(&request.token_type_hint)?;
-        let client = self.admit(&request.client, Endpoint::Revocation).await?;
         let now_us = to_micros(self.clock.now());
         let not_yours = || {
             Error::UnauthorizedClient("the token was not issued to the authenticated client".into())

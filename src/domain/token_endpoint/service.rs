@@ -47,7 +47,7 @@ impl TokenEndpoint {
     /// the gate (authentication and policy), and runs the grant. (Its span is at debug level:
     /// every call already has the request's span, and this path is hot.)
     #[tracing::instrument(level = "debug", skip_all, fields(
-        client_id = %request.client.client_id,
+        client_id = %request.client.logged_id(),
         grant_type = request.grant.grant_type().as_str(),
     ))]
     pub async fn grant(&self, request: &GrantRequest) -> Result<IssuedToken> {

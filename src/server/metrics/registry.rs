@@ -142,6 +142,14 @@ impl Metrics {
         })
     }
 
+    /// Registers a collector kept outside the domain and this module (the API port's
+    /// connection counts).
+    pub fn register(&self, collector: Box<dyn Collector>) -> anyhow::Result<()> {
+        self.registry
+            .register(collector)
+            .context("registering a metric")
+    }
+
     /// Every metric in the Prometheus text format, the gauges read now.
     pub fn render(&self) -> String {
         self.gauges.refresh(&self.tokend);
