@@ -10,11 +10,13 @@ mod edge;
 mod edge_path;
 pub(crate) mod introspector;
 pub(crate) mod registry;
+mod sync;
 pub(crate) mod token_cache;
 
 pub use caller::Caller;
 pub use edge::{EdgeRequest, EdgeRoute, EdgeRoutes, EdgeVerdict, Insufficient};
 pub use edge_path::{NormalPath, PathError};
 pub use introspector::{ActiveToken, Introspector, JwtVerifier, MAX_TOKEN_LEN};
-pub use registry::{CHANGE_RETENTION, CacheConfig, Registry, RegistrySizes, SyncConfig, run_sync};
+pub use registry::{CHANGE_RETENTION, CacheConfig, Registry, RegistrySizes};
+pub use sync::{SyncConfig, run_sync};
 pub use token_cache::{TokenCache, VerifiedToken, token_key};
