@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokend::proto::token_service_client::TokenServiceClient;
 use tokend::proto::*;
-use tonic::Code;
+use tonic::{Code, Request};
 
 use crate::common::{Backend, eventually};
 use crate::helpers::*;
@@ -83,42 +83,44 @@ async fn lockout_stops_guessing_but_not_the_honest_client(backend: Backend) {
 }
 
 async fn concurrent_guesses_stop_at_the_lock(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |s| {
-        s.secrets.max_failures = 3;
-        // One hashing thread, as on a 2-core replica, and a cost high enough that every guess
-        // is admitted before the first verification ends: they queue for the thread.
-        s.secrets.max_concurrent_hashes = 1;
-        s.secrets.memory_kib = 16 * 1024;
-        s.secrets.iterations = 2;
-    })
-    .await;
-    let admin = app.admin("acme").await;
-    let (_, creds) = app
-        .create_client(&admin, client("acme", "bot", &["read"]))
+    // One hashing thread, as on a 2-core replica, or four at once: either way every guess is
+    // admitted before the first verification ends.
+    for threads in [1, 4] {
+        let app = TestApp::spawn_with(backend, |s| {
+            s.secrets.max_failures = 3;
+            s.secrets.max_concurrent_hashes = threads;
+            s.secrets.memory_kib = 16 * 1024;
+            s.secrets.iterations = 2;
+        })
         .await;
-    let channel = app.channel_from("127.0.0.2").await;
-    let guesses = (0..40).map(|_| {
-        let mut tokens = TokenServiceClient::new(channel.clone());
-        let request = wrong(&creds);
-        async move { tokens.issue_token(request).await.unwrap_err().code() }
-    });
-    let codes = futures::future::join_all(guesses).await;
-    let verified = codes
-        .iter()
-        .filter(|c| **c == Code::Unauthenticated)
-        .count();
-    let refused = codes
-        .iter()
-        .filter(|c| **c == Code::ResourceExhausted)
-        .count();
-    assert_eq!(verified + refused, 40, "{codes:?}");
-    // All 40 were admitted before any failure was counted; those still queued for the hashing
-    // thread when the lock began were refused there (no argon2 spent), and any answered after
-    // it began are refused too: a lock withholds every answer, right or wrong.
-    assert!(
-        verified < 40 && refused > 0,
-        "{verified} verified, {refused} refused"
-    );
+        let admin = app.admin("acme").await;
+        let (_, creds) = app
+            .create_client(&admin, client("acme", "bot", &["read"]))
+            .await;
+        let channel = app.channel_from("127.0.0.2").await;
+        let guesses = (0..16).map(|_| {
+            let mut tokens = TokenServiceClient::new(channel.clone());
+            let request = wrong(&creds);
+            async move { tokens.issue_token(request).await.unwrap_err().code() }
+        });
+        let codes = futures::future::join_all(guesses).await;
+        let verified = codes
+            .iter()
+            .filter(|c| **c == Code::Unauthenticated)
+            .count();
+        let refused = codes
+            .iter()
+            .filter(|c| **c == Code::ResourceExhausted)
+            .count();
+        // Exactly `max_failures` answers: guesses still queued for a hashing thread when the
+        // lock began are refused there (no argon2 spent), and one verified after it began is
+        // refused too, not answered.
+        assert_eq!(
+            (verified, refused),
+            (3, 13),
+            "{threads} hashing threads: {codes:?}"
+        );
+    }
 }
 
 async fn two_replicas_share_one_lockout(backend: Backend) {
@@ -317,10 +319,105 @@ async fn replicas_share_trusted_addresses(backend: Backend) {
     );
 }
 
+/// A trusted proxy that writes an unreadable `x-forwarded-for` hides the caller's address;
+/// such calls share one key for the lockout and the per-address limit instead of escaping
+/// both (allow-lists already refuse them).
+async fn unreadable_forwarded_addresses_are_limited_together(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| {
+        s.server.trusted_proxies = vec!["127.0.0.1/32".into()];
+        s.server.token_endpoint_rate_per_minute = 0;
+        s.secrets.max_failures = 3;
+    })
+    .await;
+    let admin = app.admin("acme").await;
+    let (_, target) = app
+        .create_client(&admin, client("acme", "t", &["read"]))
+        .await;
+    let (_, other) = app
+        .create_client(&admin, client("acme", "o", &["read"]))
+        .await;
+    let garbled = |creds: &Creds, secret_ok: bool, xff: &str| {
+        let body = if secret_ok {
+            issue_request(creds)
+        } else {
+            wrong(creds)
+        };
+        let mut request = Request::new(body);
+        request
+            .metadata_mut()
+            .insert("x-forwarded-for", xff.parse().unwrap());
+        request
+    };
+    let mut proxy = app.tokens_from("127.0.0.1").await;
+    // Each guess carries different garbage: still one caller as far as the lockout goes.
+    let mut codes = Vec::new();
+    for junk in ["not-an-ip", "999.1.1.1", "x, y", "::zz", "[bad]:1"] {
+        codes.push(
+            proxy
+                .issue_token(garbled(&target, false, junk))
+                .await
+                .unwrap_err()
+                .code(),
+        );
+    }
+    assert_eq!(
+        codes,
+        [
+            Code::Unauthenticated,
+            Code::Unauthenticated,
+            Code::Unauthenticated,
+            Code::ResourceExhausted,
+            Code::ResourceExhausted
+        ]
+    );
+    // Another client behind the same unreadable header waits for the lock too (it never
+    // authenticated from there); readable addresses behind the proxy are not affected.
+    let err = proxy
+        .issue_token(garbled(&other, true, "garbage"))
+        .await
+        .unwrap_err();
+    assert_rate_limited(&err);
+    proxy
+        .issue_token(garbled(&other, true, "192.0.2.7"))
+        .await
+        .expect("a readable address is its own");
+}
+
+/// The per-address limit holds for callers behind an unreadable `x-forwarded-for` too.
+async fn unreadable_forwarded_addresses_share_the_address_limit(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| {
+        s.server.trusted_proxies = vec!["127.0.0.1/32".into()];
+        s.server.token_endpoint_rate_per_minute = 2;
+    })
+    .await;
+    let admin = app.admin("acme").await;
+    let (_, creds) = app
+        .create_client(&admin, client("acme", "t", &["read"]))
+        .await;
+    let mut proxy = app.tokens_from("127.0.0.1").await;
+    let mut results = Vec::new();
+    for junk in ["a", "b", "c"] {
+        let mut request = Request::new(issue_request(&creds));
+        request
+            .metadata_mut()
+            .insert("x-forwarded-for", junk.parse().unwrap());
+        results.push(
+            proxy
+                .issue_token(request)
+                .await
+                .map(|_| ())
+                .map_err(|s| s.code()),
+        );
+    }
+    assert_eq!(results, [Ok(()), Ok(()), Err(Code::ResourceExhausted)]);
+}
+
 for_each_backend!(
     lockout_stops_guessing_but_not_the_honest_client,
     concurrent_guesses_stop_at_the_lock,
     two_replicas_share_one_lockout,
     a_shared_address_locks_the_guesser_not_its_neighbours,
     replicas_share_trusted_addresses,
+    unreadable_forwarded_addresses_are_limited_together,
+    unreadable_forwarded_addresses_share_the_address_limit,
 );

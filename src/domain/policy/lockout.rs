@@ -48,6 +48,17 @@ pub enum Subject {
     Pair(String, IpNet),
 }
 
+/// What a caller's address counts as: [`network`], or when it cannot be known (a trusted
+/// proxy wrote an unreadable `x-forwarded-for`, or there is no peer) one shared key, `::/128`
+/// (no caller has that address): such calls are counted and limited together, never not at
+/// all.
+pub fn network_of(addr: Option<IpAddr>) -> IpNet {
+    addr.map_or_else(
+        || IpNet::V6(Ipv6Net::new(std::net::Ipv6Addr::UNSPECIFIED, 128).expect("a valid prefix")),
+        network,
+    )
+}
+
 /// What a source address counts as: itself, or for IPv6 its /64.
 pub fn network(addr: IpAddr) -> IpNet {
     match addr.to_canonical() {
@@ -58,9 +69,9 @@ pub fn network(addr: IpAddr) -> IpNet {
 }
 
 impl Subject {
-    /// The subject for a source address: IPv6 addresses count per /64.
-    pub fn address(addr: IpAddr) -> Self {
-        Subject::Address(network(addr))
+    /// The subject for a caller's address (see [`network_of`]).
+    pub fn address(addr: Option<IpAddr>) -> Self {
+        Subject::Address(network_of(addr))
     }
 
     /// The change-log subject: `client:<id>`, `address:<net>` or `pair:<id>@<net>`.
@@ -160,6 +171,8 @@ pub struct Lockout {
     /// client id -> the addresses it is trusted at and until when (at most
     /// [`KNOWN_PER_CLIENT`], the one ending first dropped first).
     trusted: Mutex<HashMap<String, Vec<(IpNet, i64)>>>,
+    /// Held while one failure is accounted for (see [`Lockout::accounting`]).
+    accounting: tokio::sync::Mutex<()>,
 }
 
 /// Addresses remembered per client: enough for a service's nodes, bounded however many
@@ -174,6 +187,7 @@ impl Lockout {
             counters: Mutex::new(HashMap::new()),
             locks: RwLock::new(Locks::default()),
             trusted: Mutex::new(HashMap::new()),
+            accounting: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -191,7 +205,7 @@ impl Lockout {
             return None;
         }
         let live = |until: Option<&i64>| until.copied().filter(|u| *u > now_us);
-        let net = addr.map(network);
+        let net = Some(network_of(addr));
         let by_address = net.and_then(|net| live(locks.addresses.get(&net)));
         let by_client = client_id.and_then(|id| live(locks.clients.get(id)));
         let (by_pair, trusted) = match (client_id, net) {
@@ -221,7 +235,7 @@ impl Lockout {
         addr: Option<IpAddr>,
         now_us: i64,
     ) -> Vec<Subject> {
-        let net = addr.map(network);
+        let net = Some(network_of(addr));
         let pair = match (client_id, net) {
             (Some(id), Some(net)) if self.is_trusted(id, net, now_us) => {
                 Some(Subject::Pair(id.to_owned(), net))
@@ -300,7 +314,7 @@ impl Lockout {
         addr: Option<IpAddr>,
         now_us: i64,
     ) -> Option<TrustedAddress> {
-        let net = network(addr?);
+        let net = network_of(addr);
         let until_us = now_us.saturating_add(micros(KNOWN_GOOD));
         let mut trusted = self.trusted.lock().unwrap_or_else(|e| e.into_inner());
         let known = trusted
@@ -377,6 +391,13 @@ impl Lockout {
                 list.retain(|(_, until)| *until > now_us);
                 !list.is_empty()
             });
+    }
+
+    /// Serialises the accounting of failed authentications on this replica: the holder
+    /// looks at the locks, then counts (and may lock), before the next failure looks. Only
+    /// failures take it, and each has already cost an argon2 verification.
+    pub async fn accounting(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.accounting.lock().await
     }
 
     /// The deployment-wide failure threshold (0: lockout off).

@@ -58,11 +58,12 @@ mod unit {
     #[test]
     fn failures_outside_the_window_do_not_add_up() {
         let l = lockout();
-        l.failed(Some(ID), None, 3, 0);
-        l.failed(Some(ID), None, 3, 10 * SEC);
-        assert!(l.failed(Some(ID), None, 3, 61 * SEC).is_empty());
-        assert!(l.failed(Some(ID), None, 3, 62 * SEC).is_empty());
-        assert_eq!(l.failed(Some(ID), None, 3, 63 * SEC).len(), 1);
+        let addr = ip("192.0.2.1");
+        l.failed(Some(ID), addr, 3, 0);
+        l.failed(Some(ID), addr, 3, 10 * SEC);
+        assert!(l.failed(Some(ID), addr, 3, 61 * SEC).is_empty());
+        assert!(l.failed(Some(ID), addr, 3, 62 * SEC).is_empty());
+        assert_eq!(l.failed(Some(ID), addr, 3, 63 * SEC).len(), 2);
     }
 
     #[test]
@@ -187,8 +188,8 @@ mod unit {
         let l = lockout();
         for s in [
             Subject::Client(ID.into()),
-            Subject::address("2001:db8::1".parse().unwrap()),
-            Subject::address("::ffff:192.0.2.1".parse().unwrap()),
+            Subject::address(ip("2001:db8::1")),
+            Subject::address(ip("::ffff:192.0.2.1")),
             Subject::Pair(ID.into(), "2001:db8::/64".parse().unwrap()),
         ] {
             assert_eq!(Subject::decode(&s.encode()), Some(s.clone()));
@@ -202,6 +203,22 @@ mod unit {
         assert_eq!(l.active_locks(SEC), 4);
         l.forget_expired(10 * SEC);
         assert_eq!(l.active_locks(SEC), 0);
+    }
+
+    #[test]
+    fn callers_of_unknown_address_are_counted_together() {
+        let l = lockout();
+        for id in ["a", "b", "c"] {
+            l.failed(Some(id), None, 3, 0);
+        }
+        // Every caller whose address cannot be known shares the lock, not a known address.
+        assert!(l.locked(Some("d"), None, SEC).is_some());
+        assert_eq!(l.locked(Some("d"), ip("192.0.2.1"), SEC), None);
+        assert_eq!(
+            Subject::address(None).encode(),
+            "address:::/128",
+            "a key no caller's address has"
+        );
     }
 
     #[test]
@@ -232,8 +249,8 @@ mod properties {
         #[test]
         fn subjects_round_trip(v4 in any::<u32>(), v6 in any::<u128>(), id in "[a-z0-9-]{1,40}") {
             for s in [
-                Subject::address(IpAddr::V4(Ipv4Addr::from(v4))),
-                Subject::address(IpAddr::V6(Ipv6Addr::from(v6))),
+                Subject::address(Some(IpAddr::V4(Ipv4Addr::from(v4)))),
+                Subject::address(Some(IpAddr::V6(Ipv6Addr::from(v6)))),
                 Subject::Client(id.clone()),
                 Subject::Pair(id.clone(), network(IpAddr::V6(Ipv6Addr::from(v6)))),
             ] {

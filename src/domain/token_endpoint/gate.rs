@@ -101,11 +101,7 @@ impl TokenEndpoint {
         };
         let verified = match verified {
             Ok(verified) => verified,
-            Err(Error::InvalidClient) => {
-                self.authentication_failed(at.id, at.addr, at.now_us).await;
-                let err = Error::InvalidClient;
-                return Err(self.refused(AuditKind::RefusedBadSecret, at, None, err));
-            }
+            Err(Error::InvalidClient) => return Err(self.failed_proof(at).await),
             Err(err) => return Err(err),
         };
         // `None`: locked while this call waited for a hashing thread, no argon2 spent. A lock
@@ -126,6 +122,30 @@ impl TokenEndpoint {
                 self.tarpit(wait).await;
                 Err(self.refused(AuditKind::RefusedLockout, at, None, locked_error(wait)))
             }
+        }
+    }
+
+    /// A proof that failed. This replica accounts for failures one at a time, each after a
+    /// fresh look at the locks: a guess whose verification ended after a lock began (begun by
+    /// a guess that ended first) gets the lock's refusal, not an answer, so exactly
+    /// `max_failures` guesses are answered however many were verified at once.
+    async fn failed_proof(&self, at: &Attempt<'_>) -> Error {
+        let lockout = &self.registry.lockout;
+        let locked = {
+            let _one_at_a_time = lockout.accounting().await;
+            let now_us = to_micros(self.clock.now());
+            let locked = lockout.locked(at.id, at.addr, now_us);
+            if locked.is_none() {
+                self.authentication_failed(at.id, at.addr, at.now_us).await;
+            }
+            locked
+        };
+        match locked {
+            Some(wait) => {
+                self.tarpit(wait).await;
+                self.refused(AuditKind::RefusedLockout, at, None, locked_error(wait))
+            }
+            None => self.refused(AuditKind::RefusedBadSecret, at, None, Error::InvalidClient),
         }
     }
 
