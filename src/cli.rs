@@ -172,6 +172,11 @@ pub struct BenchArgs {
     /// network; default: the same as the measured calls.
     #[arg(long, value_name = "ADDR")]
     pub bad_secrets_from: Option<std::net::IpAddr>,
+    /// The wrong secrets are for a client of their own (a neighbour whose secret went stale),
+    /// not the measured client: with the same address as the measured calls, this is the mesh
+    /// case, one address for every caller.
+    #[arg(long)]
+    pub bad_secrets_for_neighbour: bool,
     /// PEM CA certificate to trust for an `https://` target (a tokend with `server.tls`).
     #[arg(long, value_name = "FILE")]
     pub ca_cert: Option<std::path::PathBuf>,
@@ -220,6 +225,7 @@ impl BenchArgs {
             keep_clients: self.keep_clients,
             background_bad_secrets: self.background_bad_secrets,
             bad_secrets_from: self.bad_secrets_from,
+            bad_secrets_for_neighbour: self.bad_secrets_for_neighbour,
             ca_cert: self
                 .ca_cert
                 .map(|path| {

@@ -230,7 +230,7 @@ pub(crate) struct Background {
 
 impl Background {
     /// Starts `options.background_bad_secrets` closed loops presenting a well-formed but wrong
-    /// secret for the JWT client: each costs the server one argon2id verification until the
+    /// secret for the JWT client (or the neighbour, when asked): each costs the server one argon2id verification until the
     /// lockout refuses them (RESOURCE_EXHAUSTED, before any hashing), which counts as refused
     /// too.
     pub async fn start(fixtures: &Fixtures, options: &BenchOptions) -> anyhow::Result<Self> {
@@ -242,10 +242,13 @@ impl Background {
         )
         .await?
         .remove(0);
-        let creds = fixtures
-            .jwt
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("no JWT client"))?;
+        let creds = match &fixtures.neighbour {
+            Some(neighbour) => neighbour,
+            None => fixtures
+                .jwt
+                .as_ref()
+                .ok_or_else(|| anyhow::anyhow!("no JWT client"))?,
+        };
         let mut request = creds.issue_request(&[]);
         request.client_secret = format!("tkd_cs_{}", "x".repeat(43));
         let done = Arc::new(AtomicU64::new(0));

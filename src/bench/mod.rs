@@ -145,6 +145,8 @@ pub struct BenchOptions {
     pub background_bad_secrets: usize,
     /// Local address the wrong-secret calls are sent from (`None`: the default route's).
     pub bad_secrets_from: Option<std::net::IpAddr>,
+    /// The wrong secrets name a client of their own rather than the measured JWT client.
+    pub bad_secrets_for_neighbour: bool,
     /// PEM CA certificate trusted for an `https://` target.
     pub ca_cert: Option<String>,
     /// Give the temporary clients an allow-list and a rate limit (both always passed) and
@@ -171,6 +173,7 @@ impl Default for BenchOptions {
             keep_clients: false,
             background_bad_secrets: 0,
             bad_secrets_from: None,
+            bad_secrets_for_neighbour: false,
             ca_cert: None,
             client_policy: false,
             progress: true,

@@ -141,6 +141,8 @@ pub(crate) struct Fixtures {
     pub jwt: Option<ClientCreds>,
     pub opaque: Option<ClientCreds>,
     pub refresh: Option<ClientCreds>,
+    /// The client the background wrong secrets name with `bad_secrets_for_neighbour`.
+    pub neighbour: Option<ClientCreds>,
     /// The token `introspect` presents: `--token`, or `issued_jwt`.
     pub warm_jwt: Option<String>,
     /// A token of the JWT client.
@@ -166,6 +168,7 @@ impl Fixtures {
             jwt: None,
             opaque: None,
             refresh: None,
+            neighbour: None,
             warm_jwt: None,
             issued_jwt: None,
             opaque_token: None,
@@ -206,6 +209,10 @@ impl Fixtures {
             let mut spec = bench_client("bench-opaque", &["bench.read"]);
             spec.access_token_format = AccessTokenFormat::Opaque as i32;
             self.opaque = Some(self.create(spec).await?);
+        }
+        if options.background_bad_secrets > 0 && options.bad_secrets_for_neighbour {
+            let spec = bench_client("bench-stale-neighbour", &["bench.read"]);
+            self.neighbour = Some(self.create(spec).await?);
         }
         if refresh {
             let mut spec = bench_client("bench-refresh", &["bench.read"]);
