@@ -129,7 +129,8 @@ fn header_list_size(headers: &http::HeaderMap) -> usize {
 }
 
 /// 431 Request Header Fields Too Large (RFC 6585 section 5) with an OAuth 2.0
-/// `invalid_request` body (a gRPC call gets RESOURCE_EXHAUSTED, as HTTP/2 would refuse it).
+/// `invalid_request` body (a gRPC call gets RESOURCE_EXHAUSTED, as HTTP/2 would refuse it);
+/// the connection closes after it.
 fn headers_too_large(grpc: bool, limit: usize) -> http::Response<tonic::body::Body> {
     let message = format!(
         "the request's header fields exceed limits.max_header_list_bytes ({limit} bytes, each field counted as name + value + 32)"
@@ -137,27 +138,13 @@ fn headers_too_large(grpc: bool, limit: usize) -> http::Response<tonic::body::Bo
     if grpc {
         return tonic::Status::resource_exhausted(message).into_http();
     }
-    let body = serde_json::json!({
-        "error": "invalid_request",
-        "error_description": message,
-    })
-    .to_string();
-    let mut response = http::Response::new(tonic::body::Body::new(body));
-    *response.status_mut() = http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
-    let headers = response.headers_mut();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    headers.insert(
-        http::header::CONNECTION,
-        http::HeaderValue::from_static("close"),
-    );
-    headers.insert(
-        http::header::CACHE_CONTROL,
-        http::HeaderValue::from_static("no-store"),
-    );
-    response
+    let status = http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+    oauth2_error(
+        status,
+        "invalid_request",
+        &message,
+        (http::header::CONNECTION, "close"),
+    )
 }
 
 /// A refusal in the caller's protocol: a trailers-only gRPC status, or the OAuth 2.0
@@ -166,22 +153,28 @@ fn refusal(grpc: bool, code: tonic::Code, message: &str) -> http::Response<tonic
     if grpc {
         return tonic::Status::new(code, message).into_http();
     }
-    let body = serde_json::json!({
-        "error": "temporarily_unavailable",
-        "error_description": message,
-    })
-    .to_string();
+    let status = http::StatusCode::SERVICE_UNAVAILABLE;
+    let retry = (http::header::RETRY_AFTER, "1");
+    oauth2_error(status, "temporarily_unavailable", message, retry)
+}
+
+/// An OAuth 2.0 error answer (RFC 6749 section 5.2) written by a layer, before any handler:
+/// a JSON body, never cached, with one more header the refusal needs.
+fn oauth2_error(
+    status: http::StatusCode,
+    error: &str,
+    message: &str,
+    (name, value): (http::HeaderName, &'static str),
+) -> http::Response<tonic::body::Body> {
+    let body = serde_json::json!({ "error": error, "error_description": message }).to_string();
     let mut response = http::Response::new(tonic::body::Body::new(body));
-    *response.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+    *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
     );
-    headers.insert(
-        http::header::RETRY_AFTER,
-        http::HeaderValue::from_static("1"),
-    );
+    headers.insert(name, http::HeaderValue::from_static(value));
     headers.insert(
         http::header::CACHE_CONTROL,
         http::HeaderValue::from_static("no-store"),

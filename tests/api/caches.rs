@@ -121,15 +121,7 @@ async fn cached_tokens_still_honour_revocation(backend: Backend) {
             assert!(r.active, "cache_entries = {entries}");
             assert_eq!(r.scopes, ["read"]);
         }
-        app.tokens()
-            .revoke_token(RevokeTokenRequest {
-                client_id: creds.client_id.clone(),
-                client_secret: creds.client_secret.clone(),
-                token: t.clone(),
-                token_type_hint: String::new(),
-            })
-            .await
-            .unwrap();
+        app.revoke(&creds, &t).await;
         assert!(!app.introspect(&introspector, &t).await.active);
         // And a deleted client's cached token.
         let t2 = app.token(&creds, &[]).await;

@@ -186,15 +186,7 @@ async fn an_actor_token_names_the_actor(backend: Backend) {
     let seen = app.introspect(&p.introspector, &got.access_token).await;
     assert_eq!(seen.act.unwrap().sub, robot.client_id);
     // The token also dies with its actor token.
-    app.tokens()
-        .revoke_token(RevokeTokenRequest {
-            client_id: robot.client_id.clone(),
-            client_secret: robot.client_secret.clone(),
-            token: actor,
-            token_type_hint: String::new(),
-        })
-        .await
-        .unwrap();
+    app.revoke(&robot, &actor).await;
     assert!(
         !app.introspect(&p.introspector, &got.access_token)
             .await
@@ -351,15 +343,7 @@ async fn opaque_tokens_exchange_both_ways(backend: Backend) {
     request.subject_token_type = JWT.into();
     let err = exchange(&mut app.tokens(), request).await.unwrap_err();
     assert_oauth(&err, Code::InvalidArgument, "invalid_request");
-    app.tokens()
-        .revoke_token(RevokeTokenRequest {
-            client_id: bot.client_id.clone(),
-            client_secret: bot.client_secret.clone(),
-            token: subject,
-            token_type_hint: String::new(),
-        })
-        .await
-        .unwrap();
+    app.revoke(&bot, &subject).await;
     assert!(
         !app.introspect(&p.introspector, &got.access_token)
             .await

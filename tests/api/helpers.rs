@@ -262,6 +262,19 @@ impl TestApp {
     }
 
     /// Issues a token; panics on failure.
+    /// Revokes `token` with the credentials of the client it was issued to (RFC 7009).
+    pub async fn revoke(&self, creds: &Creds, token: &str) {
+        self.tokens()
+            .revoke_token(RevokeTokenRequest {
+                client_id: creds.client_id.clone(),
+                client_secret: creds.client_secret.clone(),
+                token: token.into(),
+                token_type_hint: String::new(),
+            })
+            .await
+            .expect("RevokeToken");
+    }
+
     pub async fn token(&self, creds: &Creds, scopes: &[&str]) -> String {
         self.try_token(creds, scopes, &[])
             .await

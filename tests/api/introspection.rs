@@ -215,15 +215,7 @@ async fn another_tenants_introspections_leave_its_usage_alone(backend: Backend) 
     let (victim, creds) = app.create_client(&admin, spec).await;
     let fenced = app.token(&creds, &[]).await;
     let revoked = app.token(&creds, &[]).await;
-    app.tokens()
-        .revoke_token(RevokeTokenRequest {
-            client_id: creds.client_id.clone(),
-            client_secret: creds.client_secret.clone(),
-            token: revoked.clone(),
-            token_type_hint: String::new(),
-        })
-        .await
-        .unwrap();
+    app.revoke(&creds, &revoked).await;
     let from_outside = |caller: &str, token: &str| {
         let request = IntrospectRequest {
             token: token.into(),

@@ -243,15 +243,7 @@ async fn replicas_ride_out_a_database_outage(backend: Backend) {
     assert!(answer.head.contains("retry-after:"), "{}", answer.head);
 
     // A, which still has the database, revokes one token meanwhile.
-    app.tokens()
-        .revoke_token(RevokeTokenRequest {
-            client_id: creds.client_id.clone(),
-            client_secret: creds.client_secret.clone(),
-            token: revoked.clone(),
-            token_type_hint: String::new(),
-        })
-        .await
-        .unwrap();
+    app.revoke(&creds, &revoked).await;
     assert!(!app.introspect(&introspector, &revoked).await.active);
 
     // The cut heals: B comes back by itself and has not missed the revocation.
