@@ -61,15 +61,26 @@ wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 wrk.headers["Authorization"] = os.getenv("AUTH")
 LUA
 
-# wrk's rate, with its count of non-2xx answers and socket errors beside it.
+tck=$(getconf CLK_TCK)
+# The server's CPU seconds so far (user + system), from /proc.
+server_cpu() { awk -v t="$tck" '{ print ($14 + $15) / t }' "/proc/$pid/stat"; }
+
+# wrk's rate, with its count of non-2xx answers and socket errors beside it, and the server's
+# CPU per request (its CPU seconds during the run over wrk's request count: unlike the rate,
+# this hardly moves with what else the VM runs).
 http_rate() {
   local name="$1" path="$2" auth="$3" body="$4"
   local file="$out/http-$name.txt"
+  local before after requests cpu_us
+  before=$(server_cpu)
   AUTH="$auth" BODY="$body" wrk -t2 -c64 -d"${secs}s" --latency -s "$script" "$url$path" >"$file"
+  after=$(server_cpu)
+  requests=$(awk '/requests in/ {print $1}' "$file")
+  cpu_us=$(awk -v a="$after" -v b="$before" -v n="$requests" 'BEGIN { printf "%.1f", (a - b) * 1e6 / n }')
   local rps bad
   rps=$(awk '/^Requests\/sec/ {print $2}' "$file")
   bad=$(awk '/Non-2xx/ {print $NF} /Socket errors/ {print}' "$file" | tr '\n' ' ')
-  log "http  $name: ${rps} req/s  p50 $(awk '/ 50%/ {print $2}' "$file")  p99 $(awk '/ 99%/ {print $2}' "$file")  ${bad:+errors: $bad}"
+  log "http  $name: ${rps} req/s  p50 $(awk '/ 50%/ {print $2}' "$file")  p99 $(awk '/ 99%/ {print $2}' "$file")  server ${cpu_us} us/req  ${bad:+errors: $bad}"
 }
 
 grpc_rates() {
