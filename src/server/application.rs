@@ -171,17 +171,7 @@ impl Application {
         let routes = routing::api_routes(tokend.clone(), health, &plan.front_ends)?;
         let (stopping_tx, stopping_rx) = watch::channel(false);
         let gate = ConnectionGate::new(&plan.limits);
-        let metrics = match metrics {
-            Some(listener) => {
-                let metrics = Arc::new(Metrics::new(tokend.clone(), &http::ROUTES)?);
-                for collector in gate.collectors() {
-                    metrics.register(collector)?;
-                }
-                metrics::spawn(listener, metrics.clone(), stopping_rx.clone())?;
-                Some(metrics)
-            }
-            None => None,
-        };
+        let metrics = serve_metrics(metrics, &tokend, &gate, &stopping_rx)?;
         let keys = tokio::spawn(tasks::maintain_keys(
             tokend.clone(),
             plan.key_reload,
@@ -207,6 +197,25 @@ impl Application {
         tracing::info!(last_used_written = written, "stopped");
         Ok(())
     }
+}
+
+/// Starts the metrics port, when it is bound, with the connection gate's instruments beside
+/// the domain's; the layer of the API port counts into the same registry.
+fn serve_metrics(
+    listener: Option<TcpListener>,
+    tokend: &Arc<Tokend>,
+    gate: &ConnectionGate,
+    stopping: &watch::Receiver<bool>,
+) -> anyhow::Result<Option<Arc<Metrics>>> {
+    let Some(listener) = listener else {
+        return Ok(None);
+    };
+    let metrics = Arc::new(Metrics::new(tokend.clone(), &http::ROUTES)?);
+    for collector in gate.collectors() {
+        metrics.register(collector)?;
+    }
+    metrics::spawn(listener, metrics.clone(), stopping.clone())?;
+    Ok(Some(metrics))
 }
 
 /// Binds `addr` when it is set.

@@ -12,10 +12,11 @@ pub(crate) const COUNT_LIVE_REPLICAS: &str =
 
 pub(crate) const DELETE_REPLICA: &str = "DELETE FROM replicas WHERE replica_id = $1";
 
-/// Locks still in force: read from the change log, which keeps them longer than any lock
-/// lasts (locks end within an hour; the log keeps an hour past its newest entries' expiry).
+/// Locks still in force (`$2`: the lockout change kind): read from the change log, which keeps
+/// them longer than any lock lasts (locks end within an hour; the log keeps an hour past its
+/// newest entries' expiry).
 pub(crate) const LIVE_LOCKOUTS: &str = "SELECT * FROM changes \
-    WHERE kind = 'lockout' AND expire_time_us > $1 ORDER BY seq";
+    WHERE kind = $2 AND expire_time_us > $1 ORDER BY seq";
 
 /// Counts one failure of `$1` at `$2` in a window of `$3` µs: a failure outside the current
 /// window starts a new one; strikes are forgiven a day after the last lock ended. Returns the
@@ -173,6 +174,7 @@ macro_rules! policy_store_impl {
                 let rows: Vec<$crate::store::rows::ChangeRow> =
                     sqlx::query_as($crate::store::sql::LIVE_LOCKOUTS)
                         .bind(now_us)
+                        .bind(ChangeKind::Lockout.as_str())
                         .fetch_all(&mut *self.conn().await?)
                         .await?;
                 Ok($crate::store::rows::all(rows))
