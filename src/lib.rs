@@ -25,6 +25,9 @@
 //!   and `http` never ask one another: is a request gRPC, the one presentation of a domain
 //!   error (gRPC code, HTTP status, OAuth 2.0 code, retry-after, challenge), bearer tokens, the
 //!   client's address behind trusted proxies; calls `domain` for its types only.
+//! - `outbound`  — what tokend fetches from other servers for the domain's traits: key sets
+//!   (JWKS) over HTTPS with a timeout, a size cap, no redirects and a bounded cache; calls
+//!   `domain` for its types only.
 //! - `proto`     — generated `tokend.v1` code and the reflection descriptor set.
 //! - `domain/`   — every rule, one folder per sub-domain: `clients` (entity, admin,
 //!   secrets), `token_endpoint` (the gate, typed grants, exchange, revocation, minting),
@@ -41,6 +44,7 @@ pub mod config;
 pub mod domain;
 pub mod grpc;
 pub mod http;
+pub mod outbound;
 pub mod proto;
 pub mod server;
 pub mod store;

@@ -23,6 +23,7 @@ pub mod clock;
 mod error;
 mod ids;
 pub mod introspection;
+pub mod key_sets;
 pub mod keys;
 mod page_token;
 pub mod policy;
