@@ -4,8 +4,11 @@
 //! presentation of a domain error
 //! (`presentation`: gRPC code, HTTP status, OAuth 2.0 code, retry-after, challenge) and the
 //! request's caller facts (`request`: the one `authorization` field and its bearer token, the
-//! client's address behind trusted proxies). Calls `domain` only for its types and rules.
+//! client's address behind trusted proxies; `client_cert`: the client certificate a trusted
+//! proxy forwards in Envoy's `x-forwarded-client-cert`). Calls `domain` only for its types and
+//! rules.
 
+pub mod client_cert;
 mod content;
 mod presentation;
 mod request;
