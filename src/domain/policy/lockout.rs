@@ -34,6 +34,8 @@ pub const MAX_ADDRESS_LOCK: Duration = Duration::from_secs(3600);
 /// How long a successful authentication makes its client trusted at its address (renewed by
 /// later successes; stored again once less than half of it is left).
 pub const KNOWN_GOOD: Duration = Duration::from_secs(24 * 3600);
+/// How long after a failed attempt to store a trusted address the next one is made.
+pub const ANNOUNCE_RETRY: Duration = Duration::from_secs(60);
 /// Counters and known-good pairs kept before idle ones are swept.
 const SWEEP_AT: usize = 100_000;
 const DAY_US: i64 = 24 * 3600 * 1_000_000;
@@ -333,9 +335,14 @@ impl Lockout {
     }
 
     /// Notes that `pair`, returned by [`Lockout::succeeded`], could not be stored: it stays
-    /// trusted here, and the next success of the client there tries to store it again.
+    /// trusted here, and the client's first success there after [`ANNOUNCE_RETRY`] tries to
+    /// store it again (not every success: while the database is down, each would try and
+    /// log).
     pub fn announcement_failed(&self, pair: &TrustedAddress) {
-        let retry_at = pair.until_us.saturating_sub(micros(KNOWN_GOOD) / 2);
+        let retry_at = pair
+            .until_us
+            .saturating_sub(micros(KNOWN_GOOD) / 2)
+            .saturating_add(micros(ANNOUNCE_RETRY));
         let mut trusted = self.trusted.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(list) = trusted.get_mut(&pair.client_id) {
             for (_, until) in list.iter_mut().filter(|(n, _)| *n == pair.address) {

@@ -147,6 +147,11 @@ mod unit {
             .succeeded(ID, ip("10.1.1.1"), half + SEC)
             .expect("renewed");
         assert_eq!(renewed.until_us, half + SEC + micros(KNOWN_GOOD));
+        // A pair that could not be stored is tried again a minute later, not at once.
+        let t = renewed.until_us - micros(KNOWN_GOOD);
+        l.announcement_failed(&renewed);
+        assert_eq!(l.succeeded(ID, ip("10.1.1.1"), t + SEC), None);
+        assert!(l.succeeded(ID, ip("10.1.1.1"), t + 61 * SEC).is_some());
         // Trust announced by another replica counts the same; ended trust does not.
         l.trust(
             &TrustedAddress::decode(&format!("other@{}", network(ip("10.2.2.2").unwrap())), 100)
