@@ -222,3 +222,68 @@ fn max_age_is_read_and_bounded() {
     assert_eq!(ttl("private"), limits.default_ttl);
     assert_eq!(ttl_of(&http::HeaderMap::new(), &limits), limits.default_ttl);
 }
+
+/// An HTTPS key server with a certificate for `localhost` from a CA made here: fetched when
+/// the CA is trusted, refused (no answer read) when it is not.
+#[tokio::test]
+async fn https_needs_a_trusted_certificate() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "https://localhost:{}/jwks",
+        listener.local_addr().unwrap().port()
+    );
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(socket).await else {
+                    return;
+                };
+                let mut request = vec![0u8; 4096];
+                let _ = tls.read(&mut request).await;
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{JWKS}",
+                    JWKS.len()
+                );
+                let _ = tls.write_all(response.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    let trusting = HttpKeySets::new(KeySetLimits::default(), vec![ca.der().clone()]).unwrap();
+    assert_eq!(
+        &*trusting.key_set(&url, Freshness::Cached).await.unwrap(),
+        JWKS
+    );
+    let public_roots_only = fetcher(KeySetLimits::default());
+    let err = public_roots_only
+        .key_set(&url, Freshness::Cached)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, KeySetError::Fetch(m) if m.contains("certificate")),
+        "{err}"
+    );
+}
