@@ -159,7 +159,7 @@ impl HttpKeySets {
             )
             .send()
             .await
-            .map_err(|e| failed(error_chain(&e)))?;
+            .map_err(|e| failed(format!("{:#}", anyhow::Error::new(e))))?;
         if response.status() != reqwest::StatusCode::OK {
             return Err(failed(format!("answered {}", response.status())));
         }
@@ -175,7 +175,7 @@ impl HttpKeySets {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| failed(error_chain(&e)))?
+            .map_err(|e| failed(format!("{:#}", anyhow::Error::new(e))))?
         {
             if body.len() + chunk.len() > self.limits.max_bytes {
                 return Err(too_large());
@@ -264,17 +264,6 @@ fn ttl_of(headers: &http::HeaderMap, limits: &KeySetLimits) -> Duration {
     max_age
         .unwrap_or(limits.default_ttl)
         .clamp(limits.min_ttl, limits.max_ttl.max(limits.min_ttl))
-}
-
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

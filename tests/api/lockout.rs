@@ -19,13 +19,7 @@ async fn lockout_stops_guessing_but_not_the_honest_client(backend: Backend) {
         s.secrets.failure_window_secs = 60;
     })
     .await;
-    let admin = app.admin("acme").await;
-    let (_, creds) = app
-        .create_client(&admin, client("acme", "bot", &["read"]))
-        .await;
-    let (_, other) = app
-        .create_client(&admin, client("acme", "other", &["read"]))
-        .await;
+    let [creds, other] = acme_clients(&app, ["bot", "other"]).await;
     let mut honest = app.tokens();
     honest.issue_token(issue_request(&creds)).await.unwrap();
 
@@ -93,10 +87,7 @@ async fn concurrent_guesses_stop_at_the_lock(backend: Backend) {
             s.secrets.iterations = 2;
         })
         .await;
-        let admin = app.admin("acme").await;
-        let (_, creds) = app
-            .create_client(&admin, client("acme", "bot", &["read"]))
-            .await;
+        let [creds] = acme_clients(&app, ["bot"]).await;
         let channel = app.channel_from("127.0.0.2").await;
         let guesses = (0..16).map(|_| {
             let mut tokens = TokenServiceClient::new(channel.clone());
@@ -129,13 +120,7 @@ async fn two_replicas_share_one_lockout(backend: Backend) {
         s.sync.poll_interval_ms = 50;
     })
     .await;
-    let admin = app.admin("acme").await;
-    let (_, creds) = app
-        .create_client(&admin, client("acme", "bot", &["read"]))
-        .await;
-    let (_, other) = app
-        .create_client(&admin, client("acme", "other", &["read"]))
-        .await;
+    let [creds, other] = acme_clients(&app, ["bot", "other"]).await;
     let replica = Replica::start(&app, |_| {}).await;
     // Failures count for the deployment, wherever they land: two here, two on B lock.
     let mut attacker = app.tokens_from("127.0.0.2").await;
@@ -190,20 +175,9 @@ async fn a_shared_address_locks_the_guesser_not_its_neighbours(backend: Backend)
         s.secrets.failure_window_secs = 60;
     })
     .await;
-    let admin = app.admin("acme").await;
-    let mut neighbours = Vec::new();
-    for name in ["orders", "billing", "search"] {
-        let (_, creds) = app
-            .create_client(&admin, client("acme", name, &["read"]))
-            .await;
-        neighbours.push(creds);
-    }
-    let (_, stale) = app
-        .create_client(&admin, client("acme", "stale", &["read"]))
-        .await;
-    let (_, stranger) = app
-        .create_client(&admin, client("acme", "new", &["read"]))
-        .await;
+    let [orders, billing, search, stale, stranger] =
+        acme_clients(&app, ["orders", "billing", "search", "stale", "new"]).await;
+    let neighbours = [orders, billing, search];
     let mut sidecar = app.tokens_from("127.0.0.6").await;
     for creds in neighbours.iter().chain([&stale]) {
         sidecar
@@ -275,13 +249,7 @@ async fn replicas_share_trusted_addresses(backend: Backend) {
         s.sync.poll_interval_ms = 50;
     })
     .await;
-    let admin = app.admin("acme").await;
-    let (_, honest) = app
-        .create_client(&admin, client("acme", "honest", &["read"]))
-        .await;
-    let (_, target) = app
-        .create_client(&admin, client("acme", "target", &["read"]))
-        .await;
+    let [honest, target] = acme_clients(&app, ["honest", "target"]).await;
     let replica = Replica::start(&app, |_| {}).await;
     let mut on_a = app.tokens_from("127.0.0.6").await;
     on_a.issue_token(issue_request(&honest))
@@ -329,13 +297,7 @@ async fn unreadable_forwarded_addresses_are_limited_together(backend: Backend) {
         s.secrets.max_failures = 3;
     })
     .await;
-    let admin = app.admin("acme").await;
-    let (_, target) = app
-        .create_client(&admin, client("acme", "t", &["read"]))
-        .await;
-    let (_, other) = app
-        .create_client(&admin, client("acme", "o", &["read"]))
-        .await;
+    let [target, other] = acme_clients(&app, ["t", "o"]).await;
     let garbled = |creds: &Creds, secret_ok: bool, xff: &str| {
         let body = if secret_ok {
             issue_request(creds)
@@ -390,10 +352,7 @@ async fn unreadable_forwarded_addresses_share_the_address_limit(backend: Backend
         s.server.token_endpoint_rate_per_minute = 2;
     })
     .await;
-    let admin = app.admin("acme").await;
-    let (_, creds) = app
-        .create_client(&admin, client("acme", "t", &["read"]))
-        .await;
+    let [creds] = acme_clients(&app, ["t"]).await;
     let mut proxy = app.tokens_from("127.0.0.1").await;
     let mut results = Vec::new();
     for junk in ["a", "b", "c"] {
@@ -410,6 +369,19 @@ async fn unreadable_forwarded_addresses_share_the_address_limit(backend: Backend
         );
     }
     assert_eq!(results, [Ok(()), Ok(()), Err(Code::ResourceExhausted)]);
+}
+
+/// Clients of tenant `acme` with scope `read`, one per name, created by an admin.
+async fn acme_clients<const N: usize>(app: &TestApp, names: [&str; N]) -> [Creds; N] {
+    let admin = app.admin("acme").await;
+    let mut created = Vec::new();
+    for name in names {
+        let (_, creds) = app
+            .create_client(&admin, client("acme", name, &["read"]))
+            .await;
+        created.push(creds);
+    }
+    created.try_into().unwrap_or_else(|_| unreachable!())
 }
 
 for_each_backend!(
