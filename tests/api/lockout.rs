@@ -120,7 +120,7 @@ async fn two_replicas_share_one_lockout(backend: Backend) {
         s.sync.poll_interval_ms = 50;
     })
     .await;
-    let [creds, other] = acme_clients(&app, ["bot", "other"]).await;
+    let [creds, other, probe] = acme_clients(&app, ["bot", "other", "probe"]).await;
     let replica = Replica::start(&app, |_| {}).await;
     // Failures count for the deployment, wherever they land: two here, two on B lock.
     let mut attacker = app.tokens_from("127.0.0.2").await;
@@ -132,15 +132,16 @@ async fn two_replicas_share_one_lockout(backend: Backend) {
     }
     assert_rate_limited(&attacker_b.issue_token(wrong(&creds)).await.unwrap_err());
     // The lock B began reaches A through the change log: the address is refused there too,
-    // for another client, even with its right secret. (Probed with wrong secrets: a right one
-    // answered before the lock arrived would make `other` trusted at the address.)
+    // for another client, even with its right secret. (Probed with wrong secrets for a client
+    // of its own: a right one answered before the lock arrived would make the client trusted
+    // at the address, and wrong ones count against the client they name.)
     let on_a = app.channel_from("127.0.0.2").await;
     eventually(
         "replica A to refuse the address",
         Duration::from_secs(10),
         || {
             let mut a = TokenServiceClient::new(on_a.clone());
-            let request = wrong(&other);
+            let request = wrong(&probe);
             async move {
                 a.issue_token(request)
                     .await
