@@ -7,6 +7,7 @@ use tokend::cli::{Cli, Command};
 use tokend::config::{Config, EXIT_CONFIG, LogFormat};
 
 fn main() {
+    tokend::outbound::install_crypto_provider();
     let cli = Cli::parse();
     if let Some(Command::Bench(args)) = cli.command {
         std::process::exit(tokend::cli::bench_main(args));

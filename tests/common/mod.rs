@@ -115,10 +115,13 @@ fn replace_db_name(url: &str, name: &str) -> String {
     format!("{base}/{name}{query}")
 }
 
-/// Logs from tests only when `TEST_LOG` is set.
+/// Once per test process: the rustls provider, and logs only when `TEST_LOG` is set.
 pub fn init_tracing() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
+        // The process's rustls default, as `main` installs it (the stock OAuth 2.0 client the
+        // tests drive builds its TLS config from it).
+        tokend::outbound::install_crypto_provider();
         if std::env::var_os("TEST_LOG").is_some() {
             let _ = tracing::subscriber::set_global_default(tokend::telemetry::subscriber(
                 false,
