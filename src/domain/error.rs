@@ -45,6 +45,10 @@ pub enum Error {
     /// The object exists already.
     #[error("{0}")]
     AlreadyExists(String),
+    /// The object is not in a state that allows the call (a secret for a client that uses
+    /// none); the message says what to change first.
+    #[error("{0}")]
+    FailedPrecondition(String),
     /// A concurrent change won; the caller may retry.
     #[error("{0}")]
     Aborted(String),

@@ -3,7 +3,8 @@
 //! transport or SQL types.
 //!
 //! - `clients`        — registered clients: the entity and its input rules, the admin service,
-//!   secrets (argon2id) and the replica's cache of verified ones.
+//!   secrets (argon2id) and the replica's cache of verified ones, the auth methods a client
+//!   lists and the public keys (`jwks`) it signs assertions with instead.
 //! - `token_endpoint` — the gate every client passes, the typed grants (client credentials,
 //!   refresh, exchange), revocation, minting, the claims and opaque tokens.
 //! - `introspection`  — verifying tokens (RFC 7662, the bearer tokens of tokend's own

@@ -40,12 +40,12 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Clients and their secrets.
 #[async_trait]
 pub trait ClientStore: Send + Sync {
-    /// Inserts a client together with its first secret, atomically, and logs the change.
-    /// `AlreadyExists` if the id is taken.
+    /// Inserts a client together with its first secret (none for a client that uses no
+    /// secret), atomically, and logs the change. `AlreadyExists` if the id is taken.
     async fn insert_client(
         &self,
         client: &Client,
-        secret: &StoredSecret,
+        secret: Option<&StoredSecret>,
         audit: &[AuditEvent],
     ) -> StoreResult<()>;
 
