@@ -25,6 +25,9 @@ impl TokenEndpoint {
                 self.verify_secret(&who.client_id, secret.expose_secret(), None)
                     .await?
             }
+            Proof::Assertion(assertion) => {
+                return self.verify_assertion(&who.client_id, assertion).await;
+            }
         };
         match verified {
             Some((client, _)) => Ok(client),
