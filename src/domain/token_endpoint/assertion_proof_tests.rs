@@ -228,3 +228,43 @@ fn part(v: &Value) -> String {
 fn rest(jwt: &str) -> &str {
     jwt.split_once('.').unwrap().1
 }
+
+#[test]
+fn rsa_keys_verify_rs256_and_ps256_and_nothing_else() {
+    use aws_lc_rs::rsa::KeySize;
+    use aws_lc_rs::signature::{RSA_PKCS1_SHA256, RSA_PSS_SHA256, RsaEncoding, RsaKeyPair};
+    let pair = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
+    let public = pair.public_key();
+    let set = json!({"keys": [{
+        "kty": "RSA", "kid": "rsa",
+        "n": URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
+        "e": URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
+    }]});
+    let jwks = ClientJwks::parse("jwks", &set.to_string()).unwrap();
+    // Signed by hand with aws-lc-rs: jsonwebtoken wants a PKCS#1 document to sign with.
+    let sign_rsa = |alg: &str, padding: &'static dyn RsaEncoding| {
+        let input = format!(
+            "{}.{}",
+            part(&json!({"alg": alg, "kid": "rsa"})),
+            part(&claims())
+        );
+        let mut signature = vec![0; pair.public_modulus_len()];
+        pair.sign(
+            padding,
+            &SystemRandom::new(),
+            input.as_bytes(),
+            &mut signature,
+        )
+        .unwrap();
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    };
+    let check = |assertion: &str| rules().check(&jwks, assertion, ID, NOW, LEEWAY);
+    check(&sign_rsa("RS256", &RSA_PKCS1_SHA256)).unwrap();
+    check(&sign_rsa("PS256", &RSA_PSS_SHA256)).unwrap();
+    // A PKCS#1 signature labelled PS256 fails; RS512 is not an algorithm tokend accepts.
+    assert!(check(&sign_rsa("PS256", &RSA_PKCS1_SHA256)).is_err());
+    assert_eq!(
+        check(&sign_rsa("RS512", &RSA_PKCS1_SHA256)).unwrap_err(),
+        "algorithm does not fit the key"
+    );
+}
