@@ -70,6 +70,7 @@ fn fixture() -> Fixture {
             .create(&Caller::operator(), &input)
             .await
             .unwrap();
+        let secret = secret.expect("a client with the default methods has a secret");
         let request = GrantRequest {
             client: ClientAuth::secret(
                 client.id.to_string(),

@@ -344,7 +344,7 @@ async fn client(cmd: ClientCommand, config: Config) -> anyhow::Result<()> {
             let (client, secret) = tokend.clients.create(&operator, &input).await?;
             let out = serde_json::json!({
                 "client_id": client.id.as_str(),
-                "client_secret": secret.expose(),
+                "client_secret": secret.as_ref().map(|s| s.expose()),
                 "tenant": client.tenant.as_str(),
                 "name": client.spec.name,
                 "scopes": client.spec.scopes.to_strings(),

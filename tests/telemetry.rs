@@ -146,6 +146,7 @@ async fn no_secret_token_or_hash_is_logged() {
                     client_secret: bot.client_secret.clone(),
                     refresh_token: token,
                     scopes: vec![],
+                    ..Default::default()
                 })
                 .await
         }
@@ -163,6 +164,7 @@ async fn no_secret_token_or_hash_is_logged() {
             client_secret: bot.client_secret.clone(),
             token: next.access_token.clone(),
             token_type_hint: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap();

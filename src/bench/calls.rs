@@ -442,6 +442,7 @@ fn refresh_request(creds: &ClientCreds, refresh_token: String) -> RefreshTokenRe
         client_secret: creds.client_secret.clone(),
         refresh_token,
         scopes: Vec::new(),
+        ..Default::default()
     }
 }
 

@@ -36,6 +36,7 @@ impl ClientCreds {
             client_secret: self.client_secret.clone(),
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             audience: Vec::new(),
+            ..Default::default()
         }
     }
 }

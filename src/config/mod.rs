@@ -17,6 +17,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+mod assertions;
 mod audit;
 mod database;
 mod ext_authz;
@@ -31,6 +32,7 @@ mod sync;
 mod tls;
 mod tokens;
 
+pub use assertions::AssertionSettings;
 pub use audit::{AuditConfig, AuditSettings};
 pub use database::{DatabaseConfig, DatabaseSettings};
 pub use ext_authz::{ExtAuthzConfig, ExtAuthzSettings, RouteSettings};
@@ -45,7 +47,7 @@ pub use sync::{SyncSettings, SyncTiming};
 pub use tls::{ClientAuth, TlsConfig, TlsSettings};
 pub use tokens::{TokenSettings, TokensConfig};
 
-use crate::domain::{DomainConfig, PolicyConfig, SyncConfig};
+use crate::domain::{AssertionRules, DomainConfig, PolicyConfig, SyncConfig};
 
 /// Exit code for a configuration error (sysexits' EX_USAGE, 64), so an orchestrator can tell
 /// "fix the config" from a crash.
@@ -83,6 +85,7 @@ pub struct Settings {
     pub ext_authz: ExtAuthzSettings,
     pub metrics: MetricsSettings,
     pub limits: LimitsSettings,
+    pub assertions: AssertionSettings,
 }
 
 /// The checked settings in the types the program uses, section by section as in [`Settings`].
@@ -103,6 +106,8 @@ pub struct Config {
     /// Where Prometheus metrics are served; `None`: no metrics port.
     pub metrics_addr: Option<SocketAddr>,
     pub limits: LimitsConfig,
+    /// Longest lifetime of a client assertion.
+    pub assertion_lifetime: std::time::Duration,
 }
 
 impl Settings {
@@ -142,6 +147,7 @@ impl Settings {
         let limits = self.limits.resolve()?;
         self.introspection.check(server.tls.as_ref())?;
         let log = self.log.resolve()?;
+        let assertion_lifetime = self.assertions.resolve()?;
         Ok(Config {
             server,
             database,
@@ -155,6 +161,7 @@ impl Settings {
             ext_authz,
             metrics_addr: self.metrics.addr,
             limits,
+            assertion_lifetime,
         })
     }
 
@@ -176,6 +183,11 @@ impl Config {
         DomainConfig {
             issuer: self.tokens.issuer.clone(),
             leeway: self.tokens.leeway,
+            assertions: AssertionRules::new(
+                &self.tokens.issuer,
+                self.server.public_url.as_deref(),
+                self.assertion_lifetime,
+            ),
             hash_params: self.secrets.hash_params,
             hash_concurrency: self.secrets.hash_concurrency,
             algorithm: self.keys.algorithm,

@@ -10,8 +10,12 @@ pub enum Error {
     /// Malformed input. `field` names the offending field (proto field path).
     #[error("{field}: {message}")]
     InvalidArgument { field: String, message: String },
-    /// Unknown client or wrong secret; deliberately indistinguishable (`invalid_client`).
-    #[error("client authentication failed: unknown client_id or wrong client_secret")]
+    /// Unknown client, wrong secret, refused client assertion, or a method the client does
+    /// not list; deliberately indistinguishable (`invalid_client`).
+    #[error(
+        "client authentication failed: unknown client_id, wrong client_secret or refused \
+         client_assertion"
+    )]
     InvalidClient,
     /// The client exists but may not obtain tokens (`unauthorized_client`).
     #[error("{0}")]
@@ -45,6 +49,10 @@ pub enum Error {
     /// The object exists already.
     #[error("{0}")]
     AlreadyExists(String),
+    /// The object is not in a state that allows the call (a secret for a client that uses
+    /// none); the message says what to change first.
+    #[error("{0}")]
+    FailedPrecondition(String),
     /// A concurrent change won; the caller may retry.
     #[error("{0}")]
     Aborted(String),

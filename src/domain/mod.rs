@@ -3,7 +3,8 @@
 //! transport or SQL types.
 //!
 //! - `clients`        — registered clients: the entity and its input rules, the admin service,
-//!   secrets (argon2id) and the replica's cache of verified ones.
+//!   secrets (argon2id) and the replica's cache of verified ones, the auth methods a client
+//!   lists and the public keys (`jwks`) it signs assertions with instead.
 //! - `token_endpoint` — the gate every client passes, the typed grants (client credentials,
 //!   refresh, exchange), revocation, minting, the claims and opaque tokens.
 //! - `introspection`  — verifying tokens (RFC 7662, the bearer tokens of tokend's own
@@ -55,9 +56,10 @@ pub use policy::{LockoutConfig, Policy, PolicyConfig};
 pub use scope::{Scope, ScopeSet};
 pub use stats::{LATENCY_BUCKETS, Stats};
 pub use token_endpoint::{
-    ACCESS_TOKEN_TYPE, AccessClaims, Actor, ClientAuth, Exchange, Grant, GrantRequest, GrantType,
-    IssuedToken, JWT_TOKEN_TYPE, MAX_CHAIN, OpaqueKind, OpaqueToken, Origin, Proof, RevokeRequest,
-    TOKEN_EXCHANGE_GRANT, TokenEndpoint, TokenTypeHint,
+    ACCESS_TOKEN_TYPE, AccessClaims, Actor, AssertionRules, ClientAuth, DEFAULT_ASSERTION_LIFETIME,
+    Exchange, Grant, GrantRequest, GrantType, IssuedToken, JWT_BEARER_ASSERTION, JWT_TOKEN_TYPE,
+    MAX_ASSERTION_LEN, MAX_CHAIN, OpaqueKind, OpaqueToken, Origin, Presented, Proof, RevokeRequest,
+    TOKEN_ENDPOINT_PATH, TOKEN_EXCHANGE_GRANT, TokenEndpoint, TokenTypeHint,
 };
 
 use crate::store::Store;
@@ -69,6 +71,8 @@ pub struct DomainConfig {
     pub issuer: String,
     /// Clock skew tolerated on `exp` and `nbf`.
     pub leeway: Duration,
+    /// The audiences and longest lifetime of client assertions (`private_key_jwt`).
+    pub assertions: AssertionRules,
     pub hash_params: HashParams,
     /// How many argon2 computations may run at once.
     pub hash_concurrency: usize,
@@ -180,6 +184,7 @@ impl Tokend {
                 clock: clock.clone(),
                 issuer: config.issuer,
                 leeway: config.leeway,
+                assertions: config.assertions,
                 refresh_retry_window: config.refresh_retry_window,
                 usage: usage.clone(),
                 policy: policy.clone(),

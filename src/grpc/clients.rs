@@ -38,7 +38,7 @@ impl ClientService for ClientApi {
             .map_err(to_status)?;
         Ok(Response::new(CreateClientResponse {
             client: Some(convert::client(&client)),
-            client_secret: secret.expose().to_owned(),
+            client_secret: secret.map(|s| s.expose().to_owned()).unwrap_or_default(),
         }))
     }
 

@@ -64,6 +64,12 @@ pub fn client(c: &Client) -> proto::Client {
         rate_limit_per_minute: s.rate_limit_per_minute,
         metadata: s.metadata.clone().into_iter().collect(),
         exchange_audiences: s.exchange_audiences.iter().cloned().collect(),
+        auth_methods: s.auth_methods.names(),
+        jwks: s
+            .jwks
+            .as_ref()
+            .map(|j| j.as_str().to_owned())
+            .unwrap_or_default(),
         create_time: Some(timestamp(c.create_time)),
         update_time: Some(timestamp(c.update_time)),
         last_used_time: c.last_used_time.map(timestamp),
@@ -91,6 +97,8 @@ pub fn client_input(c: proto::Client) -> Result<ClientInput, Status> {
         rate_limit_per_minute: c.rate_limit_per_minute,
         metadata: c.metadata.into_iter().collect(),
         exchange_audiences: c.exchange_audiences,
+        auth_methods: c.auth_methods,
+        jwks: c.jwks,
         access_token_format: match proto::AccessTokenFormat::try_from(c.access_token_format) {
             Ok(proto::AccessTokenFormat::Unspecified) => None,
             Ok(proto::AccessTokenFormat::Jwt) => Some(TokenFormat::Jwt),

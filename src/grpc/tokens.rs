@@ -8,8 +8,8 @@ use tonic::{Request, Response, Status};
 use super::error::to_status;
 use super::peer::client_address;
 use crate::domain::{
-    ACCESS_TOKEN_TYPE, ClientAuth, Exchange, Grant, GrantRequest, IssuedToken, RevokeRequest,
-    Tokend,
+    ACCESS_TOKEN_TYPE, ClientAuth, Exchange, Grant, GrantRequest, IssuedToken, Presented,
+    RevokeRequest, Tokend,
 };
 use crate::proto::token_service_server::TokenService;
 use crate::proto::*;
@@ -27,6 +27,23 @@ macro_rules! token_response {
             refresh_token_expires_in: issued.refresh_expires_in,
         }
     }};
+}
+
+/// The client credentials of a request (`client_id`, `client_secret`, `client_assertion_type`,
+/// `client_assertion`), as the domain's one proof, from `$address`.
+macro_rules! client_auth {
+    ($r:expr, $address:expr) => {
+        ClientAuth::presented(
+            Presented {
+                client_id: $r.client_id,
+                client_secret: Some($r.client_secret),
+                assertion_type: Some($r.client_assertion_type),
+                assertion: Some($r.client_assertion),
+            },
+            $address,
+        )
+        .map_err(to_status)?
+    };
 }
 
 /// Serves `TokenService`.
@@ -58,7 +75,7 @@ impl TokenService for TokenApi {
     ) -> Result<Response<IssueTokenResponse>, Status> {
         let address = client_address(&self.tokend.policy, &request);
         let r = request.into_inner();
-        let client = ClientAuth::secret(r.client_id, r.client_secret, address);
+        let client = client_auth!(r, address);
         let grant = Grant::ClientCredentials {
             audience: r.audience,
         };
@@ -72,7 +89,7 @@ impl TokenService for TokenApi {
     ) -> Result<Response<RefreshTokenResponse>, Status> {
         let address = client_address(&self.tokend.policy, &request);
         let r = request.into_inner();
-        let client = ClientAuth::secret(r.client_id, r.client_secret, address);
+        let client = client_auth!(r, address);
         let grant = Grant::RefreshToken {
             refresh_token: r.refresh_token,
         };
@@ -87,7 +104,7 @@ impl TokenService for TokenApi {
         let address = client_address(&self.tokend.policy, &request);
         let r = request.into_inner();
         let revoke = RevokeRequest {
-            client: ClientAuth::secret(r.client_id, r.client_secret, address),
+            client: client_auth!(r, address),
             token: r.token,
             token_type_hint: r.token_type_hint,
         };
@@ -105,7 +122,7 @@ impl TokenService for TokenApi {
     ) -> Result<Response<ExchangeTokenResponse>, Status> {
         let address = client_address(&self.tokend.policy, &request);
         let r = request.into_inner();
-        let client = ClientAuth::secret(r.client_id, r.client_secret, address);
+        let client = client_auth!(r, address);
         let grant = Grant::TokenExchange(Exchange {
             subject_token: r.subject_token,
             subject_token_type: r.subject_token_type,

@@ -11,7 +11,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use super::error::OAuthError;
-use crate::domain::ClientAuth;
+use crate::domain::{ClientAuth, Presented};
 use crate::transport::{Challenge, authorization};
 
 /// Largest request body read; a bigger one is 413.
@@ -103,25 +103,42 @@ impl Form {
     }
 }
 
-/// How the client authenticated.
+/// The client credentials a request carried, before the domain's rule of which proof they
+/// make ([`ClientAuth::presented`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientCredentials {
     pub client_id: String,
-    pub client_secret: String,
-    /// `client_secret_basic` (else `client_secret_post`).
+    pub client_secret: Option<String>,
+    /// `client_assertion_type` and `client_assertion` (RFC 7521 section 4.2).
+    pub assertion_type: Option<String>,
+    pub assertion: Option<String>,
+    /// `client_secret_basic` (else `client_secret_post`, or an assertion).
     pub basic: bool,
 }
 
 impl ClientCredentials {
-    /// The domain's view of the caller: this client_id, proven by this secret, from `address`.
-    pub fn into_client_auth(self, address: Option<std::net::IpAddr>) -> ClientAuth {
-        ClientAuth::secret(self.client_id, self.client_secret, address)
+    /// The domain's view of the caller: this client_id, proven by this secret or assertion,
+    /// from `address`; `invalid_request` for credentials that make no one proof.
+    pub fn into_client_auth(
+        self,
+        address: Option<std::net::IpAddr>,
+    ) -> Result<ClientAuth, OAuthError> {
+        let basic = self.basic;
+        let presented = Presented {
+            client_id: self.client_id,
+            client_secret: self.client_secret,
+            assertion_type: self.assertion_type,
+            assertion: self.assertion,
+        };
+        ClientAuth::presented(presented, address).map_err(|e| OAuthError::from_domain(e, basic))
     }
 }
 
 /// The client's credentials: HTTP Basic (`client_secret_basic`, id and secret form-urlencoded
-/// inside, as section 2.3.1 requires) or `client_id` and `client_secret` in the body
-/// (`client_secret_post`). Both at once, or two Authorization headers, is `invalid_request`.
+/// inside, as section 2.3.1 requires), `client_id` and `client_secret` in the body
+/// (`client_secret_post`), or `client_assertion_type` and `client_assertion` in the body
+/// (`private_key_jwt`, RFC 7523; `client_id` optional). Two methods at once, or two
+/// Authorization headers, is `invalid_request`.
 pub fn client_credentials(
     headers: &HeaderMap,
     form: &Form,
@@ -131,6 +148,16 @@ pub fn client_credentials(
         None => None,
     };
     let posted = form.get("client_secret");
+    let assertion_type = form.get("client_assertion_type").map(str::to_owned);
+    let assertion = form.get("client_assertion").map(str::to_owned);
+    let asserted = assertion_type.is_some() || assertion.is_some();
+    let credentials = |client_id: String, secret: Option<&str>, basic: bool| ClientCredentials {
+        client_id,
+        client_secret: secret.map(str::to_owned),
+        assertion_type: assertion_type.clone(),
+        assertion: assertion.clone(),
+        basic,
+    };
     match (basic, posted) {
         (Some(_), Some(_)) => Err(OAuthError::invalid_request(
             "use one client authentication method: HTTP Basic or client_secret in the body, not both",
@@ -141,23 +168,25 @@ pub fn client_credentials(
                     "client_id in the body differs from the one in the Authorization header",
                 ));
             }
-            Ok(ClientCredentials {
-                client_id,
-                client_secret,
-                basic: true,
-            })
+            Ok(credentials(client_id, Some(&client_secret), true))
         }
-        (None, Some(secret)) => Ok(ClientCredentials {
-            client_id: form.require("client_id")?.to_owned(),
-            client_secret: secret.to_owned(),
-            basic: false,
-        }),
+        (None, Some(secret)) => Ok(credentials(
+            form.require("client_id")?.to_owned(),
+            Some(secret),
+            false,
+        )),
+        (None, None) if asserted => Ok(credentials(
+            form.get("client_id").unwrap_or_default().to_owned(),
+            None,
+            false,
+        )),
         (None, None) => Err(OAuthError {
             challenge: Some(Challenge::Basic),
             ..OAuthError::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_client",
-                "client authentication is required: HTTP Basic, or client_id and client_secret in the body",
+                "client authentication is required: HTTP Basic, client_id and client_secret in \
+                 the body, or client_assertion_type and client_assertion (RFC 7523)",
             )
         }),
     }
@@ -216,7 +245,7 @@ mod tests {
         );
         let creds = client_credentials(&headers, &Form::default()).unwrap();
         assert_eq!(creds.client_id, "my id");
-        assert_eq!(creds.client_secret, "s:cret x");
+        assert_eq!(creds.client_secret.as_deref(), Some("s:cret x"));
         assert!(creds.basic);
         let both = Form::parse(b"client_secret=x").unwrap();
         assert_eq!(
@@ -228,6 +257,19 @@ mod tests {
         let posted = Form::parse(b"client_id=a&client_secret=b").unwrap();
         let creds = client_credentials(&HeaderMap::new(), &posted).unwrap();
         assert_eq!((creds.client_id.as_str(), creds.basic), ("a", false));
+        let asserted =
+            Form::parse(b"client_assertion_type=urn%3Ax&client_assertion=a.b.c").unwrap();
+        let creds = client_credentials(&HeaderMap::new(), &asserted).unwrap();
+        assert_eq!(
+            (creds.client_id.as_str(), creds.assertion.as_deref()),
+            ("", Some("a.b.c"))
+        );
+        let err = creds.into_client_auth(None).unwrap_err();
+        assert_eq!((err.status.as_u16(), err.code), (400, "invalid_request"));
+        assert!(err.description.contains("client_assertion_type"), "{err:?}");
+        let mixed = client_credentials(&headers, &asserted).unwrap();
+        let err = mixed.into_client_auth(None).unwrap_err();
+        assert_eq!((err.status.as_u16(), err.code), (400, "invalid_request"));
         headers.append(AUTHORIZATION, HeaderValue::from_static("Basic eDp5"));
         let twice = client_credentials(&headers, &Form::default()).unwrap_err();
         assert_eq!(

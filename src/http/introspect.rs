@@ -19,8 +19,8 @@ use crate::domain::{ActiveToken, Caller, Tokend};
 use crate::transport::{authorization, bearer_token};
 
 /// The introspection endpoint. The caller (the resource server) authenticates with a bearer
-/// token holding `tokend.introspect`, or with its own client credentials (HTTP Basic or in the
-/// body) when its client is allowed `tokend.introspect`.
+/// token holding `tokend.introspect`, or with its own client credentials (HTTP Basic, a secret
+/// or an RFC 7523 assertion in the body) when its client is allowed `tokend.introspect`.
 pub async fn introspect(
     State(tokend): State<Arc<Tokend>>,
     peer: Peer,
@@ -70,8 +70,11 @@ async fn caller(
 ) -> Result<(Option<Caller>, bool), OAuthError> {
     let header = authorization(headers).map_err(|e| OAuthError::from_domain(e, false))?;
     let bearer = header.and_then(|v| v.to_str().ok()).and_then(bearer_token);
+    let credentials_sent = ["client_secret", "client_assertion", "client_assertion_type"]
+        .iter()
+        .any(|key| form.get(key).is_some());
     if let Some(token) = bearer {
-        if form.get("client_secret").is_some() {
+        if credentials_sent {
             return Err(OAuthError::invalid_request(
                 "use one caller authentication: a bearer token or client credentials, not both",
             ));
@@ -84,14 +87,14 @@ async fn caller(
         caller.address = from;
         return Ok((Some(caller), false));
     }
-    if header.is_none() && form.get("client_secret").is_none() {
+    if header.is_none() && !credentials_sent {
         return Ok((None, false));
     }
     let credentials = client_credentials(headers, form)?;
     let basic = credentials.basic;
     let caller = tokend
         .tokens
-        .authenticate_caller(&credentials.into_client_auth(from))
+        .authenticate_caller(&credentials.into_client_auth(from)?)
         .await
         .map_err(|e| OAuthError::from_domain(e, basic))?;
     Ok((Some(caller), basic))

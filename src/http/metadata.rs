@@ -10,6 +10,7 @@ use axum::response::IntoResponse;
 
 use super::{HttpConfig, INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, TOKEN_PATH};
 use crate::domain::GrantType;
+use crate::domain::clients::{ASSERTION_ALGORITHMS, AuthMethod};
 
 /// The metadata document. Endpoint URLs start with `server.public_url`; without it, with the
 /// issuer when that is an http(s) URL, else with the `Host` the client used.
@@ -18,17 +19,21 @@ pub async fn metadata(
     headers: HeaderMap,
 ) -> impl IntoResponse {
     let base = base_url(&config, &headers);
+    let methods = AuthMethod::ALL.map(AuthMethod::as_str);
     let body = serde_json::json!({
         "issuer": config.issuer,
         "token_endpoint": format!("{base}{TOKEN_PATH}"),
         "jwks_uri": format!("{base}{JWKS_PATH}"),
         "grant_types_supported": GrantType::ALL.map(GrantType::as_str),
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": methods,
+        "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
         "revocation_endpoint": format!("{base}{REVOKE_PATH}"),
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": methods,
+        "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
         // Also a bearer token holding tokend.introspect (no registered method name says so).
         "introspection_endpoint": format!("{base}{INTROSPECT_PATH}"),
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": methods,
+        "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
         // Machine-to-machine only: no authorization endpoint, so no response types.
         "response_types_supported": [],
     });

@@ -26,7 +26,7 @@ use crate::domain::{JWKS_MAX_AGE, Tokend};
 /// Path of the JWK Set.
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 /// Path of the token endpoint (RFC 6749 section 3.2).
-pub const TOKEN_PATH: &str = "/oauth2/token";
+pub const TOKEN_PATH: &str = crate::domain::TOKEN_ENDPOINT_PATH;
 /// Path of the revocation endpoint (RFC 7009 section 2).
 pub const REVOKE_PATH: &str = "/oauth2/revoke";
 /// Path of the introspection endpoint (RFC 7662 section 2).

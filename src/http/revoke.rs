@@ -41,7 +41,7 @@ async fn revoke_token(
     let credentials = client_credentials(headers, &form)?;
     let basic = credentials.basic;
     let request = RevokeRequest {
-        client: credentials.into_client_auth(client_address(tokend, peer, headers)),
+        client: credentials.into_client_auth(client_address(tokend, peer, headers))?,
         token,
         token_type_hint: form.get("token_type_hint").unwrap_or_default().to_owned(),
     };

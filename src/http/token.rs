@@ -41,7 +41,7 @@ async fn grant(
     let credentials = client_credentials(headers, &form)?;
     let basic = credentials.basic;
     let request = GrantRequest {
-        client: credentials.into_client_auth(client_address(tokend, peer, headers)),
+        client: credentials.into_client_auth(client_address(tokend, peer, headers))?,
         scopes: form.scopes(),
         grant: grant_of(grant_type, &form)?,
     };

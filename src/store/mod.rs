@@ -40,12 +40,12 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Clients and their secrets.
 #[async_trait]
 pub trait ClientStore: Send + Sync {
-    /// Inserts a client together with its first secret, atomically, and logs the change.
-    /// `AlreadyExists` if the id is taken.
+    /// Inserts a client together with its first secret (none for a client that uses no
+    /// secret), atomically, and logs the change. `AlreadyExists` if the id is taken.
     async fn insert_client(
         &self,
         client: &Client,
-        secret: &StoredSecret,
+        secret: Option<&StoredSecret>,
         audit: &[AuditEvent],
     ) -> StoreResult<()>;
 
@@ -225,7 +225,8 @@ pub trait TokenStore: Send + Sync {
     ) -> StoreResult<bool>;
 
     /// Deletes what can no longer matter at `now_us`: deny entries, opaque and refresh tokens
-    /// and families that have expired, and change-log rows older than `changes_before_us`.
+    /// and families and the `jti`s of client assertions that have expired, and change-log
+    /// rows older than `changes_before_us`.
     async fn purge(&self, now_us: i64, changes_before_us: i64) -> StoreResult<PurgeCounts>;
 }
 
@@ -337,10 +338,19 @@ pub trait AuditStore: Send + Sync {
     async fn purge_audit(&self, before_us: i64, before_day: i64) -> StoreResult<u64>;
 }
 
+/// What makes a client assertion single-use across every replica.
+#[async_trait]
+pub trait AssertionStore: Send + Sync {
+    /// Records that `client_id` used an assertion with this `jti`, remembered until
+    /// `expire_us` (then purged). `AlreadyExists` when it was used before: a replay. `NotFound`
+    /// when the client is gone.
+    async fn spend_assertion(&self, client_id: &str, jti: &str, expire_us: i64) -> StoreResult<()>;
+}
+
 /// Everything tokend persists.
 #[async_trait]
 pub trait Store:
-    ClientStore + KeyStore + TokenStore + ChangeStore + PolicyStore + AuditStore
+    ClientStore + KeyStore + TokenStore + ChangeStore + PolicyStore + AuditStore + AssertionStore
 {
     /// Applies pending migrations for this backend.
     async fn migrate(&self) -> StoreResult<()>;

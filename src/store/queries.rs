@@ -24,4 +24,6 @@ pub struct PurgeCounts {
     pub refresh_tokens: u64,
     pub grants: u64,
     pub opaque_tokens: u64,
+    /// `jti`s of client assertions that expired.
+    pub assertion_jtis: u64,
 }

@@ -47,6 +47,11 @@ pub(super) struct ClientRow {
     pub access_token_format: String,
     #[sqlx(json)]
     pub exchange_audiences: Vec<String>,
+    /// RFC 7591 method names.
+    #[sqlx(json)]
+    pub auth_methods: Vec<String>,
+    /// The client's JWK Set as compact JSON; empty: none.
+    pub jwks: String,
     pub create_time_us: i64,
     pub update_time_us: i64,
     pub last_used_time_us: Option<i64>,
@@ -76,6 +81,12 @@ impl From<&Client> for ClientRow {
             metadata: s.metadata.clone(),
             access_token_format: s.access_token_format.as_str().to_owned(),
             exchange_audiences: s.exchange_audiences.iter().cloned().collect(),
+            auth_methods: s.auth_methods.names(),
+            jwks: s
+                .jwks
+                .as_ref()
+                .map(|j| j.as_str().to_owned())
+                .unwrap_or_default(),
             create_time_us: to_micros(client.create_time),
             update_time_us: to_micros(client.update_time),
             last_used_time_us: client.last_used_time.map(to_micros),
@@ -114,6 +125,8 @@ impl TryFrom<ClientRow> for Client {
             metadata: row.metadata,
             access_token_format: Some(format),
             exchange_audiences: row.exchange_audiences,
+            auth_methods: row.auth_methods,
+            jwks: row.jwks,
         };
         Ok(Self {
             id: ClientId::parse("client_id", &id).map_err(bad)?,

@@ -126,6 +126,7 @@ fn codes(err: &Error) -> (Code, StatusCode) {
         Error::PermissionDenied(_) => (Code::PermissionDenied, StatusCode::FORBIDDEN),
         Error::NotFound(_) => (Code::NotFound, StatusCode::NOT_FOUND),
         Error::AlreadyExists(_) => (Code::AlreadyExists, StatusCode::CONFLICT),
+        Error::FailedPrecondition(_) => (Code::FailedPrecondition, StatusCode::CONFLICT),
         Error::Aborted(_) => (Code::Aborted, StatusCode::CONFLICT),
         Error::Unimplemented(_) => (Code::Unimplemented, StatusCode::NOT_IMPLEMENTED),
         Error::RateLimited { .. } => (Code::ResourceExhausted, StatusCode::TOO_MANY_REQUESTS),

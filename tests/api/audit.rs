@@ -198,6 +198,7 @@ async fn token_endpoint_refusals_and_reuse_are_recorded(backend: Backend) {
             client_secret: creds.client_secret.clone(),
             refresh_token: token,
             scopes: vec![],
+            ..Default::default()
         };
         async move { tokens.refresh_token(request).await }
     };
@@ -475,6 +476,7 @@ async fn usage_counts_what_each_client_does(backend: Backend) {
             client_secret: creds.client_secret.clone(),
             refresh_token: tokens[0].refresh_token.clone(),
             scopes: vec![],
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -155,6 +155,7 @@ async fn delegation_names_the_actor_and_narrows(backend: Backend) {
             client_secret: p.frontend.client_secret.clone(),
             token: subject.access_token.clone(),
             token_type_hint: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -239,6 +240,7 @@ async fn exchanged_tokens_die_with_their_subject(backend: Backend) {
             client_secret: p.frontend.client_secret.clone(),
             token: issued.refresh_token.clone(),
             token_type_hint: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -306,6 +308,7 @@ async fn the_other_replica_sees_it_too(backend: Backend) {
             client_secret: p.frontend.client_secret.clone(),
             token: subject,
             token_type_hint: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -346,6 +346,7 @@ async fn a_revoked_token_is_refused_at_once(backend: Backend) {
             client_secret: creds.client_secret.clone(),
             token: token.clone(),
             token_type_hint: String::new(),
+            ..Default::default()
         })
         .await
         .expect("revoke");

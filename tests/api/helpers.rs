@@ -270,6 +270,7 @@ impl TestApp {
                 client_secret: creds.client_secret.clone(),
                 token: token.into(),
                 token_type_hint: String::new(),
+                ..Default::default()
             })
             .await
             .expect("RevokeToken");
@@ -294,6 +295,7 @@ impl TestApp {
                 client_secret: creds.client_secret.clone(),
                 scopes: scopes.iter().map(|s| s.to_string()).collect(),
                 audience: audience.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
             })
             .await
             .map(|r| r.into_inner())
@@ -419,6 +421,7 @@ pub fn issue_request(creds: &Creds) -> IssueTokenRequest {
         client_secret: creds.client_secret.clone(),
         scopes: vec![],
         audience: vec![],
+        ..Default::default()
     }
 }
 

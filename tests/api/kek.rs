@@ -40,6 +40,7 @@ async fn refresh(channel: &Channel, creds: &Creds, token: &str) -> Result<String
         client_secret: creds.client_secret.clone(),
         refresh_token: token.into(),
         scopes: vec![],
+        ..Default::default()
     };
     let response = TokenServiceClient::new(channel.clone())
         .refresh_token(request)

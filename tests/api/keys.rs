@@ -463,6 +463,7 @@ impl Replica {
             client_secret: creds.client_secret.clone(),
             scopes: vec![],
             audience: vec![],
+            ..Default::default()
         };
         tokend::proto::token_service_client::TokenServiceClient::new(self.channel.clone())
             .issue_token(request)

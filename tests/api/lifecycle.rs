@@ -42,6 +42,7 @@ impl TestApp {
                 client_secret: creds.client_secret.clone(),
                 refresh_token: refresh_token.into(),
                 scopes: scopes.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
             })
             .await
             .map(|r| r.into_inner())
@@ -54,6 +55,7 @@ impl TestApp {
                 client_secret: creds.client_secret.clone(),
                 token: token.into(),
                 token_type_hint: hint.into(),
+                ..Default::default()
             })
             .await
             .map(|_| ())

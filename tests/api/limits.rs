@@ -23,6 +23,7 @@ fn issue(creds: &Creds, secret_len: Option<usize>) -> IssueTokenRequest {
         },
         scopes: vec![],
         audience: vec![],
+        ..Default::default()
     }
 }
 

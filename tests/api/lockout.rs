@@ -47,6 +47,7 @@ async fn lockout_stops_guessing_but_not_the_honest_client(backend: Backend) {
         client_secret: other.client_secret.clone(),
         token: "x".into(),
         token_type_hint: String::new(),
+        ..Default::default()
     };
     assert_rate_limited(&attacker.revoke_token(revoke).await.unwrap_err());
     // The honest client keeps working from the address it authenticated from...

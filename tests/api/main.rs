@@ -5,6 +5,7 @@
 mod common;
 mod helpers;
 
+mod assertions;
 mod attacks;
 mod audit;
 mod bench;

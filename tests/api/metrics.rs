@@ -135,6 +135,7 @@ async fn metrics_count_what_happens(backend: Backend) {
                     client_secret: creds.client_secret,
                     refresh_token: token,
                     scopes: vec![],
+                    ..Default::default()
                 })
                 .await
         }

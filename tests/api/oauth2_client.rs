@@ -116,6 +116,7 @@ async fn a_stock_client_library_gets_refreshes_introspects_and_revokes(backend: 
             client_secret: creds.client_secret.clone(),
             token: refreshed.refresh_token().unwrap().secret().clone(),
             token_type_hint: String::new(),
+            ..Default::default()
         })
         .await
         .expect("revoke");

@@ -532,14 +532,22 @@ async fn metadata_names_the_endpoints(backend: Backend) {
             "urn:ietf:params:oauth:grant-type:token-exchange"
         ])
     );
-    assert_eq!(
-        m["introspection_endpoint_auth_methods_supported"],
-        serde_json::json!(["client_secret_basic", "client_secret_post"])
-    );
-    assert_eq!(
-        m["token_endpoint_auth_methods_supported"],
-        serde_json::json!(["client_secret_basic", "client_secret_post"])
-    );
+    let methods = serde_json::json!([
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt"
+    ]);
+    let algorithms = serde_json::json!(["EdDSA", "ES256", "ES384", "RS256", "PS256"]);
+    for endpoint in ["token", "revocation", "introspection"] {
+        assert_eq!(
+            m[format!("{endpoint}_endpoint_auth_methods_supported")],
+            methods
+        );
+        assert_eq!(
+            m[format!("{endpoint}_endpoint_auth_signing_alg_values_supported")],
+            algorithms
+        );
+    }
     assert!(m.get("code_challenge_methods_supported").is_none());
     assert!(m.get("scopes_supported").is_none());
 

@@ -232,6 +232,7 @@ async fn replicas_ride_out_a_database_outage(backend: Backend) {
             client_secret: creds.client_secret.clone(),
             scopes: vec!["read:c".into()],
             audience: vec![],
+            ..Default::default()
         })
         .await
         .unwrap_err();

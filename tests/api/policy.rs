@@ -35,6 +35,7 @@ fn refresh_request(creds: &Creds, refresh_token: &str) -> RefreshTokenRequest {
         client_secret: creds.client_secret.clone(),
         refresh_token: refresh_token.into(),
         scopes: vec![],
+        ..Default::default()
     }
 }
 
@@ -138,6 +139,7 @@ async fn allow_lists_guard_the_token_endpoint(backend: Backend) {
         client_secret: creds.client_secret.clone(),
         token: issued.access_token.clone(),
         token_type_hint: String::new(),
+        ..Default::default()
     };
     let err = outside.revoke_token(revoke.clone()).await.unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");

@@ -128,6 +128,7 @@ async fn revocation_authenticates_the_client_first(backend: Backend) {
         client_secret: who.client_secret.clone(),
         token: "x".into(),
         token_type_hint: "id_token".into(),
+        ..Default::default()
     };
     let err = app.tokens().revoke_token(grpc(&wrong)).await.unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");

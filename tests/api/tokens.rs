@@ -167,6 +167,7 @@ async fn revocation_hints_are_checked_as_over_http(backend: Backend) {
         client_secret: creds.client_secret.clone(),
         token: token.clone(),
         token_type_hint: hint.into(),
+        ..Default::default()
     };
     let err = app
         .tokens()

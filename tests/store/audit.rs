@@ -11,13 +11,13 @@ use crate::{audit_row, client, open, secret};
 async fn audit_events_commit_with_their_change(backend: Backend) {
     let (_db, s) = open(backend).await;
     let created = [audit_row("e1", C1, 10, "client_created")];
-    s.insert_client(&client(C1, "a"), &secret("s1", C1, 1), &created)
+    s.insert_client(&client(C1, "a"), Some(&secret("s1", C1, 1)), &created)
         .await
         .unwrap();
     // A change that fails writes no event: a duplicate client, a stale update.
     let dup = [audit_row("e2", C1, 20, "client_created")];
     assert!(
-        s.insert_client(&client(C1, "a"), &secret("s2", C1, 1), &dup)
+        s.insert_client(&client(C1, "a"), Some(&secret("s2", C1, 1)), &dup)
             .await
             .is_err()
     );

@@ -9,7 +9,7 @@ use crate::{client, open, raw_text, secret};
 async fn change_log_orders_every_write(backend: Backend) {
     let (_db, s) = open(backend).await;
     let start = s.last_change_seq().await.unwrap();
-    s.insert_client(&client(C1, "a"), &secret("s1", C1, 1), &[])
+    s.insert_client(&client(C1, "a"), Some(&secret("s1", C1, 1)), &[])
         .await
         .unwrap();
     assert!(
@@ -60,7 +60,7 @@ async fn change_log_orders_every_write(backend: Backend) {
 
 async fn revocations_are_read_in_pages(backend: Backend) {
     let (_db, s) = open(backend).await;
-    s.insert_client(&client(C1, "a"), &secret("s1", C1, 1), &[])
+    s.insert_client(&client(C1, "a"), Some(&secret("s1", C1, 1)), &[])
         .await
         .unwrap();
     for jti in ["j3", "j1", "j2"] {

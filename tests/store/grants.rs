@@ -37,7 +37,7 @@ fn refresh(hash: &str, grant_id: &str, expire: i64) -> RefreshRecord {
 /// A store with client `c1` and its family `g1`, whose refresh token `h0` expires at 10,000.
 async fn open_with_family(backend: Backend) -> (TestDb, Arc<dyn Store>) {
     let (db, s) = open(backend).await;
-    s.insert_client(&client(C1, "a"), &secret("s1", C1, 1), &[])
+    s.insert_client(&client(C1, "a"), Some(&secret("s1", C1, 1)), &[])
         .await
         .unwrap();
     s.insert_grant(&grant("g1", C1), &refresh("h0", "g1", 10_000))
@@ -81,7 +81,7 @@ async fn concurrent_refreshes_rotate_exactly_once(backend: Backend) {
 async fn refresh_claims_respect_client_expiry_and_revocation(backend: Backend) {
     let (_db, s) = open(backend).await;
     for c in [C1, C2] {
-        s.insert_client(&client(c, "a"), &secret(&format!("s-{c}"), c, 1), &[])
+        s.insert_client(&client(c, "a"), Some(&secret(&format!("s-{c}"), c, 1)), &[])
             .await
             .unwrap();
     }

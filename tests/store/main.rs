@@ -6,6 +6,7 @@
 #[macro_use]
 mod common;
 
+mod assertions;
 mod audit;
 mod changes;
 mod clients;

@@ -7,7 +7,7 @@ use crate::{client, open, secret};
 async fn migrations_are_idempotent(backend: Backend) {
     let (_db, s) = open(backend).await;
     s.migrate().await.unwrap();
-    s.insert_client(&client(C1, "a"), &secret("s1", C1, 1), &[])
+    s.insert_client(&client(C1, "a"), Some(&secret("s1", C1, 1)), &[])
         .await
         .unwrap();
     s.migrate().await.unwrap();

@@ -108,7 +108,7 @@ fn pair(client_id: &str, address: &str, until_us: i64) -> TrustedAddress {
 async fn trusted_addresses_are_kept_announced_and_purged(backend: Backend) {
     let (_db, store) = open(backend).await;
     store
-        .insert_client(&client(C1, "a"), &secret("s1", C1, 1), &[])
+        .insert_client(&client(C1, "a"), Some(&secret("s1", C1, 1)), &[])
         .await
         .unwrap();
     let before = store.last_change_seq().await.unwrap();

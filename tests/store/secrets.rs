@@ -8,7 +8,7 @@ use crate::{client, open, secret};
 
 async fn rotation_expires_old_secrets(backend: Backend) {
     let (_db, s) = open(backend).await;
-    s.insert_client(&client(C1, "a"), &secret("s1", C1, 100), &[])
+    s.insert_client(&client(C1, "a"), Some(&secret("s1", C1, 100)), &[])
         .await
         .unwrap();
     // Rotate at t=200 with a grace period until t=500.
@@ -48,7 +48,7 @@ async fn rotation_expires_old_secrets(backend: Backend) {
 
 async fn secrets_are_found_by_selector(backend: Backend) {
     let (_db, s) = open(backend).await;
-    s.insert_client(&client(C1, "a"), &secret("s1", C1, 100), &[])
+    s.insert_client(&client(C1, "a"), Some(&secret("s1", C1, 100)), &[])
         .await
         .unwrap();
     let found = s.live_secret(C1, "sel-s1", 100).await.unwrap().unwrap();
@@ -66,7 +66,7 @@ async fn secrets_are_found_by_selector(backend: Backend) {
 
 async fn concurrent_rotations_leave_one_live_secret(backend: Backend) {
     let (_db, s) = open(backend).await;
-    s.insert_client(&client(C1, "a"), &secret("s0", C1, 100), &[])
+    s.insert_client(&client(C1, "a"), Some(&secret("s0", C1, 100)), &[])
         .await
         .unwrap();
     for round in 0..5 {

@@ -44,15 +44,16 @@ pub struct ClientAdmin {
 
 impl ClientAdmin {
     /// Registers a client and returns it with its secret (the only time the secret exists in
-    /// the clear). The tenant defaults to the caller's; the operator, whose `system` is a
-    /// pseudo-tenant rather than a choice, must name one (an unset shell variable must not
-    /// make a `system` admin).
+    /// the clear), or with none when none of its auth methods uses one (a client that proves
+    /// itself with its own key has nothing to leak). The tenant defaults to the caller's; the
+    /// operator, whose `system` is a pseudo-tenant rather than a choice, must name one (an
+    /// unset shell variable must not make a `system` admin).
     #[tracing::instrument(skip_all, fields(caller = %caller.client_id))]
     pub async fn create(
         &self,
         caller: &Caller,
         input: &ClientInput,
-    ) -> Result<(Client, ClientSecret)> {
+    ) -> Result<(Client, Option<ClientSecret>)> {
         caller.require_scope(ADMIN_SCOPE)?;
         let tenant = if input.tenant.is_empty() && caller.is_operator() {
             return Err(Error::invalid(
@@ -82,8 +83,13 @@ impl ClientAdmin {
             revision: 1,
             token_generation: 0,
         };
-        let secret = ClientSecret::generate()?;
-        let stored = self.stored_secret(&client.id, &secret, now).await?;
+        let (secret, stored) = if client.spec.auth_methods.uses_secret() {
+            let secret = ClientSecret::generate()?;
+            let stored = self.stored_secret(&client.id, &secret, now).await?;
+            (Some(secret), Some(stored))
+        } else {
+            (None, None)
+        };
         let kind = if caller.is_operator() {
             AuditKind::ClientBootstrapped
         } else {
@@ -92,7 +98,9 @@ impl ClientAdmin {
         let events = [event(kind, caller, &client, now)
             .with("name", client.spec.name.clone())
             .with("scopes", client.spec.scopes.to_claim())];
-        self.store.insert_client(&client, &stored, &events).await?;
+        self.store
+            .insert_client(&client, stored.as_ref(), &events)
+            .await?;
         audit::log_all(&events);
         self.registry.catch_up_after_write().await;
         tracing::info!(client_id = %client.id, tenant = %client.tenant, "client created");
@@ -237,6 +245,13 @@ impl ClientAdmin {
             ));
         }
         let client = self.load_visible(caller, &id).await?;
+        if !client.spec.auth_methods.uses_secret() {
+            return Err(Error::FailedPrecondition(format!(
+                "client {id} authenticates without a secret (auth_methods: {}); add \
+                 client_secret_basic or client_secret_post to its auth_methods first",
+                client.spec.auth_methods.names().join(", ")
+            )));
+        }
         let now = self.stamp();
         let secret = ClientSecret::generate()?;
         let stored = self.stored_secret(&id, &secret, now).await?;

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+use super::auth_methods::{AuthMethod, AuthMethods};
+use super::jwks::ClientJwks;
 use crate::domain::error::{Error, Result};
 use crate::domain::scope::ScopeSet;
 
@@ -47,6 +49,10 @@ pub struct ClientInput {
     /// Unset means JWT.
     pub access_token_format: Option<TokenFormat>,
     pub exchange_audiences: Vec<String>,
+    /// RFC 7591 method names; empty means the two secret methods.
+    pub auth_methods: Vec<String>,
+    /// A JWK Set as JSON text; empty means none.
+    pub jwks: String,
 }
 
 /// How a client's access tokens look.
@@ -94,11 +100,13 @@ pub enum ClientField {
     Metadata,
     AccessTokenFormat,
     ExchangeAudiences,
+    AuthMethods,
+    Jwks,
 }
 
 impl ClientField {
     /// Every mutable field.
-    pub const ALL: [ClientField; 13] = [
+    pub const ALL: [ClientField; 15] = [
         ClientField::Name,
         ClientField::Description,
         ClientField::Scopes,
@@ -112,6 +120,8 @@ impl ClientField {
         ClientField::Metadata,
         ClientField::AccessTokenFormat,
         ClientField::ExchangeAudiences,
+        ClientField::AuthMethods,
+        ClientField::Jwks,
     ];
 
     /// The field's name in the API.
@@ -130,6 +140,8 @@ impl ClientField {
             ClientField::Metadata => "metadata",
             ClientField::AccessTokenFormat => "access_token_format",
             ClientField::ExchangeAudiences => "exchange_audiences",
+            ClientField::AuthMethods => "auth_methods",
+            ClientField::Jwks => "jwks",
         }
     }
 
@@ -189,6 +201,10 @@ pub struct ClientSpec {
     pub access_token_format: TokenFormat,
     /// Audiences this client may exchange other tokens for (RFC 8693); empty: no exchange.
     pub exchange_audiences: BTreeSet<String>,
+    /// How the client may authenticate; it has a secret only if one of these uses one.
+    pub auth_methods: AuthMethods,
+    /// The client's own public keys, for `private_key_jwt`.
+    pub jwks: Option<ClientJwks>,
 }
 
 impl ClientSpec {
@@ -208,6 +224,8 @@ impl ClientSpec {
             metadata: BTreeMap::new(),
             access_token_format: TokenFormat::Jwt,
             exchange_audiences: BTreeSet::new(),
+            auth_methods: AuthMethods::default(),
+            jwks: None,
         };
         spec.apply(input, &ClientField::ALL)?;
         Ok(spec)
@@ -227,6 +245,13 @@ impl ClientSpec {
                      longer-lived tokens",
                     MAX_ACCESS_TTL.as_secs()
                 ),
+            ));
+        }
+        if self.auth_methods.allows(AuthMethod::PrivateKeyJwt) && self.jwks.is_none() {
+            return Err(Error::invalid(
+                "client.jwks",
+                "is required with the auth method private_key_jwt: the client's public keys \
+                 verify its assertions",
             ));
         }
         Ok(())
@@ -265,6 +290,15 @@ impl ClientSpec {
             }
             ClientField::ExchangeAudiences => {
                 self.exchange_audiences = tokens(&path, &input.exchange_audiences)?;
+            }
+            ClientField::AuthMethods => {
+                self.auth_methods = AuthMethods::parse(&path, &input.auth_methods)?;
+            }
+            ClientField::Jwks => {
+                self.jwks = match input.jwks.trim() {
+                    "" => None,
+                    raw => Some(ClientJwks::parse(&path, raw)?),
+                };
             }
         }
         Ok(())

@@ -55,6 +55,41 @@ mod unit {
         assert_eq!(spec.name, "billing");
     }
 
+    /// The RFC 8037 example Ed25519 public key.
+    const JWKS: &str = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+
+    #[test]
+    fn the_secret_methods_are_the_default_and_private_key_jwt_needs_keys() {
+        let spec = ClientSpec::from_input(&input()).unwrap();
+        assert!(spec.auth_methods.uses_secret() && spec.jwks.is_none());
+        let mut keyed = input();
+        keyed.auth_methods = vec!["private_key_jwt".into()];
+        let err = ClientSpec::from_input(&keyed).unwrap_err().to_string();
+        assert!(err.starts_with("client.jwks:"), "{err}");
+        keyed.jwks = JWKS.into();
+        let spec = ClientSpec::from_input(&keyed).unwrap();
+        assert!(!spec.auth_methods.uses_secret());
+        assert!(spec.jwks.unwrap().select(Some("k1")).is_some());
+        keyed.jwks = JWKS.replace(r#""kid""#, r#""d":"nXhJnYi1Bw","kid""#);
+        let err = ClientSpec::from_input(&keyed).unwrap_err().to_string();
+        assert!(err.starts_with("client.jwks.keys[0].d:"), "{err}");
+    }
+
+    #[test]
+    fn an_update_cannot_drop_the_keys_a_listed_method_needs() {
+        let mut keyed = input();
+        keyed.auth_methods = vec!["private_key_jwt".into(), "client_secret_basic".into()];
+        keyed.jwks = JWKS.into();
+        let mut spec = ClientSpec::from_input(&keyed).unwrap();
+        keyed.jwks = String::new();
+        let mask = ClientField::parse_mask(&["jwks"]).unwrap();
+        assert!(spec.clone().apply(&keyed, &mask).is_err());
+        let mask = ClientField::parse_mask(&["jwks", "auth_methods"]).unwrap();
+        keyed.auth_methods = vec![];
+        spec.apply(&keyed, &mask).unwrap();
+        assert!(spec.jwks.is_none() && spec.auth_methods.uses_secret());
+    }
+
     #[test]
     fn mask_parsing() {
         assert_eq!(

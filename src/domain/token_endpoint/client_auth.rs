@@ -8,9 +8,15 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 
+use crate::domain::error::{Error, Result};
 use crate::domain::ids::ClientId;
+
+/// The `client_assertion_type` of a JWT client assertion (RFC 7523 section 2.2).
+pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// Longest client assertion looked at: a longer one is refused before it is parsed.
+pub const MAX_ASSERTION_LEN: usize = 8 * 1024;
 
 /// What a client presents to prove it is the client it names. `Debug` never prints it.
 pub enum Proof {
@@ -18,6 +24,9 @@ pub enum Proof {
     /// `client_secret` field), as presented; possibly empty or malformed (the gate refuses
     /// such a one as `invalid_client` without any hash work).
     Secret(SecretString),
+    /// A JWT signed with one of the client's own keys (`private_key_jwt`, RFC 7523 section
+    /// 2.2), as presented, not yet parsed. Single-use, but a bearer credential until used.
+    Assertion(SecretString),
 }
 
 impl Proof {
@@ -26,12 +35,28 @@ impl Proof {
         Proof::Secret(SecretString::from(raw.into()))
     }
 
+    /// A presented client assertion.
+    pub fn assertion(raw: impl Into<String>) -> Self {
+        Proof::Assertion(SecretString::from(raw.into()))
+    }
+
     /// The method's name in RFC 7591 / RFC 8414 terms, for logs and the audit trail.
     pub fn method(&self) -> &'static str {
         match self {
             Proof::Secret(_) => "client_secret",
+            Proof::Assertion(_) => "private_key_jwt",
         }
     }
+}
+
+/// The client credentials of a request as its front end found them, before the one rule of
+/// which proof they make ([`ClientAuth::presented`]). Absent and empty are the same.
+#[derive(Default)]
+pub struct Presented {
+    pub client_id: String,
+    pub client_secret: Option<String>,
+    pub assertion_type: Option<String>,
+    pub assertion: Option<String>,
 }
 
 impl fmt::Debug for Proof {
@@ -52,6 +77,53 @@ pub struct ClientAuth {
 }
 
 impl ClientAuth {
+    /// The proof a request's credentials make, the same for every front end: a secret, or a
+    /// JWT assertion with its `client_assertion_type`. Both at once, an assertion without
+    /// its type (or the reverse) or an unknown type is `invalid_request`. An assertion
+    /// without a client_id names its client by its own `sub` (checked like any other claim).
+    pub fn presented(credentials: Presented, address: Option<IpAddr>) -> Result<Self> {
+        let secret = given(credentials.client_secret);
+        let assertion = assertion_of(
+            given(credentials.assertion_type),
+            given(credentials.assertion),
+        )?;
+        match (secret, assertion) {
+            (Some(_), Some(_)) => Err(Error::invalid(
+                "client_assertion",
+                "use one client authentication method: a client secret or a client assertion, \
+                 not both",
+            )),
+            (_, Some(assertion)) => Ok(Self::assertion(credentials.client_id, assertion, address)),
+            (secret, None) => Ok(Self::secret(
+                credentials.client_id,
+                secret.unwrap_or_default(),
+                address,
+            )),
+        }
+    }
+
+    /// A client authenticating with a signed assertion. An empty `client_id` is taken from
+    /// the assertion's `sub`, unverified: the verifier then checks the assertion against that
+    /// client's keys as against any other's.
+    pub fn assertion(
+        client_id: impl Into<String>,
+        assertion: impl Into<String>,
+        address: Option<IpAddr>,
+    ) -> Self {
+        let proof = Proof::assertion(assertion);
+        let mut client_id = client_id.into();
+        if client_id.is_empty()
+            && let Proof::Assertion(text) = &proof
+        {
+            client_id = claimed_subject(text.expose_secret()).unwrap_or_default();
+        }
+        Self {
+            client_id,
+            proof,
+            address,
+        }
+    }
+
     /// A client authenticating with a secret.
     pub fn secret(
         client_id: impl Into<String>,
@@ -84,6 +156,47 @@ impl fmt::Debug for ClientAuth {
             .field("address", &self.address)
             .finish()
     }
+}
+
+/// A credential field as sent: absent and empty are the same.
+fn given(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.is_empty())
+}
+
+/// The assertion of a request: none, or one with the one `client_assertion_type` tokend
+/// knows; anything else is `invalid_request` naming the field to fix.
+fn assertion_of(kind: Option<String>, assertion: Option<String>) -> Result<Option<String>> {
+    match (kind.as_deref(), assertion) {
+        (None, None) => Ok(None),
+        (Some(JWT_BEARER_ASSERTION), Some(assertion)) => Ok(Some(assertion)),
+        (Some(JWT_BEARER_ASSERTION), None) => Err(Error::invalid(
+            "client_assertion",
+            "is required with client_assertion_type",
+        )),
+        (None, Some(_)) => Err(Error::invalid(
+            "client_assertion_type",
+            format!("is required with client_assertion: {JWT_BEARER_ASSERTION}"),
+        )),
+        (Some(other), _) => Err(Error::invalid(
+            "client_assertion_type",
+            format!("{other:?} is not supported; use {JWT_BEARER_ASSERTION}"),
+        )),
+    }
+}
+
+/// The `sub` an assertion claims, read without verifying anything (the verifier does), from
+/// an assertion no longer than [`MAX_ASSERTION_LEN`].
+fn claimed_subject(assertion: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Subject {
+        sub: Option<String>,
+    }
+    if assertion.len() > MAX_ASSERTION_LEN {
+        return None;
+    }
+    jsonwebtoken::dangerous::insecure_decode_claims::<Subject>(assertion)
+        .ok()
+        .and_then(|claims| claims.sub)
 }
 
 /// A presented client_id, fit for logs (see [`ClientAuth::logged_id`]).
@@ -122,6 +235,70 @@ mod tests {
         assert!(printed.contains(id), "{printed}");
         assert!(!printed.contains("very-secret"), "{printed}");
         assert!(printed.contains("[redacted]"), "{printed}");
+    }
+
+    fn presented(secret: &str, kind: &str, assertion: &str) -> Result<ClientAuth> {
+        let some = |v: &str| Some(v.to_owned());
+        ClientAuth::presented(
+            Presented {
+                client_id: "c".into(),
+                client_secret: some(secret),
+                assertion_type: some(kind),
+                assertion: some(assertion),
+            },
+            None,
+        )
+    }
+
+    #[test]
+    fn credentials_make_one_proof_or_a_clear_refusal() {
+        let secret = presented("s", "", "").unwrap();
+        assert!(matches!(secret.proof, Proof::Secret(_)));
+        let assertion = presented("", JWT_BEARER_ASSERTION, "a.b.c").unwrap();
+        assert!(matches!(assertion.proof, Proof::Assertion(_)));
+        assert!(format!("{assertion:?}").contains("private_key_jwt([redacted])"));
+        let field = |r: Result<ClientAuth>| match r {
+            Err(Error::InvalidArgument { field, .. }) => field,
+            other => panic!("expected invalid_request, got {other:?}"),
+        };
+        assert_eq!(
+            field(presented("s", JWT_BEARER_ASSERTION, "a.b.c")),
+            "client_assertion"
+        );
+        assert_eq!(field(presented("", "", "a.b.c")), "client_assertion_type");
+        assert_eq!(
+            field(presented("", JWT_BEARER_ASSERTION, "")),
+            "client_assertion"
+        );
+        assert_eq!(
+            field(presented("", "urn:x:saml2", "a.b.c")),
+            "client_assertion_type"
+        );
+        // Nothing at all is an empty secret: refused by the gate as invalid_client.
+        assert!(matches!(
+            presented("", "", "").unwrap().proof,
+            Proof::Secret(_)
+        ));
+    }
+
+    #[test]
+    fn an_assertion_without_client_id_names_its_client_by_sub() {
+        use base64::Engine as _;
+        let part = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        let jwt = format!(
+            "{}.{}.sig",
+            part(r#"{"alg":"EdDSA"}"#),
+            part(r#"{"sub":"me"}"#)
+        );
+        assert_eq!(
+            ClientAuth::assertion("", jwt.as_str(), None).client_id,
+            "me"
+        );
+        assert_eq!(
+            ClientAuth::assertion("given", jwt.as_str(), None).client_id,
+            "given"
+        );
+        assert_eq!(ClientAuth::assertion("", "junk", None).client_id, "");
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! It owns:
 //! - `client_auth`: who is calling ([`ClientAuth`]: client_id, [`Proof`], address);
 //! - `gate`: the one gate every call passes: lockout and per-address limit before any hash
-//!   work, the proof checked by the verifier of its kind (`secret_proof`), then the client's
-//!   allow-list, state and rate limit, refusals counted for the audit trail;
+//!   work, the proof checked by the verifier of its kind (`secret_proof`, `assertion_proof`
+//!   for RFC 7523 client assertions), then the client's allow-list, state and rate limit,
+//!   refusals counted for the audit trail;
 //! - `grant`: the typed [`GrantRequest`] every front end builds, and [`IssuedToken`];
 //! - `service`: [`TokenEndpoint`] and its one entry, [`TokenEndpoint::grant`], which
 //!   dispatches to `client_credentials`, `refresh` (rotation with reuse detection) or
@@ -19,6 +20,7 @@
 //! Calls flow down from here to introspection (an exchanged token's subject, a revoked JWT),
 //! policy, the registry and the store; nothing below calls back up.
 
+mod assertion_proof;
 pub(crate) mod claims;
 mod client_auth;
 mod client_credentials;
@@ -33,8 +35,11 @@ mod revocation;
 mod secret_proof;
 mod service;
 
+pub use assertion_proof::{AssertionRules, DEFAULT_ASSERTION_LIFETIME, TOKEN_ENDPOINT_PATH};
 pub use claims::{AccessClaims, Actor, Origin};
-pub use client_auth::{ClientAuth, Endpoint, Proof};
+pub use client_auth::{
+    ClientAuth, Endpoint, JWT_BEARER_ASSERTION, MAX_ASSERTION_LEN, Presented, Proof,
+};
 pub use exchange::{ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, MAX_CHAIN};
 pub use gate::MAX_HELD_REFUSALS;
 pub use grant::{Exchange, Grant, GrantRequest, GrantType, IssuedToken, TOKEN_EXCHANGE_GRANT};

@@ -25,6 +25,9 @@ impl TokenEndpoint {
                 self.verify_secret(&who.client_id, secret.expose_secret(), None)
                     .await?
             }
+            Proof::Assertion(assertion) => {
+                return self.verify_assertion(&who.client_id, assertion).await;
+            }
         };
         match verified {
             Some((client, _)) => Ok(client),
@@ -58,7 +61,7 @@ impl TokenEndpoint {
             && self.registry.secrets.check(client, &secret, now)
         {
             self.stats.secret_cache_hits.inc();
-            return Ok(Some((client.clone(), false)));
+            return secret_allowed(client.clone()).map(|c| Some((c, false)));
         }
         self.stats.secret_cache_misses.inc();
         // The same two lookups and one argon2 verification whether or not the client exists.
@@ -83,6 +86,17 @@ impl TokenEndpoint {
         if let Some(known) = known {
             self.registry.secrets.remember(known, &secret, now, expire);
         }
-        Ok(Some((Arc::new(client), true)))
+        secret_allowed(Arc::new(client)).map(|c| Some((c, true)))
+    }
+}
+
+/// A right secret is a proof only for a client that lists a secret method: one moved to its
+/// own key (`private_key_jwt` only) may still have secrets stored, and none of them works.
+fn secret_allowed(client: Arc<Client>) -> Result<Arc<Client>> {
+    if client.spec.auth_methods.uses_secret() {
+        Ok(client)
+    } else {
+        tracing::debug!("a secret for a client that lists no secret method");
+        Err(Error::InvalidClient)
     }
 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::assertion_proof::AssertionRules;
 use super::client_auth::Endpoint;
 use super::grant::{Grant, GrantRequest, IssuedToken};
 use crate::domain::audit::UsageRecorder;
@@ -32,6 +33,8 @@ pub struct TokenEndpoint {
     pub(in crate::domain) clock: Arc<dyn Clock>,
     pub(in crate::domain) issuer: String,
     pub(in crate::domain) leeway: Duration,
+    /// Which audiences and lifetimes client assertions may have.
+    pub(in crate::domain) assertions: AssertionRules,
     /// How long a spent refresh token may be presented again for the same successor.
     pub(in crate::domain) refresh_retry_window: Duration,
     /// Last uses and refusals, written in batches.

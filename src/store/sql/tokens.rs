@@ -346,6 +346,7 @@ macro_rules! token_store_impl {
                     opaque_tokens: run($crate::store::sql::PURGE_OPAQUE, now_us).await?,
                     refresh_tokens: run($crate::store::sql::PURGE_REFRESH, now_us).await?,
                     grants: run($crate::store::sql::PURGE_GRANTS, now_us).await?,
+                    assertion_jtis: run($crate::store::sql::PURGE_ASSERTION_JTIS, now_us).await?,
                 })
             }
         }

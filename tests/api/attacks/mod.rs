@@ -306,6 +306,7 @@ async fn issue(channel: &Channel, creds: &Creds) -> String {
         client_secret: creds.client_secret.clone(),
         scopes: vec![],
         audience: vec![],
+        ..Default::default()
     };
     tokend::proto::token_service_client::TokenServiceClient::new(channel.clone())
         .issue_token(request)

@@ -1,0 +1,242 @@
+//! The verifier of client assertions (`Proof::Assertion`, `private_key_jwt`, RFC 7523 sections
+//! 2.2 and 3): a JWT the client signed with one of its registered keys, naming itself as
+//! `iss` and `sub` and tokend as `aud`, short-lived, and used once.
+//!
+//! Every refusal is the same `invalid_client` as a wrong secret; which check failed goes to
+//! a debug log line only. A refusal costs at most one signature verification: the size is
+//! capped before parsing, the key and algorithm are chosen before the signature is checked,
+//! no argon2 runs, and the database is written (the `jti`) only for an assertion whose
+//! signature and claims are good.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, Validation};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::Deserialize;
+
+use super::client_auth::MAX_ASSERTION_LEN;
+use super::service::TokenEndpoint;
+use crate::domain::clients::{AuthMethod, Client, ClientJwks};
+use crate::domain::clock::to_micros;
+use crate::domain::error::{Error, Result};
+use crate::domain::ids::ClientId;
+use crate::store::StoreError;
+
+/// Path of the token endpoint on tokend's HTTP front end: with `server.public_url` or an
+/// http(s) issuer before it, an audience a client assertion may name.
+pub const TOKEN_ENDPOINT_PATH: &str = "/oauth2/token";
+/// Default longest lifetime of a client assertion (`assertions.max_lifetime_secs`).
+pub const DEFAULT_ASSERTION_LIFETIME: Duration = Duration::from_secs(300);
+/// Longest `jti` accepted.
+const MAX_JTI: usize = 256;
+
+/// How client assertions are judged: the audiences that name tokend, and how long an
+/// assertion may live.
+#[derive(Debug, Clone)]
+pub struct AssertionRules {
+    /// An assertion's `aud` must hold one of these.
+    pub audiences: Vec<String>,
+    /// Longest time from `iat` (or now, without one) to `exp`.
+    pub max_lifetime: Duration,
+}
+
+impl AssertionRules {
+    /// The issuer, and the token endpoint's URL under `public_url` and under the issuer when
+    /// that is an http(s) URL. Never a URL built from a request's `Host`: an assertion made
+    /// for another server must not pass here because its caller chose the header.
+    pub fn new(issuer: &str, public_url: Option<&str>, max_lifetime: Duration) -> Self {
+        let mut audiences = vec![issuer.to_owned()];
+        let web_issuer = issuer.starts_with("https://") || issuer.starts_with("http://");
+        let bases = public_url.into_iter().chain(web_issuer.then_some(issuer));
+        for base in bases {
+            let url = format!("{}{TOKEN_ENDPOINT_PATH}", base.trim_end_matches('/'));
+            if !audiences.contains(&url) {
+                audiences.push(url);
+            }
+        }
+        Self {
+            audiences,
+            max_lifetime,
+        }
+    }
+
+    /// Checks an assertion's signature with the key it names and then its claims, at `now`
+    /// (Unix seconds) with `leeway` of clock skew. Returns what must be spent: its `jti`,
+    /// and until when it must be remembered (Unix µs). The error says which check failed,
+    /// for a debug log line only.
+    pub(super) fn check(
+        &self,
+        jwks: &ClientJwks,
+        assertion: &str,
+        client_id: &str,
+        now: i64,
+        leeway: Duration,
+    ) -> Result<Spent, &'static str> {
+        if assertion.len() > MAX_ASSERTION_LEN {
+            return Err("assertion too long");
+        }
+        let header = jsonwebtoken::decode_header(assertion).map_err(|_| "malformed header")?;
+        let key = jwks.select(header.kid.as_deref()).ok_or("no such key")?;
+        if !key.algorithms.contains(&header.alg) {
+            return Err("algorithm does not fit the key");
+        }
+        let claims =
+            jsonwebtoken::decode::<Claims>(assertion, &key.key, &signature_only(header.alg))
+                .map_err(|_| "bad signature or malformed claims")?
+                .claims;
+        self.check_claims(&claims, client_id, now, leeway.as_secs() as i64)
+    }
+
+    fn check_claims(
+        &self,
+        c: &Claims,
+        client_id: &str,
+        now: i64,
+        leeway: i64,
+    ) -> Result<Spent, &'static str> {
+        if c.iss.as_deref() != Some(client_id) || c.sub.as_deref() != Some(client_id) {
+            return Err("iss or sub is not the client_id");
+        }
+        if !c.aud.contains_any(&self.audiences) {
+            return Err("aud does not name tokend");
+        }
+        let exp = c.exp.ok_or("no exp")?;
+        if exp.saturating_add(leeway) <= now {
+            return Err("expired");
+        }
+        if c.nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
+            return Err("not yet valid (nbf)");
+        }
+        if c.iat.is_some_and(|iat| iat > now.saturating_add(leeway)) {
+            return Err("issued in the future (iat)");
+        }
+        let max = i64::try_from(self.max_lifetime.as_secs()).unwrap_or(i64::MAX);
+        if exp.saturating_sub(c.iat.unwrap_or(now)) > max {
+            return Err("lives longer than assertions.max_lifetime_secs");
+        }
+        let jti = c.jti.as_deref().unwrap_or_default();
+        if jti.is_empty() || jti.len() > MAX_JTI {
+            return Err("no jti, or one too long");
+        }
+        Ok(Spent {
+            jti: jti.to_owned(),
+            expire_us: exp.saturating_add(leeway).saturating_mul(1_000_000),
+        })
+    }
+}
+
+/// The signature check alone: every claim is judged by `check_claims`, on tokend's clock.
+fn signature_only(alg: Algorithm) -> Validation {
+    let mut validation = Validation::new(alg);
+    validation.required_spec_claims.clear();
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation
+}
+
+/// A verified assertion's `jti` and until when (Unix µs) it must be remembered.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Spent {
+    pub jti: String,
+    pub expire_us: i64,
+}
+
+/// The claims RFC 7523 section 3 asks about.
+#[derive(Deserialize)]
+struct Claims {
+    iss: Option<String>,
+    sub: Option<String>,
+    #[serde(default)]
+    aud: Audience,
+    exp: Option<i64>,
+    nbf: Option<i64>,
+    iat: Option<i64>,
+    jti: Option<String>,
+}
+
+/// `aud`: one string or several.
+#[derive(Deserialize, Default)]
+#[serde(untagged)]
+enum Audience {
+    #[default]
+    Absent,
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    fn contains_any(&self, wanted: &[String]) -> bool {
+        match self {
+            Audience::Absent => false,
+            Audience::One(aud) => wanted.contains(aud),
+            Audience::Many(auds) => auds.iter().any(|a| wanted.contains(a)),
+        }
+    }
+}
+
+impl TokenEndpoint {
+    /// The verifier of `Proof::Assertion`: the client must list `private_key_jwt`; the
+    /// assertion must pass [`AssertionRules::check`] against its keys; its `jti` is then
+    /// spent in the store, which refuses a second use on any replica. The client comes from
+    /// the replica's view (the store only for one the view does not know yet).
+    pub(super) async fn verify_assertion(
+        &self,
+        client_id: &str,
+        assertion: &SecretString,
+    ) -> Result<Arc<Client>> {
+        let refused = |why: &'static str| {
+            tracing::debug!(reason = why, "client assertion refused");
+            Error::InvalidClient
+        };
+        let text = assertion.expose_secret();
+        if text.len() > MAX_ASSERTION_LEN {
+            return Err(refused("assertion too long"));
+        }
+        let id = ClientId::parse("client_id", client_id).map_err(|_| refused("bad client_id"))?;
+        self.registry.ensure_fresh()?;
+        let client = match self.registry.client(id.as_str()) {
+            Some(client) => client,
+            None => Arc::new(
+                self.store
+                    .get_client(id.as_str())
+                    .await?
+                    .ok_or_else(|| refused("unknown client"))?,
+            ),
+        };
+        if !client.spec.auth_methods.allows(AuthMethod::PrivateKeyJwt) {
+            return Err(refused("the client does not list private_key_jwt"));
+        }
+        let jwks = client
+            .spec
+            .jwks
+            .as_ref()
+            .ok_or_else(|| refused("no keys"))?;
+        let now_us = to_micros(self.clock.now());
+        let spent = self
+            .assertions
+            .check(
+                jwks,
+                text,
+                id.as_str(),
+                now_us.div_euclid(1_000_000),
+                self.leeway,
+            )
+            .map_err(refused)?;
+        match self
+            .store
+            .spend_assertion(id.as_str(), &spent.jti, spent.expire_us)
+            .await
+        {
+            Ok(()) => Ok(client),
+            Err(StoreError::AlreadyExists) => Err(refused("jti used before (a replay)")),
+            Err(StoreError::NotFound) => Err(refused("client deleted meanwhile")),
+            Err(err) => Err(err.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "assertion_proof_tests.rs"]
+mod tests;
