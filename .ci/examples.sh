@@ -47,6 +47,9 @@ export NODE_PATH=$TMP/node/node_modules
 # Same database for the server and for the command-line bootstrap below.
 PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export TOKEND__SERVER__ADDR=127.0.0.1:$PORT
+# Where clients reach tokend: the metadata's endpoint URLs, and the token endpoint URL a
+# private_key_jwt assertion may name as its audience.
+export TOKEND__SERVER__PUBLIC_URL=http://127.0.0.1:$PORT
 export TOKEND__DATABASE__URL=sqlite://$TMP/tokend.db
 export TOKEND__KEYS__KEK_FILE=$TMP/tokend.db.kek
 
@@ -78,10 +81,13 @@ step "examples/python/grpc_client.py"
 step "examples/python/oauth_http.py"
 "$PY" examples/python/oauth_http.py
 
+step "examples/python/private_key_jwt.py"
+"$PY" examples/python/private_key_jwt.py
+
 step "examples/node/grpc_client.js"
 node examples/node/grpc_client.js
 
 kill -0 "$SERVER_PID" 2>/dev/null || { echo "FAIL: tokend died during the examples" >&2; exit 1; }
 echo
 echo "all examples passed in $(($(date +%s) - start)) s"
-echo "examples: 3 passed, 0 failed"
+echo "examples: 4 passed, 0 failed"
