@@ -112,6 +112,15 @@ pub struct CreateArgs {
     /// Free-text description.
     #[arg(long, default_value = "")]
     pub description: String,
+    /// How the client proves itself, comma-separated: `client_secret_basic`,
+    /// `client_secret_post`, `private_key_jwt`. Default: the two secret methods. A client
+    /// without a secret method is created without a secret.
+    #[arg(long, value_delimiter = ',')]
+    pub auth_methods: Vec<String>,
+    /// A file holding the client's public keys as a JWK Set (required with `private_key_jwt`;
+    /// private members are refused).
+    #[arg(long, value_name = "FILE")]
+    pub jwks_file: Option<std::path::PathBuf>,
 }
 
 /// `tokend bench`
@@ -332,6 +341,11 @@ async fn client(cmd: ClientCommand, config: Config) -> anyhow::Result<()> {
     let operator = Caller::operator();
     match cmd {
         ClientCommand::Create(args) => {
+            let jwks = match &args.jwks_file {
+                Some(path) => std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("--jwks-file {}: {e}", path.display()))?,
+                None => String::new(),
+            };
             let input = ClientInput {
                 tenant: args.tenant,
                 name: args.name,
@@ -339,6 +353,8 @@ async fn client(cmd: ClientCommand, config: Config) -> anyhow::Result<()> {
                 scopes: args.scopes,
                 audiences: args.audiences,
                 roles: args.roles,
+                auth_methods: args.auth_methods,
+                jwks,
                 ..ClientInput::default()
             };
             let (client, secret) = tokend.clients.create(&operator, &input).await?;

@@ -264,7 +264,60 @@ pub(super) fn urlencode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
+/// The offline `tokend client create` makes a key-only client too (bootstrap without any
+/// secret), and says why when its key file cannot be read.
+async fn the_cli_creates_a_key_only_client(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let keys = keys();
+    let dir = tempfile::tempdir().unwrap();
+    let jwks_file = dir.path().join("payroll-jwks.json");
+    std::fs::write(&jwks_file, &keys.jwks).unwrap();
+    let jwks_path = jwks_file.to_str().unwrap();
+    let create = ["client", "create", "--tenant", "acme", "--name", "payroll"];
+    let out = app
+        .cli(
+            &[
+                &create[..],
+                &["--scopes", "read:*", "--auth-methods", "private_key_jwt"],
+            ]
+            .concat(),
+        )
+        .await;
+    assert!(!out.status.success(), "private_key_jwt without keys");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("jwks"));
+    let keyed = [
+        "--auth-methods",
+        "private_key_jwt",
+        "--jwks-file",
+        jwks_path,
+    ];
+    let out = app.cli(&[&create[..], &keyed[..]].concat()).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(created["client_secret"].is_null(), "{created}");
+    let id = created["client_id"].as_str().unwrap();
+    app.tokens()
+        .issue_token(issue_with(id, &assertion(&app, &keys, id)))
+        .await
+        .expect("a token for the CLI's key-only client");
+    let missing = dir.path().join("nope.json");
+    let missing = [
+        "--auth-methods",
+        "private_key_jwt",
+        "--jwks-file",
+        missing.to_str().unwrap(),
+    ];
+    let out = app.cli(&[&create[..], &missing[..]].concat()).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope.json"));
+}
+
 for_each_backend!(
+    the_cli_creates_a_key_only_client,
     a_key_only_client_gets_tokens_over_grpc_and_http,
     the_settings_shape_the_rules,
     revocation_and_introspection_accept_an_assertion,
