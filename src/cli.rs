@@ -13,6 +13,7 @@ use secrecy::SecretString;
 
 use crate::bench::{self, BenchError, BenchOptions, Credentials, Rpc};
 use crate::config::{Config, EXIT_CONFIG};
+use crate::domain::clients::FederatedCredential;
 use crate::domain::{Caller, ClientInput, Clock, KekNotConfigured, SystemClock, TenantId, Tokend};
 use crate::server::{self, Application};
 
@@ -69,8 +70,9 @@ pub enum Command {
     Bench(BenchArgs),
 }
 
-/// `tokend client ...`
+/// `tokend client ...` (parsed once per process: the size of a variant does not matter)
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)]
 pub enum ClientCommand {
     /// Register a client and print its id and secret as JSON (the secret is shown only once).
     Create(CreateArgs),
@@ -121,6 +123,30 @@ pub struct CreateArgs {
     /// private members are refused).
     #[arg(long, value_name = "FILE")]
     pub jwks_file: Option<std::path::PathBuf>,
+    /// Where the client publishes its JWK Set instead (`https`, or `http` to loopback).
+    #[arg(long, value_name = "URL")]
+    pub jwks_uri: Option<String>,
+    /// A workload identity that may act as the client (`federated_jwt`), as ISSUER=SUBJECT
+    /// (e.g. `https://kubernetes.default.svc.cluster.local=system:serviceaccount:pay:billing`;
+    /// the issuer must be one of `[[federation.issuers]]`); repeatable.
+    #[arg(long = "federated", value_name = "ISSUER=SUBJECT", value_parser = parse_federated)]
+    pub federated: Vec<FederatedCredential>,
+}
+
+/// `ISSUER=SUBJECT`, split at the first `=` (an OpenID issuer URL has no query, so no `=`).
+fn parse_federated(raw: &str) -> Result<FederatedCredential, String> {
+    match raw.split_once('=') {
+        Some((issuer, subject)) if !issuer.is_empty() && !subject.is_empty() => {
+            Ok(FederatedCredential {
+                issuer: issuer.to_owned(),
+                subject: subject.to_owned(),
+            })
+        }
+        _ => Err(format!(
+            "{raw:?}: give ISSUER=SUBJECT, e.g. \
+             https://kubernetes.default.svc.cluster.local=system:serviceaccount:pay:billing"
+        )),
+    }
 }
 
 /// `tokend bench`
@@ -355,6 +381,8 @@ async fn client(cmd: ClientCommand, config: Config) -> anyhow::Result<()> {
                 roles: args.roles,
                 auth_methods: args.auth_methods,
                 jwks,
+                jwks_uri: args.jwks_uri.unwrap_or_default(),
+                federated_credentials: args.federated,
                 ..ClientInput::default()
             };
             let (client, secret) = tokend.clients.create(&operator, &input).await?;

@@ -21,6 +21,7 @@ mod assertions;
 mod audit;
 mod database;
 mod ext_authz;
+mod federation;
 mod introspection;
 mod keys;
 mod limits;
@@ -32,10 +33,11 @@ mod sync;
 mod tls;
 mod tokens;
 
-pub use assertions::AssertionSettings;
+pub use assertions::{AssertionSettings, AssertionsConfig};
 pub use audit::{AuditConfig, AuditSettings};
 pub use database::{DatabaseConfig, DatabaseSettings};
 pub use ext_authz::{ExtAuthzConfig, ExtAuthzSettings, RouteSettings};
+pub use federation::{FederationSettings, IssuerConfig, IssuerSettings};
 pub use introspection::IntrospectionSettings;
 pub use keys::{KekSource, KeySettings, KeysConfig};
 pub use limits::{LimitsConfig, LimitsSettings};
@@ -47,6 +49,7 @@ pub use sync::{SyncSettings, SyncTiming};
 pub use tls::{ClientAuth, TlsConfig, TlsSettings};
 pub use tokens::{TokenSettings, TokensConfig};
 
+use crate::domain::federation::KeySources;
 use crate::domain::{AssertionRules, DomainConfig, PolicyConfig, SyncConfig};
 
 /// Exit code for a configuration error (sysexits' EX_USAGE, 64), so an orchestrator can tell
@@ -86,6 +89,7 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     pub limits: LimitsSettings,
     pub assertions: AssertionSettings,
+    pub federation: FederationSettings,
 }
 
 /// The checked settings in the types the program uses, section by section as in [`Settings`].
@@ -106,8 +110,10 @@ pub struct Config {
     /// Where Prometheus metrics are served; `None`: no metrics port.
     pub metrics_addr: Option<SocketAddr>,
     pub limits: LimitsConfig,
-    /// Longest lifetime of a client assertion.
-    pub assertion_lifetime: std::time::Duration,
+    /// Longest lifetime of a client assertion; how often key sets are fetched again.
+    pub assertions: AssertionsConfig,
+    /// The workload-identity issuers trusted.
+    pub federation: Vec<IssuerConfig>,
 }
 
 impl Settings {
@@ -147,7 +153,8 @@ impl Settings {
         let limits = self.limits.resolve()?;
         self.introspection.check(server.tls.as_ref())?;
         let log = self.log.resolve()?;
-        let assertion_lifetime = self.assertions.resolve()?;
+        let assertions = self.assertions.resolve()?;
+        let federation = self.federation.resolve()?;
         Ok(Config {
             server,
             database,
@@ -161,7 +168,8 @@ impl Settings {
             ext_authz,
             metrics_addr: self.metrics.addr,
             limits,
-            assertion_lifetime,
+            assertions,
+            federation,
         })
     }
 
@@ -186,7 +194,7 @@ impl Config {
             assertions: AssertionRules::new(
                 &self.tokens.issuer,
                 self.server.public_url.as_deref(),
-                self.assertion_lifetime,
+                self.assertions.max_lifetime,
             ),
             hash_params: self.secrets.hash_params,
             hash_concurrency: self.secrets.hash_concurrency,
@@ -202,6 +210,8 @@ impl Config {
             },
             lockout: self.secrets.lockout,
             audit_retention: self.audit.retention,
+            federation: self.federation.iter().map(|i| i.rules.clone()).collect(),
+            key_sources: KeySources::default(),
         }
     }
 

@@ -13,6 +13,8 @@
 //! - `keys`           — signing keys, their rotation and the KEKs that seal them.
 //! - `policy`         — allow-lists, rate limits, the lockout.
 //! - `audit`          — the audit trail and per-client usage.
+//! - `federation`     — the workload-identity issuers the operator trusts; `key_sets`, the
+//!   public keys tokend fetches (clients' `jwks_uri`, those issuers' keys).
 //! - shared values: `error`, `ids`, `scope`, `clock`, `stats`, `page_token`.
 //!
 //! This file keeps only the wiring (`Tokend`).
@@ -22,6 +24,7 @@ pub mod changes;
 pub mod clients;
 pub mod clock;
 mod error;
+pub mod federation;
 mod ids;
 pub mod introspection;
 pub mod key_sets;
@@ -94,6 +97,11 @@ pub struct DomainConfig {
     /// How long after its last read of the change log a replica still answers from memory
     /// (`None`: however long).
     pub max_staleness: Option<Duration>,
+    /// The workload-identity issuers the operator trusts.
+    pub federation: Vec<federation::TrustedIssuer>,
+    /// Where fetched key sets come from (clients' `jwks_uri`, the issuers' keys); the default
+    /// fetches nothing, and the server sets the real ones.
+    pub key_sources: federation::KeySources,
 }
 
 /// The assembled domain services.
@@ -146,6 +154,12 @@ impl Tokend {
             .await?,
         );
         let policy = Arc::new(Policy::new(config.policy));
+        let federation = Arc::new(federation::Federation::new(
+            config.federation,
+            &config.key_sources,
+            &config.assertions.audiences,
+        ));
+        let client_keys = Arc::new(key_sets::KeySets::new(config.key_sources.clients.clone()));
         let usage = Arc::new(UsageRecorder::default());
         let stats = Arc::new(Stats::new());
         let hasher =
@@ -172,6 +186,7 @@ impl Tokend {
                 hasher: hasher.clone(),
                 clock: clock.clone(),
                 registry: registry.clone(),
+                federation: federation.clone(),
             },
             tokens: TokenEndpoint {
                 store: store.clone(),
@@ -185,6 +200,8 @@ impl Tokend {
                 issuer: config.issuer,
                 leeway: config.leeway,
                 assertions: config.assertions,
+                client_keys,
+                federation: federation.clone(),
                 refresh_retry_window: config.refresh_retry_window,
                 usage: usage.clone(),
                 policy: policy.clone(),

@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 use tonic::Status;
 
 use super::error::invalid;
+use crate::domain::clients::FederatedCredential;
 use crate::domain::{ActiveToken, Actor, Client, ClientInput, PublicJwk, TokenFormat};
 use crate::proto;
 
@@ -70,6 +71,15 @@ pub fn client(c: &Client) -> proto::Client {
             .as_ref()
             .map(|j| j.as_str().to_owned())
             .unwrap_or_default(),
+        jwks_uri: s.jwks_uri.clone().unwrap_or_default(),
+        federated_credentials: s
+            .federated_credentials
+            .iter()
+            .map(|f| proto::FederatedCredential {
+                issuer: f.issuer.clone(),
+                subject: f.subject.clone(),
+            })
+            .collect(),
         create_time: Some(timestamp(c.create_time)),
         update_time: Some(timestamp(c.update_time)),
         last_used_time: c.last_used_time.map(timestamp),
@@ -99,6 +109,15 @@ pub fn client_input(c: proto::Client) -> Result<ClientInput, Status> {
         exchange_audiences: c.exchange_audiences,
         auth_methods: c.auth_methods,
         jwks: c.jwks,
+        jwks_uri: c.jwks_uri,
+        federated_credentials: c
+            .federated_credentials
+            .into_iter()
+            .map(|f| FederatedCredential {
+                issuer: f.issuer,
+                subject: f.subject,
+            })
+            .collect(),
         access_token_format: match proto::AccessTokenFormat::try_from(c.access_token_format) {
             Ok(proto::AccessTokenFormat::Unspecified) => None,
             Ok(proto::AccessTokenFormat::Jwt) => Some(TokenFormat::Jwt),

@@ -14,14 +14,14 @@
 //! - One fetch per URL at a time: callers that find it missing wait for that one fetch.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use crate::domain::key_sets::{Freshness, KeySetError, KeySetSource};
+use crate::domain::key_sets::{Freshness, KeySetError, KeySetSource, check_url};
 
 /// Bounds on fetching and caching key sets.
 #[derive(Debug, Clone)]
@@ -70,6 +70,10 @@ pub struct HttpKeySets {
     cache: Mutex<HashMap<String, Entry>>,
     /// One lock per URL being fetched, so concurrent callers share one fetch.
     fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// A file holding a bearer token sent with every fetch (a pod's projected service-account
+    /// token, which the API server's discovery endpoints want); read at each fetch, as the
+    /// kubelet rewrites it before it expires.
+    bearer_token_file: Option<PathBuf>,
 }
 
 impl HttpKeySets {
@@ -100,7 +104,14 @@ impl HttpKeySets {
             limits,
             cache: Mutex::new(HashMap::new()),
             fetching: Mutex::new(HashMap::new()),
+            bearer_token_file: None,
         })
+    }
+
+    /// Sends the token in `file` as `Authorization: Bearer` with every fetch.
+    pub fn with_bearer_token_file(mut self, file: PathBuf) -> Self {
+        self.bearer_token_file = Some(file);
+        self
     }
 
     /// The cached copy, if it answers a call of this freshness now.
@@ -150,13 +161,17 @@ impl HttpKeySets {
     /// One GET: the body (at most `max_bytes`) and how long it may be cached.
     async fn fetch(&self, url: reqwest::Url) -> Result<(Arc<str>, Duration), KeySetError> {
         let failed = |what: String| KeySetError::Fetch(what);
-        let mut response = self
-            .client
-            .get(url)
-            .header(
-                http::header::ACCEPT,
-                "application/jwk-set+json, application/json",
-            )
+        let mut request = self.client.get(url).header(
+            http::header::ACCEPT,
+            "application/jwk-set+json, application/json",
+        );
+        if let Some(file) = &self.bearer_token_file {
+            let token = tokio::fs::read_to_string(file)
+                .await
+                .map_err(|e| failed(format!("token_file {}: {e}", file.display())))?;
+            request = request.bearer_auth(token.trim());
+        }
+        let mut response = request
             .send()
             .await
             .map_err(|e| failed(format!("{:#}", anyhow::Error::new(e))))?;
@@ -220,28 +235,6 @@ impl KeySetSource for HttpKeySets {
     }
 }
 
-/// `https`, or `http` to a loopback host; nothing else.
-fn check_url(raw: &str) -> Result<reqwest::Url, KeySetError> {
-    let refused = |why: &str| KeySetError::Refused(format!("{why}: {raw:?}"));
-    let url = reqwest::Url::parse(raw).map_err(|_| refused("not a URL"))?;
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(refused("credentials in the URL"));
-    }
-    let host = url.host_str().ok_or_else(|| refused("no host"))?;
-    let loopback = host.eq_ignore_ascii_case("localhost")
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    match url.scheme() {
-        "https" => Ok(url),
-        "http" if loopback => Ok(url),
-        "http" => Err(refused("plain http only to a loopback host; use https")),
-        _ => Err(refused("not an http(s) URL")),
-    }
-}
-
 /// How long a response may be cached: its `max-age`, within the limits.
 fn ttl_of(headers: &http::HeaderMap, limits: &KeySetLimits) -> Duration {
     let mut max_age = None;
@@ -269,3 +262,62 @@ fn ttl_of(headers: &http::HeaderMap, limits: &KeySetLimits) -> Duration {
 #[cfg(test)]
 #[path = "key_sets_tests.rs"]
 mod tests;
+
+/// A key set read from a file (a federated issuer's `jwks_file`: keys an operator copied, or a
+/// ConfigMap the cluster keeps current). Read on first use and again, at most once per
+/// `refetch_interval`, when a key is missing; the URL asked for is ignored (one file, one set).
+pub struct FileKeySet {
+    path: PathBuf,
+    refetch_interval: Duration,
+    copy: Mutex<Option<(Arc<str>, Instant)>>,
+}
+
+impl FileKeySet {
+    pub fn new(path: PathBuf, refetch_interval: Duration) -> Self {
+        Self {
+            path,
+            refetch_interval,
+            copy: Mutex::new(None),
+        }
+    }
+}
+
+#[async_trait]
+impl KeySetSource for FileKeySet {
+    async fn key_set(&self, _url: &str, freshness: Freshness) -> Result<Arc<str>, KeySetError> {
+        let now = Instant::now();
+        let held = self.copy.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some((text, read)) = &held {
+            let fresh_enough = match freshness {
+                Freshness::Cached => true,
+                Freshness::Refetch => now < *read + self.refetch_interval,
+            };
+            if fresh_enough {
+                return Ok(text.clone());
+            }
+        }
+        match tokio::fs::read_to_string(&self.path).await {
+            Ok(text) => {
+                let text: Arc<str> = Arc::from(text);
+                let same = held.as_ref().is_some_and(|(old, _)| **old == *text);
+                let text = if same {
+                    held.map(|(old, _)| old).unwrap_or(text)
+                } else {
+                    text
+                };
+                *self.copy.lock().unwrap_or_else(|e| e.into_inner()) = Some((text.clone(), now));
+                Ok(text)
+            }
+            Err(err) => {
+                let err = KeySetError::Fetch(format!("{}: {err}", self.path.display()));
+                match held {
+                    Some((text, _)) => {
+                        tracing::warn!(error = %err, "key file unreadable; keeping the last copy");
+                        Ok(text)
+                    }
+                    None => Err(err),
+                }
+            }
+        }
+    }
+}

@@ -100,7 +100,11 @@ impl Application {
     /// (`main` resolves them first, to exit 64 before anything starts).
     pub async fn from_config(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let plan = Plan::new(&config);
-        let domain = config.domain();
+        let mut domain = config.domain();
+        domain.key_sources = crate::outbound::key_sources(
+            &config.federation,
+            config.assertions.key_refetch_interval,
+        )?;
         let tls = config
             .server
             .tls

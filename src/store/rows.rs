@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use crate::domain::audit::UsageCounts;
 use crate::domain::changes::{Change, ChangeKind, DenyEntry};
-use crate::domain::clients::{Client, ClientInput, ClientSpec, LiveSecret, TokenFormat};
+use crate::domain::clients::{
+    Client, ClientInput, ClientSpec, FederatedCredential, LiveSecret, TokenFormat,
+};
 use crate::domain::clock::{from_micros, to_micros};
 use crate::domain::keys::{SealedSecret, StoredKey};
 use crate::domain::policy::TrustedAddress;
@@ -52,6 +54,10 @@ pub(super) struct ClientRow {
     pub auth_methods: Vec<String>,
     /// The client's JWK Set as compact JSON; empty: none.
     pub jwks: String,
+    /// Where the client publishes its JWK Set; empty: nowhere.
+    pub jwks_uri: String,
+    #[sqlx(json)]
+    pub federated_credentials: Vec<FederatedCredential>,
     pub create_time_us: i64,
     pub update_time_us: i64,
     pub last_used_time_us: Option<i64>,
@@ -87,6 +93,8 @@ impl From<&Client> for ClientRow {
                 .as_ref()
                 .map(|j| j.as_str().to_owned())
                 .unwrap_or_default(),
+            jwks_uri: s.jwks_uri.clone().unwrap_or_default(),
+            federated_credentials: s.federated_credentials.clone(),
             create_time_us: to_micros(client.create_time),
             update_time_us: to_micros(client.update_time),
             last_used_time_us: client.last_used_time.map(to_micros),
@@ -127,6 +135,8 @@ impl TryFrom<ClientRow> for Client {
             exchange_audiences: row.exchange_audiences,
             auth_methods: row.auth_methods,
             jwks: row.jwks,
+            jwks_uri: row.jwks_uri,
+            federated_credentials: row.federated_credentials,
         };
         Ok(Self {
             id: ClientId::parse("client_id", &id).map_err(bad)?,

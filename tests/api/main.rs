@@ -4,6 +4,7 @@
 #[macro_use]
 mod common;
 mod helpers;
+mod key_server;
 
 mod assertions;
 mod attacks;
@@ -14,6 +15,7 @@ mod clients;
 mod connections;
 mod exchange;
 mod ext_authz;
+mod federation;
 mod introspection;
 mod kek;
 mod keys;

@@ -13,6 +13,7 @@ use super::stored::StoredSecret;
 use crate::domain::audit::{self, AuditEvent, AuditKind};
 use crate::domain::clock::{Clock, from_micros, to_micros};
 use crate::domain::error::{Error, Result};
+use crate::domain::federation::Federation;
 use crate::domain::ids::{ClientId, TenantId};
 use crate::domain::introspection::caller::Caller;
 use crate::domain::introspection::registry::Registry;
@@ -40,6 +41,8 @@ pub struct ClientAdmin {
     pub(in crate::domain) hasher: SecretHasher,
     pub(in crate::domain) clock: Arc<dyn Clock>,
     pub(in crate::domain) registry: Arc<Registry>,
+    /// The issuers a client's federated credentials may name, per tenant.
+    pub(in crate::domain) federation: Arc<Federation>,
 }
 
 impl ClientAdmin {
@@ -72,6 +75,11 @@ impl ClientAdmin {
             )));
         }
         let spec = ClientSpec::from_input(input)?;
+        self.federation.check_credentials(
+            "client.federated_credentials",
+            tenant.as_str(),
+            &spec.federated_credentials,
+        )?;
         let now = self.stamp();
         let client = Client {
             id: ClientId::generate(),
@@ -182,6 +190,13 @@ impl ClientAdmin {
             let current = self.load_visible(caller, &id).await?;
             let mut next = current.clone();
             next.spec.apply(input, &fields)?;
+            if fields.contains(&ClientField::FederatedCredentials) {
+                self.federation.check_credentials(
+                    "client.federated_credentials",
+                    next.tenant.as_str(),
+                    &next.spec.federated_credentials,
+                )?;
+            }
             next.update_time = self.stamp();
             next.revision += 1;
             // Disabling revokes every token the client holds; re-enabling does not bring

@@ -13,8 +13,13 @@ pub enum AuthMethod {
     ClientSecretBasic,
     /// The secret in the form body (or the gRPC `client_secret` field).
     ClientSecretPost,
-    /// An assertion signed with one of the client's own `jwks` keys (RFC 7523 section 2.2).
+    /// An assertion signed with one of the client's own keys (`jwks` or `jwks_uri`, RFC 7523
+    /// section 2.2).
     PrivateKeyJwt,
+    /// The workload's own identity token from an issuer the operator trusts (a Kubernetes
+    /// service-account token, a SPIFFE JWT-SVID), sent as the client assertion and matched
+    /// to one of the client's `federated_credentials`. A tokend name: RFC 7591 has none.
+    FederatedJwt,
 }
 
 /// Methods named by RFC 7591 / RFC 8705 that tokend does not implement yet.
@@ -22,10 +27,11 @@ const NOT_YET: [&str; 2] = ["tls_client_auth", "self_signed_tls_client_auth"];
 
 impl AuthMethod {
     /// Every implemented method.
-    pub const ALL: [AuthMethod; 3] = [
+    pub const ALL: [AuthMethod; 4] = [
         AuthMethod::ClientSecretBasic,
         AuthMethod::ClientSecretPost,
         AuthMethod::PrivateKeyJwt,
+        AuthMethod::FederatedJwt,
     ];
 
     /// The RFC 7591 name.
@@ -34,6 +40,7 @@ impl AuthMethod {
             AuthMethod::ClientSecretBasic => "client_secret_basic",
             AuthMethod::ClientSecretPost => "client_secret_post",
             AuthMethod::PrivateKeyJwt => "private_key_jwt",
+            AuthMethod::FederatedJwt => "federated_jwt",
         }
     }
 

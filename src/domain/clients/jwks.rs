@@ -22,6 +22,10 @@ pub const MAX_JWKS_LEN: usize = 32 * 1024;
 /// Most keys in one set (a current key and a few being rotated in or out).
 pub const MAX_KEYS: usize = 10;
 const MAX_KID: usize = 128;
+/// Largest published JWK Set read (a `jwks_uri` or an issuer's keys).
+pub const MAX_PUBLISHED_LEN: usize = 64 * 1024;
+/// Most keys of a published set looked at.
+const MAX_PUBLISHED_KEYS: usize = 100;
 /// Smallest and largest RSA modulus accepted, in bits.
 const MIN_RSA_BITS: usize = 2048;
 const MAX_RSA_BITS: usize = 8192;
@@ -98,6 +102,46 @@ impl ClientJwks {
         Ok(Self {
             text: value.to_string(),
             keys: parsed,
+        })
+    }
+
+    /// Parses a JWK Set another server publishes (a client's `jwks_uri`, a federated
+    /// issuer's keys). Unlike a registered set, a key tokend cannot use (an encryption key, an
+    /// unsupported type, a duplicate `kid`) is skipped rather than failing the set: the
+    /// publisher serves other verifiers too. At least one usable key is required.
+    pub fn parse_published(raw: &str) -> Result<Self> {
+        const FIELD: &str = "jwks";
+        if raw.len() > MAX_PUBLISHED_LEN {
+            return Err(Error::invalid(
+                FIELD,
+                format!("must be at most {MAX_PUBLISHED_LEN} bytes"),
+            ));
+        }
+        let value: Value = serde_json::from_str(raw)
+            .map_err(|e| Error::invalid(FIELD, format!("is not JSON: {e}")))?;
+        let listed = value
+            .get("keys")
+            .and_then(Value::as_array)
+            .ok_or_else(|| Error::invalid(FIELD, "is not a JWK Set: {\"keys\": [...]}"))?;
+        let mut keys: Vec<ClientKey> = Vec::new();
+        for (i, key) in listed.iter().enumerate().take(MAX_PUBLISHED_KEYS) {
+            match parse_key(&format!("{FIELD}.keys[{i}]"), key) {
+                Ok(key) if keys.iter().any(|k| k.kid.is_some() && k.kid == key.kid) => {
+                    tracing::debug!(kid = ?key.kid, "published key skipped: its kid is taken");
+                }
+                Ok(key) => keys.push(key),
+                Err(err) => tracing::debug!(error = %err, "published key skipped"),
+            }
+        }
+        if keys.is_empty() {
+            return Err(Error::invalid(
+                FIELD,
+                "holds no key tokend can verify signatures with",
+            ));
+        }
+        Ok(Self {
+            text: value.to_string(),
+            keys,
         })
     }
 

@@ -3,11 +3,13 @@
 //! service that creates, changes, lists and deletes them and rotates their secrets (`admin`),
 //! client secrets and their argon2id hashing (`secret`), and each replica's memory of secrets
 //! it verified recently (`secret_cache`); how a client may authenticate (`auth_methods`) and
-//! the public keys it proves itself with instead of a secret (`jwks`).
+//! the public keys it proves itself with instead of a secret (`jwks`), or the workload
+//! identities that may act as it (`federated`).
 
 mod admin;
 pub(crate) mod auth_methods;
 pub(crate) mod client;
+pub(crate) mod federated;
 pub(crate) mod jwks;
 pub(crate) mod secret;
 pub(crate) mod secret_cache;
@@ -17,6 +19,7 @@ mod stored;
 pub use admin::{ClientAdmin, ClientPage};
 pub use auth_methods::{AuthMethod, AuthMethods};
 pub use client::Client;
+pub use federated::FederatedCredential;
 pub use jwks::{ASSERTION_ALGORITHMS, ClientJwks, ClientKey};
 pub use secret::{ClientSecret, HashParams, SecretHasher};
 pub use spec::{ClientField, ClientInput, ClientSpec, MAX_ACCESS_TTL, TokenFormat};

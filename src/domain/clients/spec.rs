@@ -8,8 +8,10 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::auth_methods::{AuthMethod, AuthMethods};
+use super::federated::{FederatedCredential, parse_credentials};
 use super::jwks::ClientJwks;
 use crate::domain::error::{Error, Result};
+use crate::domain::key_sets::check_url;
 use crate::domain::scope::ScopeSet;
 
 /// Default access-token lifetime.
@@ -53,6 +55,10 @@ pub struct ClientInput {
     pub auth_methods: Vec<String>,
     /// A JWK Set as JSON text; empty means none.
     pub jwks: String,
+    /// Where the client publishes its JWK Set instead; empty means nowhere.
+    pub jwks_uri: String,
+    /// Workload identities that may act as this client (`federated_jwt`).
+    pub federated_credentials: Vec<FederatedCredential>,
 }
 
 /// How a client's access tokens look.
@@ -102,11 +108,13 @@ pub enum ClientField {
     ExchangeAudiences,
     AuthMethods,
     Jwks,
+    JwksUri,
+    FederatedCredentials,
 }
 
 impl ClientField {
     /// Every mutable field.
-    pub const ALL: [ClientField; 15] = [
+    pub const ALL: [ClientField; 17] = [
         ClientField::Name,
         ClientField::Description,
         ClientField::Scopes,
@@ -122,6 +130,8 @@ impl ClientField {
         ClientField::ExchangeAudiences,
         ClientField::AuthMethods,
         ClientField::Jwks,
+        ClientField::JwksUri,
+        ClientField::FederatedCredentials,
     ];
 
     /// The field's name in the API.
@@ -142,6 +152,8 @@ impl ClientField {
             ClientField::ExchangeAudiences => "exchange_audiences",
             ClientField::AuthMethods => "auth_methods",
             ClientField::Jwks => "jwks",
+            ClientField::JwksUri => "jwks_uri",
+            ClientField::FederatedCredentials => "federated_credentials",
         }
     }
 
@@ -205,6 +217,10 @@ pub struct ClientSpec {
     pub auth_methods: AuthMethods,
     /// The client's own public keys, for `private_key_jwt`.
     pub jwks: Option<ClientJwks>,
+    /// Where the client publishes its public keys, for `private_key_jwt` (instead of `jwks`).
+    pub jwks_uri: Option<String>,
+    /// Workload identities that may act as this client, for `federated_jwt`.
+    pub federated_credentials: Vec<FederatedCredential>,
 }
 
 impl ClientSpec {
@@ -226,6 +242,8 @@ impl ClientSpec {
             exchange_audiences: BTreeSet::new(),
             auth_methods: AuthMethods::default(),
             jwks: None,
+            jwks_uri: None,
+            federated_credentials: Vec::new(),
         };
         spec.apply(input, &ClientField::ALL)?;
         Ok(spec)
@@ -247,11 +265,30 @@ impl ClientSpec {
                 ),
             ));
         }
-        if self.auth_methods.allows(AuthMethod::PrivateKeyJwt) && self.jwks.is_none() {
+        if self.jwks.is_some() && self.jwks_uri.is_some() {
+            return Err(Error::invalid(
+                "client.jwks_uri",
+                "cannot be set together with client.jwks (RFC 7591): give the keys or where \
+                 they are published, not both",
+            ));
+        }
+        if self.auth_methods.allows(AuthMethod::PrivateKeyJwt)
+            && self.jwks.is_none()
+            && self.jwks_uri.is_none()
+        {
             return Err(Error::invalid(
                 "client.jwks",
-                "is required with the auth method private_key_jwt: the client's public keys \
-                 verify its assertions",
+                "is required with the auth method private_key_jwt (or client.jwks_uri): the \
+                 client's public keys verify its assertions",
+            ));
+        }
+        if self.auth_methods.allows(AuthMethod::FederatedJwt)
+            && self.federated_credentials.is_empty()
+        {
+            return Err(Error::invalid(
+                "client.federated_credentials",
+                "is required with the auth method federated_jwt: name the issuer and subject \
+                 of the workload identity that may act as this client",
             ));
         }
         Ok(())
@@ -299,6 +336,20 @@ impl ClientSpec {
                     "" => None,
                     raw => Some(ClientJwks::parse(&path, raw)?),
                 };
+            }
+            ClientField::JwksUri => {
+                self.jwks_uri = match input.jwks_uri.trim() {
+                    "" => None,
+                    raw => Some(
+                        check_url(raw)
+                            .map_err(|e| Error::invalid(&path, e.to_string()))?
+                            .to_string(),
+                    ),
+                };
+            }
+            ClientField::FederatedCredentials => {
+                self.federated_credentials =
+                    parse_credentials(&path, &input.federated_credentials)?;
             }
         }
         Ok(())

@@ -17,7 +17,9 @@ use serde::Deserialize;
 
 use super::client_auth::MAX_ASSERTION_LEN;
 use super::service::TokenEndpoint;
-use crate::domain::clients::{AuthMethod, Client, ClientJwks};
+#[cfg(test)]
+use crate::domain::clients::ClientJwks;
+use crate::domain::clients::{AuthMethod, Client, ClientKey};
 use crate::domain::clock::to_micros;
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::ClientId;
@@ -65,6 +67,7 @@ impl AssertionRules {
     /// (Unix seconds) with `leeway` of clock skew. Returns what must be spent: its `jti`,
     /// and until when it must be remembered (Unix µs). The error says which check failed,
     /// for a debug log line only.
+    #[cfg(test)]
     pub(super) fn check(
         &self,
         jwks: &ClientJwks,
@@ -78,13 +81,21 @@ impl AssertionRules {
         }
         let header = jsonwebtoken::decode_header(assertion).map_err(|_| "malformed header")?;
         let key = jwks.select(header.kid.as_deref()).ok_or("no such key")?;
-        if !key.algorithms.contains(&header.alg) {
-            return Err("algorithm does not fit the key");
-        }
-        let claims =
-            jsonwebtoken::decode::<Claims>(assertion, &key.key, &signature_only(header.alg))
-                .map_err(|_| "bad signature or malformed claims")?
-                .claims;
+        self.check_with(key, header.alg, assertion, client_id, now, leeway)
+    }
+
+    /// [`AssertionRules::check`] with the key already chosen (from the client's `jwks`, or
+    /// fetched from its `jwks_uri`) for the header's `alg`.
+    pub(super) fn check_with(
+        &self,
+        key: &ClientKey,
+        alg: Algorithm,
+        assertion: &str,
+        client_id: &str,
+        now: i64,
+        leeway: Duration,
+    ) -> Result<Spent, &'static str> {
+        let claims: Claims = verified_claims(key, alg, assertion)?;
         self.check_claims(&claims, client_id, now, leeway.as_secs() as i64)
     }
 
@@ -126,6 +137,21 @@ impl AssertionRules {
     }
 }
 
+/// The claims of a JWT signed by `key` with `alg`, the algorithm bound to the key's type
+/// first (no HMAC, no `none`, no RSA key used as an EC one). Claims are judged by the caller.
+pub(super) fn verified_claims<C: serde::de::DeserializeOwned>(
+    key: &ClientKey,
+    alg: Algorithm,
+    jwt: &str,
+) -> Result<C, &'static str> {
+    if !key.algorithms.contains(&alg) {
+        return Err("algorithm does not fit the key");
+    }
+    jsonwebtoken::decode::<C>(jwt, &key.key, &signature_only(alg))
+        .map(|data| data.claims)
+        .map_err(|_| "bad signature or malformed claims")
+}
+
 /// The signature check alone: every claim is judged by `check_claims`, on tokend's clock.
 fn signature_only(alg: Algorithm) -> Validation {
     let mut validation = Validation::new(alg);
@@ -143,23 +169,23 @@ pub(super) struct Spent {
     pub expire_us: i64,
 }
 
-/// The claims RFC 7523 section 3 asks about.
+/// The claims RFC 7523 section 3 asks about (and a workload's token carries).
 #[derive(Deserialize)]
-struct Claims {
-    iss: Option<String>,
-    sub: Option<String>,
+pub(super) struct Claims {
+    pub iss: Option<String>,
+    pub sub: Option<String>,
     #[serde(default)]
-    aud: Audience,
-    exp: Option<i64>,
-    nbf: Option<i64>,
-    iat: Option<i64>,
-    jti: Option<String>,
+    pub aud: Audience,
+    pub exp: Option<i64>,
+    pub nbf: Option<i64>,
+    pub iat: Option<i64>,
+    pub jti: Option<String>,
 }
 
 /// `aud`: one string or several.
 #[derive(Deserialize, Default)]
 #[serde(untagged)]
-enum Audience {
+pub(super) enum Audience {
     #[default]
     Absent,
     One(String),
@@ -167,7 +193,7 @@ enum Audience {
 }
 
 impl Audience {
-    fn contains_any(&self, wanted: &[String]) -> bool {
+    pub(super) fn contains_any(&self, wanted: &[String]) -> bool {
         match self {
             Audience::Absent => false,
             Audience::One(aud) => wanted.contains(aud),
@@ -177,19 +203,17 @@ impl Audience {
 }
 
 impl TokenEndpoint {
-    /// The verifier of `Proof::Assertion`: the client must list `private_key_jwt`; the
-    /// assertion must pass [`AssertionRules::check`] against its keys; its `jti` is then
-    /// spent in the store, which refuses a second use on any replica. The client comes from
-    /// the replica's view (the store only for one the view does not know yet).
+    /// The verifier of `Proof::Assertion`. An assertion whose `iss` is the client_id is the
+    /// client's own (`private_key_jwt`, RFC 7523): checked against the client's keys, its
+    /// `jti` then spent in the store, which refuses a second use on any replica. Any other
+    /// `iss` makes it a workload's token from a federated issuer (`federated_jwt`, see
+    /// `federated_proof`). Returns the client and the method it proved itself by. The client
+    /// comes from the replica's view (the store only for one the view does not know yet).
     pub(super) async fn verify_assertion(
         &self,
         client_id: &str,
         assertion: &SecretString,
-    ) -> Result<Arc<Client>> {
-        let refused = |why: &'static str| {
-            tracing::debug!(reason = why, "client assertion refused");
-            Error::InvalidClient
-        };
+    ) -> Result<(Arc<Client>, AuthMethod)> {
         let text = assertion.expose_secret();
         if text.len() > MAX_ASSERTION_LEN {
             return Err(refused("assertion too long"));
@@ -205,19 +229,38 @@ impl TokenEndpoint {
                     .ok_or_else(|| refused("unknown client"))?,
             ),
         };
+        let header = jsonwebtoken::decode_header(text).map_err(|_| refused("malformed header"))?;
+        let issuer = claimed_issuer(text);
+        if issuer.as_deref() != Some(id.as_str()) {
+            self.verify_federated(&client, &header, text, issuer)
+                .await
+                .map_err(refused)?;
+            return Ok((client, AuthMethod::FederatedJwt));
+        }
         if !client.spec.auth_methods.allows(AuthMethod::PrivateKeyJwt) {
             return Err(refused("the client does not list private_key_jwt"));
         }
-        let jwks = client
-            .spec
-            .jwks
-            .as_ref()
-            .ok_or_else(|| refused("no keys"))?;
+        let key = match (&client.spec.jwks, &client.spec.jwks_uri) {
+            (Some(jwks), _) => jwks
+                .select(header.kid.as_deref())
+                .cloned()
+                .ok_or_else(|| refused("no such key"))?,
+            (None, Some(url)) => self
+                .client_keys
+                .key(url, header.kid.as_deref())
+                .await
+                .map_err(|err| {
+                    tracing::debug!(error = %err, "the client's jwks_uri gave no key");
+                    refused("no key at the client's jwks_uri")
+                })?,
+            (None, None) => return Err(refused("no keys")),
+        };
         let now_us = to_micros(self.clock.now());
         let spent = self
             .assertions
-            .check(
-                jwks,
+            .check_with(
+                &key,
+                header.alg,
                 text,
                 id.as_str(),
                 now_us.div_euclid(1_000_000),
@@ -229,12 +272,29 @@ impl TokenEndpoint {
             .spend_assertion(id.as_str(), &spent.jti, spent.expire_us)
             .await
         {
-            Ok(()) => Ok(client),
+            Ok(()) => Ok((client, AuthMethod::PrivateKeyJwt)),
             Err(StoreError::AlreadyExists) => Err(refused("jti used before (a replay)")),
             Err(StoreError::NotFound) => Err(refused("client deleted meanwhile")),
             Err(err) => Err(err.into()),
         }
     }
+}
+
+/// An assertion refused: `invalid_client`, like a wrong secret; why goes to a debug line only.
+pub(super) fn refused(why: &'static str) -> Error {
+    tracing::debug!(reason = why, "client assertion refused");
+    Error::InvalidClient
+}
+
+/// The `iss` a JWT claims, read without verifying anything (the verifier of its kind does).
+fn claimed_issuer(jwt: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Issuer {
+        iss: Option<String>,
+    }
+    jsonwebtoken::dangerous::insecure_decode_claims::<Issuer>(jwt)
+        .ok()
+        .and_then(|claims| claims.iss)
 }
 
 #[cfg(test)]

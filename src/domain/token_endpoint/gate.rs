@@ -103,7 +103,7 @@ impl TokenEndpoint {
             Proof::Assertion(assertion) => self
                 .verify_assertion(&who.client_id, assertion)
                 .await
-                .map(|client| Some((client, true))),
+                .map(|(client, _method)| Some((client, true))),
         };
         let verified = match verified {
             Ok(verified) => verified,

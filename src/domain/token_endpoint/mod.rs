@@ -5,7 +5,7 @@
 //! - `client_auth`: who is calling ([`ClientAuth`]: client_id, [`Proof`], address);
 //! - `gate`: the one gate every call passes: lockout and per-address limit before any hash
 //!   work, the proof checked by the verifier of its kind (`secret_proof`, `assertion_proof`
-//!   for RFC 7523 client assertions), then the client's allow-list, state and rate limit,
+//!   for RFC 7523 client assertions, `federated_proof` for workload tokens), then the client's allow-list, state and rate limit,
 //!   refusals counted for the audit trail;
 //! - `grant`: the typed [`GrantRequest`] every front end builds, and [`IssuedToken`];
 //! - `service`: [`TokenEndpoint`] and its one entry, [`TokenEndpoint::grant`], which
@@ -25,6 +25,7 @@ pub(crate) mod claims;
 mod client_auth;
 mod client_credentials;
 mod exchange;
+mod federated_proof;
 mod gate;
 mod grant;
 mod mint;

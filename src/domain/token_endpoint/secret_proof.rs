@@ -26,7 +26,8 @@ impl TokenEndpoint {
                     .await?
             }
             Proof::Assertion(assertion) => {
-                return self.verify_assertion(&who.client_id, assertion).await;
+                let (client, _method) = self.verify_assertion(&who.client_id, assertion).await?;
+                return Ok(client);
             }
         };
         match verified {

@@ -11,8 +11,10 @@ use crate::domain::audit::usage::Counter;
 use crate::domain::clients::secret::SecretHasher;
 use crate::domain::clock::Clock;
 use crate::domain::error::{Error, Result};
+use crate::domain::federation::Federation;
 use crate::domain::introspection::introspector::{Introspector, JwtVerifier};
 use crate::domain::introspection::registry::Registry;
+use crate::domain::key_sets::KeySets;
 use crate::domain::keys::{KeyRing, MacKey};
 use crate::domain::policy::Policy;
 use crate::domain::scope::ScopeSet;
@@ -35,6 +37,10 @@ pub struct TokenEndpoint {
     pub(in crate::domain) leeway: Duration,
     /// Which audiences and lifetimes client assertions may have.
     pub(in crate::domain) assertions: AssertionRules,
+    /// Key sets clients publish at their `jwks_uri`, fetched and parsed.
+    pub(in crate::domain) client_keys: Arc<KeySets>,
+    /// The workload-identity issuers the operator trusts.
+    pub(in crate::domain) federation: Arc<Federation>,
     /// How long a spent refresh token may be presented again for the same successor.
     pub(in crate::domain) refresh_retry_window: Duration,
     /// Last uses and refusals, written in batches.

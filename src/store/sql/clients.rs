@@ -5,9 +5,10 @@
 pub(crate) const INSERT_CLIENT: &str = "INSERT INTO clients (client_id, tenant, name, description, \
     scopes, audiences, roles, access_token_ttl_secs, refresh_token_ttl_secs, active, allowed_cidrs, \
     rate_limit_per_minute, metadata, access_token_format, exchange_audiences, auth_methods, jwks, \
-    create_time_us, update_time_us, last_used_time_us, revision, token_generation) \
+    jwks_uri, federated_credentials, create_time_us, update_time_us, last_used_time_us, revision, \
+    token_generation) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-    $20, $21, $22)";
+    $20, $21, $22, $23, $24)";
 
 pub(crate) const INSERT_SECRET: &str = "INSERT INTO client_secrets \
     (secret_id, client_id, selector, hash, create_time_us, expire_time_us) \
@@ -19,14 +20,15 @@ pub(crate) const LIST_CLIENTS: &str = "SELECT * FROM clients \
     WHERE ($1 IS NULL OR tenant = $1) AND ($2 IS NULL OR client_id > $2) \
     ORDER BY client_id LIMIT $3";
 
-/// Parameters `$3`..`$17` are the settings, in the same order as in INSERT_CLIENT. `$20` is
+/// Parameters `$3`..`$19` are the settings, in the same order as in INSERT_CLIENT. `$22` is
 /// added to the token generation (0 or 1): the generation is never overwritten, so an update
 /// computed from a stale read cannot bring revoked tokens back.
 pub(crate) const UPDATE_CLIENT: &str = "UPDATE clients SET name = $3, description = $4, \
     scopes = $5, audiences = $6, roles = $7, access_token_ttl_secs = $8, \
     refresh_token_ttl_secs = $9, active = $10, allowed_cidrs = $11, rate_limit_per_minute = $12, \
     metadata = $13, access_token_format = $14, exchange_audiences = $15, auth_methods = $16, \
-    jwks = $17, update_time_us = $18, revision = $19, token_generation = token_generation + $20 \
+    jwks = $17, jwks_uri = $18, federated_credentials = $19, update_time_us = $20, revision = $21, \
+    token_generation = token_generation + $22 \
     WHERE client_id = $1 AND revision = $2";
 
 pub(crate) const BUMP_GENERATION: &str =
@@ -291,7 +293,7 @@ macro_rules! client_store_impl {
             }
         }
 
-        /// Binds a client's settings, `$3` to `$17` of both INSERT_CLIENT and UPDATE_CLIENT.
+        /// Binds a client's settings, `$3` to `$19` of both INSERT_CLIENT and UPDATE_CLIENT.
         fn bind_settings<'q>(
             query: Query<'q>,
             client: &$crate::store::rows::ClientRow,
@@ -313,6 +315,8 @@ macro_rules! client_store_impl {
                 .bind(Json(&client.exchange_audiences))
                 .bind(Json(&client.auth_methods))
                 .bind(&client.jwks)
+                .bind(&client.jwks_uri)
+                .bind(Json(&client.federated_credentials))
         }
 
         async fn insert_secret<'e, E>(

@@ -3,6 +3,7 @@
 //! assertion (or a method the client does not list) is refused: always the `invalid_client` of
 //! a wrong secret, counted by the lockout alike.
 
+mod jwks_uri;
 mod refusals;
 
 use aws_lc_rs::rand::SystemRandom;
@@ -21,17 +22,17 @@ use crate::common::Backend;
 use crate::helpers::*;
 use crate::oauth_http::{FORM, http, introspect, token};
 
-pub(super) const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// A client's key pairs: an Ed25519 one (`ed`) and a P-256 one (`ec`).
-pub(super) struct Keys {
+pub(crate) struct Keys {
     pub ed: EncodingKey,
     pub ec: EncodingKey,
     pub ed_public: Vec<u8>,
     pub jwks: String,
 }
 
-pub(super) fn keys() -> Keys {
+pub(crate) fn keys() -> Keys {
     let rng = SystemRandom::new();
     let ed_pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
     let ed = Ed25519KeyPair::from_pkcs8(ed_pkcs8.as_ref()).unwrap();
@@ -68,7 +69,7 @@ pub(super) fn claims(app: &TestApp, client_id: &str) -> Value {
     })
 }
 
-pub(super) fn sign(alg: Algorithm, kid: &str, key: &EncodingKey, claims: &Value) -> String {
+pub(crate) fn sign(alg: Algorithm, kid: &str, key: &EncodingKey, claims: &Value) -> String {
     let mut header = Header::new(alg);
     header.kid = Some(kid.into());
     jsonwebtoken::encode(&header, claims, key).unwrap()
@@ -79,7 +80,7 @@ pub(super) fn assertion(app: &TestApp, keys: &Keys, client_id: &str) -> String {
     sign(Algorithm::EdDSA, "ed", &keys.ed, &claims(app, client_id))
 }
 
-pub(super) fn issue_with(client_id: &str, assertion: &str) -> IssueTokenRequest {
+pub(crate) fn issue_with(client_id: &str, assertion: &str) -> IssueTokenRequest {
     IssueTokenRequest {
         client_id: client_id.into(),
         client_assertion_type: JWT_BEARER.into(),
@@ -89,7 +90,7 @@ pub(super) fn issue_with(client_id: &str, assertion: &str) -> IssueTokenRequest 
 }
 
 /// The message of a wrong secret's refusal, which every refused assertion must match.
-pub(super) async fn wrong_secret_message(app: &TestApp, admin: &str) -> String {
+pub(crate) async fn wrong_secret_message(app: &TestApp, admin: &str) -> String {
     let (_, creds) = app
         .create_client(admin, client("acme", "secret", &["read"]))
         .await;
@@ -260,7 +261,7 @@ pub(super) fn form_auth(app: &TestApp, keys: &Keys, id: &str) -> String {
     )
 }
 
-pub(super) fn urlencode(s: &str) -> String {
+pub(crate) fn urlencode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
