@@ -33,6 +33,9 @@ pub struct Stats {
     /// Verified-secret cache (IssueToken): hits and misses.
     pub secret_cache_hits: IntCounter,
     pub secret_cache_misses: IntCounter,
+    /// Client authentications that passed, by method; failed, by kind of proof.
+    authentications: IntCounterVec,
+    authentication_failures: IntCounterVec,
     /// argon2 jobs waiting for a hashing thread.
     pub argon2_queued: IntGauge,
     /// How long argon2 jobs waited for a hashing thread.
@@ -67,6 +70,16 @@ impl Stats {
             "Lookups in the verified-token cache (Introspect) and the verified-secret cache (IssueToken), by result.",
             &["cache", "result"],
         );
+        let authentications = family(
+            "tokend_client_authentications_total",
+            "Client authentications at the token, revocation and introspection endpoints that proved the client, by method (client_secret, private_key_jwt, federated_jwt, ...).",
+            &["method"],
+        );
+        let authentication_failures = family(
+            "tokend_client_authentication_failures_total",
+            "Client authentications whose proof failed (invalid_client), by kind of proof (secret, assertion, ...).",
+            &["proof"],
+        );
         let child = |family: &IntCounterVec, values: &[&str]| family.with_label_values(values);
         Self {
             issued_jwt: child(&issued, &["jwt"]),
@@ -95,8 +108,22 @@ impl Stats {
                 .buckets(LATENCY_BUCKETS.to_vec()),
             )
             .expect("a valid histogram"),
+            authentications,
+            authentication_failures,
             families: (issued, introspections, caches),
         }
+    }
+
+    /// A client proved itself by `method` (one of a fixed set of names, never a request's text).
+    pub fn authenticated(&self, method: &'static str) {
+        self.authentications.with_label_values(&[method]).inc();
+    }
+
+    /// A client's proof of kind `proof` failed.
+    pub fn authentication_failed(&self, proof: &'static str) {
+        self.authentication_failures
+            .with_label_values(&[proof])
+            .inc();
     }
 
     /// Everything to register, once, in a Prometheus registry.
@@ -105,6 +132,8 @@ impl Stats {
             Box::new(self.families.0.clone()),
             Box::new(self.families.1.clone()),
             Box::new(self.families.2.clone()),
+            Box::new(self.authentications.clone()),
+            Box::new(self.authentication_failures.clone()),
             Box::new(self.refresh_reuse.clone()),
             Box::new(self.argon2_queued.clone()),
             Box::new(self.argon2_wait.clone()),

@@ -117,6 +117,12 @@ fn usage_response(u: ClientUsage) -> GetClientUsageResponse {
                 refused_bad_secret: n(d.counts.refused_bad_secret),
                 introspections_active: n(d.counts.introspections_active),
                 introspections_inactive: n(d.counts.introspections_inactive),
+                authentications: d
+                    .counts
+                    .authentications
+                    .iter()
+                    .map(|(method, count)| (method.clone(), n(*count)))
+                    .collect(),
             })
             .collect(),
         last_used_time: u.last_used_time.map(convert::timestamp),

@@ -438,8 +438,35 @@ impl From<UsageRow> for UsageCounts {
             refused_bad_secret: row.refused_bad_secret,
             introspections_active: row.introspections_active,
             introspections_inactive: row.introspections_inactive,
+            authentications: Default::default(),
         }
     }
+}
+
+/// The days of a client's usage with their authentications by method (`(day, method, count)`);
+/// a day with authentications but no other counts is a day too. Newest first.
+pub(super) fn usage_with_methods(
+    rows: Vec<UsageRow>,
+    methods: Vec<(i64, String, i64)>,
+) -> Vec<UsageCounts> {
+    let mut days: BTreeMap<i64, UsageCounts> = rows
+        .into_iter()
+        .map(|row| (row.day, UsageCounts::from(row)))
+        .collect();
+    for (day, method, count) in methods {
+        let client_id = days
+            .values()
+            .next()
+            .map(|d| d.client_id.clone())
+            .unwrap_or_default();
+        let entry = days.entry(day).or_insert_with(|| UsageCounts {
+            client_id,
+            day,
+            ..UsageCounts::default()
+        });
+        entry.authentications.insert(method, count);
+    }
+    days.into_values().rev().collect()
 }
 
 /// One row of `trusted_addresses`.

@@ -183,6 +183,15 @@ async fn metrics_count_what_happens(backend: Backend) {
         1.0
     );
     assert_eq!(delta("tokend_refresh_reuse_detected_total"), 1.0);
+    // 3 + HTTP 1 + both refreshes (the second proved the client, then met the reuse).
+    assert_eq!(
+        delta("tokend_client_authentications_total{method=\"client_secret\"}"),
+        6.0
+    );
+    assert_eq!(
+        delta("tokend_client_authentication_failures_total{proof=\"secret\"}"),
+        1.0
+    );
     assert!(delta("tokend_cache_lookups_total{cache=\"verified_token\",result=\"hit\"}") >= 1.0);
     assert!(delta("tokend_cache_lookups_total{cache=\"verified_secret\",result=\"hit\"}") >= 3.0);
     // argon2 ran at least for the wrong secret.

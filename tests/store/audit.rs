@@ -95,13 +95,22 @@ async fn audit_events_filter_page_aggregate_and_purge(backend: Backend) {
     };
     s.add_usage(&[day(1, 2), day(2, 1)]).await.unwrap();
     s.add_usage(&[day(2, 5)]).await.unwrap();
+    // Authentications by method add up too, and make a day of their own.
+    let mut by_method = day(3, 0);
+    by_method.authentications = [("private_key_jwt".into(), 2), ("client_secret".into(), 1)].into();
+    s.add_usage(std::slice::from_ref(&by_method)).await.unwrap();
+    s.add_usage(&[by_method]).await.unwrap();
     let usage = s.client_usage(C1, 0).await.unwrap();
     assert_eq!(
         usage
             .iter()
             .map(|u| (u.day, u.tokens_issued))
             .collect::<Vec<_>>(),
-        [(2, 6), (1, 2)]
+        [(3, 0), (2, 6), (1, 2)]
+    );
+    assert_eq!(
+        usage[0].authentications,
+        [("client_secret".into(), 2), ("private_key_jwt".into(), 4)].into()
     );
     let purged = s.purge_audit(250, 2).await.unwrap();
     assert_eq!(purged, 3 + 1);
@@ -109,7 +118,9 @@ async fn audit_events_filter_page_aggregate_and_purge(backend: Backend) {
         ids(s.list_audit_events(&Default::default(), 10).await.unwrap()),
         ["m1", "d"]
     );
-    assert_eq!(s.client_usage(C1, 0).await.unwrap().len(), 1);
+    assert_eq!(s.client_usage(C1, 0).await.unwrap().len(), 2);
+    s.purge_audit(250, 4).await.unwrap();
+    assert!(s.client_usage(C1, 0).await.unwrap().is_empty());
 }
 
 for_each_backend!(

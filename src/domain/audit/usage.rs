@@ -6,7 +6,7 @@
 //! What a crash may lose: what was counted since the previous flush (at most one interval, 10 s
 //! by default). Nothing depends on these figures; they inform operators.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
@@ -35,6 +35,9 @@ pub struct UsageCounts {
     pub refused_bad_secret: i64,
     pub introspections_active: i64,
     pub introspections_inactive: i64,
+    /// Successful client authentications by method (`client_secret`, `private_key_jwt`,
+    /// `federated_jwt`, ...).
+    pub authentications: BTreeMap<String, i64>,
 }
 
 /// A counter of [`UsageCounts`].
@@ -97,6 +100,18 @@ impl UsageRecorder {
     /// Adds one to a client's counter for the day of `at_us`.
     pub fn count(&self, client_id: &str, counter: Counter, at_us: i64) {
         add_one(&mut self.lock(), client_id, counter, at_us);
+    }
+
+    /// Counts a successful authentication of `client_id` by `method` for the day of `at_us`.
+    pub fn authenticated(&self, client_id: &str, method: &'static str, at_us: i64) {
+        let mut p = self.lock();
+        let row = day_row(&mut p, client_id, at_us);
+        match row.authentications.get_mut(method) {
+            Some(count) => *count += 1,
+            None => {
+                row.authentications.insert(method.to_owned(), 1);
+            }
+        }
     }
 
     /// Counts a refusal into its minute's audit event, and into the client's usage.
@@ -255,20 +270,29 @@ pub(crate) fn add_counts(row: &mut UsageCounts, more: &UsageCounts) {
     row.refused_bad_secret += more.refused_bad_secret;
     row.introspections_active += more.introspections_active;
     row.introspections_inactive += more.introspections_inactive;
+    for (method, count) in &more.authentications {
+        *row.authentications.entry(method.clone()).or_default() += count;
+    }
+}
+
+/// The pending counts of `client_id` for the day of `at_us`.
+fn day_row<'p>(p: &'p mut Pending, client_id: &str, at_us: i64) -> &'p mut UsageCounts {
+    let day = at_us.div_euclid(DAY_US);
+    // Looked up before an owned key is made: the hot path finds the client almost always.
+    if !p.days.contains_key(client_id) {
+        p.days.insert(client_id.to_owned(), HashMap::new());
+    }
+    let days = p.days.get_mut(client_id).expect("inserted above");
+    days.entry(day).or_insert_with(|| UsageCounts {
+        client_id: client_id.to_owned(),
+        day,
+        ..UsageCounts::default()
+    })
 }
 
 /// One more of `counter` for `client_id` on the day of `at_us`.
 fn add_one(p: &mut Pending, client_id: &str, counter: Counter, at_us: i64) {
-    let day = at_us.div_euclid(DAY_US);
-    let days = match p.days.get_mut(client_id) {
-        Some(days) => days,
-        None => p.days.entry(client_id.to_owned()).or_default(),
-    };
-    let row = days.entry(day).or_insert_with(|| UsageCounts {
-        client_id: client_id.to_owned(),
-        day,
-        ..UsageCounts::default()
-    });
+    let row = day_row(p, client_id, at_us);
     let field = match counter {
         Counter::TokensIssued => &mut row.tokens_issued,
         Counter::Refreshes => &mut row.refreshes,

@@ -40,6 +40,16 @@ impl Proof {
         Proof::Assertion(SecretString::from(raw.into()))
     }
 
+    /// What kind of proof it is, before it is verified (`secret`, `assertion`): a failure's
+    /// metric label. (Which method an assertion proves, `private_key_jwt` or `federated_jwt`,
+    /// is known only once its verifier has read it.)
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Proof::Secret(_) => "secret",
+            Proof::Assertion(_) => "assertion",
+        }
+    }
+
     /// The method's name in RFC 7591 / RFC 8414 terms, for logs and the audit trail.
     pub fn method(&self) -> &'static str {
         match self {

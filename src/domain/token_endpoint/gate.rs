@@ -21,6 +21,10 @@ use crate::domain::ids::ClientId;
 use crate::domain::introspection::caller::Caller;
 use crate::domain::policy::{Subject, locked_error};
 
+/// The method name a client secret is counted under (HTTP Basic, the form body and the gRPC
+/// field are one proof).
+pub const SECRET_METHOD: &str = "client_secret";
+
 /// Most locked refusals held back at once, across the process.
 pub const MAX_HELD_REFUSALS: usize = 1024;
 static HELD: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_HELD_REFUSALS);
@@ -46,9 +50,12 @@ impl TokenEndpoint {
             endpoint,
         };
         self.before_proof(&attempt).await?;
-        let client = self.check_proof(who, &attempt).await?;
+        let (client, method) = self.check_proof(who, &attempt).await?;
         self.client_policy(&client, &attempt)?;
         self.trust(&client, &attempt).await;
+        self.stats.authenticated(method);
+        self.usage
+            .authenticated(client.id.as_str(), method, attempt.now_us);
         Ok(client)
     }
 
@@ -84,7 +91,12 @@ impl TokenEndpoint {
     }
 
     /// The proof, checked by the verifier of its kind; a failure counts toward the lockout.
-    async fn check_proof(&self, who: &ClientAuth, at: &Attempt<'_>) -> Result<Arc<Client>> {
+    /// Returns the client and the name of the method it proved itself by.
+    async fn check_proof(
+        &self,
+        who: &ClientAuth,
+        at: &Attempt<'_>,
+    ) -> Result<(Arc<Client>, &'static str)> {
         let registry = self.registry.clone();
         let (owned_id, addr, now_us) = (at.id.map(str::to_owned), at.addr, at.now_us);
         let gate = move || {
@@ -98,16 +110,20 @@ impl TokenEndpoint {
                 let secret = secret.expose_secret();
                 self.verify_secret(&who.client_id, secret, Some(Box::new(gate)))
                     .await
+                    .map(|v| v.map(|(client, fresh)| (client, fresh, SECRET_METHOD)))
             }
             // Verified now (no hashing thread to wait for): the locks are looked at again below.
             Proof::Assertion(assertion) => self
                 .verify_assertion(&who.client_id, assertion)
                 .await
-                .map(|(client, _method)| Some((client, true))),
+                .map(|(client, method)| Some((client, true, method.as_str()))),
         };
         let verified = match verified {
             Ok(verified) => verified,
-            Err(Error::InvalidClient) => return Err(self.failed_proof(at).await),
+            Err(Error::InvalidClient) => {
+                self.stats.authentication_failed(who.proof.kind());
+                return Err(self.failed_proof(at).await);
+            }
             Err(err) => return Err(err),
         };
         // `None`: locked while this call waited for a hashing thread, no argon2 spent. A lock
@@ -115,14 +131,14 @@ impl TokenEndpoint {
         // concurrent guesses get no answer a lock would have withheld. (A remembered secret
         // answered at once: nothing can have begun since the check before.)
         let locked = match &verified {
-            Some((_, false)) => None,
+            Some((_, false, _)) => None,
             _ => {
                 let later = to_micros(self.clock.now());
                 self.registry.lockout.locked(at.id, at.addr, later)
             }
         };
         match (verified, locked) {
-            (Some((client, _)), None) => Ok(client),
+            (Some((client, _, method)), None) => Ok((client, method)),
             (_, wait) => {
                 let wait = wait.unwrap_or(std::time::Duration::from_secs(1));
                 self.tarpit(wait).await;

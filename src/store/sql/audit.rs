@@ -26,11 +26,21 @@ pub(crate) const ADD_USAGE: &str = "INSERT INTO client_usage (client_id, day, to
 pub(crate) const CLIENT_USAGE: &str = "SELECT * FROM client_usage \
     WHERE client_id = $1 AND day >= $2 ORDER BY day DESC";
 
+/// Adds a day's authentications by one method to what is stored.
+pub(crate) const ADD_USAGE_METHOD: &str = "INSERT INTO client_usage_methods \
+    (client_id, day, method, count) VALUES ($1, $2, $3, $4) \
+    ON CONFLICT (client_id, day, method) DO UPDATE SET \
+    count = client_usage_methods.count + excluded.count";
+
+pub(crate) const CLIENT_USAGE_METHODS: &str = "SELECT day, method, count \
+    FROM client_usage_methods WHERE client_id = $1 AND day >= $2";
+
 pub(crate) const LAST_USE: &str =
     "SELECT last_used_time_us, last_used_address FROM clients WHERE client_id = $1";
 
 pub(crate) const PURGE_AUDIT: &str = "DELETE FROM audit_events WHERE time_us < $1";
 pub(crate) const PURGE_USAGE: &str = "DELETE FROM client_usage WHERE day < $1";
+pub(crate) const PURGE_USAGE_METHODS: &str = "DELETE FROM client_usage_methods WHERE day < $1";
 
 /// A page of events, newest first. `$1` tenant, `$2` client, `$3`/`$4` the time range, `$5`/`$6`
 /// the last event of the previous page (time, id), `$7` the page size (NULL: no filter); the
@@ -121,6 +131,15 @@ macro_rules! audit_store_impl {
                         .bind(r.introspections_inactive)
                         .execute(&mut *tx)
                         .await?;
+                    for (method, count) in &r.authentications {
+                        sqlx::query($crate::store::sql::ADD_USAGE_METHOD)
+                            .bind(&r.client_id)
+                            .bind(r.day)
+                            .bind(method)
+                            .bind(*count)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                 }
                 tx.commit().await?;
                 Ok(())
@@ -131,13 +150,20 @@ macro_rules! audit_store_impl {
                 client_id: &str,
                 from_day: i64,
             ) -> $crate::store::StoreResult<Vec<$crate::domain::audit::UsageCounts>> {
+                let mut conn = self.conn().await?;
                 let rows: Vec<$crate::store::rows::UsageRow> =
                     sqlx::query_as($crate::store::sql::CLIENT_USAGE)
                         .bind(client_id)
                         .bind(from_day)
-                        .fetch_all(&mut *self.conn().await?)
+                        .fetch_all(&mut *conn)
                         .await?;
-                Ok($crate::store::rows::all(rows))
+                let methods: Vec<(i64, String, i64)> =
+                    sqlx::query_as($crate::store::sql::CLIENT_USAGE_METHODS)
+                        .bind(client_id)
+                        .bind(from_day)
+                        .fetch_all(&mut *conn)
+                        .await?;
+                Ok($crate::store::rows::usage_with_methods(rows, methods))
             }
 
             async fn last_use(
@@ -165,6 +191,10 @@ macro_rules! audit_store_impl {
                     .execute(&mut *self.conn().await?)
                     .await?
                     .rows_affected();
+                sqlx::query($crate::store::sql::PURGE_USAGE_METHODS)
+                    .bind(before_day)
+                    .execute(&mut *self.conn().await?)
+                    .await?;
                 Ok(events + days)
             }
         }
