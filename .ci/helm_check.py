@@ -216,11 +216,26 @@ def check_contract(docs: list[dict], notes: str, v: dict) -> None:
                                        and int(h["helm.sh/hook-weight"]) < int(ann["helm.sh/hook-weight"])),
                    f"the migrations Job reads Secret {ref}, which does not exist at hook time")
 
-    # config: the TOML tokend gets is the values' config, and it is passed with --config
+    # config: the TOML tokend gets is the values' config with federation.issuers merged in, and
+    # it is passed with --config
+    config = dict(v["config"])
+    if v["federation"]["issuers"]:
+        config["federation"] = {"issuers": v["federation"]["issuers"]}
     cms = one(docs, "ConfigMap")
-    expect(bool(cms) == bool(v["config"]) == ("--config" in c["args"]), "config on/off mismatch")
+    expect(bool(cms) == bool(config) == ("--config" in c["args"]), "config on/off mismatch")
     for cm in cms:
-        expect(tomllib.loads(cm["data"]["tokend.toml"]) == v["config"], "tokend.toml differs from values' config")
+        expect(tomllib.loads(cm["data"]["tokend.toml"]) == config, "tokend.toml differs from values' config")
+    # federation.clusterIssuer: the cluster CA and tokend's own token mounted where the
+    # issuers' ca_file / token_file can name them, and the discovery role bound
+    cluster = v["federation"]["clusterIssuer"]
+    mounts = {m["name"]: m["mountPath"] for m in c.get("volumeMounts", [])}
+    expect(("cluster-identity" in mounts) == cluster["enabled"], "cluster-identity mount on/off mismatch")
+    if cluster["enabled"]:
+        expect(mounts["cluster-identity"] == "/var/run/secrets/tokend/cluster", "cluster-identity mount path")
+    bindings = one(docs, "ClusterRoleBinding")
+    expect(len(bindings) == int(cluster["enabled"] and cluster["discoveryBinding"]), "discovery binding on/off")
+    for b in bindings:
+        expect(b["roleRef"]["name"] == "system:service-account-issuer-discovery", "discovery binding role")
 
     for kind in ("PodDisruptionBudget", "NetworkPolicy"):
         for d in one(docs, kind):

@@ -89,3 +89,12 @@ Environment shared by the server and the migrations Job: the database URL and th
 
 {{/* Where the TLS Secret is mounted. */}}
 {{- define "tokend.tlsDir" -}}/etc/tokend/tls{{- end }}
+
+{{/* tokend's TOML config as a dict: `config:` with the `federation:` issuers merged in. */}}
+{{- define "tokend.config" -}}
+{{- $config := deepCopy (default (dict) .Values.config) }}
+{{- if .Values.federation.issuers }}
+{{- $_ := set $config "federation" (dict "issuers" .Values.federation.issuers) }}
+{{- end }}
+{{- toYaml $config }}
+{{- end }}

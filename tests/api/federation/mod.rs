@@ -270,7 +270,64 @@ async fn clients_may_name_only_issuers_trusted_for_their_tenant(backend: Backend
     assert_eq!(oauth2_error(&err), "invalid_client");
 }
 
+/// The offline `tokend client create` binds a workload too, checked against the issuers of
+/// the config it is given.
+async fn the_cli_binds_a_workload_offline(backend: Backend) {
+    let cluster = Cluster::start().await;
+    let settings = cluster.settings(&["acme"]);
+    let app = TestApp::spawn_with(backend, |s| s.federation.issuers = vec![settings]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tokend.toml");
+    let toml = format!(
+        "[[federation.issuers]]\nissuer = \"{}\"\ndiscovery = true\ntenants = [\"acme\"]\n",
+        cluster.issuer()
+    );
+    std::fs::write(&config, toml).unwrap();
+    let binding = format!("{}={SUBJECT}", cluster.issuer());
+    let create = [
+        "client",
+        "create",
+        "--tenant",
+        "acme",
+        "--name",
+        "billing",
+        "--scopes",
+        "read:*",
+        "--auth-methods",
+        "federated_jwt",
+        "--federated",
+        binding.as_str(),
+    ];
+    let with_config = [&["--config", config.to_str().unwrap()][..], &create[..]].concat();
+    let out = app.cli(&with_config).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(created["client_secret"].is_null(), "{created}");
+    let id = created["client_id"].as_str().unwrap();
+    app.tokens()
+        .issue_token(issue_with(id, &cluster.token(&cluster.claims(&app))))
+        .await
+        .expect("a token for the CLI's federated client");
+
+    // Without the issuer in its config, the CLI refuses the binding and says why.
+    let out = app.cli(&create).await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("not an issuer this tenant may use"),
+        "{stderr}"
+    );
+    // A binding that is not ISSUER=SUBJECT is a usage error naming the form.
+    let mut bad = create;
+    bad[11] = "system:serviceaccount:payments:billing";
+    let out = app.cli(&bad).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ISSUER=SUBJECT"));
+}
+
 for_each_backend!(
+    the_cli_binds_a_workload_offline,
     a_workload_gets_a_token_with_its_own_identity,
     issuers_by_jwks_uri_and_file_and_their_audiences,
     clients_may_name_only_issuers_trusted_for_their_tenant,
