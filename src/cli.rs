@@ -183,6 +183,11 @@ pub struct BenchArgs {
     /// Distinct JWTs issued up front for introspect-cold (--requests wins when given).
     #[arg(long, value_name = "N", default_value_t = 200_000)]
     pub cold_tokens: usize,
+    /// For issue-federated: the workload issuer the bench plays, serving its keys at
+    /// <URL>/jwks; tokend must trust it ([[federation.issuers]] with that jwks_uri and
+    /// audiences = ["tokend-bench"]).
+    #[arg(long, value_name = "URL")]
+    pub federation_issuer: Option<String>,
     /// Admin client (scope tokend.admin) that creates the temporary bench clients.
     #[arg(long, env = "TOKEND_BENCH_CLIENT_ID")]
     pub client_id: Option<String>,
@@ -254,6 +259,7 @@ impl BenchArgs {
             requests: self.requests,
             warmup: self.warmup,
             cold_tokens: self.cold_tokens,
+            federation_issuer: self.federation_issuer,
             admin,
             token: self.token.map(SecretString::from),
             caller_token: self.caller_token.map(SecretString::from),

@@ -20,6 +20,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+use super::assertions::RequestPool;
 use super::load::{self, Progress};
 use super::setup::{ClientCreds, Fixtures, status_error};
 use super::{BenchOptions, Rpc};
@@ -77,6 +78,12 @@ pub(crate) enum Call {
     ExtAuthz {
         client: AuthorizationClient<Channel>,
         request: Box<CheckRequest>,
+    },
+    /// IssueToken with the next unused request of a pool (`issue-pkjwt`: each assertion works
+    /// once); warm-up draws from the pool too.
+    IssuePooled {
+        client: TokenServiceClient<Channel>,
+        pool: Arc<RequestPool>,
     },
     /// A wrong secret for an existing client: must answer UNAUTHENTICATED.
     BadSecret {
@@ -229,6 +236,10 @@ impl Call {
             } => refresh(client, request).await,
             Call::ExtAuthz { client, request } => ext_authz(client, (**request).clone()).await,
             Call::BadSecret { client, request } => bad_secret(client, request.clone()).await,
+            Call::IssuePooled { client, pool } => match pool.take() {
+                Some(request) => issue(client, request, false).await,
+                None => Step::Exhausted,
+            },
         }
     }
 
@@ -265,6 +276,32 @@ pub(crate) async fn prepare(
         Rpc::Issue => issue_calls(fixtures, n, false)?,
         Rpc::IssueRefresh => issue_calls(fixtures, n, true)?,
         Rpc::Refresh => families(fixtures, n).await?,
+        Rpc::IssuePkjwt => {
+            let (client_id, key) = fixtures.pkjwt.as_ref().context("no key-only client")?;
+            let aud = fixtures.server_issuer.as_deref().context("no issuer")?;
+            let pool = Arc::new(RequestPool::new(key.requests(
+                client_id,
+                aud,
+                // the warm-up draws from the pool too
+                options.cold_pool_size() + 20_000,
+            )?));
+            (0..n)
+                .map(|i| Call::IssuePooled {
+                    client: TokenServiceClient::new(channel(fixtures, i)),
+                    pool: pool.clone(),
+                })
+                .collect()
+        }
+        Rpc::IssueFederated => {
+            let request = fixtures.federated.clone().context("no federated client")?;
+            (0..n)
+                .map(|i| Call::Issue {
+                    client: TokenServiceClient::new(channel(fixtures, i)),
+                    request: request.clone(),
+                    expect_refresh: false,
+                })
+                .collect()
+        }
         Rpc::ExtAuthz => {
             let token = fixtures
                 .warm_jwt

@@ -6,6 +6,7 @@
 //!
 //! - `setup`  — connections, the admin token, temporary clients and the tokens they issue.
 //! - `calls`  — one closed-loop request per RPC kind and how each is prepared.
+//! - `assertions` — the secretless phases' keys, assertions and the workload issuer.
 //! - `load`   — runs a phase: warm-up, measurement, progress, background bad secrets.
 //! - `verify` — the bare JWT signature verification baseline, on one thread.
 //! - `report` — the serialisable report and its table.
@@ -13,6 +14,7 @@
 //! Every result is also given as a ratio to `grpc.health.v1.Health/Check` measured in the same
 //! run, because absolute numbers on a shared machine drift while ratios mostly do not.
 
+mod assertions;
 mod calls;
 mod load;
 mod report;
@@ -51,11 +53,17 @@ pub enum Rpc {
     /// `envoy.service.auth.v3.Authorization/Check` as Envoy sends it, with the warm JWT as the
     /// request's bearer token (the server needs `ext_authz.enabled`).
     ExtAuthz,
+    /// IssueToken by a client with no secret, `private_key_jwt`: an ES256 assertion per call,
+    /// each used once (signed before the phase).
+    IssuePkjwt,
+    /// IssueToken by a workload's own RS256 identity token from the bench's issuer
+    /// (`--federation-issuer`, which tokend must trust), the same token every call.
+    IssueFederated,
 }
 
 impl Rpc {
     /// Every RPC, in the order `--help` and error messages list them.
-    pub const ALL: [Rpc; 8] = [
+    pub const ALL: [Rpc; 10] = [
         Rpc::Health,
         Rpc::Introspect,
         Rpc::IntrospectOpaque,
@@ -64,6 +72,8 @@ impl Rpc {
         Rpc::IssueRefresh,
         Rpc::Refresh,
         Rpc::ExtAuthz,
+        Rpc::IssuePkjwt,
+        Rpc::IssueFederated,
     ];
 
     /// The name used on the command line and in reports.
@@ -77,6 +87,8 @@ impl Rpc {
             Rpc::IssueRefresh => "issue-refresh",
             Rpc::Refresh => "refresh",
             Rpc::ExtAuthz => "ext-authz",
+            Rpc::IssuePkjwt => "issue-pkjwt",
+            Rpc::IssueFederated => "issue-federated",
         }
     }
 }
@@ -130,8 +142,13 @@ pub struct BenchOptions {
     pub requests: Option<u64>,
     /// Load applied before each measurement and not recorded.
     pub warmup: Duration,
-    /// Pool size for `introspect-cold` (`requests` wins when set).
+    /// Pool size for `introspect-cold`, and of the assertions `issue-pkjwt` signs up front
+    /// (`requests` wins when set).
     pub cold_tokens: usize,
+    /// The workload issuer `issue-federated` plays (`http://127.0.0.1:<port>`): the bench
+    /// serves its keys at `<issuer>/jwks`; tokend must list it in `[[federation.issuers]]` with
+    /// that `jwks_uri` and `audiences = ["tokend-bench"]`.
+    pub federation_issuer: Option<String>,
     /// Admin credentials, used to create (and delete) the temporary clients.
     pub admin: Option<Credentials>,
     /// A token to introspect (and to present to `ext-authz`) instead of one from a temporary
@@ -167,6 +184,7 @@ impl Default for BenchOptions {
             requests: None,
             warmup: Duration::from_secs(2),
             cold_tokens: 200_000,
+            federation_issuer: None,
             admin: None,
             token: None,
             caller_token: None,
@@ -221,8 +239,16 @@ impl BenchOptions {
         if self.requests.is_none() && self.duration.is_zero() {
             return usage("--duration must be greater than 0");
         }
-        if self.cold_pool_size() == 0 && self.rpcs.contains(&Rpc::IntrospectCold) {
+        if self.cold_pool_size() == 0
+            && (self.rpcs.contains(&Rpc::IntrospectCold) || self.rpcs.contains(&Rpc::IssuePkjwt))
+        {
             return usage("--cold-tokens must be at least 1");
+        }
+        if self.rpcs.contains(&Rpc::IssueFederated) && self.federation_issuer.is_none() {
+            return usage(
+                "rpc `issue-federated` needs --federation-issuer http://127.0.0.1:<port>, an \
+                 issuer tokend trusts with jwks_uri <issuer>/jwks and audiences [\"tokend-bench\"]",
+            );
         }
         setup::check_credentials(self)
     }

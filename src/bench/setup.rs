@@ -10,11 +10,13 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
+use super::assertions::{ClientKey, Issuer, WORKLOAD_SUBJECT, assertion_request};
 use super::{BenchError, BenchOptions, Credentials, Rpc};
 use crate::proto::client_service_client::ClientServiceClient;
 use crate::proto::token_service_client::TokenServiceClient;
 use crate::proto::{
-    AccessTokenFormat, Client, CreateClientRequest, DeleteClientRequest, IssueTokenRequest,
+    AccessTokenFormat, Client, CreateClientRequest, DeleteClientRequest, FederatedCredential,
+    IssueTokenRequest,
 };
 
 /// Access token lifetime of the temporary clients: long enough that no token expires mid-run
@@ -118,6 +120,7 @@ pub(crate) fn check_credentials(options: &BenchOptions) -> Result<(), BenchError
             }
             Rpc::Introspect => format!("--token and --caller-token, or {admin_flags}"),
             Rpc::ExtAuthz if options.token.is_some() => continue,
+            Rpc::IssuePkjwt | Rpc::IssueFederated => admin_flags.to_owned(),
             Rpc::ExtAuthz => format!("--token, or {admin_flags}"),
             _ => admin_flags.to_owned(),
         };
@@ -155,6 +158,12 @@ pub(crate) struct Fixtures {
     /// `client_address` Introspect is sent with: a loopback address with `--client-policy`
     /// (inside the temporary clients' allow-list), else none.
     pub client_address: String,
+    /// `issue-pkjwt`: the key-only client and its key.
+    pub pkjwt: Option<(String, ClientKey)>,
+    /// `issue-federated`: the workload's IssueToken request (its client_id and token).
+    pub federated: Option<IssueTokenRequest>,
+    /// tokend's issuer (a client assertion's audience), read from a token it issued.
+    pub server_issuer: Option<String>,
 }
 
 impl Fixtures {
@@ -179,6 +188,9 @@ impl Fixtures {
             } else {
                 String::new()
             },
+            pkjwt: None,
+            federated: None,
+            server_issuer: None,
         }
     }
 
@@ -220,7 +232,56 @@ impl Fixtures {
             spec.refresh_token_ttl = Some(proto_duration(Duration::from_secs(3600)));
             self.refresh = Some(self.create(spec).await?);
         }
+        if plan.contains(&Rpc::IssuePkjwt) {
+            let key = ClientKey::generate()?;
+            let mut spec = bench_client("bench-pkjwt", &["bench.read"]);
+            spec.auth_methods = vec!["private_key_jwt".into()];
+            spec.jwks = key.jwks();
+            let creds = self.create(spec).await?;
+            self.pkjwt = Some((creds.client_id, key));
+            self.server_issuer = Some(self.read_server_issuer().await?);
+        }
+        if let (true, Some(url)) = (
+            plan.contains(&Rpc::IssueFederated),
+            &options.federation_issuer,
+        ) {
+            let issuer = Issuer::start(url).await?;
+            let mut spec = bench_client("bench-federated", &["bench.read"]);
+            spec.auth_methods = vec!["federated_jwt".into()];
+            spec.federated_credentials = vec![FederatedCredential {
+                issuer: issuer.issuer.clone(),
+                subject: WORKLOAD_SUBJECT.into(),
+            }];
+            let creds = self.create(spec).await.context(
+                "creating the federated client: does tokend trust --federation-issuer \
+                 ([[federation.issuers]])?",
+            )?;
+            let request = assertion_request(&creds.client_id, issuer.token()?);
+            self.issue(request.clone()).await.context(
+                "the workload token was refused: tokend needs jwks_uri <issuer>/jwks and \
+                 audiences [\"tokend-bench\"] for --federation-issuer",
+            )?;
+            self.federated = Some(request);
+        }
         self.issue_fixture_tokens().await
+    }
+
+    /// tokend's `iss`, read (not verified: it is only an audience to name) from the admin's
+    /// token.
+    async fn read_server_issuer(&self) -> anyhow::Result<String> {
+        #[derive(serde::Deserialize)]
+        struct Iss {
+            iss: String,
+        }
+        let bearer = self.admin_token().await?;
+        let token = bearer
+            .to_str()
+            .ok()
+            .and_then(|b| b.strip_prefix("Bearer "))
+            .context("admin token")?;
+        let claims = jsonwebtoken::dangerous::insecure_decode_claims::<Iss>(token)
+            .context("the admin token is not a JWT; its issuer cannot be read")?;
+        Ok(claims.iss)
     }
 
     /// The warm JWT, the opaque token and the caller's bearer metadata.

@@ -55,11 +55,30 @@ async fn client_ids(app: &TestApp, admin: &Creds) -> Vec<String> {
     clients.into_iter().map(|c| c.client_id).collect()
 }
 
+/// A loopback URL on a port free now, for the workload issuer `issue-federated` plays.
+fn free_issuer_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", listener.local_addr().unwrap())
+}
+
 async fn every_rpc_runs_clean_and_cleans_up(backend: Backend) {
-    // `ext-authz` is among them: Envoy's Check is served only when enabled.
-    let app = TestApp::spawn_with(backend, |s| s.ext_authz.enabled = true).await;
+    // `ext-authz` is among them: Envoy's Check is served only when enabled; and
+    // `issue-federated`, whose issuer (played by the bench) tokend must trust.
+    let issuer = free_issuer_url();
+    let trusted = tokend::config::IssuerSettings {
+        issuer: issuer.clone(),
+        jwks_uri: Some(format!("{issuer}/jwks")),
+        audiences: vec!["tokend-bench".into()],
+        ..Default::default()
+    };
+    let app = TestApp::spawn_with(backend, |s| {
+        s.ext_authz.enabled = true;
+        s.federation.issuers = vec![trusted];
+    })
+    .await;
     let admin = app.bootstrap("system", "tokend.admin").await;
-    let options = quick(&app, &admin, &Rpc::ALL);
+    let mut options = quick(&app, &admin, &Rpc::ALL);
+    options.federation_issuer = Some(issuer);
     let report = bench::run(options).await.expect("bench run");
     let names = Rpc::ALL.map(Rpc::name);
     assert_clean(&report, &names);
