@@ -112,6 +112,9 @@ pub(crate) fn assertion_request(client_id: &str, assertion: String) -> IssueToke
 pub(crate) struct Issuer {
     pub issuer: String,
     pair: RsaKeyPair,
+    /// Unique per run: a second run's new key under the same `kid` would not be looked up
+    /// again while tokend's copy of the set is fresh (a rotation needs a new `kid`).
+    kid: String,
 }
 
 impl Issuer {
@@ -124,8 +127,9 @@ impl Issuer {
         let pair = RsaKeyPair::generate(KeySize::Rsa2048)
             .map_err(|_| anyhow::anyhow!("generating an RSA key failed"))?;
         let public = pair.public_key();
+        let kid = format!("bench-rsa-{}", uuid::Uuid::new_v4().simple());
         let jwks: Arc<str> = Arc::from(
-            json!({"keys": [{"kty": "RSA", "kid": "bench-rsa", "use": "sig", "alg": "RS256",
+            json!({"keys": [{"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256",
                 "n": b64(public.modulus().big_endian_without_leading_zero()),
                 "e": b64(public.exponent().big_endian_without_leading_zero())}]})
             .to_string(),
@@ -155,6 +159,7 @@ impl Issuer {
         Ok(Self {
             issuer: issuer.trim_end_matches('/').to_owned(),
             pair,
+            kid,
         })
     }
 
@@ -164,7 +169,7 @@ impl Issuer {
         let claims = json!({"iss": self.issuer, "sub": WORKLOAD_SUBJECT,
             "aud": [WORKLOAD_AUDIENCE], "iat": now, "nbf": now, "exp": now + 3600,
             "jti": format!("bench-{now}")});
-        let input = signing_input("RS256", "bench-rsa", &claims);
+        let input = signing_input("RS256", &self.kid, &claims);
         let mut signature = vec![0u8; self.pair.public_modulus_len()];
         self.pair
             .sign(
