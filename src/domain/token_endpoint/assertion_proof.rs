@@ -112,16 +112,7 @@ impl AssertionRules {
         if !c.aud.contains_any(&self.audiences) {
             return Err("aud does not name tokend");
         }
-        let exp = c.exp.ok_or("no exp")?;
-        if exp.saturating_add(leeway) <= now {
-            return Err("expired");
-        }
-        if c.nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
-            return Err("not yet valid (nbf)");
-        }
-        if c.iat.is_some_and(|iat| iat > now.saturating_add(leeway)) {
-            return Err("issued in the future (iat)");
-        }
+        let exp = c.check_times(now, leeway)?;
         let max = i64::try_from(self.max_lifetime.as_secs()).unwrap_or(i64::MAX);
         if exp.saturating_sub(c.iat.unwrap_or(now)) > max {
             return Err("lives longer than assertions.max_lifetime_secs");
@@ -180,6 +171,24 @@ pub(super) struct Claims {
     pub nbf: Option<i64>,
     pub iat: Option<i64>,
     pub jti: Option<String>,
+}
+
+impl Claims {
+    /// `exp` (required) not passed, `nbf` and `iat` not in the future, at `now` (Unix
+    /// seconds) with `leeway`; returns `exp`.
+    pub(super) fn check_times(&self, now: i64, leeway: i64) -> Result<i64, &'static str> {
+        let exp = self.exp.ok_or("no exp")?;
+        if exp.saturating_add(leeway) <= now {
+            return Err("expired");
+        }
+        if self.nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
+            return Err("not yet valid (nbf)");
+        }
+        if self.iat.is_some_and(|iat| iat > now.saturating_add(leeway)) {
+            return Err("issued in the future (iat)");
+        }
+        Ok(exp)
+    }
 }
 
 /// `aud`: one string or several.
