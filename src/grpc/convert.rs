@@ -49,7 +49,14 @@ pub fn duration(field: &str, d: Option<prost_types::Duration>) -> Result<Option<
 /// The client as the API shows it.
 pub fn client(c: &Client) -> proto::Client {
     let s = &c.spec;
+    let [dn, dns, uri, ip, email] = s.tls_subject.texts();
     proto::Client {
+        tls_client_auth_subject_dn: dn,
+        tls_client_auth_san_dns: dns,
+        tls_client_auth_san_uri: uri,
+        tls_client_auth_san_ip: ip,
+        tls_client_auth_san_email: email,
+        tls_client_certificate_bound_access_tokens: s.certificate_bound_tokens,
         client_id: c.id.to_string(),
         tenant: c.tenant.to_string(),
         name: s.name.clone(),
@@ -99,6 +106,14 @@ pub fn client_input(c: proto::Client) -> Result<ClientInput, Status> {
         exchange_audiences: c.exchange_audiences,
         auth_methods: c.auth_methods,
         jwks: c.jwks,
+        tls_client_auth_subject: [
+            c.tls_client_auth_subject_dn,
+            c.tls_client_auth_san_dns,
+            c.tls_client_auth_san_uri,
+            c.tls_client_auth_san_ip,
+            c.tls_client_auth_san_email,
+        ],
+        tls_client_certificate_bound_access_tokens: c.tls_client_certificate_bound_access_tokens,
         access_token_format: match proto::AccessTokenFormat::try_from(c.access_token_format) {
             Ok(proto::AccessTokenFormat::Unspecified) => None,
             Ok(proto::AccessTokenFormat::Jwt) => Some(TokenFormat::Jwt),

@@ -52,6 +52,13 @@ pub(super) struct ClientRow {
     pub auth_methods: Vec<String>,
     /// The client's JWK Set as compact JSON; empty: none.
     pub jwks: String,
+    /// RFC 8705 subject values (empty: unset; at most one set).
+    pub tls_client_auth_subject_dn: String,
+    pub tls_client_auth_san_dns: String,
+    pub tls_client_auth_san_uri: String,
+    pub tls_client_auth_san_ip: String,
+    pub tls_client_auth_san_email: String,
+    pub tls_client_certificate_bound_access_tokens: bool,
     pub create_time_us: i64,
     pub update_time_us: i64,
     pub last_used_time_us: Option<i64>,
@@ -65,6 +72,7 @@ pub(super) struct ClientRow {
 impl From<&Client> for ClientRow {
     fn from(client: &Client) -> Self {
         let s = &client.spec;
+        let [dn, dns, uri, ip, email] = s.tls_subject.texts();
         Self {
             client_id: client.id.as_str().to_owned(),
             tenant: client.tenant.as_str().to_owned(),
@@ -87,6 +95,12 @@ impl From<&Client> for ClientRow {
                 .as_ref()
                 .map(|j| j.as_str().to_owned())
                 .unwrap_or_default(),
+            tls_client_auth_subject_dn: dn,
+            tls_client_auth_san_dns: dns,
+            tls_client_auth_san_uri: uri,
+            tls_client_auth_san_ip: ip,
+            tls_client_auth_san_email: email,
+            tls_client_certificate_bound_access_tokens: s.certificate_bound_tokens,
             create_time_us: to_micros(client.create_time),
             update_time_us: to_micros(client.update_time),
             last_used_time_us: client.last_used_time.map(to_micros),
@@ -127,6 +141,15 @@ impl TryFrom<ClientRow> for Client {
             exchange_audiences: row.exchange_audiences,
             auth_methods: row.auth_methods,
             jwks: row.jwks,
+            tls_client_auth_subject: [
+                row.tls_client_auth_subject_dn,
+                row.tls_client_auth_san_dns,
+                row.tls_client_auth_san_uri,
+                row.tls_client_auth_san_ip,
+                row.tls_client_auth_san_email,
+            ],
+            tls_client_certificate_bound_access_tokens: row
+                .tls_client_certificate_bound_access_tokens,
         };
         Ok(Self {
             id: ClientId::parse("client_id", &id).map_err(bad)?,

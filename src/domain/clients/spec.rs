@@ -9,6 +9,7 @@ use ipnet::IpNet;
 
 use super::auth_methods::{AuthMethod, AuthMethods};
 use super::jwks::ClientJwks;
+use super::tls_subject::{self, TlsSubject};
 use crate::domain::error::{Error, Result};
 use crate::domain::scope::ScopeSet;
 
@@ -53,6 +54,12 @@ pub struct ClientInput {
     pub auth_methods: Vec<String>,
     /// A JWK Set as JSON text; empty means none.
     pub jwks: String,
+    /// RFC 8705 section 2.1.2 subject values, in the order of `tls_subject::FIELDS`
+    /// (`tls_client_auth_subject_dn`, `_san_dns`, `_san_uri`, `_san_ip`, `_san_email`);
+    /// empty means unset, at most one set.
+    pub tls_client_auth_subject: [String; 5],
+    /// RFC 8705 `tls_client_certificate_bound_access_tokens`.
+    pub tls_client_certificate_bound_access_tokens: bool,
 }
 
 /// How a client's access tokens look.
@@ -102,11 +109,14 @@ pub enum ClientField {
     ExchangeAudiences,
     AuthMethods,
     Jwks,
+    /// One of the five RFC 8705 subject fields, by its index in `tls_subject::FIELDS`.
+    TlsClientAuthSubject(usize),
+    TlsClientCertificateBoundAccessTokens,
 }
 
 impl ClientField {
     /// Every mutable field.
-    pub const ALL: [ClientField; 15] = [
+    pub const ALL: [ClientField; 21] = [
         ClientField::Name,
         ClientField::Description,
         ClientField::Scopes,
@@ -122,6 +132,12 @@ impl ClientField {
         ClientField::ExchangeAudiences,
         ClientField::AuthMethods,
         ClientField::Jwks,
+        ClientField::TlsClientAuthSubject(0),
+        ClientField::TlsClientAuthSubject(1),
+        ClientField::TlsClientAuthSubject(2),
+        ClientField::TlsClientAuthSubject(3),
+        ClientField::TlsClientAuthSubject(4),
+        ClientField::TlsClientCertificateBoundAccessTokens,
     ];
 
     /// The field's name in the API.
@@ -142,6 +158,10 @@ impl ClientField {
             ClientField::ExchangeAudiences => "exchange_audiences",
             ClientField::AuthMethods => "auth_methods",
             ClientField::Jwks => "jwks",
+            ClientField::TlsClientAuthSubject(i) => tls_subject::FIELDS[i],
+            ClientField::TlsClientCertificateBoundAccessTokens => {
+                "tls_client_certificate_bound_access_tokens"
+            }
         }
     }
 
@@ -203,8 +223,13 @@ pub struct ClientSpec {
     pub exchange_audiences: BTreeSet<String>,
     /// How the client may authenticate; it has a secret only if one of these uses one.
     pub auth_methods: AuthMethods,
-    /// The client's own public keys, for `private_key_jwt`.
+    /// The client's own public keys, for `private_key_jwt` and `self_signed_tls_client_auth`.
     pub jwks: Option<ClientJwks>,
+    /// What a `tls_client_auth` client's certificate must carry.
+    pub tls_subject: TlsSubject,
+    /// Whether the client's access tokens are bound to its TLS client certificate (RFC 8705
+    /// section 3): it then gets tokens only over mTLS.
+    pub certificate_bound_tokens: bool,
 }
 
 impl ClientSpec {
@@ -226,6 +251,8 @@ impl ClientSpec {
             exchange_audiences: BTreeSet::new(),
             auth_methods: AuthMethods::default(),
             jwks: None,
+            tls_subject: TlsSubject::default(),
+            certificate_bound_tokens: false,
         };
         spec.apply(input, &ClientField::ALL)?;
         Ok(spec)
@@ -254,7 +281,15 @@ impl ClientSpec {
                  verify its assertions",
             ));
         }
-        Ok(())
+        if self.auth_methods.allows(AuthMethod::SelfSignedTlsClientAuth) && self.jwks.is_none() {
+            return Err(Error::invalid(
+                "client.jwks",
+                "is required with the auth method self_signed_tls_client_auth: the client's \
+                 certificate must hold one of its keys",
+            ));
+        }
+        let required = self.auth_methods.allows(AuthMethod::TlsClientAuth);
+        self.tls_subject.check("client.", required)
     }
 
     fn set(&mut self, field: ClientField, input: &ClientInput) -> Result<()> {
@@ -299,6 +334,13 @@ impl ClientSpec {
                     "" => None,
                     raw => Some(ClientJwks::parse(&path, raw)?),
                 };
+            }
+            ClientField::TlsClientAuthSubject(i) => {
+                self.tls_subject
+                    .set(i, &path, &input.tls_client_auth_subject[i])?;
+            }
+            ClientField::TlsClientCertificateBoundAccessTokens => {
+                self.certificate_bound_tokens = input.tls_client_certificate_bound_access_tokens;
             }
         }
         Ok(())

@@ -5,9 +5,11 @@
 pub(crate) const INSERT_CLIENT: &str = "INSERT INTO clients (client_id, tenant, name, description, \
     scopes, audiences, roles, access_token_ttl_secs, refresh_token_ttl_secs, active, allowed_cidrs, \
     rate_limit_per_minute, metadata, access_token_format, exchange_audiences, auth_methods, jwks, \
-    create_time_us, update_time_us, last_used_time_us, revision, token_generation) \
+    create_time_us, update_time_us, last_used_time_us, revision, token_generation, \
+    tls_client_auth_subject_dn, tls_client_auth_san_dns, tls_client_auth_san_uri, \
+    tls_client_auth_san_ip, tls_client_auth_san_email, tls_client_certificate_bound_access_tokens) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-    $20, $21, $22)";
+    $20, $21, $22, $23, $24, $25, $26, $27, $28)";
 
 pub(crate) const INSERT_SECRET: &str = "INSERT INTO client_secrets \
     (secret_id, client_id, selector, hash, create_time_us, expire_time_us) \
@@ -21,12 +23,16 @@ pub(crate) const LIST_CLIENTS: &str = "SELECT * FROM clients \
 
 /// Parameters `$3`..`$17` are the settings, in the same order as in INSERT_CLIENT. `$20` is
 /// added to the token generation (0 or 1): the generation is never overwritten, so an update
-/// computed from a stale read cannot bring revoked tokens back.
+/// computed from a stale read cannot bring revoked tokens back. `$21`..`$26` are the RFC 8705
+/// settings, in the order INSERT_CLIENT has them as `$23`..`$28` (`bind_tls`).
 pub(crate) const UPDATE_CLIENT: &str = "UPDATE clients SET name = $3, description = $4, \
     scopes = $5, audiences = $6, roles = $7, access_token_ttl_secs = $8, \
     refresh_token_ttl_secs = $9, active = $10, allowed_cidrs = $11, rate_limit_per_minute = $12, \
     metadata = $13, access_token_format = $14, exchange_audiences = $15, auth_methods = $16, \
-    jwks = $17, update_time_us = $18, revision = $19, token_generation = token_generation + $20 \
+    jwks = $17, update_time_us = $18, revision = $19, token_generation = token_generation + $20, \
+    tls_client_auth_subject_dn = $21, tls_client_auth_san_dns = $22, tls_client_auth_san_uri = $23, \
+    tls_client_auth_san_ip = $24, tls_client_auth_san_email = $25, \
+    tls_client_certificate_bound_access_tokens = $26 \
     WHERE client_id = $1 AND revision = $2";
 
 pub(crate) const BUMP_GENERATION: &str =
@@ -79,12 +85,13 @@ macro_rules! client_store_impl {
                 let query = sqlx::query($crate::store::sql::INSERT_CLIENT)
                     .bind(&client.client_id)
                     .bind(&client.tenant);
-                bind_settings(query, client)
+                let query = bind_settings(query, client)
                     .bind(client.create_time_us)
                     .bind(client.update_time_us)
                     .bind(client.last_used_time_us)
                     .bind(client.revision)
-                    .bind(client.token_generation)
+                    .bind(client.token_generation);
+                bind_tls(query, client)
                     .execute(&mut *tx)
                     .await?;
                 if let Some(secret) = secret {
@@ -137,10 +144,11 @@ macro_rules! client_store_impl {
                 let query = sqlx::query($crate::store::sql::UPDATE_CLIENT)
                     .bind(&client.client_id)
                     .bind(expected_revision);
-                let done = bind_settings(query, client)
+                let query = bind_settings(query, client)
                     .bind(client.update_time_us)
                     .bind(client.revision)
-                    .bind(i64::from(revoke_tokens))
+                    .bind(i64::from(revoke_tokens));
+                let done = bind_tls(query, client)
                     .execute(&mut *tx)
                     .await?;
                 if done.rows_affected() == 1 {
@@ -313,6 +321,18 @@ macro_rules! client_store_impl {
                 .bind(Json(&client.exchange_audiences))
                 .bind(Json(&client.auth_methods))
                 .bind(&client.jwks)
+        }
+
+        /// Binds a client's RFC 8705 settings, the last parameters of INSERT_CLIENT and
+        /// UPDATE_CLIENT.
+        fn bind_tls<'q>(query: Query<'q>, client: &$crate::store::rows::ClientRow) -> Query<'q> {
+            query
+                .bind(&client.tls_client_auth_subject_dn)
+                .bind(&client.tls_client_auth_san_dns)
+                .bind(&client.tls_client_auth_san_uri)
+                .bind(&client.tls_client_auth_san_ip)
+                .bind(&client.tls_client_auth_san_email)
+                .bind(client.tls_client_certificate_bound_access_tokens)
         }
 
         async fn insert_secret<'e, E>(
