@@ -202,6 +202,8 @@ impl Config {
             },
             lockout: self.secrets.lockout,
             audit_retention: self.audit.retention,
+            // Loaded with the TLS files, by the server (`server::tls`).
+            client_ca: None,
         }
     }
 

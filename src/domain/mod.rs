@@ -37,8 +37,9 @@ use std::time::Duration;
 
 pub use audit::{AuditAdmin, AuditEvent, AuditKind, UsageRecorder};
 pub use clients::{
-    Client, ClientAdmin, ClientField, ClientInput, ClientPage, ClientSecret, ClientSpec,
-    HashParams, MAX_ACCESS_TTL, SecretHasher, TokenFormat,
+    CertificateSource, Client, ClientAdmin, ClientCa, ClientCertificate, ClientField,
+    ClientInput, ClientPage, ClientSecret, ClientSpec, HashParams, MAX_ACCESS_TTL, SecretHasher,
+    TokenFormat,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
@@ -94,6 +95,10 @@ pub struct DomainConfig {
     /// How long after its last read of the change log a replica still answers from memory
     /// (`None`: however long).
     pub max_staleness: Option<Duration>,
+    /// The CA a `tls_client_auth` certificate forwarded by a trusted proxy must chain to
+    /// (`server.tls.client_ca_file`, set by the server that loads it); `None`: the proxy's
+    /// own verification is trusted.
+    pub client_ca: Option<Arc<dyn ClientCa>>,
 }
 
 /// The assembled domain services.
@@ -185,6 +190,7 @@ impl Tokend {
                 issuer: config.issuer,
                 leeway: config.leeway,
                 assertions: config.assertions,
+                client_ca: config.client_ca,
                 refresh_retry_window: config.refresh_retry_window,
                 usage: usage.clone(),
                 policy: policy.clone(),

@@ -36,6 +36,8 @@ pub async fn metadata(
         "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
         // Machine-to-machine only: no authorization endpoint, so no response types.
         "response_types_supported": [],
+        // RFC 8705 section 3.3: access tokens bound to the client's TLS certificate.
+        "tls_client_certificate_bound_access_tokens": true,
     });
     (
         [

@@ -100,7 +100,7 @@ impl Application {
     /// (`main` resolves them first, to exit 64 before anything starts).
     pub async fn from_config(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let plan = Plan::new(&config);
-        let domain = config.domain();
+        let mut domain = config.domain();
         let tls = config
             .server
             .tls
@@ -108,6 +108,7 @@ impl Application {
             .map(ReloadingTls::load)
             .transpose();
         let tls = tls.context("loading the TLS files")?;
+        domain.client_ca = tls.as_ref().and_then(ReloadingTls::client_ca);
         let store = super::open_store(&config.database).await?;
         let tokend = Tokend::open(store, config.keys.keks.load()?, domain, clock)
             .await

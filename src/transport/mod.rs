@@ -15,4 +15,5 @@ mod request;
 
 pub use content::is_grpc;
 pub use presentation::{Challenge, Presentation, error_body};
+pub use client_cert::client_certificate;
 pub use request::{authorization, bearer_token, client_address};

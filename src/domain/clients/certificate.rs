@@ -20,10 +20,30 @@ use crate::domain::error::{Error, Result};
 /// Longest subject value a client may be bound to.
 const MAX_SUBJECT: usize = 1024;
 
+/// Where a client certificate came from, which decides who vouched for its chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertificateSource {
+    /// tokend's own TLS handshake, which verified the chain against `server.tls.client_ca_file`.
+    Handshake,
+    /// A proxy in `server.trusted_proxies`, in `x-forwarded-client-cert`: the proxy verified
+    /// it; tokend checks it against `client_ca_file` too when one is configured.
+    Proxy,
+}
+
+/// The CA certificates a `tls_client_auth` certificate must chain to
+/// (`server.tls.client_ca_file`), for a certificate a proxy forwarded: one from tokend's own
+/// handshake was checked there already. Implemented where the TLS files are (`server`).
+pub trait ClientCa: Send + Sync + fmt::Debug {
+    /// Whether the DER certificate chains to one of the CAs, valid now, for client auth.
+    fn issued(&self, der: &[u8]) -> bool;
+}
+
 /// A client certificate as the token endpoint and introspection need it: its SHA-256
 /// thumbprint (RFC 8705 `x5t#S256`), subject DN, subject alternative names and public key.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ClientCertificate {
+    der: Vec<u8>,
+    source: CertificateSource,
     thumbprint: String,
     subject: DistinguishedName,
     dns: Vec<String>,
@@ -44,14 +64,19 @@ impl fmt::Debug for ClientCertificate {
 }
 
 impl ClientCertificate {
-    /// Reads a DER certificate; `Err` names what is wrong, for a log line.
-    pub fn from_der(der: &[u8]) -> std::result::Result<Self, &'static str> {
+    /// Reads a DER certificate that came from `source`; `Err` names what is wrong.
+    pub fn from_der(
+        der: &[u8],
+        source: CertificateSource,
+    ) -> std::result::Result<Self, &'static str> {
         let (rest, cert) = X509Certificate::from_der(der).map_err(|_| "not a certificate")?;
         if !rest.is_empty() {
             return Err("bytes after the certificate");
         }
         let subject = DistinguishedName::of(&cert)?;
         let mut this = Self {
+            der: der.to_vec(),
+            source,
             thumbprint: thumbprint(der),
             subject,
             dns: Vec::new(),
@@ -88,6 +113,16 @@ impl ClientCertificate {
     /// The subject DN, in RFC 4514 form.
     pub fn subject(&self) -> &DistinguishedName {
         &self.subject
+    }
+
+    /// Whether the certificate chains to a CA this deployment trusts for `tls_client_auth`:
+    /// checked by the handshake; for a forwarded one, by `ca` when a CA is configured, else
+    /// by the trusted proxy (which must check against the same CA: see the README).
+    pub fn chain_trusted(&self, ca: Option<&dyn ClientCa>) -> bool {
+        match (self.source, ca) {
+            (CertificateSource::Handshake, _) | (CertificateSource::Proxy, None) => true,
+            (CertificateSource::Proxy, Some(ca)) => ca.issued(&self.der),
+        }
     }
 }
 

@@ -21,7 +21,7 @@ fn cert(key: &KeyPair) -> Vec<u8> {
 fn a_certificate_says_its_subject_names_key_and_thumbprint() {
     let key = KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
     let der = cert(&key);
-    let parsed = ClientCertificate::from_der(&der).unwrap();
+    let parsed = ClientCertificate::from_der(&der, CertificateSource::Handshake).unwrap();
     assert_eq!(parsed.thumbprint(), thumbprint(&der));
     assert!(is_thumbprint(parsed.thumbprint()));
     assert_eq!(parsed.subject().to_string(), "CN=billing,O=Example\\, Inc.");
@@ -48,7 +48,7 @@ fn a_certificate_says_its_subject_names_key_and_thumbprint() {
     ] {
         assert!(!binding.matches(&parsed), "{binding:?}");
     }
-    assert!(ClientCertificate::from_der(b"junk").is_err());
+    assert!(ClientCertificate::from_der(b"junk", CertificateSource::Proxy).is_err());
 }
 
 #[test]
@@ -68,7 +68,7 @@ fn a_self_signed_certificate_key_is_found_in_the_jwks_that_holds_it() {
     let both = jwks(serde_json::json!([ed_jwk.clone(), ec_jwk]));
     let only_ed = jwks(serde_json::json!([ed_jwk]));
     for (key, in_only_ed) in [(&ed, true), (&ec, false)] {
-        let parsed = ClientCertificate::from_der(&cert(key)).unwrap();
+        let parsed = ClientCertificate::from_der(&cert(key), CertificateSource::Proxy).unwrap();
         let material = parsed.key().expect("a key a JWK can hold");
         assert!(both.contains(material));
         assert_eq!(only_ed.contains(material), in_only_ed);

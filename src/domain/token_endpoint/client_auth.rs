@@ -7,9 +7,11 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use secrecy::{ExposeSecret as _, SecretString};
 
+use crate::domain::clients::ClientCertificate;
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::ClientId;
 
@@ -27,6 +29,11 @@ pub enum Proof {
     /// A JWT signed with one of the client's own keys (`private_key_jwt`, RFC 7523 section
     /// 2.2), as presented, not yet parsed. Single-use, but a bearer credential until used.
     Assertion(SecretString),
+    /// The TLS client certificate of the call (RFC 8705 `tls_client_auth` or
+    /// `self_signed_tls_client_auth`: which one is the client's to say), when the client sent
+    /// no secret and no assertion. Its private key was proven in the TLS handshake, tokend's
+    /// own or the trusted proxy's.
+    Certificate(Arc<ClientCertificate>),
 }
 
 impl Proof {
@@ -45,6 +52,8 @@ impl Proof {
         match self {
             Proof::Secret(_) => "client_secret",
             Proof::Assertion(_) => "private_key_jwt",
+            // Either RFC 8705 method: the certificate alone does not say which.
+            Proof::Certificate(_) => "tls_client_auth",
         }
     }
 }
@@ -57,6 +66,8 @@ pub struct Presented {
     pub client_secret: Option<String>,
     pub assertion_type: Option<String>,
     pub assertion: Option<String>,
+    /// The TLS client certificate of the connection (or the one a trusted proxy forwarded).
+    pub certificate: Option<Arc<ClientCertificate>>,
 }
 
 impl fmt::Debug for Proof {
@@ -74,6 +85,9 @@ pub struct ClientAuth {
     pub proof: Proof,
     /// Where the request came from, as the front end determined it (`None`: unknown).
     pub address: Option<IpAddr>,
+    /// The TLS client certificate the call came with, whatever the proof: the proof itself,
+    /// or, beside a secret or an assertion, what certificate-bound tokens are bound to.
+    pub certificate: Option<Arc<ClientCertificate>>,
 }
 
 impl ClientAuth {
@@ -81,25 +95,43 @@ impl ClientAuth {
     /// JWT assertion with its `client_assertion_type`. Both at once, an assertion without
     /// its type (or the reverse) or an unknown type is `invalid_request`. An assertion
     /// without a client_id names its client by its own `sub` (checked like any other claim).
+    /// With neither, the TLS client certificate is the proof (RFC 8705); with one of them,
+    /// the certificate is kept beside it, for certificate-bound tokens.
     pub fn presented(credentials: Presented, address: Option<IpAddr>) -> Result<Self> {
         let secret = given(credentials.client_secret);
         let assertion = assertion_of(
             given(credentials.assertion_type),
             given(credentials.assertion),
         )?;
-        match (secret, assertion) {
-            (Some(_), Some(_)) => Err(Error::invalid(
-                "client_assertion",
-                "use one client authentication method: a client secret or a client assertion, \
-                 not both",
-            )),
-            (_, Some(assertion)) => Ok(Self::assertion(credentials.client_id, assertion, address)),
-            (secret, None) => Ok(Self::secret(
+        let certificate = credentials.certificate;
+        let who = match (secret, assertion, &certificate) {
+            (Some(_), Some(_), _) => {
+                return Err(Error::invalid(
+                    "client_assertion",
+                    "use one client authentication method: a client secret or a client \
+                     assertion, not both",
+                ));
+            }
+            (_, Some(assertion), _) => Self::assertion(credentials.client_id, assertion, address),
+            (None, None, Some(cert)) => Self {
+                client_id: credentials.client_id,
+                proof: Proof::Certificate(cert.clone()),
+                address,
+                certificate: None,
+            },
+            (secret, None, _) => Self::secret(
                 credentials.client_id,
                 secret.unwrap_or_default(),
                 address,
-            )),
-        }
+            ),
+        };
+        Ok(who.with_certificate(certificate))
+    }
+
+    /// The same caller, with the TLS client certificate its call came with.
+    pub fn with_certificate(mut self, certificate: Option<Arc<ClientCertificate>>) -> Self {
+        self.certificate = certificate;
+        self
     }
 
     /// A client authenticating with a signed assertion. An empty `client_id` is taken from
@@ -121,6 +153,7 @@ impl ClientAuth {
             client_id,
             proof,
             address,
+            certificate: None,
         }
     }
 
@@ -134,6 +167,7 @@ impl ClientAuth {
             client_id: client_id.into(),
             proof: Proof::secret(secret),
             address,
+            certificate: None,
         }
     }
 }
@@ -154,6 +188,7 @@ impl fmt::Debug for ClientAuth {
             .field("client_id", &format_args!("{}", self.logged_id()))
             .field("proof", &self.proof)
             .field("address", &self.address)
+            .field("certificate", &self.certificate)
             .finish()
     }
 }
@@ -245,6 +280,7 @@ mod tests {
                 client_secret: some(secret),
                 assertion_type: some(kind),
                 assertion: some(assertion),
+                certificate: None,
             },
             None,
         )

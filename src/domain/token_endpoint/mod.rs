@@ -5,7 +5,8 @@
 //! - `client_auth`: who is calling ([`ClientAuth`]: client_id, [`Proof`], address);
 //! - `gate`: the one gate every call passes: lockout and per-address limit before any hash
 //!   work, the proof checked by the verifier of its kind (`secret_proof`, `assertion_proof`
-//!   for RFC 7523 client assertions), then the client's allow-list, state and rate limit,
+//!   for RFC 7523 client assertions, `certificate_proof` for RFC 8705 TLS client
+//!   certificates), then the client's allow-list, state and rate limit,
 //!   refusals counted for the audit trail;
 //! - `grant`: the typed [`GrantRequest`] every front end builds, and [`IssuedToken`];
 //! - `service`: [`TokenEndpoint`] and its one entry, [`TokenEndpoint::grant`], which
@@ -21,6 +22,7 @@
 //! policy, the registry and the store; nothing below calls back up.
 
 mod assertion_proof;
+mod certificate_proof;
 pub(crate) mod claims;
 mod client_auth;
 mod client_credentials;

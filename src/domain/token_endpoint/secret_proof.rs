@@ -28,6 +28,9 @@ impl TokenEndpoint {
             Proof::Assertion(assertion) => {
                 return self.verify_assertion(&who.client_id, assertion).await;
             }
+            Proof::Certificate(cert) => {
+                return self.verify_certificate(&who.client_id, cert).await;
+            }
         };
         match verified {
             Some((client, _)) => Ok(client),

@@ -8,6 +8,7 @@ use super::client_auth::Endpoint;
 use super::grant::{Grant, GrantRequest, IssuedToken};
 use crate::domain::audit::UsageRecorder;
 use crate::domain::audit::usage::Counter;
+use crate::domain::clients::ClientCa;
 use crate::domain::clients::secret::SecretHasher;
 use crate::domain::clock::Clock;
 use crate::domain::error::{Error, Result};
@@ -35,6 +36,8 @@ pub struct TokenEndpoint {
     pub(in crate::domain) leeway: Duration,
     /// Which audiences and lifetimes client assertions may have.
     pub(in crate::domain) assertions: AssertionRules,
+    /// The CA a forwarded `tls_client_auth` certificate must chain to, when configured.
+    pub(in crate::domain) client_ca: Option<Arc<dyn ClientCa>>,
     /// How long a spent refresh token may be presented again for the same successor.
     pub(in crate::domain) refresh_retry_window: Duration,
     /// Last uses and refusals, written in batches.
