@@ -109,7 +109,7 @@ fn introspection(c: &mut Criterion) {
             f.rt.block_on(
                 f.tokend
                     .introspection
-                    .introspect(None, black_box(&f.token), None),
+                    .introspect(None, black_box(&f.token), None, None),
             )
             .unwrap()
             .unwrap()
@@ -120,7 +120,7 @@ fn introspection(c: &mut Criterion) {
             f.rt.block_on(
                 f.uncached
                     .introspection
-                    .introspect(None, black_box(&f.token), None),
+                    .introspect(None, black_box(&f.token), None, None),
             )
             .unwrap()
             .unwrap()

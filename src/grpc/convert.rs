@@ -152,6 +152,20 @@ pub fn introspection(active: Option<ActiveToken>) -> proto::IntrospectResponse {
         tenant: c.tenant.clone(),
         roles: c.roles.clone(),
         act: c.act.as_ref().map(actor),
+        cnf: c.cnf.as_ref().map(|cnf| proto::Confirmation {
+            x5t_s256: cnf.x5t_s256.clone(),
+        }),
+    }
+}
+
+/// `client_certificate_thumbprint` of an IntrospectRequest: empty is none; anything else must
+/// be an `x5t#S256`.
+pub fn thumbprint(raw: &str) -> Result<Option<&str>, Status> {
+    use crate::domain::clients::certificate::{bad_thumbprint, is_thumbprint};
+    match raw {
+        "" => Ok(None),
+        raw if is_thumbprint(raw) => Ok(Some(raw)),
+        _ => Err(super::error::to_status(bad_thumbprint())),
     }
 }
 

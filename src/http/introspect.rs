@@ -15,6 +15,7 @@ use super::error::{self, OAuthError};
 use super::form::{Form, client_credentials};
 use super::token::{client_address, client_certificate};
 use crate::domain::policy::address;
+use crate::domain::clients::certificate::{bad_thumbprint, is_thumbprint};
 use crate::domain::{ActiveToken, Caller, Tokend};
 use crate::transport::{authorization, bearer_token};
 
@@ -52,9 +53,15 @@ async fn answer(
                 .map_err(|e| OAuthError::from_domain(e, basic))?,
         ),
     };
+    let thumbprint = form.get("client_certificate_thumbprint");
+    if let Some(raw) = thumbprint
+        && !is_thumbprint(raw)
+    {
+        return Err(OAuthError::from_domain(bad_thumbprint(), basic));
+    }
     let active = tokend
         .introspection
-        .introspect(caller.as_ref(), token, seen_from)
+        .introspect(caller.as_ref(), token, seen_from, thumbprint)
         .await
         .map_err(|e| OAuthError::from_domain(e, basic))?;
     Ok(members(active))
@@ -128,6 +135,9 @@ pub fn members(active: Option<ActiveToken>) -> Value {
     });
     if let Some(act) = &c.act {
         body["act"] = serde_json::to_value(act).unwrap_or(Value::Null);
+    }
+    if let Some(cnf) = &c.cnf {
+        body["cnf"] = serde_json::to_value(cnf).unwrap_or(Value::Null);
     }
     body
 }

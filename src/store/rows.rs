@@ -260,6 +260,7 @@ pub(super) struct GrantRow {
     access_expire_time_us: i64,
     refresh_expire_time_us: i64,
     revoke_time_us: Option<i64>,
+    cnf_x5t_s256: Option<String>,
 }
 
 impl From<GrantRow> for RefreshFamily {
@@ -274,6 +275,7 @@ impl From<GrantRow> for RefreshFamily {
             access_expire_time_us: row.access_expire_time_us,
             refresh_expire_time_us: row.refresh_expire_time_us,
             revoke_time_us: row.revoke_time_us,
+            cnf_x5t_s256: row.cnf_x5t_s256,
         }
     }
 }

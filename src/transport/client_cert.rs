@@ -107,6 +107,17 @@ pub fn client_certificate(
     }
 }
 
+/// The `x5t#S256` of a URL-encoded PEM certificate, as Envoy's ext_authz sends the
+/// downstream peer's (`attributes.source.certificate`, with `include_peer_certificate`);
+/// `None` for an empty or unreadable one.
+pub fn urlencoded_pem_thumbprint(value: &str) -> Option<String> {
+    if value.is_empty() || value.len() > MAX_XFCC_LEN {
+        return None;
+    }
+    let der = pem_to_der(&percent_decode(value).ok()?).ok()?;
+    Some(crate::domain::clients::certificate::thumbprint(&der))
+}
+
 fn invalid(err: XfccError) -> Error {
     Error::invalid(XFCC, err.0)
 }

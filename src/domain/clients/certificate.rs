@@ -140,6 +140,15 @@ pub fn is_thumbprint(text: &str) -> bool {
             .is_ok_and(|bytes| bytes.len() == 32)
 }
 
+/// The refusal of a `client_certificate_thumbprint` that is not an `x5t#S256`.
+pub fn bad_thumbprint() -> Error {
+    Error::invalid(
+        "client_certificate_thumbprint",
+        "must be the certificate's x5t#S256: base64url without padding of its SHA-256 (43 \
+         characters)",
+    )
+}
+
 fn ip_of(raw: &[u8]) -> Option<IpAddr> {
     match raw.len() {
         4 => <[u8; 4]>::try_from(raw).ok().map(IpAddr::from),

@@ -38,7 +38,7 @@ mod secret_proof;
 mod service;
 
 pub use assertion_proof::{AssertionRules, DEFAULT_ASSERTION_LIFETIME, TOKEN_ENDPOINT_PATH};
-pub use claims::{AccessClaims, Actor, Origin};
+pub use claims::{AccessClaims, Actor, Confirmation, Origin};
 pub use client_auth::{
     ClientAuth, Endpoint, JWT_BEARER_ASSERTION, MAX_ASSERTION_LEN, Presented, Proof,
 };

@@ -63,18 +63,20 @@ impl TokenEndpoint {
         let scopes = ScopeSet::parse(request.grant.scope_field(), &request.scopes)
             .map_err(|e| Error::InvalidScope(e.to_string()))?;
         let client = self.admit(&request.client, Endpoint::Token).await?;
+        let cnf = self.binding(&client, &request.client)?;
         let (issued, counter) = match &request.grant {
             Grant::ClientCredentials { audience } => (
-                self.client_credentials(&client, &scopes, audience).await?,
+                self.client_credentials(&client, &scopes, audience, cnf)
+                    .await?,
                 Counter::TokensIssued,
             ),
             Grant::RefreshToken { refresh_token } => (
-                self.refresh(&client, refresh_token, &scopes, request.client.address)
+                self.refresh(&client, refresh_token, &scopes, &request.client, cnf)
                     .await?,
                 Counter::Refreshes,
             ),
             Grant::TokenExchange(exchange) => (
-                self.exchange(&client, exchange, &scopes).await?,
+                self.exchange(&client, exchange, &scopes, cnf).await?,
                 Counter::TokensIssued,
             ),
         };

@@ -4,6 +4,7 @@
 //! refused (always the `invalid_client` of a wrong secret, counted by the lockout alike);
 //! `bound`: certificate-bound access tokens (RFC 8705 section 3).
 
+mod bound;
 mod refusals;
 
 use std::net::SocketAddr;
