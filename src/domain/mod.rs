@@ -37,9 +37,8 @@ use std::time::Duration;
 
 pub use audit::{AuditAdmin, AuditEvent, AuditKind, UsageRecorder};
 pub use clients::{
-    CertificateSource, Client, ClientAdmin, ClientCa, ClientCertificate, ClientField,
-    ClientInput, ClientPage, ClientSecret, ClientSpec, HashParams, MAX_ACCESS_TTL, SecretHasher,
-    TokenFormat,
+    CertificateSource, Client, ClientAdmin, ClientCa, ClientCertificate, ClientField, ClientInput,
+    ClientPage, ClientSecret, ClientSpec, HashParams, MAX_ACCESS_TTL, SecretHasher, TokenFormat,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};

@@ -27,5 +27,6 @@ pub fn client_certificate<T>(
     let peer = request.remote_addr().map(|a| a.ip());
     let certs = request.peer_certs();
     let leaf = certs.as_ref().and_then(|c| c.first()).map(|c| c.as_ref());
-    transport::client_certificate(policy, peer, leaf, request.metadata().as_ref()).map_err(to_status)
+    transport::client_certificate(policy, peer, leaf, request.metadata().as_ref())
+        .map_err(to_status)
 }

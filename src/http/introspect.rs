@@ -14,8 +14,8 @@ use super::Peer;
 use super::error::{self, OAuthError};
 use super::form::{Form, client_credentials};
 use super::token::{client_address, client_certificate};
-use crate::domain::policy::address;
 use crate::domain::clients::certificate::{bad_thumbprint, is_thumbprint};
+use crate::domain::policy::address;
 use crate::domain::{ActiveToken, Caller, Tokend};
 use crate::transport::{authorization, bearer_token};
 

@@ -33,7 +33,7 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// check of client certificates a trusted proxy forwards (`ClientCa`).
 pub struct ReloadingTls {
     files: TlsConfig,
-    current: RwLock<(Arc<ServerConfig>, Contents, Option<Arc<dyn ClientCertVerifier>>)>,
+    current: RwLock<(Arc<ServerConfig>, Contents, Option<ClientVerifier>)>,
     /// How often the files are reread.
     pub period: Duration,
 }
@@ -152,7 +152,12 @@ impl ClientCa for ReloadingTls {
     /// (here the certificate alone: XFCC's `Cert` is the leaf, so it must be issued by a CA
     /// in the file), validity now and the clientAuth usage.
     fn issued(&self, der: &[u8]) -> bool {
-        let verifier = self.current.read().unwrap_or_else(|e| e.into_inner()).2.clone();
+        let verifier = self
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .2
+            .clone();
         verifier.is_some_and(|v| {
             let cert = CertificateDer::from(der.to_vec());
             v.verify_client_cert(&cert, &[], UnixTime::now()).is_ok()
@@ -161,7 +166,10 @@ impl ClientCa for ReloadingTls {
 }
 
 /// The server configuration, and the verifier of client certificates when mTLS is on.
-type Built = (ServerConfig, Option<Arc<dyn ClientCertVerifier>>);
+type Built = (ServerConfig, Option<ClientVerifier>);
+
+/// A verifier of client certificates against `client_ca_file`.
+type ClientVerifier = Arc<dyn ClientCertVerifier>;
 
 fn build(files: &TlsConfig, contents: &Contents) -> anyhow::Result<Built> {
     let certs = parse_certs(&files.cert_file, &contents.cert)?;
@@ -181,7 +189,8 @@ fn build(files: &TlsConfig, contents: &Contents) -> anyhow::Result<Built> {
                     .with_context(|| format!("{}: not a usable CA certificate", ca.display()))?;
             }
             let roots = Arc::new(roots);
-            let forwarded = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone());
+            let forwarded =
+                WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone());
             client_ca = Some(forwarded.build().context("client verifier")?);
             let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone());
             let verifier = match files.client_auth {

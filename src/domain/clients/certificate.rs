@@ -231,8 +231,13 @@ impl DistinguishedName {
         for rdn in cert.subject().iter_rdn() {
             let mut parts = Vec::new();
             for atv in rdn.iter() {
-                let value = atv.as_str().map_err(|_| "a subject value that is not text")?;
-                parts.push((short_type(&atv.attr_type().to_id_string()), value.to_owned()));
+                let value = atv
+                    .as_str()
+                    .map_err(|_| "a subject value that is not text")?;
+                parts.push((
+                    short_type(&atv.attr_type().to_id_string()),
+                    value.to_owned(),
+                ));
             }
             rdns.push(parts);
         }
@@ -257,7 +262,9 @@ impl DistinguishedName {
         for rdn in split_escaped(raw, ',') {
             let mut parts = Vec::new();
             for atv in split_escaped(&rdn, '+') {
-                let (kind, value) = atv.split_once('=').ok_or_else(|| bad("a part without '='"))?;
+                let (kind, value) = atv
+                    .split_once('=')
+                    .ok_or_else(|| bad("a part without '='"))?;
                 let value = unescape(value.trim()).ok_or_else(|| bad("a bad escape"))?;
                 if kind.trim().is_empty() || value.is_empty() {
                     return Err(bad("an empty attribute type or value"));

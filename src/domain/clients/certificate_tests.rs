@@ -7,10 +7,18 @@ fn cert(key: &KeyPair) -> Vec<u8> {
     let mut params = CertificateParams::new(vec!["billing.example".to_owned()]).unwrap();
     // Least specific first, as CAs encode it (rcgen starts with a CN of its own).
     params.distinguished_name = rcgen::DistinguishedName::new();
-    params.distinguished_name.push(DnType::OrganizationName, "Example, Inc.");
-    params.distinguished_name.push(DnType::CommonName, "billing");
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "Example, Inc.");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "billing");
     params.subject_alt_names.extend([
-        SanType::URI("spiffe://prod.example/ns/payments/sa/billing".try_into().unwrap()),
+        SanType::URI(
+            "spiffe://prod.example/ns/payments/sa/billing"
+                .try_into()
+                .unwrap(),
+        ),
         SanType::IpAddress("10.1.2.3".parse().unwrap()),
         SanType::Rfc822Name("billing@example.com".try_into().unwrap()),
     ]);

@@ -19,10 +19,10 @@ pub(crate) mod tls_subject;
 
 pub use admin::{ClientAdmin, ClientPage};
 pub use auth_methods::{AuthMethod, AuthMethods};
-pub use client::Client;
 pub use certificate::{
     CertificateSource, ClientCa, ClientCertificate, DistinguishedName, SubjectBinding,
 };
+pub use client::Client;
 pub use jwks::{ASSERTION_ALGORITHMS, ClientJwks, ClientKey, KeyMaterial};
 pub use secret::{ClientSecret, HashParams, SecretHasher};
 pub use spec::{ClientField, ClientInput, ClientSpec, MAX_ACCESS_TTL, TokenFormat};

@@ -281,7 +281,11 @@ impl ClientSpec {
                  verify its assertions",
             ));
         }
-        if self.auth_methods.allows(AuthMethod::SelfSignedTlsClientAuth) && self.jwks.is_none() {
+        if self
+            .auth_methods
+            .allows(AuthMethod::SelfSignedTlsClientAuth)
+            && self.jwks.is_none()
+        {
             return Err(Error::invalid(
                 "client.jwks",
                 "is required with the auth method self_signed_tls_client_auth: the client's \

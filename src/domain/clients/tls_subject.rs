@@ -138,7 +138,10 @@ mod tests {
         let mut subject = TlsSubject::default();
         assert!(subject.check("client.", false).is_ok());
         let err = subject.check("client.", true).unwrap_err().to_string();
-        assert!(err.starts_with("client.tls_client_auth_subject_dn:"), "{err}");
+        assert!(
+            err.starts_with("client.tls_client_auth_subject_dn:"),
+            "{err}"
+        );
         subject.set(2, "u", "spiffe://prod/ns/a/sa/b").unwrap();
         assert!(subject.check("client.", true).is_ok());
         assert_eq!(

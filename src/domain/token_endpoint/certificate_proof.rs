@@ -47,10 +47,16 @@ impl TokenEndpoint {
     }
 
     /// Whether `cert` proves `client` by one of the two methods it may list; else why not.
-    fn certificate_fits(&self, client: &Client, cert: &ClientCertificate) -> Result<(), &'static str> {
+    fn certificate_fits(
+        &self,
+        client: &Client,
+        cert: &ClientCertificate,
+    ) -> Result<(), &'static str> {
         let spec = &client.spec;
         let by_subject = spec.auth_methods.allows(AuthMethod::TlsClientAuth);
-        let by_key = spec.auth_methods.allows(AuthMethod::SelfSignedTlsClientAuth);
+        let by_key = spec
+            .auth_methods
+            .allows(AuthMethod::SelfSignedTlsClientAuth);
         if !by_subject && !by_key {
             return Err("the client lists neither tls_client_auth nor self_signed_tls_client_auth");
         }
@@ -63,7 +69,10 @@ impl TokenEndpoint {
         if !by_subject {
             return Err("the certificate's key is none of the client's jwks");
         }
-        let binding = spec.tls_subject.binding().ok_or("no subject value to match")?;
+        let binding = spec
+            .tls_subject
+            .binding()
+            .ok_or("no subject value to match")?;
         if !binding.matches(cert) {
             return Err("the certificate does not carry the client's subject value");
         }

@@ -119,11 +119,9 @@ impl ClientAuth {
                 address,
                 certificate: None,
             },
-            (secret, None, _) => Self::secret(
-                credentials.client_id,
-                secret.unwrap_or_default(),
-                address,
-            ),
+            (secret, None, _) => {
+                Self::secret(credentials.client_id, secret.unwrap_or_default(), address)
+            }
         };
         Ok(who.with_certificate(certificate))
     }

@@ -91,9 +91,7 @@ macro_rules! client_store_impl {
                     .bind(client.last_used_time_us)
                     .bind(client.revision)
                     .bind(client.token_generation);
-                bind_tls(query, client)
-                    .execute(&mut *tx)
-                    .await?;
+                bind_tls(query, client).execute(&mut *tx).await?;
                 if let Some(secret) = secret {
                     insert_secret(&mut *tx, secret).await?;
                 }
@@ -148,9 +146,7 @@ macro_rules! client_store_impl {
                     .bind(client.update_time_us)
                     .bind(client.revision)
                     .bind(i64::from(revoke_tokens));
-                let done = bind_tls(query, client)
-                    .execute(&mut *tx)
-                    .await?;
+                let done = bind_tls(query, client).execute(&mut *tx).await?;
                 if done.rows_affected() == 1 {
                     if revoke_tokens {
                         revoke_client_tokens_in(&mut tx, &client.client_id, client.update_time_us)

@@ -97,7 +97,10 @@ async fn bound_tokens_carry_cnf_and_introspection_compares_it(backend: Backend) 
             .await
             .json();
         assert_eq!(answer["cnf"]["x5t#S256"], x5t(&ours));
-        let body = format!("token={token}&client_certificate_thumbprint={}", x5t(&theirs));
+        let body = format!(
+            "token={token}&client_certificate_thumbprint={}",
+            x5t(&theirs)
+        );
         let answer = crate::oauth_http::introspect(app.addr, &headers, &body).await;
         assert_eq!(answer.json(), serde_json::json!({"active": false}));
     }

@@ -47,7 +47,10 @@ impl Ca {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
         Self { issuer }
     }
@@ -60,15 +63,28 @@ impl Ca {
     pub fn server(&self) -> Leaf {
         let params =
             CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
-        self.sign(params, ExtendedKeyUsagePurpose::ServerAuth, &KeyPair::generate().unwrap())
+        self.sign(
+            params,
+            ExtendedKeyUsagePurpose::ServerAuth,
+            &KeyPair::generate().unwrap(),
+        )
     }
 
     /// A workload's certificate: CN `billing`, the SPIFFE ID `uri` as a URI SAN.
     pub fn workload(&self, uri: &str) -> Leaf {
-        self.sign(workload_params(uri), ExtendedKeyUsagePurpose::ClientAuth, &KeyPair::generate().unwrap())
+        self.sign(
+            workload_params(uri),
+            ExtendedKeyUsagePurpose::ClientAuth,
+            &KeyPair::generate().unwrap(),
+        )
     }
 
-    fn sign(&self, mut params: CertificateParams, usage: ExtendedKeyUsagePurpose, key: &KeyPair) -> Leaf {
+    fn sign(
+        &self,
+        mut params: CertificateParams,
+        usage: ExtendedKeyUsagePurpose,
+        key: &KeyPair,
+    ) -> Leaf {
         params.extended_key_usages = vec![usage];
         let cert = params.signed_by(key, &self.issuer).unwrap();
         Leaf {
@@ -82,8 +98,12 @@ impl Ca {
 fn workload_params(uri: &str) -> CertificateParams {
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.distinguished_name = rcgen::DistinguishedName::new();
-    params.distinguished_name.push(DnType::OrganizationName, "Example");
-    params.distinguished_name.push(DnType::CommonName, "billing");
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "Example");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "billing");
     params.subject_alt_names = vec![SanType::URI(uri.try_into().unwrap())];
     params
 }
@@ -220,7 +240,11 @@ fn tls_config(ca: &Ca, identity: Option<&Leaf>) -> ClientTlsConfig {
 }
 
 /// `TokenService` over TLS presenting `leaf`.
-pub(super) async fn tokens_with(addr: SocketAddr, ca: &Ca, leaf: &Leaf) -> TokenServiceClient<Channel> {
+pub(super) async fn tokens_with(
+    addr: SocketAddr,
+    ca: &Ca,
+    leaf: &Leaf,
+) -> TokenServiceClient<Channel> {
     let channel = Channel::from_shared(format!("https://{addr}"))
         .unwrap()
         .tls_config(tls_config(ca, Some(leaf)))
@@ -276,7 +300,10 @@ async fn tls_client_auth_over_tokends_own_mtls(backend: Backend) {
     let (app, _files) = mtls_app(backend, &ca).await;
     let admin = app.admin("acme").await;
     let (created, creds) = app.create_client(&admin, mtls_client("billing")).await;
-    assert!(creds.client_secret.is_empty(), "a certificate client has no secret");
+    assert!(
+        creds.client_secret.is_empty(),
+        "a certificate client has no secret"
+    );
     assert_eq!(created.auth_methods, ["tls_client_auth"]);
     assert_eq!(created.tls_client_auth_san_uri, SPIFFE_ID);
     let id = created.client_id.as_str();
@@ -304,28 +331,63 @@ async fn tls_client_auth_over_tokends_own_mtls(backend: Backend) {
     assert_eq!(status, 200, "{body}");
     assert!(body["access_token"].as_str().is_some_and(|t| !t.is_empty()));
     // The same connection without the client_id names no client: refused as ever.
-    let (status, body) =
-        https_post(app.addr, &ca, &workload, "/oauth2/token", "grant_type=client_credentials").await;
-    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
+    let (status, body) = https_post(
+        app.addr,
+        &ca,
+        &workload,
+        "/oauth2/token",
+        "grant_type=client_credentials",
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
 }
 
 /// Behind a mesh sidecar: the certificate a trusted proxy forwards in
 /// `x-forwarded-client-cert` authenticates the client; the same header from any other peer is
 /// ignored (a forgery), and then the client has no proof at all.
-async fn a_trusted_proxy_forwards_the_certificate_and_a_forged_header_is_ignored(
-    backend: Backend,
-) {
+async fn a_trusted_proxy_forwards_the_certificate_and_a_forged_header_is_ignored(backend: Backend) {
     let app = proxied_app(backend).await;
-    let admin = app.admin("acme").await;
-    let (created, _) = app.create_client(&admin, mtls_client("billing")).await;
-    let id = created.client_id.as_str();
-    let header = xfcc(&Ca::new("mesh CA").workload(SPIFFE_ID));
+    // Bootstrapped offline, as an operator would: `tokend client create` with the flags.
+    let out = app
+        .cli(&[
+            "client",
+            "create",
+            "--tenant",
+            "acme",
+            "--name",
+            "billing",
+            "--scopes",
+            "read",
+            "--auth-methods",
+            "tls_client_auth",
+            "--tls-client-auth-san-uri",
+            SPIFFE_ID,
+            "--tls-client-certificate-bound-access-tokens",
+        ])
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(created["client_secret"], serde_json::Value::Null);
+    let id = created["client_id"].as_str().unwrap();
+    let workload = Ca::new("mesh CA").workload(SPIFFE_ID);
+    let header = xfcc(&workload);
 
     let mut proxy = app.tokens_from(PROXY).await;
-    proxy
+    let issued = proxy
         .issue_token(forwarded(id_only(id), &header))
         .await
-        .expect("a token for the certificate the trusted proxy forwarded");
+        .expect("a token for the certificate the trusted proxy forwarded")
+        .into_inner();
+    let introspector = app.introspector("acme").await;
+    let answer = app.introspect(&introspector, &issued.access_token).await;
+    assert_eq!(answer.cnf.expect("bound").x5t_s256, x5t(&workload));
     let err = app
         .tokens()
         .issue_token(forwarded(id_only(id), &header))
@@ -336,7 +398,10 @@ async fn a_trusted_proxy_forwards_the_certificate_and_a_forged_header_is_ignored
     let body = format!("grant_type=client_credentials&client_id={id}");
     let headers = [("x-forwarded-client-cert", header.as_str())];
     let forged = crate::oauth_http::token(app.addr, &headers, &body).await;
-    assert_eq!((forged.status, forged.error().as_str()), (401, "invalid_client"));
+    assert_eq!(
+        (forged.status, forged.error().as_str()),
+        (401, "invalid_client")
+    );
     // A trusted proxy's header that cannot be read is refused, never read as no certificate.
     let err = proxy
         .issue_token(forwarded(id_only(id), "Hash=zz;Cert=\"junk"))
@@ -344,10 +409,18 @@ async fn a_trusted_proxy_forwards_the_certificate_and_a_forged_header_is_ignored
         .unwrap_err();
     assert_eq!(oauth2_error(&err), "invalid_request");
     // RFC 8414 metadata names both methods and bound tokens.
-    let metadata = crate::oauth_http::http(app.addr, "GET /.well-known/oauth-authorization-server", &[], "").await;
+    let metadata = crate::oauth_http::http(
+        app.addr,
+        "GET /.well-known/oauth-authorization-server",
+        &[],
+        "",
+    )
+    .await;
     let metadata = metadata.json();
     let methods = metadata["token_endpoint_auth_methods_supported"].to_string();
-    assert!(methods.contains("\"tls_client_auth\"") && methods.contains("self_signed_tls_client_auth"));
+    assert!(
+        methods.contains("\"tls_client_auth\"") && methods.contains("self_signed_tls_client_auth")
+    );
     assert_eq!(metadata["tls_client_certificate_bound_access_tokens"], true);
 }
 

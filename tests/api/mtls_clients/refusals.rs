@@ -46,7 +46,11 @@ async fn a_certificate_without_the_subject_or_an_unlisted_method_is_refused(back
             .unwrap_err();
         assert_eq!(err.code(), Code::Unauthenticated);
         assert_eq!(oauth2_error(&err), "invalid_client");
-        assert_eq!(err.message(), wrong_secret, "the same refusal as a wrong secret");
+        assert_eq!(
+            err.message(),
+            wrong_secret,
+            "the same refusal as a wrong secret"
+        );
     }
 }
 
