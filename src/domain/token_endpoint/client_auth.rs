@@ -316,6 +316,41 @@ mod tests {
     }
 
     #[test]
+    fn a_certificate_is_the_proof_only_without_a_secret_or_an_assertion() {
+        use crate::domain::clients::CertificateSource;
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["w.example".to_owned()]).unwrap();
+        let der = params.self_signed(&key).unwrap().der().to_vec();
+        let cert = ClientCertificate::from_der(&der, CertificateSource::Handshake).unwrap();
+        let cert = Some(Arc::new(cert));
+        let with = |secret: &str, assertion: &str| {
+            let some = |v: &str| Some(v.to_owned());
+            let kind = if assertion.is_empty() {
+                ""
+            } else {
+                JWT_BEARER_ASSERTION
+            };
+            ClientAuth::presented(
+                Presented {
+                    client_id: "c".into(),
+                    client_secret: some(secret),
+                    assertion_type: some(kind),
+                    assertion: some(assertion),
+                    certificate: cert.clone(),
+                },
+                None,
+            )
+            .unwrap()
+        };
+        let alone = with("", "");
+        assert!(matches!(alone.proof, Proof::Certificate(_)));
+        for who in [with("s", ""), with("", "a.b.c")] {
+            assert!(!matches!(who.proof, Proof::Certificate(_)), "{who:?}");
+            assert_eq!(who.certificate, cert, "kept beside the proof, for binding");
+        }
+    }
+
+    #[test]
     fn an_assertion_without_client_id_names_its_client_by_sub() {
         use base64::Engine as _;
         let part = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);

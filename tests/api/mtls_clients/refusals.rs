@@ -82,6 +82,35 @@ async fn self_signed_certificates_prove_the_client_by_its_key(backend: Backend) 
     assert_eq!(oauth2_error(&err), "invalid_client");
 }
 
+/// With `client_ca_file` configured, a certificate a trusted proxy forwards for
+/// `tls_client_auth` must chain to it too: the proxy may trust more CAs than tokend does.
+async fn a_forwarded_certificate_must_come_from_tokends_client_ca(backend: Backend) {
+    let ca = Ca::new("mesh CA");
+    let (app, _files) = mtls_app(backend, &ca).await;
+    let admin = app.admin("acme").await;
+    let (created, _) = app.create_client(&admin, mtls_client("billing")).await;
+    let id = created.client_id.as_str();
+    let channel = tonic::transport::Endpoint::from_shared(format!("https://{}", app.addr))
+        .unwrap()
+        .local_address(Some(PROXY.parse().unwrap()))
+        .tls_config(app.client_tls.clone().unwrap())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut proxy = tokend::proto::token_service_client::TokenServiceClient::new(channel);
+    proxy
+        .issue_token(forwarded(id_only(id), &xfcc(&ca.workload(SPIFFE_ID))))
+        .await
+        .expect("a certificate of the client CA, forwarded");
+    let stranger = Ca::new("another CA").workload(SPIFFE_ID);
+    let err = proxy
+        .issue_token(forwarded(id_only(id), &xfcc(&stranger)))
+        .await
+        .unwrap_err();
+    assert_eq!(oauth2_error(&err), "invalid_client");
+}
+
 async fn certificate_failures_count_toward_the_lockout(backend: Backend) {
     let app = TestApp::spawn_with(backend, |s| {
         s.server.trusted_proxies = vec![format!("{PROXY}/32")];
@@ -157,6 +186,7 @@ async fn the_subject_metadata_names_the_field_to_fix(backend: Backend) {
 for_each_backend!(
     a_certificate_without_the_subject_or_an_unlisted_method_is_refused,
     self_signed_certificates_prove_the_client_by_its_key,
+    a_forwarded_certificate_must_come_from_tokends_client_ca,
     certificate_failures_count_toward_the_lockout,
     the_subject_metadata_names_the_field_to_fix,
 );
