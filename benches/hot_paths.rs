@@ -109,7 +109,7 @@ fn introspection(c: &mut Criterion) {
             f.rt.block_on(
                 f.tokend
                     .introspection
-                    .introspect(None, black_box(&f.token), None),
+                    .introspect(None, black_box(&f.token), None, None),
             )
             .unwrap()
             .unwrap()
@@ -117,11 +117,12 @@ fn introspection(c: &mut Criterion) {
     });
     group.bench_function("JWT, signature verified (cache off)", |b| {
         b.iter(|| {
-            f.rt.block_on(
-                f.uncached
-                    .introspection
-                    .introspect(None, black_box(&f.token), None),
-            )
+            f.rt.block_on(f.uncached.introspection.introspect(
+                None,
+                black_box(&f.token),
+                None,
+                None,
+            ))
             .unwrap()
             .unwrap()
         })

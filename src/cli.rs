@@ -67,7 +67,7 @@ pub enum Command {
     #[command(subcommand)]
     Kek(KekCommand),
     /// Measure a running tokend: throughput and latency per RPC, next to a health baseline.
-    Bench(BenchArgs),
+    Bench(Box<BenchArgs>),
 }
 
 /// `tokend client ...` (parsed once per process: the size of a variant does not matter)
@@ -75,7 +75,7 @@ pub enum Command {
 #[allow(clippy::large_enum_variant)]
 pub enum ClientCommand {
     /// Register a client and print its id and secret as JSON (the secret is shown only once).
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// Print clients as JSON lines.
     List {
         /// Only this tenant.
@@ -115,8 +115,9 @@ pub struct CreateArgs {
     #[arg(long, default_value = "")]
     pub description: String,
     /// How the client proves itself, comma-separated: `client_secret_basic`,
-    /// `client_secret_post`, `private_key_jwt`. Default: the two secret methods. A client
-    /// without a secret method is created without a secret.
+    /// `client_secret_post`, `private_key_jwt`, `tls_client_auth`,
+    /// `self_signed_tls_client_auth`. Default: the two secret methods. A client without a
+    /// secret method is created without a secret.
     #[arg(long, value_delimiter = ',')]
     pub auth_methods: Vec<String>,
     /// A file holding the client's public keys as a JWK Set (required with `private_key_jwt`;
@@ -131,6 +132,25 @@ pub struct CreateArgs {
     /// the issuer must be one of `[[federation.issuers]]`); repeatable.
     #[arg(long = "federated", value_name = "ISSUER=SUBJECT", value_parser = parse_federated)]
     pub federated: Vec<FederatedCredential>,
+    /// `tls_client_auth`: the subject DN its certificate must have (RFC 4514, e.g.
+    /// `CN=billing,O=Example`). Set one of the five `--tls-client-auth-*` values.
+    #[arg(long, value_name = "DN", default_value = "")]
+    pub tls_client_auth_subject_dn: String,
+    /// `tls_client_auth`: a DNS name its certificate must carry (subjectAltName).
+    #[arg(long, value_name = "NAME", default_value = "")]
+    pub tls_client_auth_san_dns: String,
+    /// `tls_client_auth`: a URI its certificate must carry, e.g. a SPIFFE ID.
+    #[arg(long, value_name = "URI", default_value = "")]
+    pub tls_client_auth_san_uri: String,
+    /// `tls_client_auth`: an IP address its certificate must carry.
+    #[arg(long, value_name = "IP", default_value = "")]
+    pub tls_client_auth_san_ip: String,
+    /// `tls_client_auth`: an e-mail address its certificate must carry.
+    #[arg(long, value_name = "EMAIL", default_value = "")]
+    pub tls_client_auth_san_email: String,
+    /// Bind the client's access tokens to its TLS client certificate (RFC 8705 `cnf`).
+    #[arg(long)]
+    pub tls_client_certificate_bound_access_tokens: bool,
 }
 
 /// `ISSUER=SUBJECT`, split at the first `=` (an OpenID issuer URL has no query, so no `=`).
@@ -329,7 +349,7 @@ pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
         }
         Command::Client(cmd) => client(cmd, config).await,
         Command::Kek(KekCommand::Rotate) => kek_rotate(config).await,
-        Command::Bench(args) => run_bench(args).await,
+        Command::Bench(args) => run_bench(*args).await,
     }
 }
 
@@ -389,6 +409,15 @@ async fn client(cmd: ClientCommand, config: Config) -> anyhow::Result<()> {
                 jwks,
                 jwks_uri: args.jwks_uri.unwrap_or_default(),
                 federated_credentials: args.federated,
+                tls_client_auth_subject: [
+                    args.tls_client_auth_subject_dn,
+                    args.tls_client_auth_san_dns,
+                    args.tls_client_auth_san_uri,
+                    args.tls_client_auth_san_ip,
+                    args.tls_client_auth_san_email,
+                ],
+                tls_client_certificate_bound_access_tokens: args
+                    .tls_client_certificate_bound_access_tokens,
                 ..ClientInput::default()
             };
             let (client, secret) = tokend.clients.create(&operator, &input).await?;

@@ -10,7 +10,7 @@ fn main() {
     tokend::outbound::install_crypto_provider();
     let cli = Cli::parse();
     if let Some(Command::Bench(args)) = cli.command {
-        std::process::exit(tokend::cli::bench_main(args));
+        std::process::exit(tokend::cli::bench_main(*args));
     }
     if let Err(message) = cli.check() {
         eprintln!("tokend: {message}");

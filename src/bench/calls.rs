@@ -393,6 +393,7 @@ fn token_request(token: &str, client_address: &str) -> IntrospectRequest {
         token: token.to_owned(),
         token_type_hint: String::new(),
         client_address: client_address.to_owned(),
+        client_certificate_thumbprint: String::new(),
     }
 }
 

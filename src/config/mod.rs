@@ -212,6 +212,8 @@ impl Config {
             audit_retention: self.audit.retention,
             federation: self.federation.iter().map(|i| i.rules.clone()).collect(),
             key_sources: KeySources::default(),
+            // Loaded with the TLS files, by the server (`server::tls`).
+            client_ca: None,
         }
     }
 

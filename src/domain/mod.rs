@@ -40,8 +40,8 @@ use std::time::Duration;
 
 pub use audit::{AuditAdmin, AuditEvent, AuditKind, UsageRecorder};
 pub use clients::{
-    Client, ClientAdmin, ClientField, ClientInput, ClientPage, ClientSecret, ClientSpec,
-    HashParams, MAX_ACCESS_TTL, SecretHasher, TokenFormat,
+    CertificateSource, Client, ClientAdmin, ClientCa, ClientCertificate, ClientField, ClientInput,
+    ClientPage, ClientSecret, ClientSpec, HashParams, MAX_ACCESS_TTL, SecretHasher, TokenFormat,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
@@ -102,6 +102,10 @@ pub struct DomainConfig {
     /// Where fetched key sets come from (clients' `jwks_uri`, the issuers' keys); the default
     /// fetches nothing, and the server sets the real ones.
     pub key_sources: federation::KeySources,
+    /// The CA a `tls_client_auth` certificate forwarded by a trusted proxy must chain to
+    /// (`server.tls.client_ca_file`, set by the server that loads it); `None`: the proxy's
+    /// own verification is trusted.
+    pub client_ca: Option<Arc<dyn ClientCa>>,
 }
 
 /// The assembled domain services.
@@ -202,6 +206,7 @@ impl Tokend {
                 assertions: config.assertions,
                 client_keys,
                 federation: federation.clone(),
+                client_ca: config.client_ca,
                 refresh_retry_window: config.refresh_retry_window,
                 usage: usage.clone(),
                 policy: policy.clone(),

@@ -50,7 +50,14 @@ pub fn duration(field: &str, d: Option<prost_types::Duration>) -> Result<Option<
 /// The client as the API shows it.
 pub fn client(c: &Client) -> proto::Client {
     let s = &c.spec;
+    let [dn, dns, uri, ip, email] = s.tls_subject.texts();
     proto::Client {
+        tls_client_auth_subject_dn: dn,
+        tls_client_auth_san_dns: dns,
+        tls_client_auth_san_uri: uri,
+        tls_client_auth_san_ip: ip,
+        tls_client_auth_san_email: email,
+        tls_client_certificate_bound_access_tokens: s.certificate_bound_tokens,
         client_id: c.id.to_string(),
         tenant: c.tenant.to_string(),
         name: s.name.clone(),
@@ -118,6 +125,14 @@ pub fn client_input(c: proto::Client) -> Result<ClientInput, Status> {
                 subject: f.subject,
             })
             .collect(),
+        tls_client_auth_subject: [
+            c.tls_client_auth_subject_dn,
+            c.tls_client_auth_san_dns,
+            c.tls_client_auth_san_uri,
+            c.tls_client_auth_san_ip,
+            c.tls_client_auth_san_email,
+        ],
+        tls_client_certificate_bound_access_tokens: c.tls_client_certificate_bound_access_tokens,
         access_token_format: match proto::AccessTokenFormat::try_from(c.access_token_format) {
             Ok(proto::AccessTokenFormat::Unspecified) => None,
             Ok(proto::AccessTokenFormat::Jwt) => Some(TokenFormat::Jwt),
@@ -156,6 +171,20 @@ pub fn introspection(active: Option<ActiveToken>) -> proto::IntrospectResponse {
         tenant: c.tenant.clone(),
         roles: c.roles.clone(),
         act: c.act.as_ref().map(actor),
+        cnf: c.cnf.as_ref().map(|cnf| proto::Confirmation {
+            x5t_s256: cnf.x5t_s256.clone(),
+        }),
+    }
+}
+
+/// `client_certificate_thumbprint` of an IntrospectRequest: empty is none; anything else must
+/// be an `x5t#S256`.
+pub fn thumbprint(raw: &str) -> Result<Option<&str>, Status> {
+    use crate::domain::clients::certificate::{bad_thumbprint, is_thumbprint};
+    match raw {
+        "" => Ok(None),
+        raw if is_thumbprint(raw) => Ok(Some(raw)),
+        _ => Err(super::error::to_status(bad_thumbprint())),
     }
 }
 

@@ -1,8 +1,9 @@
 //! `envoy.service.auth.v3.Authorization/Check`: Envoy's external authorization, so a mesh or
 //! gateway checks bearer tokens with tokend before a request reaches a backend.
 //!
-//! A thin front end: it reads the request's method, path, `authorization` header and source
-//! address out of the `CheckRequest`, asks the domain (`Introspector::authorize_edge`, which
+//! A thin front end: it reads the request's method, path, `authorization` header, source
+//! address and client certificate (`include_peer_certificate`, for certificate-bound tokens)
+//! out of the `CheckRequest`, asks the domain (`Introspector::authorize_edge`, which
 //! also normalises the path) for the verdict, and writes it back as Envoy wants it: OK with the
 //! token's identity in upstream headers, or a denied HTTP answer in RFC 6750's terms (403
 //! `invalid_request` for a path without a normal form). A domain error (the database is down)
@@ -22,6 +23,7 @@ use tonic::{Code, Request, Response, Status};
 use super::error::to_status;
 use crate::domain::policy::address;
 use crate::domain::{ActiveToken, EdgeRequest, EdgeRoutes, EdgeVerdict, Error, Tokend};
+use crate::transport::client_cert::urlencoded_pem_thumbprint;
 use crate::transport::{Challenge, Presentation, bearer_token, error_body};
 
 /// The service's name in health checks.
@@ -53,11 +55,17 @@ impl Authorization for ExtAuthzApi {
             .as_ref()
             .and_then(|a| a.request.as_ref())
             .and_then(|r| r.http.as_ref());
+        let certificate = check
+            .attributes
+            .as_ref()
+            .and_then(|a| a.source.as_ref())
+            .and_then(|s| urlencoded_pem_thumbprint(&s.certificate));
         let edge = EdgeRequest {
             method: http.map_or("", |h| h.method.as_str()),
             path: http.map_or("", |h| h.path.as_str()),
             bearer: http.and_then(authorization).and_then(bearer_token),
             source: source_address(check),
+            certificate: certificate.as_deref(),
         };
         let introspection = &self.tokend.introspection;
         let verdict = introspection

@@ -29,10 +29,11 @@ impl IntrospectionService for IntrospectionApi {
             "" => None,
             raw => Some(address::parse_address("client_address", raw).map_err(to_status)?),
         };
+        let thumbprint = convert::thumbprint(&r.client_certificate_thumbprint)?;
         let active = self
             .tokend
             .introspection
-            .introspect(caller.as_ref(), &r.token, client_address)
+            .introspect(caller.as_ref(), &r.token, client_address, thumbprint)
             .await
             .map_err(to_status)?;
         Ok(Response::new(convert::introspection(active)))

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::error::to_status;
-use super::peer::client_address;
+use super::peer::{client_address, client_certificate};
 use crate::domain::{
     ACCESS_TOKEN_TYPE, ClientAuth, Exchange, Grant, GrantRequest, IssuedToken, Presented,
     RevokeRequest, Tokend,
@@ -30,20 +30,23 @@ macro_rules! token_response {
 }
 
 /// The client credentials of a request (`client_id`, `client_secret`, `client_assertion_type`,
-/// `client_assertion`), as the domain's one proof, from `$address`.
+/// `client_assertion`, and the call's TLS client certificate), as the domain's one proof, with
+/// the caller's address.
 macro_rules! client_auth {
-    ($r:expr, $address:expr) => {
-        ClientAuth::presented(
-            Presented {
-                client_id: $r.client_id,
-                client_secret: Some($r.client_secret),
-                assertion_type: Some($r.client_assertion_type),
-                assertion: Some($r.client_assertion),
-            },
-            $address,
-        )
-        .map_err(to_status)?
-    };
+    ($tokend:expr, $request:expr) => {{
+        let address = client_address(&$tokend.policy, &$request);
+        let certificate = client_certificate(&$tokend.policy, &$request)?;
+        let r = $request.into_inner();
+        let presented = Presented {
+            client_id: r.client_id.clone(),
+            client_secret: Some(r.client_secret.clone()),
+            assertion_type: Some(r.client_assertion_type.clone()),
+            assertion: Some(r.client_assertion.clone()),
+            certificate,
+        };
+        let who = ClientAuth::presented(presented, address).map_err(to_status)?;
+        (who, r)
+    }};
 }
 
 /// Serves `TokenService`.
@@ -73,9 +76,7 @@ impl TokenService for TokenApi {
         &self,
         request: Request<IssueTokenRequest>,
     ) -> Result<Response<IssueTokenResponse>, Status> {
-        let address = client_address(&self.tokend.policy, &request);
-        let r = request.into_inner();
-        let client = client_auth!(r, address);
+        let (client, r) = client_auth!(self.tokend, request);
         let grant = Grant::ClientCredentials {
             audience: r.audience,
         };
@@ -87,9 +88,7 @@ impl TokenService for TokenApi {
         &self,
         request: Request<RefreshTokenRequest>,
     ) -> Result<Response<RefreshTokenResponse>, Status> {
-        let address = client_address(&self.tokend.policy, &request);
-        let r = request.into_inner();
-        let client = client_auth!(r, address);
+        let (client, r) = client_auth!(self.tokend, request);
         let grant = Grant::RefreshToken {
             refresh_token: r.refresh_token,
         };
@@ -101,10 +100,9 @@ impl TokenService for TokenApi {
         &self,
         request: Request<RevokeTokenRequest>,
     ) -> Result<Response<RevokeTokenResponse>, Status> {
-        let address = client_address(&self.tokend.policy, &request);
-        let r = request.into_inner();
+        let (client, r) = client_auth!(self.tokend, request);
         let revoke = RevokeRequest {
-            client: client_auth!(r, address),
+            client,
             token: r.token,
             token_type_hint: r.token_type_hint,
         };
@@ -120,9 +118,7 @@ impl TokenService for TokenApi {
         &self,
         request: Request<ExchangeTokenRequest>,
     ) -> Result<Response<ExchangeTokenResponse>, Status> {
-        let address = client_address(&self.tokend.policy, &request);
-        let r = request.into_inner();
-        let client = client_auth!(r, address);
+        let (client, r) = client_auth!(self.tokend, request);
         let grant = Grant::TokenExchange(Exchange {
             subject_token: r.subject_token,
             subject_token_type: r.subject_token_type,

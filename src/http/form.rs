@@ -3,6 +3,7 @@
 //! HTTP Basic with form-urlencoded id and secret.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::header::CONTENT_TYPE;
@@ -11,7 +12,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use super::error::OAuthError;
-use crate::domain::{ClientAuth, Presented};
+use crate::domain::{ClientAuth, ClientCertificate, Presented};
 use crate::transport::{Challenge, authorization};
 
 /// Largest request body read; a bigger one is 413.
@@ -117,11 +118,13 @@ pub struct ClientCredentials {
 }
 
 impl ClientCredentials {
-    /// The domain's view of the caller: this client_id, proven by this secret or assertion,
-    /// from `address`; `invalid_request` for credentials that make no one proof.
+    /// The domain's view of the caller: this client_id, proven by this secret or assertion
+    /// (or else by the TLS client `certificate`), from `address`; `invalid_request` for
+    /// credentials that make no one proof.
     pub fn into_client_auth(
         self,
         address: Option<std::net::IpAddr>,
+        certificate: Option<Arc<ClientCertificate>>,
     ) -> Result<ClientAuth, OAuthError> {
         let basic = self.basic;
         let presented = Presented {
@@ -129,6 +132,7 @@ impl ClientCredentials {
             client_secret: self.client_secret,
             assertion_type: self.assertion_type,
             assertion: self.assertion,
+            certificate,
         };
         ClientAuth::presented(presented, address).map_err(|e| OAuthError::from_domain(e, basic))
     }
@@ -137,11 +141,13 @@ impl ClientCredentials {
 /// The client's credentials: HTTP Basic (`client_secret_basic`, id and secret form-urlencoded
 /// inside, as section 2.3.1 requires), `client_id` and `client_secret` in the body
 /// (`client_secret_post`), or `client_assertion_type` and `client_assertion` in the body
-/// (`private_key_jwt`, RFC 7523; `client_id` optional). Two methods at once, or two
-/// Authorization headers, is `invalid_request`.
+/// (`private_key_jwt`, RFC 7523; `client_id` optional), or over mTLS `client_id` alone
+/// (`tls_client_auth`, `self_signed_tls_client_auth`, RFC 8705: `certificate` says the call
+/// has one). Two methods at once, or two Authorization headers, is `invalid_request`.
 pub fn client_credentials(
     headers: &HeaderMap,
     form: &Form,
+    certificate: bool,
 ) -> Result<ClientCredentials, OAuthError> {
     let basic = match authorization(headers).map_err(|e| OAuthError::from_domain(e, false))? {
         Some(value) => Some(basic(value.as_bytes())?),
@@ -180,13 +186,19 @@ pub fn client_credentials(
             None,
             false,
         )),
+        (None, None) if certificate && form.get("client_id").is_some() => Ok(credentials(
+            form.require("client_id")?.to_owned(),
+            None,
+            false,
+        )),
         (None, None) => Err(OAuthError {
             challenge: Some(Challenge::Basic),
             ..OAuthError::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_client",
                 "client authentication is required: HTTP Basic, client_id and client_secret in \
-                 the body, or client_assertion_type and client_assertion (RFC 7523)",
+                 the body, client_assertion_type and client_assertion (RFC 7523), or client_id \
+                 over mTLS (RFC 8705)",
             )
         }),
     }
@@ -243,35 +255,35 @@ mod tests {
             AUTHORIZATION,
             HeaderValue::from_str(&format!("Basic {encoded}")).unwrap(),
         );
-        let creds = client_credentials(&headers, &Form::default()).unwrap();
+        let creds = client_credentials(&headers, &Form::default(), false).unwrap();
         assert_eq!(creds.client_id, "my id");
         assert_eq!(creds.client_secret.as_deref(), Some("s:cret x"));
         assert!(creds.basic);
         let both = Form::parse(b"client_secret=x").unwrap();
         assert_eq!(
-            client_credentials(&headers, &both).unwrap_err().code,
+            client_credentials(&headers, &both, false).unwrap_err().code,
             "invalid_request"
         );
-        let none = client_credentials(&HeaderMap::new(), &Form::default()).unwrap_err();
+        let none = client_credentials(&HeaderMap::new(), &Form::default(), false).unwrap_err();
         assert_eq!((none.status.as_u16(), none.code), (401, "invalid_client"));
         let posted = Form::parse(b"client_id=a&client_secret=b").unwrap();
-        let creds = client_credentials(&HeaderMap::new(), &posted).unwrap();
+        let creds = client_credentials(&HeaderMap::new(), &posted, false).unwrap();
         assert_eq!((creds.client_id.as_str(), creds.basic), ("a", false));
         let asserted =
             Form::parse(b"client_assertion_type=urn%3Ax&client_assertion=a.b.c").unwrap();
-        let creds = client_credentials(&HeaderMap::new(), &asserted).unwrap();
+        let creds = client_credentials(&HeaderMap::new(), &asserted, false).unwrap();
         assert_eq!(
             (creds.client_id.as_str(), creds.assertion.as_deref()),
             ("", Some("a.b.c"))
         );
-        let err = creds.into_client_auth(None).unwrap_err();
+        let err = creds.into_client_auth(None, None).unwrap_err();
         assert_eq!((err.status.as_u16(), err.code), (400, "invalid_request"));
         assert!(err.description.contains("client_assertion_type"), "{err:?}");
-        let mixed = client_credentials(&headers, &asserted).unwrap();
-        let err = mixed.into_client_auth(None).unwrap_err();
+        let mixed = client_credentials(&headers, &asserted, false).unwrap();
+        let err = mixed.into_client_auth(None, None).unwrap_err();
         assert_eq!((err.status.as_u16(), err.code), (400, "invalid_request"));
         headers.append(AUTHORIZATION, HeaderValue::from_static("Basic eDp5"));
-        let twice = client_credentials(&headers, &Form::default()).unwrap_err();
+        let twice = client_credentials(&headers, &Form::default(), false).unwrap_err();
         assert_eq!(
             (twice.status.as_u16(), twice.code),
             (400, "invalid_request")

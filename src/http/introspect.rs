@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use super::Peer;
 use super::error::{self, OAuthError};
 use super::form::{Form, client_credentials};
-use super::token::client_address;
+use super::token::{client_address, client_certificate};
+use crate::domain::clients::certificate::{bad_thumbprint, is_thumbprint};
 use crate::domain::policy::address;
 use crate::domain::{ActiveToken, Caller, Tokend};
 use crate::transport::{authorization, bearer_token};
@@ -27,7 +28,7 @@ pub async fn introspect(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match answer(&tokend, peer, &headers, body).await {
+    match answer(&tokend, &peer, &headers, body).await {
         Ok(body) => error::json(StatusCode::OK, &body),
         Err(err) => err.into_response(),
     }
@@ -35,7 +36,7 @@ pub async fn introspect(
 
 async fn answer(
     tokend: &Tokend,
-    peer: Peer,
+    peer: &Peer,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Value, OAuthError> {
@@ -43,7 +44,7 @@ async fn answer(
     let token = form.require("token")?;
     // RFC 7662 section 2.1: an unknown hint is ignored; the token's own shape decides.
     let from = client_address(tokend, peer, headers);
-    let (caller, basic) = caller(tokend, headers, &form, from).await?;
+    let (caller, basic) = caller(tokend, peer, headers, &form, from).await?;
     // tokend's extension, as over gRPC: where the resource server saw the token come from.
     let seen_from = match form.get("client_address") {
         None => None,
@@ -52,9 +53,15 @@ async fn answer(
                 .map_err(|e| OAuthError::from_domain(e, basic))?,
         ),
     };
+    let thumbprint = form.get("client_certificate_thumbprint");
+    if let Some(raw) = thumbprint
+        && !is_thumbprint(raw)
+    {
+        return Err(OAuthError::from_domain(bad_thumbprint(), basic));
+    }
     let active = tokend
         .introspection
-        .introspect(caller.as_ref(), token, seen_from)
+        .introspect(caller.as_ref(), token, seen_from, thumbprint)
         .await
         .map_err(|e| OAuthError::from_domain(e, basic))?;
     Ok(members(active))
@@ -64,15 +71,20 @@ async fn answer(
 /// then decides whether introspection needs a caller (`introspection.require_auth`).
 async fn caller(
     tokend: &Tokend,
+    peer: &Peer,
     headers: &HeaderMap,
     form: &Form,
     from: Option<std::net::IpAddr>,
 ) -> Result<(Option<Caller>, bool), OAuthError> {
     let header = authorization(headers).map_err(|e| OAuthError::from_domain(e, false))?;
     let bearer = header.and_then(|v| v.to_str().ok()).and_then(bearer_token);
+    // Over mTLS a client_id alone, with the certificate, is client credentials (RFC 8705).
+    let certificate = client_certificate(tokend, peer, headers)?;
+    let id_with_certificate = certificate.is_some() && form.get("client_id").is_some();
     let credentials_sent = ["client_secret", "client_assertion", "client_assertion_type"]
         .iter()
-        .any(|key| form.get(key).is_some());
+        .any(|key| form.get(key).is_some())
+        || id_with_certificate;
     if let Some(token) = bearer {
         if credentials_sent {
             return Err(OAuthError::invalid_request(
@@ -90,11 +102,11 @@ async fn caller(
     if header.is_none() && !credentials_sent {
         return Ok((None, false));
     }
-    let credentials = client_credentials(headers, form)?;
+    let credentials = client_credentials(headers, form, certificate.is_some())?;
     let basic = credentials.basic;
     let caller = tokend
         .tokens
-        .authenticate_caller(&credentials.into_client_auth(from)?)
+        .authenticate_caller(&credentials.into_client_auth(from, certificate)?)
         .await
         .map_err(|e| OAuthError::from_domain(e, basic))?;
     Ok((Some(caller), basic))
@@ -123,6 +135,9 @@ pub fn members(active: Option<ActiveToken>) -> Value {
     });
     if let Some(act) = &c.act {
         body["act"] = serde_json::to_value(act).unwrap_or(Value::Null);
+    }
+    if let Some(cnf) = &c.cnf {
+        body["cnf"] = serde_json::to_value(cnf).unwrap_or(Value::Null);
     }
     body
 }

@@ -19,7 +19,13 @@ pub async fn metadata(
     headers: HeaderMap,
 ) -> impl IntoResponse {
     let base = base_url(&config, &headers);
-    let methods = AuthMethod::ALL.map(AuthMethod::as_str);
+    // RFC 7591 / RFC 8705 names only: a workload's federated token (`federated_jwt`, tokend's
+    // own name) travels in the same `client_assertion` field as `private_key_jwt`.
+    let methods: Vec<&str> = AuthMethod::ALL
+        .into_iter()
+        .filter(|m| *m != AuthMethod::FederatedJwt)
+        .map(AuthMethod::as_str)
+        .collect();
     let body = serde_json::json!({
         "issuer": config.issuer,
         "token_endpoint": format!("{base}{TOKEN_PATH}"),
@@ -36,6 +42,8 @@ pub async fn metadata(
         "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
         // Machine-to-machine only: no authorization endpoint, so no response types.
         "response_types_supported": [],
+        // RFC 8705 section 3.3: access tokens bound to the client's TLS certificate.
+        "tls_client_certificate_bound_access_tokens": true,
     });
     (
         [

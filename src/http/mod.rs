@@ -43,8 +43,19 @@ pub const ROUTES: [&str; 5] = [
     METADATA_PATH,
 ];
 
-/// The TCP peer of a request, over plaintext or TLS (the connection info tonic attaches).
-pub(crate) struct Peer(pub Option<std::net::SocketAddr>);
+/// The TCP peer of a request, over plaintext or TLS (the connection info tonic attaches), and
+/// over TLS the certificate chain the client presented (verified in the handshake).
+pub(crate) struct Peer(
+    pub Option<std::net::SocketAddr>,
+    pub Option<Arc<Vec<rustls::pki_types::CertificateDer<'static>>>>,
+);
+
+impl Peer {
+    /// The client's certificate (the chain's leaf), DER.
+    pub(crate) fn leaf(&self) -> Option<&[u8]> {
+        self.1.as_ref().and_then(|c| c.first()).map(|c| c.as_ref())
+    }
+}
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
     type Rejection = std::convert::Infallible;
@@ -55,12 +66,14 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
     ) -> Result<Self, Self::Rejection> {
         use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
         let extensions = &parts.extensions;
-        let tcp = extensions.get::<TcpConnectInfo>().or_else(|| {
-            extensions
-                .get::<TlsConnectInfo<TcpConnectInfo>>()
-                .map(TlsConnectInfo::get_ref)
-        });
-        Ok(Self(tcp.and_then(TcpConnectInfo::remote_addr)))
+        let tls = extensions.get::<TlsConnectInfo<TcpConnectInfo>>();
+        let tcp = extensions
+            .get::<TcpConnectInfo>()
+            .or_else(|| tls.map(TlsConnectInfo::get_ref));
+        Ok(Self(
+            tcp.and_then(TcpConnectInfo::remote_addr),
+            tls.and_then(TlsConnectInfo::peer_certs),
+        ))
     }
 }
 

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use super::Peer;
 use super::error::OAuthError;
 use super::form::{Form, client_credentials};
-use super::token::client_address;
+use super::token::{client_address, client_certificate};
 use crate::domain::{RevokeRequest, Tokend};
 
 /// The revocation endpoint: 200 with an empty body for any token the client may revoke,
@@ -22,7 +22,7 @@ pub async fn revoke(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match revoke_token(&tokend, peer, &headers, body).await {
+    match revoke_token(&tokend, &peer, &headers, body).await {
         Ok(()) => StatusCode::OK.into_response(),
         Err(err) => err.into_response(),
     }
@@ -30,7 +30,7 @@ pub async fn revoke(
 
 async fn revoke_token(
     tokend: &Tokend,
-    peer: Peer,
+    peer: &Peer,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(), OAuthError> {
@@ -38,10 +38,11 @@ async fn revoke_token(
     // A missing token or a bad hint is judged after the client has authenticated (RFC 7009
     // section 2.1), by the domain.
     let token = form.get("token").unwrap_or_default().to_owned();
-    let credentials = client_credentials(headers, &form)?;
+    let certificate = client_certificate(tokend, peer, headers)?;
+    let credentials = client_credentials(headers, &form, certificate.is_some())?;
     let basic = credentials.basic;
     let request = RevokeRequest {
-        client: credentials.into_client_auth(client_address(tokend, peer, headers))?,
+        client: credentials.into_client_auth(client_address(tokend, peer, headers), certificate)?,
         token,
         token_type_hint: form.get("token_type_hint").unwrap_or_default().to_owned(),
     };

@@ -13,7 +13,9 @@ use axum::response::{IntoResponse, Response};
 use super::Peer;
 use super::error::{OAuthError, json};
 use super::form::{Form, client_credentials};
-use crate::domain::{Exchange, Grant, GrantRequest, GrantType, IssuedToken, Tokend};
+use crate::domain::{
+    ClientCertificate, Exchange, Grant, GrantRequest, GrantType, IssuedToken, Tokend,
+};
 use crate::transport;
 
 /// The token endpoint.
@@ -23,7 +25,7 @@ pub async fn token(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match grant(&tokend, peer, &headers, body).await {
+    match grant(&tokend, &peer, &headers, body).await {
         Ok(issued) => json(StatusCode::OK, &success(&issued)),
         Err(err) => err.into_response(),
     }
@@ -31,17 +33,18 @@ pub async fn token(
 
 async fn grant(
     tokend: &Tokend,
-    peer: Peer,
+    peer: &Peer,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<IssuedToken, OAuthError> {
     let form = Form::read(headers, body).await?;
     let grant_type = GrantType::parse(form.require("grant_type")?)
         .map_err(|e| OAuthError::from_domain(e, false))?;
-    let credentials = client_credentials(headers, &form)?;
+    let certificate = client_certificate(tokend, peer, headers)?;
+    let credentials = client_credentials(headers, &form, certificate.is_some())?;
     let basic = credentials.basic;
     let request = GrantRequest {
-        client: credentials.into_client_auth(client_address(tokend, peer, headers))?,
+        client: credentials.into_client_auth(client_address(tokend, peer, headers), certificate)?,
         scopes: form.scopes(),
         grant: grant_of(grant_type, &form)?,
     };
@@ -93,6 +96,18 @@ fn success(issued: &IssuedToken) -> serde_json::Value {
 
 /// The caller's address under the same rules as gRPC's (trusted proxies and
 /// `x-forwarded-for`).
-pub(super) fn client_address(tokend: &Tokend, peer: Peer, headers: &HeaderMap) -> Option<IpAddr> {
+pub(super) fn client_address(tokend: &Tokend, peer: &Peer, headers: &HeaderMap) -> Option<IpAddr> {
     transport::client_address(&tokend.policy, peer.0.map(|a| a.ip()), headers)
+}
+
+/// The caller's client certificate under the same rules as gRPC's (the TLS peer's, or a
+/// trusted proxy's `x-forwarded-client-cert`).
+pub(super) fn client_certificate(
+    tokend: &Tokend,
+    peer: &Peer,
+    headers: &HeaderMap,
+) -> Result<Option<Arc<ClientCertificate>>, OAuthError> {
+    let ip = peer.0.map(|a| a.ip());
+    transport::client_certificate(&tokend.policy, ip, peer.leaf(), headers)
+        .map_err(|e| OAuthError::from_domain(e, false))
 }

@@ -112,6 +112,7 @@ impl Application {
             .map(ReloadingTls::load)
             .transpose();
         let tls = tls.context("loading the TLS files")?;
+        domain.client_ca = tls.as_ref().and_then(ReloadingTls::client_ca);
         let store = super::open_store(&config.database).await?;
         let tokend = Tokend::open(store, config.keys.keks.load()?, domain, clock)
             .await

@@ -15,22 +15,25 @@ use anyhow::Context as _;
 use rustls::RootCertStore;
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::ClientCertVerifier;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use super::connections::{self, Admitted, ConnectionGate};
 use crate::config::{ClientAuth, TlsConfig};
+use crate::domain::ClientCa;
 
 /// Longest a client may take to complete the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The server's TLS configuration, replaced when its files change.
+/// The server's TLS configuration, replaced when its files change; with its client CA, the
+/// check of client certificates a trusted proxy forwards (`ClientCa`).
 pub struct ReloadingTls {
     files: TlsConfig,
-    current: RwLock<(Arc<ServerConfig>, Contents)>,
+    current: RwLock<(Arc<ServerConfig>, Contents, Option<ClientVerifier>)>,
     /// How often the files are reread.
     pub period: Duration,
 }
@@ -40,10 +43,10 @@ impl ReloadingTls {
     /// and only a logged warning on a later reload.
     pub fn load(files: &TlsConfig) -> anyhow::Result<Arc<Self>> {
         let contents = read_all(files)?;
-        let config = build(files, &contents)?;
+        let (config, client_ca) = build(files, &contents)?;
         Ok(Arc::new(Self {
             files: files.clone(),
-            current: RwLock::new((Arc::new(config), contents)),
+            current: RwLock::new((Arc::new(config), contents, client_ca)),
             period: files.reload,
         }))
     }
@@ -74,9 +77,9 @@ impl ReloadingTls {
             return false;
         }
         match build(&self.files, &contents) {
-            Ok(config) => {
+            Ok((config, client_ca)) => {
                 *self.current.write().unwrap_or_else(|e| e.into_inner()) =
-                    (Arc::new(config), contents);
+                    (Arc::new(config), contents, client_ca);
                 tracing::info!(cert = %self.files.cert_file.display(), "TLS certificate reloaded; new connections use it");
                 true
             }
@@ -126,7 +129,49 @@ fn read_all(files: &TlsConfig) -> anyhow::Result<Contents> {
     })
 }
 
-fn build(files: &TlsConfig, contents: &Contents) -> anyhow::Result<ServerConfig> {
+impl ReloadingTls {
+    /// The check of forwarded client certificates against `client_ca_file`, when mTLS is on.
+    pub fn client_ca(self: &Arc<Self>) -> Option<Arc<dyn ClientCa>> {
+        self.files
+            .client_ca_file
+            .is_some()
+            .then(|| self.clone() as Arc<dyn ClientCa>)
+    }
+}
+
+impl std::fmt::Debug for ReloadingTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReloadingTls")
+            .field("cert_file", &self.files.cert_file)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientCa for ReloadingTls {
+    /// The same verification as the handshake's, with the CA files as last loaded: the chain
+    /// (here the certificate alone: XFCC's `Cert` is the leaf, so it must be issued by a CA
+    /// in the file), validity now and the clientAuth usage.
+    fn issued(&self, der: &[u8]) -> bool {
+        let verifier = self
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .2
+            .clone();
+        verifier.is_some_and(|v| {
+            let cert = CertificateDer::from(der.to_vec());
+            v.verify_client_cert(&cert, &[], UnixTime::now()).is_ok()
+        })
+    }
+}
+
+/// The server configuration, and the verifier of client certificates when mTLS is on.
+type Built = (ServerConfig, Option<ClientVerifier>);
+
+/// A verifier of client certificates against `client_ca_file`.
+type ClientVerifier = Arc<dyn ClientCertVerifier>;
+
+fn build(files: &TlsConfig, contents: &Contents) -> anyhow::Result<Built> {
     let certs = parse_certs(&files.cert_file, &contents.cert)?;
     let key = PrivateKeyDer::from_pem_slice(&contents.key)
         .with_context(|| format!("{}: no PEM private key", files.key_file.display()))?;
@@ -134,6 +179,7 @@ fn build(files: &TlsConfig, contents: &Contents) -> anyhow::Result<ServerConfig>
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .context("TLS protocol versions")?;
+    let mut client_ca = None;
     let builder = match (&files.client_ca_file, &contents.client_ca) {
         (Some(ca), Some(ca_pem)) => {
             let mut roots = RootCertStore::empty();
@@ -142,8 +188,11 @@ fn build(files: &TlsConfig, contents: &Contents) -> anyhow::Result<ServerConfig>
                     .add(cert)
                     .with_context(|| format!("{}: not a usable CA certificate", ca.display()))?;
             }
-            let verifier =
-                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+            let roots = Arc::new(roots);
+            let forwarded =
+                WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone());
+            client_ca = Some(forwarded.build().context("client verifier")?);
+            let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone());
             let verifier = match files.client_auth {
                 ClientAuth::Required => verifier,
                 ClientAuth::Optional => verifier.allow_unauthenticated(),
@@ -160,7 +209,7 @@ fn build(files: &TlsConfig, contents: &Contents) -> anyhow::Result<ServerConfig>
         )
     })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(config)
+    Ok((config, client_ca))
 }
 
 fn parse_certs(path: &Path, pem: &[u8]) -> anyhow::Result<Vec<CertificateDer<'static>>> {

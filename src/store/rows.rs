@@ -58,6 +58,13 @@ pub(super) struct ClientRow {
     pub jwks_uri: String,
     #[sqlx(json)]
     pub federated_credentials: Vec<FederatedCredential>,
+    /// RFC 8705 subject values (empty: unset; at most one set).
+    pub tls_client_auth_subject_dn: String,
+    pub tls_client_auth_san_dns: String,
+    pub tls_client_auth_san_uri: String,
+    pub tls_client_auth_san_ip: String,
+    pub tls_client_auth_san_email: String,
+    pub tls_client_certificate_bound_access_tokens: bool,
     pub create_time_us: i64,
     pub update_time_us: i64,
     pub last_used_time_us: Option<i64>,
@@ -71,6 +78,7 @@ pub(super) struct ClientRow {
 impl From<&Client> for ClientRow {
     fn from(client: &Client) -> Self {
         let s = &client.spec;
+        let [dn, dns, uri, ip, email] = s.tls_subject.texts();
         Self {
             client_id: client.id.as_str().to_owned(),
             tenant: client.tenant.as_str().to_owned(),
@@ -95,6 +103,12 @@ impl From<&Client> for ClientRow {
                 .unwrap_or_default(),
             jwks_uri: s.jwks_uri.clone().unwrap_or_default(),
             federated_credentials: s.federated_credentials.clone(),
+            tls_client_auth_subject_dn: dn,
+            tls_client_auth_san_dns: dns,
+            tls_client_auth_san_uri: uri,
+            tls_client_auth_san_ip: ip,
+            tls_client_auth_san_email: email,
+            tls_client_certificate_bound_access_tokens: s.certificate_bound_tokens,
             create_time_us: to_micros(client.create_time),
             update_time_us: to_micros(client.update_time),
             last_used_time_us: client.last_used_time.map(to_micros),
@@ -137,6 +151,15 @@ impl TryFrom<ClientRow> for Client {
             jwks: row.jwks,
             jwks_uri: row.jwks_uri,
             federated_credentials: row.federated_credentials,
+            tls_client_auth_subject: [
+                row.tls_client_auth_subject_dn,
+                row.tls_client_auth_san_dns,
+                row.tls_client_auth_san_uri,
+                row.tls_client_auth_san_ip,
+                row.tls_client_auth_san_email,
+            ],
+            tls_client_certificate_bound_access_tokens: row
+                .tls_client_certificate_bound_access_tokens,
         };
         Ok(Self {
             id: ClientId::parse("client_id", &id).map_err(bad)?,
@@ -247,6 +270,7 @@ pub(super) struct GrantRow {
     access_expire_time_us: i64,
     refresh_expire_time_us: i64,
     revoke_time_us: Option<i64>,
+    cnf_x5t_s256: Option<String>,
 }
 
 impl From<GrantRow> for RefreshFamily {
@@ -261,6 +285,7 @@ impl From<GrantRow> for RefreshFamily {
             access_expire_time_us: row.access_expire_time_us,
             refresh_expire_time_us: row.refresh_expire_time_us,
             revoke_time_us: row.revoke_time_us,
+            cnf_x5t_s256: row.cnf_x5t_s256,
         }
     }
 }

@@ -10,7 +10,16 @@
 //! in front of it added for the connection it accepted. Whether to believe the header at all
 //! is the caller's decision (only from `server.trusted_proxies`, as for `x-forwarded-for`).
 
+use std::net::IpAddr;
+use std::sync::Arc;
+
 use base64::Engine as _;
+use http::HeaderMap;
+
+use crate::domain::{CertificateSource, ClientCertificate, Error, Policy};
+
+/// Envoy's header for the client certificate it saw.
+pub const XFCC: &str = "x-forwarded-client-cert";
 
 /// Longest XFCC value read (a certificate chain in PEM, URL-encoded, fits with room).
 pub const MAX_XFCC_LEN: usize = 64 * 1024;
@@ -59,6 +68,59 @@ impl ForwardedCert {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("x-forwarded-client-cert: {0}")]
 pub struct XfccError(&'static str);
+
+/// The client certificate of a request as the domain sees it: from a peer in
+/// `server.trusted_proxies` that sent `x-forwarded-client-cert`, the certificate of the
+/// element it added (which must carry `Cert`); otherwise the one tokend's own TLS handshake
+/// verified (`tls_peer`, DER), if any. The header from any other peer is ignored, as a
+/// forged `x-forwarded-for` is. A header a trusted proxy sent that cannot be read is
+/// `invalid_request`, never read as no certificate.
+pub fn client_certificate(
+    policy: &Policy,
+    peer: Option<IpAddr>,
+    tls_peer: Option<&[u8]>,
+    headers: &HeaderMap,
+) -> Result<Option<Arc<ClientCertificate>>, Error> {
+    let mut values = headers.get_all(XFCC).iter().peekable();
+    if values.peek().is_some() && policy.is_trusted_proxy(peer) {
+        let joined = values
+            .map(|v| v.to_str().map_err(|_| XfccError("not text")))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(invalid)?
+            .join(",");
+        let forwarded = nearest(&joined).map_err(invalid)?;
+        forwarded.thumbprint().map_err(invalid)?; // Hash, if sent, must be Cert's
+        let der = forwarded.der.ok_or_else(|| {
+            invalid(XfccError(
+                "Cert is required (Envoy: set_current_client_cert_details cert: true)",
+            ))
+        })?;
+        let cert = ClientCertificate::from_der(&der, CertificateSource::Proxy)
+            .map_err(|why| Error::invalid(XFCC, format!("Cert: {why}")))?;
+        return Ok(Some(Arc::new(cert)));
+    }
+    match tls_peer {
+        Some(der) => ClientCertificate::from_der(der, CertificateSource::Handshake)
+            .map(|cert| Some(Arc::new(cert)))
+            .map_err(|why| Error::invalid("client certificate", why)),
+        None => Ok(None),
+    }
+}
+
+/// The `x5t#S256` of a URL-encoded PEM certificate, as Envoy's ext_authz sends the
+/// downstream peer's (`attributes.source.certificate`, with `include_peer_certificate`);
+/// `None` for an empty or unreadable one.
+pub fn urlencoded_pem_thumbprint(value: &str) -> Option<String> {
+    if value.is_empty() || value.len() > MAX_XFCC_LEN {
+        return None;
+    }
+    let der = pem_to_der(&percent_decode(value).ok()?).ok()?;
+    Some(crate::domain::clients::certificate::thumbprint(&der))
+}
+
+fn invalid(err: XfccError) -> Error {
+    Error::invalid(XFCC, err.0)
+}
 
 /// The element the nearest proxy added: the last of the header's list.
 pub fn nearest(value: &str) -> Result<ForwardedCert, XfccError> {

@@ -13,6 +13,7 @@ mod content;
 mod presentation;
 mod request;
 
+pub use client_cert::client_certificate;
 pub use content::is_grpc;
 pub use presentation::{Challenge, Presentation, error_body};
 pub use request::{authorization, bearer_token, client_address};

@@ -341,6 +341,7 @@ impl TestApp {
                     token: token.into(),
                     token_type_hint: String::new(),
                     client_address: String::new(),
+                    ..Default::default()
                 },
                 caller,
             ))

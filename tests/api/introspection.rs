@@ -17,6 +17,7 @@ async fn introspect_needs_an_authorised_caller(backend: Backend) {
         token: token.clone(),
         token_type_hint: String::new(),
         client_address: String::new(),
+        ..Default::default()
     };
     let err = app
         .introspection()
@@ -221,6 +222,7 @@ async fn another_tenants_introspections_leave_its_usage_alone(backend: Backend) 
             token: token.into(),
             token_type_hint: String::new(),
             client_address: "192.0.2.1".into(),
+            ..Default::default()
         };
         let mut introspection = app.introspection();
         let request = authed(request, caller);

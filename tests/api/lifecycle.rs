@@ -449,6 +449,7 @@ impl Replica {
             token: token.into(),
             token_type_hint: String::new(),
             client_address: String::new(),
+            ..Default::default()
         };
         let mut client = IntrospectionServiceClient::new(self.channel.clone());
         client

@@ -23,6 +23,7 @@ mod lifecycle;
 mod limits;
 mod lockout;
 mod metrics;
+mod mtls_clients;
 mod oauth2_client;
 mod oauth_http;
 mod operations;

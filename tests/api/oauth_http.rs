@@ -535,7 +535,9 @@ async fn metadata_names_the_endpoints(backend: Backend) {
     let methods = serde_json::json!([
         "client_secret_basic",
         "client_secret_post",
-        "private_key_jwt"
+        "private_key_jwt",
+        "tls_client_auth",
+        "self_signed_tls_client_auth"
     ]);
     let algorithms = serde_json::json!(["EdDSA", "ES256", "ES384", "RS256", "PS256"]);
     for endpoint in ["token", "revocation", "introspection"] {
@@ -548,6 +550,7 @@ async fn metadata_names_the_endpoints(backend: Backend) {
             algorithms
         );
     }
+    assert_eq!(m["tls_client_certificate_bound_access_tokens"], true);
     assert!(m.get("code_challenge_methods_supported").is_none());
     assert!(m.get("scopes_supported").is_none());
 

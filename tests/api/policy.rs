@@ -93,6 +93,7 @@ async fn introspect_at(
         token: token.into(),
         token_type_hint: String::new(),
         client_address: address.into(),
+        ..Default::default()
     };
     tokend::proto::introspection_service_client::IntrospectionServiceClient::new(channel.clone())
         .introspect(authed(request, caller))

@@ -21,6 +21,7 @@ fn grant(id: &str, client_id: &str) -> RefreshFamily {
         access_expire_time_us: 1_000,
         refresh_expire_time_us: 10_000,
         revoke_time_us: None,
+        cnf_x5t_s256: None,
     }
 }
 

@@ -44,6 +44,21 @@ pub struct ClientKey {
     /// The algorithms this key verifies: fixed by its type (and narrowed by its `alg`).
     pub algorithms: Vec<Algorithm>,
     pub key: DecodingKey,
+    /// The key's public numbers, for comparing it with a certificate's key
+    /// (`self_signed_tls_client_auth`).
+    pub material: KeyMaterial,
+}
+
+/// A public key's numbers in one canonical form, whether it came from a JWK or from a
+/// certificate's SubjectPublicKeyInfo: the same key compares equal either way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyMaterial {
+    /// An Ed25519 key's 32 bytes.
+    Ed25519(Vec<u8>),
+    /// An EC key: its curve (`P-256`, `P-384`) and uncompressed point (`04 || x || y`).
+    Ec { curve: &'static str, point: Vec<u8> },
+    /// An RSA key's modulus and exponent, big-endian, without leading zeros.
+    Rsa { n: Vec<u8>, e: Vec<u8> },
 }
 
 impl fmt::Debug for ClientKey {
@@ -150,6 +165,11 @@ impl ClientJwks {
         &self.text
     }
 
+    /// Whether `material` is one of the set's keys (a self-signed certificate's key).
+    pub fn contains(&self, material: &KeyMaterial) -> bool {
+        self.keys.iter().any(|k| &k.material == material)
+    }
+
     /// The key an assertion names by `kid`; without a `kid`, the set's only key.
     pub fn select(&self, kid: Option<&str>) -> Option<&ClientKey> {
         match kid {
@@ -213,7 +233,7 @@ fn parse_key(field: &str, key: &Value) -> Result<ClientKey> {
             format!("{use_:?}: a client's key is for signatures, \"sig\""),
         ));
     }
-    let (algorithms, decoding) = match required_text(field, key, "kty")?.as_str() {
+    let (algorithms, decoding, material) = match required_text(field, key, "kty")?.as_str() {
         "OKP" => okp_key(field, key)?,
         "EC" => ec_key(field, key)?,
         "RSA" => rsa_key(field, key)?,
@@ -228,6 +248,7 @@ fn parse_key(field: &str, key: &Value) -> Result<ClientKey> {
         kid,
         algorithms: narrowed(field, key, algorithms)?,
         key: decoding,
+        material,
     })
 }
 
@@ -256,7 +277,10 @@ fn narrowed(
     }
 }
 
-fn okp_key(field: &str, key: &Map<String, Value>) -> Result<(Vec<Algorithm>, DecodingKey)> {
+/// A key's algorithms, its verification key and its numbers.
+type Parsed = (Vec<Algorithm>, DecodingKey, KeyMaterial);
+
+fn okp_key(field: &str, key: &Map<String, Value>) -> Result<Parsed> {
     let crv = required_text(field, key, "crv")?;
     if crv != "Ed25519" {
         return Err(Error::invalid(
@@ -265,14 +289,15 @@ fn okp_key(field: &str, key: &Map<String, Value>) -> Result<(Vec<Algorithm>, Dec
         ));
     }
     let x = coordinate(field, key, "x", 32)?;
-    Ok((vec![Algorithm::EdDSA], DecodingKey::from_ed_der(&x)))
+    let decoding = DecodingKey::from_ed_der(&x);
+    Ok((vec![Algorithm::EdDSA], decoding, KeyMaterial::Ed25519(x)))
 }
 
-fn ec_key(field: &str, key: &Map<String, Value>) -> Result<(Vec<Algorithm>, DecodingKey)> {
+fn ec_key(field: &str, key: &Map<String, Value>) -> Result<Parsed> {
     let crv = required_text(field, key, "crv")?;
-    let (alg, len) = match crv.as_str() {
-        "P-256" => (Algorithm::ES256, 32),
-        "P-384" => (Algorithm::ES384, 48),
+    let (alg, len, curve) = match crv.as_str() {
+        "P-256" => (Algorithm::ES256, 32, "P-256"),
+        "P-384" => (Algorithm::ES384, 48, "P-384"),
         _ => {
             return Err(Error::invalid(
                 format!("{field}.crv"),
@@ -283,10 +308,11 @@ fn ec_key(field: &str, key: &Map<String, Value>) -> Result<(Vec<Algorithm>, Deco
     let mut point = vec![0x04];
     point.extend(coordinate(field, key, "x", len)?);
     point.extend(coordinate(field, key, "y", len)?);
-    Ok((vec![alg], DecodingKey::from_ec_der(&point)))
+    let decoding = DecodingKey::from_ec_der(&point);
+    Ok((vec![alg], decoding, KeyMaterial::Ec { curve, point }))
 }
 
-fn rsa_key(field: &str, key: &Map<String, Value>) -> Result<(Vec<Algorithm>, DecodingKey)> {
+fn rsa_key(field: &str, key: &Map<String, Value>) -> Result<Parsed> {
     let n = unsigned(field, key, "n")?;
     let bits = n.len() * 8 - n[0].leading_zeros() as usize;
     if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
@@ -304,7 +330,8 @@ fn rsa_key(field: &str, key: &Map<String, Value>) -> Result<(Vec<Algorithm>, Dec
         ));
     }
     let decoding = DecodingKey::from_rsa_raw_components(&n, &e);
-    Ok((vec![Algorithm::RS256, Algorithm::PS256], decoding))
+    let material = KeyMaterial::Rsa { n, e };
+    Ok((vec![Algorithm::RS256, Algorithm::PS256], decoding, material))
 }
 
 /// A fixed-length base64url member (an OKP key or an EC coordinate).

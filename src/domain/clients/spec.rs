@@ -10,6 +10,7 @@ use ipnet::IpNet;
 use super::auth_methods::{AuthMethod, AuthMethods};
 use super::federated::{FederatedCredential, parse_credentials};
 use super::jwks::ClientJwks;
+use super::tls_subject::{self, TlsSubject};
 use crate::domain::error::{Error, Result};
 use crate::domain::key_sets::check_url;
 use crate::domain::scope::ScopeSet;
@@ -59,6 +60,12 @@ pub struct ClientInput {
     pub jwks_uri: String,
     /// Workload identities that may act as this client (`federated_jwt`).
     pub federated_credentials: Vec<FederatedCredential>,
+    /// RFC 8705 section 2.1.2 subject values, in the order of `tls_subject::FIELDS`
+    /// (`tls_client_auth_subject_dn`, `_san_dns`, `_san_uri`, `_san_ip`, `_san_email`);
+    /// empty means unset, at most one set.
+    pub tls_client_auth_subject: [String; 5],
+    /// RFC 8705 `tls_client_certificate_bound_access_tokens`.
+    pub tls_client_certificate_bound_access_tokens: bool,
 }
 
 /// How a client's access tokens look.
@@ -110,11 +117,14 @@ pub enum ClientField {
     Jwks,
     JwksUri,
     FederatedCredentials,
+    /// One of the five RFC 8705 subject fields, by its index in `tls_subject::FIELDS`.
+    TlsClientAuthSubject(usize),
+    TlsClientCertificateBoundAccessTokens,
 }
 
 impl ClientField {
     /// Every mutable field.
-    pub const ALL: [ClientField; 17] = [
+    pub const ALL: [ClientField; 23] = [
         ClientField::Name,
         ClientField::Description,
         ClientField::Scopes,
@@ -132,6 +142,12 @@ impl ClientField {
         ClientField::Jwks,
         ClientField::JwksUri,
         ClientField::FederatedCredentials,
+        ClientField::TlsClientAuthSubject(0),
+        ClientField::TlsClientAuthSubject(1),
+        ClientField::TlsClientAuthSubject(2),
+        ClientField::TlsClientAuthSubject(3),
+        ClientField::TlsClientAuthSubject(4),
+        ClientField::TlsClientCertificateBoundAccessTokens,
     ];
 
     /// The field's name in the API.
@@ -154,6 +170,10 @@ impl ClientField {
             ClientField::Jwks => "jwks",
             ClientField::JwksUri => "jwks_uri",
             ClientField::FederatedCredentials => "federated_credentials",
+            ClientField::TlsClientAuthSubject(i) => tls_subject::FIELDS[i],
+            ClientField::TlsClientCertificateBoundAccessTokens => {
+                "tls_client_certificate_bound_access_tokens"
+            }
         }
     }
 
@@ -215,12 +235,17 @@ pub struct ClientSpec {
     pub exchange_audiences: BTreeSet<String>,
     /// How the client may authenticate; it has a secret only if one of these uses one.
     pub auth_methods: AuthMethods,
-    /// The client's own public keys, for `private_key_jwt`.
+    /// The client's own public keys, for `private_key_jwt` and `self_signed_tls_client_auth`.
     pub jwks: Option<ClientJwks>,
     /// Where the client publishes its public keys, for `private_key_jwt` (instead of `jwks`).
     pub jwks_uri: Option<String>,
     /// Workload identities that may act as this client, for `federated_jwt`.
     pub federated_credentials: Vec<FederatedCredential>,
+    /// What a `tls_client_auth` client's certificate must carry.
+    pub tls_subject: TlsSubject,
+    /// Whether the client's access tokens are bound to its TLS client certificate (RFC 8705
+    /// section 3): it then gets tokens only over mTLS.
+    pub certificate_bound_tokens: bool,
 }
 
 impl ClientSpec {
@@ -244,6 +269,8 @@ impl ClientSpec {
             jwks: None,
             jwks_uri: None,
             federated_credentials: Vec::new(),
+            tls_subject: TlsSubject::default(),
+            certificate_bound_tokens: false,
         };
         spec.apply(input, &ClientField::ALL)?;
         Ok(spec)
@@ -291,7 +318,19 @@ impl ClientSpec {
                  of the workload identity that may act as this client",
             ));
         }
-        Ok(())
+        if self
+            .auth_methods
+            .allows(AuthMethod::SelfSignedTlsClientAuth)
+            && self.jwks.is_none()
+        {
+            return Err(Error::invalid(
+                "client.jwks",
+                "is required with the auth method self_signed_tls_client_auth: the client's \
+                 certificate must hold one of its keys",
+            ));
+        }
+        let required = self.auth_methods.allows(AuthMethod::TlsClientAuth);
+        self.tls_subject.check("client.", required)
     }
 
     fn set(&mut self, field: ClientField, input: &ClientInput) -> Result<()> {
@@ -350,6 +389,13 @@ impl ClientSpec {
             ClientField::FederatedCredentials => {
                 self.federated_credentials =
                     parse_credentials(&path, &input.federated_credentials)?;
+            }
+            ClientField::TlsClientAuthSubject(i) => {
+                self.tls_subject
+                    .set(i, &path, &input.tls_client_auth_subject[i])?;
+            }
+            ClientField::TlsClientCertificateBoundAccessTokens => {
+                self.certificate_bound_tokens = input.tls_client_certificate_bound_access_tokens;
             }
         }
         Ok(())

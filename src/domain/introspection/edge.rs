@@ -180,6 +180,9 @@ pub struct EdgeRequest<'a> {
     pub bearer: Option<&'a str>,
     /// The downstream client's address as the proxy saw it; `None` when it did not say.
     pub source: Option<IpAddr>,
+    /// The `x5t#S256` of the client certificate the proxy saw (Envoy's
+    /// `include_peer_certificate`); `None` when it sent none.
+    pub certificate: Option<&'a str>,
 }
 
 /// Why a token with the right identity still may not pass (RFC 6750 `insufficient_scope`).
@@ -233,9 +236,17 @@ impl Introspector {
         let Some(token) = request.bearer else {
             return Ok(EdgeVerdict::NoToken);
         };
-        let Some(active) = self.answer(None, token, request.source).await? else {
+        let Some(active) = self.answer(None, token, request.source, None).await? else {
             return Ok(EdgeVerdict::InvalidToken);
         };
+        // A certificate-bound token passes only with its certificate (RFC 8705 section 3):
+        // presented without one, or with another, it is a stolen token.
+        if let Some(bound) = active.claims().bound_to()
+            && request.certificate != Some(bound)
+        {
+            tracing::debug!("edge request denied: the token is bound to another certificate");
+            return Ok(EdgeVerdict::InvalidToken);
+        }
         // An unknown source is never inside a client's allow-list.
         if request.source.is_none() && !active.client.spec.allowed_cidrs.is_empty() {
             return Ok(EdgeVerdict::InvalidToken);

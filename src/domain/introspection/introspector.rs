@@ -126,12 +126,17 @@ impl Introspector {
     #[tracing::instrument(level = "debug", skip_all, fields(caller = caller.map(|c| c.client_id.as_str())))]
     ///
     /// With `client_address` (where the resource server saw the token come from), a token of a
-    /// client whose allow-list does not contain that address is inactive too.
+    /// client whose allow-list does not contain that address is inactive too. With
+    /// `client_certificate` (the `x5t#S256` of the certificate the resource server saw the
+    /// token come with), a token bound to another certificate is inactive too (RFC 8705
+    /// section 3); a bound token asked about without one answers with its `cnf`, for the
+    /// resource server to compare.
     pub async fn introspect(
         &self,
         caller: Option<&Caller>,
         token: &str,
         client_address: Option<IpAddr>,
+        client_certificate: Option<&str>,
     ) -> Result<Option<ActiveToken>> {
         match caller {
             Some(caller) => caller.require_scope(INTROSPECT_SCOPE)?,
@@ -144,7 +149,8 @@ impl Introspector {
             }
             None => {}
         }
-        self.answer(caller, token, client_address).await
+        self.answer(caller, token, client_address, client_certificate)
+            .await
     }
 
     /// [`Introspector::introspect`] without asking for a caller token: for front ends that the
@@ -155,8 +161,11 @@ impl Introspector {
         caller: Option<&Caller>,
         token: &str,
         client_address: Option<IpAddr>,
+        client_certificate: Option<&str>,
     ) -> Result<Option<ActiveToken>> {
-        let answer = self.answer_uncounted(caller, token, client_address).await;
+        let answer = self
+            .answer_uncounted(caller, token, client_address, client_certificate)
+            .await;
         match &answer {
             Ok(Some(_)) => self.stats.introspected_active.inc(),
             Ok(None) => self.stats.introspected_inactive.inc(),
@@ -170,6 +179,7 @@ impl Introspector {
         caller: Option<&Caller>,
         token: &str,
         client_address: Option<IpAddr>,
+        client_certificate: Option<&str>,
     ) -> Result<Option<ActiveToken>> {
         self.registry.ensure_fresh()?;
         let now = self.clock.now();
@@ -191,9 +201,15 @@ impl Introspector {
         {
             return Ok(None);
         }
-        if let Some(addr) = client_address
-            && !address::allowed(&active.client.spec.allowed_cidrs, addr)
-        {
+        let elsewhere = client_address
+            .is_some_and(|addr| !address::allowed(&active.client.spec.allowed_cidrs, addr));
+        let other_certificate = client_certificate.is_some_and(|seen| {
+            active
+                .claims()
+                .bound_to()
+                .is_some_and(|bound| bound != seen)
+        });
+        if elsewhere || other_certificate {
             self.count(
                 active.client.id.as_str(),
                 Counter::IntrospectionsInactive,

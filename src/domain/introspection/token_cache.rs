@@ -104,6 +104,7 @@ mod tests {
                 gid: None,
                 act: None,
                 src: Vec::new(),
+                cnf: None,
             },
             scopes: ScopeSet::default(),
             dead_after,

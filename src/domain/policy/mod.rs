@@ -78,6 +78,12 @@ impl Policy {
         )
     }
 
+    /// Whether the TCP `peer` is one of `server.trusted_proxies`: only such a peer's
+    /// forwarded headers (`x-forwarded-for`, `x-forwarded-client-cert`) are believed.
+    pub fn is_trusted_proxy(&self, peer: Option<IpAddr>) -> bool {
+        peer.is_some_and(|ip| self.config.trusted_proxies.iter().any(|n| n.contains(&ip)))
+    }
+
     /// Live replicas sharing the limits (at least 1).
     pub fn replicas(&self) -> u32 {
         self.replicas.load(Ordering::Relaxed).max(1)

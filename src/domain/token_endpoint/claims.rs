@@ -41,6 +41,25 @@ pub struct AccessClaims {
     /// that client's current generation. Empty for tokens not made by exchange.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub src: Vec<Origin>,
+    /// The certificate the token is bound to (RFC 8705 section 3.1): only a caller presenting
+    /// it may use the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// The `cnf` claim of a certificate-bound token (RFC 7800, RFC 8705 section 3.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// The SHA-256 thumbprint of the DER certificate, base64url (`x5t#S256`).
+    #[serde(rename = "x5t#S256")]
+    pub x5t_s256: String,
+}
+
+impl AccessClaims {
+    /// The thumbprint of the certificate the token is bound to, if it is bound.
+    pub fn bound_to(&self) -> Option<&str> {
+        self.cnf.as_ref().map(|c| c.x5t_s256.as_str())
+    }
 }
 
 /// The `act` claim (RFC 8693 section 4.1): the acting party, and the one before it.

@@ -7,9 +7,11 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use secrecy::{ExposeSecret as _, SecretString};
 
+use crate::domain::clients::ClientCertificate;
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::ClientId;
 
@@ -27,6 +29,11 @@ pub enum Proof {
     /// A JWT signed with one of the client's own keys (`private_key_jwt`, RFC 7523 section
     /// 2.2), as presented, not yet parsed. Single-use, but a bearer credential until used.
     Assertion(SecretString),
+    /// The TLS client certificate of the call (RFC 8705 `tls_client_auth` or
+    /// `self_signed_tls_client_auth`: which one is the client's to say), when the client sent
+    /// no secret and no assertion. Its private key was proven in the TLS handshake, tokend's
+    /// own or the trusted proxy's.
+    Certificate(Arc<ClientCertificate>),
 }
 
 impl Proof {
@@ -40,13 +47,14 @@ impl Proof {
         Proof::Assertion(SecretString::from(raw.into()))
     }
 
-    /// What kind of proof it is, before it is verified (`secret`, `assertion`): a failure's
+    /// What kind of proof it is, before it is verified (`secret`, `assertion`, `certificate`): a failure's
     /// metric label. (Which method an assertion proves, `private_key_jwt` or `federated_jwt`,
     /// is known only once its verifier has read it.)
     pub fn kind(&self) -> &'static str {
         match self {
             Proof::Secret(_) => "secret",
             Proof::Assertion(_) => "assertion",
+            Proof::Certificate(_) => "certificate",
         }
     }
 
@@ -55,6 +63,8 @@ impl Proof {
         match self {
             Proof::Secret(_) => "client_secret",
             Proof::Assertion(_) => "private_key_jwt",
+            // Either RFC 8705 method: the certificate alone does not say which.
+            Proof::Certificate(_) => "tls_client_auth",
         }
     }
 }
@@ -67,6 +77,8 @@ pub struct Presented {
     pub client_secret: Option<String>,
     pub assertion_type: Option<String>,
     pub assertion: Option<String>,
+    /// The TLS client certificate of the connection (or the one a trusted proxy forwarded).
+    pub certificate: Option<Arc<ClientCertificate>>,
 }
 
 impl fmt::Debug for Proof {
@@ -84,6 +96,9 @@ pub struct ClientAuth {
     pub proof: Proof,
     /// Where the request came from, as the front end determined it (`None`: unknown).
     pub address: Option<IpAddr>,
+    /// The TLS client certificate the call came with, whatever the proof: the proof itself,
+    /// or, beside a secret or an assertion, what certificate-bound tokens are bound to.
+    pub certificate: Option<Arc<ClientCertificate>>,
 }
 
 impl ClientAuth {
@@ -91,25 +106,41 @@ impl ClientAuth {
     /// JWT assertion with its `client_assertion_type`. Both at once, an assertion without
     /// its type (or the reverse) or an unknown type is `invalid_request`. An assertion
     /// without a client_id names its client by its own `sub` (checked like any other claim).
+    /// With neither, the TLS client certificate is the proof (RFC 8705); with one of them,
+    /// the certificate is kept beside it, for certificate-bound tokens.
     pub fn presented(credentials: Presented, address: Option<IpAddr>) -> Result<Self> {
         let secret = given(credentials.client_secret);
         let assertion = assertion_of(
             given(credentials.assertion_type),
             given(credentials.assertion),
         )?;
-        match (secret, assertion) {
-            (Some(_), Some(_)) => Err(Error::invalid(
-                "client_assertion",
-                "use one client authentication method: a client secret or a client assertion, \
-                 not both",
-            )),
-            (_, Some(assertion)) => Ok(Self::assertion(credentials.client_id, assertion, address)),
-            (secret, None) => Ok(Self::secret(
-                credentials.client_id,
-                secret.unwrap_or_default(),
+        let certificate = credentials.certificate;
+        let who = match (secret, assertion, &certificate) {
+            (Some(_), Some(_), _) => {
+                return Err(Error::invalid(
+                    "client_assertion",
+                    "use one client authentication method: a client secret or a client \
+                     assertion, not both",
+                ));
+            }
+            (_, Some(assertion), _) => Self::assertion(credentials.client_id, assertion, address),
+            (None, None, Some(cert)) => Self {
+                client_id: credentials.client_id,
+                proof: Proof::Certificate(cert.clone()),
                 address,
-            )),
-        }
+                certificate: None,
+            },
+            (secret, None, _) => {
+                Self::secret(credentials.client_id, secret.unwrap_or_default(), address)
+            }
+        };
+        Ok(who.with_certificate(certificate))
+    }
+
+    /// The same caller, with the TLS client certificate its call came with.
+    pub fn with_certificate(mut self, certificate: Option<Arc<ClientCertificate>>) -> Self {
+        self.certificate = certificate;
+        self
     }
 
     /// A client authenticating with a signed assertion. An empty `client_id` is taken from
@@ -131,6 +162,7 @@ impl ClientAuth {
             client_id,
             proof,
             address,
+            certificate: None,
         }
     }
 
@@ -144,6 +176,7 @@ impl ClientAuth {
             client_id: client_id.into(),
             proof: Proof::secret(secret),
             address,
+            certificate: None,
         }
     }
 }
@@ -164,6 +197,7 @@ impl fmt::Debug for ClientAuth {
             .field("client_id", &format_args!("{}", self.logged_id()))
             .field("proof", &self.proof)
             .field("address", &self.address)
+            .field("certificate", &self.certificate)
             .finish()
     }
 }
@@ -255,6 +289,7 @@ mod tests {
                 client_secret: some(secret),
                 assertion_type: some(kind),
                 assertion: some(assertion),
+                certificate: None,
             },
             None,
         )
@@ -289,6 +324,41 @@ mod tests {
             presented("", "", "").unwrap().proof,
             Proof::Secret(_)
         ));
+    }
+
+    #[test]
+    fn a_certificate_is_the_proof_only_without_a_secret_or_an_assertion() {
+        use crate::domain::clients::CertificateSource;
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["w.example".to_owned()]).unwrap();
+        let der = params.self_signed(&key).unwrap().der().to_vec();
+        let cert = ClientCertificate::from_der(&der, CertificateSource::Handshake).unwrap();
+        let cert = Some(Arc::new(cert));
+        let with = |secret: &str, assertion: &str| {
+            let some = |v: &str| Some(v.to_owned());
+            let kind = if assertion.is_empty() {
+                ""
+            } else {
+                JWT_BEARER_ASSERTION
+            };
+            ClientAuth::presented(
+                Presented {
+                    client_id: "c".into(),
+                    client_secret: some(secret),
+                    assertion_type: some(kind),
+                    assertion: some(assertion),
+                    certificate: cert.clone(),
+                },
+                None,
+            )
+            .unwrap()
+        };
+        let alone = with("", "");
+        assert!(matches!(alone.proof, Proof::Certificate(_)));
+        for who in [with("s", ""), with("", "a.b.c")] {
+            assert!(!matches!(who.proof, Proof::Certificate(_)), "{who:?}");
+            assert_eq!(who.certificate, cert, "kept beside the proof, for binding");
+        }
     }
 
     #[test]

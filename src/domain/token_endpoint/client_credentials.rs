@@ -14,12 +14,13 @@ use crate::domain::scope::ScopeSet;
 
 impl TokenEndpoint {
     /// Grants `requested` (none: all the client's scopes) for `audience`, to a client the
-    /// gate admitted.
+    /// gate admitted; the tokens (and the refresh family) bound to certificate `cnf` if any.
     pub(super) async fn client_credentials(
         &self,
         client: &Client,
         requested: &ScopeSet,
         audience: &[String],
+        cnf: Option<String>,
     ) -> Result<IssuedToken> {
         let scopes = client.spec.scopes.grant(requested)?;
         let audience = self.grant_audience(client, audience)?;
@@ -41,6 +42,7 @@ impl TokenEndpoint {
                 refresh_expire_time_us: now_us
                     .saturating_add(micros(client.spec.refresh_token_ttl)),
                 revoke_time_us: None,
+                cnf_x5t_s256: cnf.clone(),
             };
             let first = RefreshRecord {
                 token_hash: token.hash(),
@@ -53,7 +55,7 @@ impl TokenEndpoint {
             Some((token, grant.grant_id))
         };
         let gid = refresh.as_ref().map(|(_, g)| g.clone());
-        let mut issued = self.mint(client, &scopes, audience, gid).await?;
+        let mut issued = self.mint(client, &scopes, audience, gid, cnf).await?;
         if let Some((token, _)) = refresh {
             issued.refresh_token = Some(token);
             issued.refresh_expires_in = secs(client.spec.refresh_token_ttl);

@@ -4,7 +4,7 @@
 //! subject token and dies with it: it carries the chain it came from (`src`), and
 //! introspection checks every link with the same in-memory live checks as the token itself.
 
-use super::claims::{AccessClaims, Actor, Origin};
+use super::claims::{AccessClaims, Actor, Confirmation, Origin};
 use super::grant::{Exchange, IssuedToken};
 use super::mint::chosen_audience;
 use super::opaque::OpaqueKind;
@@ -38,11 +38,14 @@ impl TokenEndpoint {
     /// token holds and the client is allowed (never a `tokend.*` scope), and an `exp` no later
     /// than the subject token's.
     #[tracing::instrument(skip_all, fields(client_id = %client.id))]
+    /// The new token is bound to the exchanging client's certificate (`cnf`) when its client
+    /// has `tls_client_certificate_bound_access_tokens`, never to the subject token's.
     pub(super) async fn exchange(
         &self,
         client: &Client,
         request: &Exchange,
         requested: &ScopeSet,
+        cnf: Option<String>,
     ) -> Result<IssuedToken> {
         if client.spec.exchange_audiences.is_empty() {
             return Err(Error::UnauthorizedClient(
@@ -72,7 +75,8 @@ impl TokenEndpoint {
         )?;
         let scopes = carried_scopes(client, subject.scopes(), requested)?;
         let claims = self.exchanged_claims(client, &subject, actor.as_ref(), audience, &scopes)?;
-        let claims = AccessClaims { src, ..claims };
+        let cnf = cnf.map(|x5t_s256| Confirmation { x5t_s256 });
+        let claims = AccessClaims { src, cnf, ..claims };
         let mut issued = self.mint_claims(client, claims, &scopes).await?;
         issued.issued_token_type = Some(ACCESS_TOKEN_TYPE);
         Ok(issued)

@@ -1,7 +1,7 @@
 //! The gate of the token endpoint: client authentication with the client policy every front
 //! end gets: the lockout and the per-address rate limit before any argon2 work, then the proof
-//! (checked by the verifier of its kind: `secret_proof` or `assertion_proof`; a failure of
-//! either counts toward the lockout alike), then the client's allow-list, state and rate limit.
+//! (checked by the verifier of its kind: `secret_proof`, `assertion_proof` or
+//! `certificate_proof`; a failure of any counts toward the lockout alike), then the client's allow-list, state and rate limit.
 //! A refusal never says more than the caller could know: the allow-list is checked only after the secret, and a locked client_id
 //! or address is refused whether or not the secret presented is right.
 
@@ -115,6 +115,10 @@ impl TokenEndpoint {
             // Verified now (no hashing thread to wait for): the locks are looked at again below.
             Proof::Assertion(assertion) => self
                 .verify_assertion(&who.client_id, assertion)
+                .await
+                .map(|(client, method)| Some((client, true, method.as_str()))),
+            Proof::Certificate(cert) => self
+                .verify_certificate(&who.client_id, cert)
                 .await
                 .map(|(client, method)| Some((client, true, method.as_str()))),
         };

@@ -9,7 +9,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Header;
 
-use super::claims::{ACCESS_TOKEN_TYP, AccessClaims};
+use super::claims::{ACCESS_TOKEN_TYP, AccessClaims, Confirmation};
+use super::client_auth::ClientAuth;
 use super::grant::IssuedToken;
 use super::opaque::{OpaqueKind, OpaqueToken};
 use super::records::OpaqueRecord;
@@ -45,15 +46,17 @@ impl TokenEndpoint {
             .saturating_add(60_000_000)
     }
 
-    /// An access token of the client's format.
+    /// An access token of the client's format, bound to the certificate `cnf` names if any.
     pub(super) async fn mint(
         &self,
         client: &Client,
         scopes: &ScopeSet,
         aud: Vec<String>,
         gid: Option<String>,
+        cnf: Option<String>,
     ) -> Result<IssuedToken> {
-        let claims = self.claims(client, scopes, aud, gid)?;
+        let mut claims = self.claims(client, scopes, aud, gid)?;
+        claims.cnf = cnf.map(|x5t_s256| Confirmation { x5t_s256 });
         self.mint_claims(client, claims, scopes).await
     }
 
@@ -120,6 +123,7 @@ impl TokenEndpoint {
             gid,
             act: None,
             src: Vec::new(),
+            cnf: None,
         })
     }
 
@@ -130,6 +134,23 @@ impl TokenEndpoint {
         header.kid = Some(key.kid.clone());
         jsonwebtoken::encode(&header, claims, key.encoding_key())
             .map_err(|e| Error::Unexpected(anyhow::anyhow!("signing failed: {e}")))
+    }
+
+    /// What the client's new tokens are bound to (RFC 8705 section 3): for a client with
+    /// `tls_client_certificate_bound_access_tokens`, the certificate it called with, and
+    /// without one no token at all; `None` for any other client.
+    pub(super) fn binding(&self, client: &Client, who: &ClientAuth) -> Result<Option<String>> {
+        if !client.spec.certificate_bound_tokens {
+            return Ok(None);
+        }
+        match &who.certificate {
+            Some(cert) => Ok(Some(cert.thumbprint().to_owned())),
+            None => Err(Error::invalid(
+                "client_certificate",
+                "this client's tokens are bound to its TLS client certificate \
+                 (tls_client_certificate_bound_access_tokens): call over mutual TLS",
+            )),
+        }
     }
 
     /// Notes the client's last use and counts it; written in batches (see `audit::usage`).

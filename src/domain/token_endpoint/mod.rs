@@ -5,7 +5,8 @@
 //! - `client_auth`: who is calling ([`ClientAuth`]: client_id, [`Proof`], address);
 //! - `gate`: the one gate every call passes: lockout and per-address limit before any hash
 //!   work, the proof checked by the verifier of its kind (`secret_proof`, `assertion_proof`
-//!   for RFC 7523 client assertions, `federated_proof` for workload tokens), then the client's allow-list, state and rate limit,
+//!   for RFC 7523 client assertions, `federated_proof` for workload tokens, `certificate_proof`
+//!   for RFC 8705 TLS client certificates), then the client's allow-list, state and rate limit,
 //!   refusals counted for the audit trail;
 //! - `grant`: the typed [`GrantRequest`] every front end builds, and [`IssuedToken`];
 //! - `service`: [`TokenEndpoint`] and its one entry, [`TokenEndpoint::grant`], which
@@ -21,6 +22,7 @@
 //! policy, the registry and the store; nothing below calls back up.
 
 mod assertion_proof;
+mod certificate_proof;
 pub(crate) mod claims;
 mod client_auth;
 mod client_credentials;
@@ -37,7 +39,7 @@ mod secret_proof;
 mod service;
 
 pub use assertion_proof::{AssertionRules, DEFAULT_ASSERTION_LIFETIME, TOKEN_ENDPOINT_PATH};
-pub use claims::{AccessClaims, Actor, Origin};
+pub use claims::{AccessClaims, Actor, Confirmation, Origin};
 pub use client_auth::{
     ClientAuth, Endpoint, JWT_BEARER_ASSERTION, MAX_ASSERTION_LEN, Presented, Proof,
 };

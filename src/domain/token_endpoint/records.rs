@@ -18,6 +18,9 @@ pub struct RefreshFamily {
     /// Expiry of the family's newest refresh token.
     pub refresh_expire_time_us: i64,
     pub revoke_time_us: Option<i64>,
+    /// The `x5t#S256` of the certificate the family's access tokens are bound to (RFC 8705):
+    /// a refresh is answered only for that certificate, with tokens bound to it.
+    pub cnf_x5t_s256: Option<String>,
 }
 
 /// One refresh token: only ever its SHA-256.

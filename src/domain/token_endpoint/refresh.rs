@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 
+use super::client_auth::ClientAuth;
 use super::grant::IssuedToken;
 use super::mint::{micros, secs};
 use super::opaque::{OpaqueKind, OpaqueToken};
@@ -28,13 +29,19 @@ impl TokenEndpoint {
     /// its successor is unused, gets that same successor (the client's earlier response was
     /// lost); any other reuse revokes the whole family. `requested` narrows the family's
     /// scopes for the new access token (empty: the family's scopes).
+    /// A family bound to a certificate (RFC 8705) is refreshed only by a call with that
+    /// certificate (`who`'s): for a client with bound tokens (`cnf`, its binding now) this is
+    /// checked before the token is spent.
     pub(super) async fn refresh(
         &self,
         client: &Client,
         refresh_token: &str,
         requested: &ScopeSet,
-        address: Option<IpAddr>,
+        who: &ClientAuth,
+        cnf: Option<String>,
     ) -> Result<IssuedToken> {
+        let address = who.address;
+        let certificate = who.certificate.as_ref().map(|c| c.thumbprint());
         if client.spec.refresh_token_ttl.is_zero() {
             return Err(Error::UnauthorizedClient(
                 "refresh tokens are not enabled for this client (its refresh_token_ttl is 0)"
@@ -45,12 +52,14 @@ impl TokenEndpoint {
             .ok_or_else(|| {
                 Error::InvalidGrant("refresh_token is not a tokend refresh token".into())
             })?;
-        // Narrowing is checked before the token is spent: a refused request must leave the
-        // refresh token usable (RFC 6749 section 6). The family's scopes never change.
-        if !requested.is_empty()
+        // Narrowing and the certificate are checked before the token is spent: a refused
+        // request must leave the refresh token usable (RFC 6749 section 6). The family's
+        // scopes and binding never change.
+        if (!requested.is_empty() || cnf.is_some())
             && let Some((_, grant)) = self.store.find_refresh(&presented.hash()).await?
             && grant.client_id == client.id.as_str()
         {
+            check_binding(&grant, certificate)?;
             ScopeSet::parse("scopes", &grant.scopes)
                 .unwrap_or_default()
                 .grant(requested)?;
@@ -94,6 +103,8 @@ impl TokenEndpoint {
                 grant
             }
         };
+        // A family bound while the client had the flag, refreshed after it was turned off.
+        check_binding(&grant, certificate)?;
         let issued = self
             .mint_refreshed(client, &grant, requested, successor)
             .await?;
@@ -200,11 +211,24 @@ impl TokenEndpoint {
             }
             kept
         };
-        let mut issued = self
-            .mint(client, &scopes, audience, Some(grant.grant_id.clone()))
-            .await?;
+        let gid = Some(grant.grant_id.clone());
+        let cnf = grant.cnf_x5t_s256.clone();
+        let mut issued = self.mint(client, &scopes, audience, gid, cnf).await?;
         issued.refresh_token = Some(successor);
         issued.refresh_expires_in = secs(client.spec.refresh_token_ttl);
         Ok(issued)
+    }
+}
+
+/// A family bound to a certificate is refreshed only by a call with that certificate (and
+/// its tokens stay bound to it); an unbound family by any.
+fn check_binding(grant: &RefreshFamily, presented: Option<&str>) -> Result<()> {
+    match grant.cnf_x5t_s256.as_deref() {
+        Some(bound) if presented != Some(bound) => Err(Error::InvalidGrant(
+            "the refresh token is bound to another TLS client certificate (RFC 8705): call \
+             with the certificate the tokens were issued for"
+                .into(),
+        )),
+        _ => Ok(()),
     }
 }

@@ -29,6 +29,10 @@ impl TokenEndpoint {
                 let (client, _method) = self.verify_assertion(&who.client_id, assertion).await?;
                 return Ok(client);
             }
+            Proof::Certificate(cert) => {
+                let (client, _method) = self.verify_certificate(&who.client_id, cert).await?;
+                return Ok(client);
+            }
         };
         match verified {
             Some((client, _)) => Ok(client),

@@ -8,6 +8,7 @@ use super::client_auth::Endpoint;
 use super::grant::{Grant, GrantRequest, IssuedToken};
 use crate::domain::audit::UsageRecorder;
 use crate::domain::audit::usage::Counter;
+use crate::domain::clients::ClientCa;
 use crate::domain::clients::secret::SecretHasher;
 use crate::domain::clock::Clock;
 use crate::domain::error::{Error, Result};
@@ -41,6 +42,8 @@ pub struct TokenEndpoint {
     pub(in crate::domain) client_keys: Arc<KeySets>,
     /// The workload-identity issuers the operator trusts.
     pub(in crate::domain) federation: Arc<Federation>,
+    /// The CA a forwarded `tls_client_auth` certificate must chain to, when configured.
+    pub(in crate::domain) client_ca: Option<Arc<dyn ClientCa>>,
     /// How long a spent refresh token may be presented again for the same successor.
     pub(in crate::domain) refresh_retry_window: Duration,
     /// Last uses and refusals, written in batches.
@@ -66,18 +69,20 @@ impl TokenEndpoint {
         let scopes = ScopeSet::parse(request.grant.scope_field(), &request.scopes)
             .map_err(|e| Error::InvalidScope(e.to_string()))?;
         let client = self.admit(&request.client, Endpoint::Token).await?;
+        let cnf = self.binding(&client, &request.client)?;
         let (issued, counter) = match &request.grant {
             Grant::ClientCredentials { audience } => (
-                self.client_credentials(&client, &scopes, audience).await?,
+                self.client_credentials(&client, &scopes, audience, cnf)
+                    .await?,
                 Counter::TokensIssued,
             ),
             Grant::RefreshToken { refresh_token } => (
-                self.refresh(&client, refresh_token, &scopes, request.client.address)
+                self.refresh(&client, refresh_token, &scopes, &request.client, cnf)
                     .await?,
                 Counter::Refreshes,
             ),
             Grant::TokenExchange(exchange) => (
-                self.exchange(&client, exchange, &scopes).await?,
+                self.exchange(&client, exchange, &scopes, cnf).await?,
                 Counter::TokensIssued,
             ),
         };

@@ -2,9 +2,10 @@
 //! that revoke them, and the purge of what has expired: the statements, and `token_store_impl!`
 //! implementing TokenStore.
 
+/// `$10` is the family's certificate binding (`cnf_x5t_s256`).
 pub(crate) const INSERT_GRANT: &str = "INSERT INTO grants (grant_id, client_id, scopes, audiences, \
     create_time_us, access_expire_time_us, refresh_expire_time_us, revoke_time_us, \
-    token_generation) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+    token_generation, cnf_x5t_s256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
 pub(crate) const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens \
     (token_hash, grant_id, create_time_us, expire_time_us, use_time_us) VALUES ($1, $2, $3, $4, $5)";
@@ -12,11 +13,12 @@ pub(crate) const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens \
 /// IssueToken with a refresh token as ONE statement (Postgres: a data-modifying CTE), so the
 /// durable write costs one round trip and an implicit commit instead of BEGIN, two INSERTs and
 /// COMMIT. `$1`..`$9` as in INSERT_GRANT, `$10`..`$13` the refresh token's hash, create,
-/// expire and use times (its family is the grant's). The foreign key is checked at the end of
-/// the statement, when the family row exists.
+/// expire and use times (its family is the grant's), `$14` the family's certificate binding.
+/// The foreign key is checked at the end of the statement, when the family row exists.
 pub(crate) const INSERT_GRANT_WITH_REFRESH: &str = "WITH g AS (INSERT INTO grants (grant_id, \
     client_id, scopes, audiences, create_time_us, access_expire_time_us, refresh_expire_time_us, \
-    revoke_time_us, token_generation) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+    revoke_time_us, token_generation, cnf_x5t_s256) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $14) \
     RETURNING grant_id) \
     INSERT INTO refresh_tokens (token_hash, grant_id, create_time_us, expire_time_us, use_time_us) \
     SELECT $10, grant_id, $11, $12, $13 FROM g";
@@ -116,12 +118,14 @@ macro_rules! token_store_impl {
                         .bind(first.create_time_us)
                         .bind(first.expire_time_us)
                         .bind(first.use_time_us)
+                        .bind(&grant.cnf_x5t_s256)
                         .execute(&mut *self.conn().await?)
                         .await?;
                     return Ok(());
                 }
                 let mut tx = self.begin().await?;
                 bind_grant(sqlx::query($crate::store::sql::INSERT_GRANT), grant)
+                    .bind(&grant.cnf_x5t_s256)
                     .execute(&mut *tx)
                     .await?;
                 insert_refresh(&mut *tx, first).await?;

@@ -231,7 +231,7 @@ async fn a_client_authenticates_only_by_the_methods_it_lists(backend: Backend) {
     );
 }
 
-async fn create_refuses_private_keys_and_unimplemented_methods(backend: Backend) {
+async fn create_refuses_private_keys_and_unknown_methods(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let admin = app.admin("acme").await;
     let keys = keys();
@@ -246,7 +246,7 @@ async fn create_refuses_private_keys_and_unimplemented_methods(backend: Backend)
         (String::new(), vec!["private_key_jwt"], "client.jwks"),
         (
             keys.jwks.clone(),
-            vec!["tls_client_auth"],
+            vec!["password"],
             "client.auth_methods[0]",
         ),
         ("{\"keys\": 1}".into(), vec![], "client.jwks"),
@@ -275,5 +275,5 @@ for_each_backend!(
     refused_assertions_look_like_a_wrong_secret,
     assertion_failures_count_toward_the_lockout,
     a_client_authenticates_only_by_the_methods_it_lists,
-    create_refuses_private_keys_and_unimplemented_methods,
+    create_refuses_private_keys_and_unknown_methods,
 );

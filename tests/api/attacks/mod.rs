@@ -155,6 +155,7 @@ async fn every_bearer_rpc(
                         token: victim.into(),
                         token_type_hint: String::new(),
                         client_address: String::new(),
+                        ..Default::default()
                     },
                     bearer,
                 ))
