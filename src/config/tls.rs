@@ -20,6 +20,11 @@ pub struct TlsSettings {
     pub client_ca_file: Option<PathBuf>,
     /// With `client_ca_file`: `required` (default; a client without a valid certificate is
     /// refused in the handshake) or `optional` (a certificate, when presented, must be valid).
+    /// `any` (with or without `client_ca_file`): a certificate is asked for and, when
+    /// presented, accepted whoever issued it (the handshake still proves the client holds its
+    /// key); tokend then checks it where it is used: against `client_ca_file` for
+    /// `tls_client_auth`, against the client's keys for `self_signed_tls_client_auth`. Never
+    /// a gate of the port: any certificate passes the handshake.
     pub client_auth: ClientAuth,
     /// How often the files are reread; a change applies to new connections (existing ones keep
     /// theirs), a file that does not load is logged and the previous certificate kept.
@@ -38,12 +43,14 @@ impl Default for TlsSettings {
     }
 }
 
-/// Whether clients must present a certificate.
+/// Whether clients must present a certificate, and whether the handshake checks its issuer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ClientAuth {
     Optional,
     Required,
+    /// Asked for, not required, and accepted from any issuer (self-signed included).
+    Any,
 }
 
 /// `[server.tls]`, checked; only when TLS is on (a certificate and its key are set).
@@ -59,6 +66,11 @@ pub struct TlsConfig {
 }
 
 impl TlsConfig {
+    /// Whether client certificates are asked for in the handshake.
+    pub fn asks_for_client_certificates(&self) -> bool {
+        self.client_ca_file.is_some() || self.client_auth == ClientAuth::Any
+    }
+
     /// Whether every client proves who it is with a certificate from `client_ca_file`.
     pub fn requires_client_certificates(&self) -> bool {
         self.client_ca_file.is_some() && self.client_auth == ClientAuth::Required

@@ -133,8 +133,7 @@ impl ReloadingTls {
     /// The check of forwarded client certificates against `client_ca_file`, when mTLS is on.
     pub fn client_ca(self: &Arc<Self>) -> Option<Arc<dyn ClientCa>> {
         self.files
-            .client_ca_file
-            .is_some()
+            .asks_for_client_certificates()
             .then(|| self.clone() as Arc<dyn ClientCa>)
     }
 }
@@ -148,6 +147,10 @@ impl std::fmt::Debug for ReloadingTls {
 }
 
 impl ClientCa for ReloadingTls {
+    fn handshake_verified(&self) -> bool {
+        self.files.client_auth != ClientAuth::Any
+    }
+
     /// The same verification as the handshake's, with the CA files as last loaded: the chain
     /// (here the certificate alone: XFCC's `Cert` is the leaf, so it must be issued by a CA
     /// in the file), validity now and the clientAuth usage.
@@ -194,10 +197,17 @@ fn build(files: &TlsConfig, contents: &Contents) -> anyhow::Result<Built> {
             client_ca = Some(forwarded.build().context("client verifier")?);
             let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone());
             let verifier = match files.client_auth {
-                ClientAuth::Required => verifier,
-                ClientAuth::Optional => verifier.allow_unauthenticated(),
+                ClientAuth::Required => verifier.build().context("client verifier")?,
+                ClientAuth::Optional => verifier
+                    .allow_unauthenticated()
+                    .build()
+                    .context("client verifier")?,
+                ClientAuth::Any => Arc::new(AnyClientCertificate::new(&provider)),
             };
-            builder.with_client_cert_verifier(verifier.build().context("client verifier")?)
+            builder.with_client_cert_verifier(verifier)
+        }
+        _ if files.client_auth == ClientAuth::Any => {
+            builder.with_client_cert_verifier(Arc::new(AnyClientCertificate::new(&provider)))
         }
         _ => builder.with_no_client_auth(),
     };
@@ -210,6 +220,69 @@ fn build(files: &TlsConfig, contents: &Contents) -> anyhow::Result<Built> {
     })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok((config, client_ca))
+}
+
+/// `client_auth = "any"`: asks for a client certificate, does not require one, and accepts
+/// any (self-signed included) without looking at its issuer. The handshake's signature is
+/// still checked with the certificate's key, so a client proves it holds that key; what the
+/// certificate is worth is decided where it is used (`ClientCertificate::chain_trusted`, the
+/// client's keys).
+#[derive(Debug)]
+struct AnyClientCertificate {
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl AnyClientCertificate {
+    fn new(provider: &rustls::crypto::CryptoProvider) -> Self {
+        Self {
+            algorithms: provider.signature_verification_algorithms,
+        }
+    }
+}
+
+impl ClientCertVerifier for AnyClientCertificate {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
 }
 
 fn parse_certs(path: &Path, pem: &[u8]) -> anyhow::Result<Vec<CertificateDer<'static>>> {

@@ -36,6 +36,12 @@ pub enum CertificateSource {
 pub trait ClientCa: Send + Sync + fmt::Debug {
     /// Whether the DER certificate chains to one of the CAs, valid now, for client auth.
     fn issued(&self, der: &[u8]) -> bool;
+
+    /// Whether tokend's own handshake checked the issuer of the certificates it accepted
+    /// (`false` with `server.tls.client_auth = "any"`, which accepts any certificate).
+    fn handshake_verified(&self) -> bool {
+        true
+    }
 }
 
 /// A client certificate as the token endpoint and introspection need it: its SHA-256
@@ -116,11 +122,15 @@ impl ClientCertificate {
     }
 
     /// Whether the certificate chains to a CA this deployment trusts for `tls_client_auth`:
-    /// checked by the handshake; for a forwarded one, by `ca` when a CA is configured, else
-    /// by the trusted proxy (which must check against the same CA: see the README).
+    /// checked by the handshake (unless it accepts any certificate: then by `ca` here); for a
+    /// forwarded one, by `ca` when a CA is configured, else by the trusted proxy (which must
+    /// check against the same CA: see the README).
     pub fn chain_trusted(&self, ca: Option<&dyn ClientCa>) -> bool {
         match (self.source, ca) {
-            (CertificateSource::Handshake, _) | (CertificateSource::Proxy, None) => true,
+            (CertificateSource::Handshake, Some(ca)) => {
+                ca.handshake_verified() || ca.issued(&self.der)
+            }
+            (CertificateSource::Handshake, None) | (CertificateSource::Proxy, None) => true,
             (CertificateSource::Proxy, Some(ca)) => ca.issued(&self.der),
         }
     }

@@ -4,6 +4,7 @@
 //! refused (always the `invalid_client` of a wrong secret, counted by the lockout alike);
 //! `bound`: certificate-bound access tokens (RFC 8705 section 3).
 
+mod any_issuer;
 mod bound;
 mod refusals;
 
@@ -194,6 +195,15 @@ pub(super) struct TlsFiles {
 /// tokend with TLS, client certificates from `ca` optional (so admin calls need none), and
 /// `PROXY` as a trusted proxy; the test's own channel presents no certificate.
 pub(super) async fn mtls_app(backend: Backend, ca: &Ca) -> (TestApp, TlsFiles) {
+    mtls_app_with(backend, ca, ClientAuth::Optional).await
+}
+
+/// [`mtls_app`] with another `server.tls.client_auth`.
+pub(super) async fn mtls_app_with(
+    backend: Backend,
+    ca: &Ca,
+    client_auth: ClientAuth,
+) -> (TestApp, TlsFiles) {
     let dir = tempfile::tempdir().unwrap();
     let server = ca.server();
     let files = TlsFiles {
@@ -212,7 +222,7 @@ pub(super) async fn mtls_app(backend: Backend, ca: &Ca) -> (TestApp, TlsFiles) {
             s.server.tls.cert_file = Some(cert);
             s.server.tls.key_file = Some(key);
             s.server.tls.client_ca_file = Some(ca_file);
-            s.server.tls.client_auth = ClientAuth::Optional;
+            s.server.tls.client_auth = client_auth;
             s.server.trusted_proxies = vec![format!("{PROXY}/32")];
         },
         tls_config(ca, None),
