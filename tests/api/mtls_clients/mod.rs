@@ -6,6 +6,7 @@
 
 mod any_issuer;
 mod bound;
+mod endpoints;
 mod refusals;
 
 use std::net::SocketAddr;
