@@ -267,6 +267,11 @@ async fn token_endpoint_refusals_and_reuse_are_recorded(backend: Backend) {
     let bad = until_recorded(&app, &admin, &id, K::TokenRefusedBadSecret).await;
     assert_eq!(bad.count, 3, "{bad:?}");
     assert_eq!(bad.source_address, "127.0.0.2");
+    assert_eq!(
+        bad.details.get("proof").map(String::as_str),
+        Some("secret"),
+        "which kind of proof failed: {bad:?}"
+    );
     assert_eq!(bad.tenant, "acme");
     let locked = until_recorded(&app, &admin, &id, K::TokenRefusedLockout).await;
     assert_eq!(locked.count, 2);

@@ -126,7 +126,7 @@ impl TokenEndpoint {
             Ok(verified) => verified,
             Err(Error::InvalidClient) => {
                 self.stats.authentication_failed(who.proof.kind());
-                return Err(self.failed_proof(at).await);
+                return Err(self.failed_proof(at, who.proof.kind()).await);
             }
             Err(err) => return Err(err),
         };
@@ -155,7 +155,9 @@ impl TokenEndpoint {
     /// fresh look at the locks: a guess whose verification ended after a lock began (begun by
     /// a guess that ended first) gets the lock's refusal, not an answer, so exactly
     /// `max_failures` guesses are answered however many were verified at once.
-    async fn failed_proof(&self, at: &Attempt<'_>) -> Error {
+    /// The refusal's audit event names the kind of proof that failed (`proof`: `secret`,
+    /// `assertion`, `certificate`).
+    async fn failed_proof(&self, at: &Attempt<'_>, proof: &'static str) -> Error {
         let lockout = &self.registry.lockout;
         let locked = {
             let _one_at_a_time = lockout.accounting().await;
@@ -171,7 +173,12 @@ impl TokenEndpoint {
                 self.tarpit(wait).await;
                 self.refused(AuditKind::RefusedLockout, at, None, locked_error(wait))
             }
-            None => self.refused(AuditKind::RefusedBadSecret, at, None, Error::InvalidClient),
+            None => self.refused(
+                AuditKind::RefusedBadSecret,
+                at,
+                Some(("proof", proof)),
+                Error::InvalidClient,
+            ),
         }
     }
 
