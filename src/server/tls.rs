@@ -152,9 +152,9 @@ impl ClientCa for ReloadingTls {
     }
 
     /// The same verification as the handshake's, with the CA files as last loaded: the chain
-    /// (here the certificate alone: XFCC's `Cert` is the leaf, so it must be issued by a CA
-    /// in the file), validity now and the clientAuth usage.
-    fn issued(&self, der: &[u8]) -> bool {
+    /// (the certificate, through the intermediates it came with, to a CA in the file),
+    /// validity now and the clientAuth usage.
+    fn issued(&self, der: &[u8], intermediates: &[Vec<u8>]) -> bool {
         let verifier = self
             .current
             .read()
@@ -163,7 +163,12 @@ impl ClientCa for ReloadingTls {
             .clone();
         verifier.is_some_and(|v| {
             let cert = CertificateDer::from(der.to_vec());
-            v.verify_client_cert(&cert, &[], UnixTime::now()).is_ok()
+            let intermediates: Vec<CertificateDer<'_>> = intermediates
+                .iter()
+                .map(|link| CertificateDer::from(link.as_slice()))
+                .collect();
+            v.verify_client_cert(&cert, &intermediates, UnixTime::now())
+                .is_ok()
         })
     }
 }

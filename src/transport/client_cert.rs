@@ -33,6 +33,8 @@ pub struct ForwardedCert {
     pub hash: Option<String>,
     /// The client's certificate, DER, when the proxy forwards it (`Cert`).
     pub der: Option<Vec<u8>>,
+    /// The client's whole chain, DER, leaf first, when the proxy forwards it (`Chain`).
+    pub chain: Vec<Vec<u8>>,
     pub subject: Option<String>,
     pub uris: Vec<String>,
     pub dns: Vec<String>,
@@ -95,8 +97,14 @@ pub fn client_certificate(
                 "Cert is required (Envoy: set_current_client_cert_details cert: true)",
             ))
         })?;
+        let intermediates = forwarded
+            .chain
+            .into_iter()
+            .filter(|link| *link != der)
+            .collect();
         let cert = ClientCertificate::from_der(&der, CertificateSource::Proxy)
-            .map_err(|why| Error::invalid(XFCC, format!("Cert: {why}")))?;
+            .map_err(|why| Error::invalid(XFCC, format!("Cert: {why}")))?
+            .with_intermediates(intermediates);
         return Ok(Some(Arc::new(cert)));
     }
     match tls_peer {
@@ -157,7 +165,8 @@ fn element(raw: &str) -> Result<ForwardedCert, XfccError> {
             "subject" => cert.subject = Some(value),
             "uri" => cert.uris.push(value),
             "dns" => cert.dns.push(value),
-            _ => {} // Chain, and keys a newer Envoy adds: not needed to identify the client
+            "chain" => cert.chain = pem_chain_to_der(&percent_decode(&value)?)?,
+            _ => {} // keys a newer Envoy adds: not needed to identify the client
         }
     }
     Ok(cert)
@@ -221,6 +230,24 @@ fn percent_decode(value: &str) -> Result<String, XfccError> {
 }
 
 /// The DER of the first certificate of a PEM text.
+/// Every certificate of a PEM chain, in order; none is an error.
+fn pem_chain_to_der(pem: &str) -> Result<Vec<Vec<u8>>, XfccError> {
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut chain = Vec::new();
+    let mut rest = pem;
+    while let Some(end) = rest.find(END) {
+        chain.push(
+            pem_to_der(&rest[..end + END.len()])
+                .map_err(|_| XfccError("Chain: not PEM certificates"))?,
+        );
+        rest = &rest[end + END.len()..];
+    }
+    if chain.is_empty() {
+        return Err(XfccError("Chain holds no PEM certificate"));
+    }
+    Ok(chain)
+}
+
 fn pem_to_der(pem: &str) -> Result<Vec<u8>, XfccError> {
     const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
     const END: &str = "-----END CERTIFICATE-----";

@@ -34,8 +34,9 @@ pub enum CertificateSource {
 /// (`server.tls.client_ca_file`), for a certificate a proxy forwarded: one from tokend's own
 /// handshake was checked there already. Implemented where the TLS files are (`server`).
 pub trait ClientCa: Send + Sync + fmt::Debug {
-    /// Whether the DER certificate chains to one of the CAs, valid now, for client auth.
-    fn issued(&self, der: &[u8]) -> bool;
+    /// Whether the DER certificate chains to one of the CAs, through `intermediates` (DER) if
+    /// needed, valid now, for client auth.
+    fn issued(&self, der: &[u8], intermediates: &[Vec<u8>]) -> bool;
 
     /// Whether tokend's own handshake checked the issuer of the certificates it accepted
     /// (`false` with `server.tls.client_auth = "any"`, which accepts any certificate).
@@ -58,6 +59,9 @@ pub struct ClientCertificate {
     emails: Vec<String>,
     /// `None` for a key type no client key can be (DSA, an unknown curve...).
     key: Option<KeyMaterial>,
+    /// The intermediate CAs a proxy forwarded with it (XFCC `Chain`), DER, for the issuer
+    /// check; never read for anything else.
+    intermediates: Vec<Vec<u8>>,
 }
 
 impl fmt::Debug for ClientCertificate {
@@ -90,6 +94,7 @@ impl ClientCertificate {
             ips: Vec::new(),
             emails: Vec::new(),
             key: key_material(&cert),
+            intermediates: Vec::new(),
         };
         let names = cert
             .subject_alternative_name()
@@ -104,6 +109,13 @@ impl ClientCertificate {
             }
         }
         Ok(this)
+    }
+
+    /// The same certificate, with the intermediate CAs it came with (at most 8 kept).
+    pub fn with_intermediates(mut self, mut intermediates: Vec<Vec<u8>>) -> Self {
+        intermediates.truncate(8);
+        self.intermediates = intermediates;
+        self
     }
 
     /// The certificate's SHA-256 as RFC 8705 `x5t#S256`: base64url of the DER's digest.
@@ -128,10 +140,10 @@ impl ClientCertificate {
     pub fn chain_trusted(&self, ca: Option<&dyn ClientCa>) -> bool {
         match (self.source, ca) {
             (CertificateSource::Handshake, Some(ca)) => {
-                ca.handshake_verified() || ca.issued(&self.der)
+                ca.handshake_verified() || ca.issued(&self.der, &self.intermediates)
             }
             (CertificateSource::Handshake, None) | (CertificateSource::Proxy, None) => true,
-            (CertificateSource::Proxy, Some(ca)) => ca.issued(&self.der),
+            (CertificateSource::Proxy, Some(ca)) => ca.issued(&self.der, &self.intermediates),
         }
     }
 }

@@ -61,6 +61,20 @@ impl Ca {
         self.issuer.pem()
     }
 
+    /// An intermediate CA issued by this one.
+    pub fn intermediate(&self, name: &str) -> Ca {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let issuer =
+            CertifiedIssuer::signed_by(params, KeyPair::generate().unwrap(), &self.issuer).unwrap();
+        Ca { issuer }
+    }
+
     /// tokend's server certificate.
     pub fn server(&self) -> Leaf {
         let params =
@@ -137,20 +151,23 @@ pub(super) fn xfcc(leaf: &Leaf) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let cert: String = leaf
-        .cert
-        .bytes()
+    let cert = urlencode_pem(&leaf.cert);
+    format!(
+        "By=spiffe://edge;Hash=0000,By=spiffe://prod.example/ns/tokend/sa/tokend;Hash={hash};\
+         Cert=\"{cert}\";Subject=\"CN=billing,O=Example\";URI={SPIFFE_ID}"
+    )
+}
+
+/// PEM text URL-encoded, as Envoy forwards `Cert` and `Chain`.
+pub(super) fn urlencode_pem(pem: &str) -> String {
+    pem.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
                 (b as char).to_string()
             }
             _ => format!("%{b:02X}"),
         })
-        .collect();
-    format!(
-        "By=spiffe://edge;Hash=0000,By=spiffe://prod.example/ns/tokend/sa/tokend;Hash={hash};\
-         Cert=\"{cert}\";Subject=\"CN=billing,O=Example\";URI={SPIFFE_ID}"
-    )
+        .collect()
 }
 
 /// The RFC 8705 x5t#S256 of `leaf`.

@@ -109,6 +109,24 @@ async fn a_forwarded_certificate_must_come_from_tokends_client_ca(backend: Backe
         .await
         .unwrap_err();
     assert_eq!(oauth2_error(&err), "invalid_client");
+    // Issued by an intermediate of the client CA: it chains with the intermediate the proxy
+    // forwards in `Chain`, and not without it.
+    let intermediate = ca.intermediate("mesh issuing CA");
+    let leaf = intermediate.workload(SPIFFE_ID);
+    let chained = format!(
+        "{};Chain=\"{}\"",
+        xfcc(&leaf),
+        urlencode_pem(&format!("{}{}", leaf.cert, intermediate.pem()))
+    );
+    proxy
+        .issue_token(forwarded(id_only(id), &chained))
+        .await
+        .expect("a certificate of an intermediate, with its chain");
+    let err = proxy
+        .issue_token(forwarded(id_only(id), &xfcc(&leaf)))
+        .await
+        .unwrap_err();
+    assert_eq!(oauth2_error(&err), "invalid_client", "no chain, no issuer");
 }
 
 async fn certificate_failures_count_toward_the_lockout(backend: Backend) {
