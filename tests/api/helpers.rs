@@ -372,6 +372,21 @@ impl TestApp {
         response.expect("get client").into_inner().client.unwrap()
     }
 
+    /// Today's usage of a client, as `admin` sees it (GetClientUsage).
+    pub async fn usage_today(&self, admin: &str, client_id: &str) -> DailyUsage {
+        let request = GetClientUsageRequest {
+            client_id: client_id.into(),
+            days: 0,
+        };
+        let usage =
+            tokend::proto::audit_service_client::AuditServiceClient::new(self.channel.clone())
+                .get_client_usage(authed(request, admin))
+                .await
+                .expect("GetClientUsage")
+                .into_inner();
+        usage.days.into_iter().next().expect("a day of usage")
+    }
+
     /// UpdateClient as `admin` with the given mask paths.
     pub async fn update_client(
         &self,

@@ -227,17 +227,11 @@ impl TokenEndpoint {
         if text.len() > MAX_ASSERTION_LEN {
             return Err(refused("assertion too long"));
         }
-        let id = ClientId::parse("client_id", client_id).map_err(|_| refused("bad client_id"))?;
-        self.registry.ensure_fresh()?;
-        let client = match self.registry.client(id.as_str()) {
-            Some(client) => client,
-            None => Arc::new(
-                self.store
-                    .get_client(id.as_str())
-                    .await?
-                    .ok_or_else(|| refused("unknown client"))?,
-            ),
-        };
+        let client = self.claimed_client(client_id).await.map_err(|e| match e {
+            Error::InvalidClient => refused("unknown or malformed client_id"),
+            other => other,
+        })?;
+        let id = &client.id;
         let header = jsonwebtoken::decode_header(text).map_err(|_| refused("malformed header"))?;
         let issuer = claimed_issuer(text);
         if issuer.as_deref() != Some(id.as_str()) {
@@ -285,6 +279,25 @@ impl TokenEndpoint {
             Err(StoreError::AlreadyExists) => Err(refused("jti used before (a replay)")),
             Err(StoreError::NotFound) => Err(refused("client deleted meanwhile")),
             Err(err) => Err(err.into()),
+        }
+    }
+}
+
+impl TokenEndpoint {
+    /// The client a proof without a secret names, for its verifier: from the replica's view
+    /// (the store only for one the view does not know yet); a malformed or unknown client_id
+    /// is `invalid_client`, like a wrong secret.
+    pub(super) async fn claimed_client(&self, client_id: &str) -> Result<Arc<Client>> {
+        let id = ClientId::parse("client_id", client_id).map_err(|_| Error::InvalidClient)?;
+        self.registry.ensure_fresh()?;
+        match self.registry.client(id.as_str()) {
+            Some(client) => Ok(client),
+            None => Ok(Arc::new(
+                self.store
+                    .get_client(id.as_str())
+                    .await?
+                    .ok_or(Error::InvalidClient)?,
+            )),
         }
     }
 }

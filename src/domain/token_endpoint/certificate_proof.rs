@@ -15,7 +15,6 @@ use std::sync::Arc;
 use super::service::TokenEndpoint;
 use crate::domain::clients::{AuthMethod, Client, ClientCertificate};
 use crate::domain::error::{Error, Result};
-use crate::domain::ids::ClientId;
 
 impl TokenEndpoint {
     /// The verifier of `Proof::Certificate`. The client comes from the replica's view (the
@@ -29,17 +28,10 @@ impl TokenEndpoint {
             tracing::debug!(reason = why, "client certificate refused");
             Error::InvalidClient
         };
-        let id = ClientId::parse("client_id", client_id).map_err(|_| refused("bad client_id"))?;
-        self.registry.ensure_fresh()?;
-        let client = match self.registry.client(id.as_str()) {
-            Some(client) => client,
-            None => Arc::new(
-                self.store
-                    .get_client(id.as_str())
-                    .await?
-                    .ok_or_else(|| refused("unknown client"))?,
-            ),
-        };
+        let client = self.claimed_client(client_id).await.map_err(|e| match e {
+            Error::InvalidClient => refused("unknown or malformed client_id"),
+            other => other,
+        })?;
         match self.certificate_fits(&client, cert) {
             Ok(method) => Ok((client, method)),
             Err(why) => Err(refused(why)),

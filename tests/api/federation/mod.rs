@@ -123,16 +123,7 @@ async fn a_workload_gets_a_token_with_its_own_identity(backend: Backend) {
     assert_eq!(r.json()["token_type"], "Bearer");
 
     // The client's usage says how it authenticated.
-    let request = GetClientUsageRequest {
-        client_id: id.into(),
-        days: 0,
-    };
-    let usage = tokend::proto::audit_service_client::AuditServiceClient::new(app.channel.clone())
-        .get_client_usage(authed(request, &admin))
-        .await
-        .unwrap()
-        .into_inner();
-    let today = &usage.days[0];
+    let today = app.usage_today(&admin, id).await;
     assert_eq!(today.tokens_issued, 3);
     assert_eq!(
         today.authentications.get("federated_jwt"),

@@ -359,20 +359,11 @@ async fn tls_client_auth_over_tokends_own_mtls(backend: Backend) {
     assert_eq!(status, 200, "{body}");
     assert!(body["access_token"].as_str().is_some_and(|t| !t.is_empty()));
     // The client's usage says how it authenticated, both times.
-    let request = tokend::proto::GetClientUsageRequest {
-        client_id: id.into(),
-        days: 0,
-    };
-    let usage = tokend::proto::audit_service_client::AuditServiceClient::new(app.channel.clone())
-        .get_client_usage(authed(request, &admin))
-        .await
-        .expect("usage")
-        .into_inner();
+    let today = app.usage_today(&admin, id).await;
     assert_eq!(
-        usage.days[0].authentications.get("tls_client_auth"),
+        today.authentications.get("tls_client_auth"),
         Some(&2),
-        "{:?}",
-        usage.days[0]
+        "{today:?}"
     );
     // The same connection without the client_id names no client: refused as ever.
     let (status, body) = https_post(
