@@ -66,6 +66,8 @@ pub enum Command {
     /// Manage the key-encryption key (KEK) of the stored keys.
     #[command(subcommand)]
     Kek(KekCommand),
+    /// Administer a running tokend over gRPC: clients, with the admin's own credentials.
+    Admin(Box<crate::admin::AdminArgs>),
     /// Measure a running tokend: throughput and latency per RPC, next to a health baseline.
     Bench(Box<BenchArgs>),
 }
@@ -350,6 +352,10 @@ pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
         Command::Client(cmd) => client(cmd, config).await,
         Command::Kek(KekCommand::Rotate) => kek_rotate(config).await,
         Command::Bench(args) => run_bench(*args).await,
+        Command::Admin(args) => crate::admin::run(*args)
+            .await
+            .map(|text| print!("{text}"))
+            .map_err(anyhow::Error::from),
     }
 }
 

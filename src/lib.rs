@@ -4,6 +4,8 @@
 //!
 //! - `cli`       — command line: `serve`, `migrate`, `client create|list`, `kek rotate`,
 //!   `bench`; resolves the config, then calls `server`, `domain`, or `bench`.
+//! - `admin`     — `tokend admin`, the running service from a terminal: a gRPC client of the
+//!   public admin API only (`proto`), like `bench`; never calls `domain` or `store`.
 //! - `bench`     — `tokend bench`, a load generator: a gRPC client of any deployment through
 //!   the public API only (`proto`); never calls `domain` or `store`.
 //! - `config/`   — settings: defaults -> file -> `TOKEND__*` env, one file per section; each
@@ -38,6 +40,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod bench;
 pub mod cli;
 pub mod config;

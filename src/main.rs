@@ -9,8 +9,10 @@ use tokend::config::{Config, EXIT_CONFIG, LogFormat};
 fn main() {
     tokend::outbound::install_crypto_provider();
     let cli = Cli::parse();
-    if let Some(Command::Bench(args)) = cli.command {
-        std::process::exit(tokend::cli::bench_main(*args));
+    match cli.command {
+        Some(Command::Bench(args)) => std::process::exit(tokend::cli::bench_main(*args)),
+        Some(Command::Admin(args)) => std::process::exit(tokend::admin::main(*args)),
+        _ => {}
     }
     if let Err(message) = cli.check() {
         eprintln!("tokend: {message}");

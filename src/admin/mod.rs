@@ -1,0 +1,64 @@
+//! `tokend admin`: the running service from a terminal. A plain gRPC client of the public admin
+//! API, like `tokend bench`: it needs no config file and never touches a database, so it works
+//! against any deployment its credentials are good for.
+//!
+//! - `connect` — where and as whom: `--server`, TLS and mTLS, the admin's client credentials
+//!   (or a token), the token fetched once per run;
+//! - `clients` — the `clients` subcommands;
+//! - `output`  — human tables, `--output json` with stable field names, and the one-line
+//!   errors with their exit codes.
+
+mod clients;
+mod connect;
+mod output;
+
+use clap::{Args, Subcommand};
+
+pub use connect::ConnectArgs;
+pub use output::{AdminError, Output};
+
+/// `tokend admin`
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// `table` for people, `json` for scripts (stable field names, one document).
+    #[arg(long, value_enum, default_value_t = Output::Table, global = true)]
+    pub output: Output,
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+/// What to administer.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Registered clients: list, show, disable, enable, rotate a secret, revoke tokens, delete.
+    #[command(subcommand)]
+    Clients(clients::ClientsCommand),
+}
+
+/// Runs `tokend admin ...` to completion on its own runtime; returns the exit code (0, or the
+/// error's: usage 64, authentication 77, not found 69, unavailable 75, anything else 1).
+pub fn main(args: AdminArgs) -> i32 {
+    let result = tokio::runtime::Runtime::new()
+        .map_err(|e| AdminError::other(format!("cannot start the async runtime: {e}")))
+        .and_then(|runtime| runtime.block_on(run(args)));
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            0
+        }
+        Err(err) => {
+            eprintln!("tokend admin: {err}");
+            err.exit_code()
+        }
+    }
+}
+
+/// Runs the command and returns what to print on stdout.
+pub async fn run(args: AdminArgs) -> Result<String, AdminError> {
+    let session = args.connect.open().await?;
+    match args.command {
+        AdminCommand::Clients(command) => clients::run(&session, command, args.output).await,
+    }
+}

@@ -1,0 +1,213 @@
+//! `tokend admin`: the real binary against a running server over gRPC, as an operator uses it,
+//! with the admin's client credentials from the environment.
+
+use serde_json::Value;
+use tonic::Code;
+
+use crate::common::Backend;
+use crate::helpers::*;
+
+/// `tokend admin <args>` as `admin`, against `app`; the output and exit code.
+async fn admin_cli(app: &TestApp, admin: &Creds, args: &[&str]) -> std::process::Output {
+    let server = format!("http://{}", app.addr);
+    let args = [&["admin"][..], args].concat();
+    app.cli_env(
+        &args,
+        &[
+            ("TOKEND_SERVER", server.as_str()),
+            ("TOKEND_CLIENT_ID", admin.client_id.as_str()),
+            ("TOKEND_CLIENT_SECRET", admin.client_secret.as_str()),
+        ],
+    )
+    .await
+}
+
+#[track_caller]
+fn ok_json(out: &std::process::Output) -> Value {
+    assert!(
+        out.status.success(),
+        "{} / {}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+}
+
+async fn clients_are_administered_from_a_terminal(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let root = app.bootstrap("system", "tokend.admin").await;
+    let admin = app.admin("acme").await;
+    let (billing, creds) = app
+        .create_client(&admin, client("acme", "billing", &["read:*"]))
+        .await;
+    let id = billing.client_id.as_str();
+
+    let listed = ok_json(&admin_cli(&app, &root, &["clients", "list", "--output", "json"]).await);
+    let ids: Vec<&str> = listed["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["client_id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&id), "{listed}");
+    let table = admin_cli(&app, &root, &["clients", "list", "--tenant", "acme"]).await;
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(table.starts_with("CLIENT_ID"), "{table}");
+    assert!(
+        table.contains("billing") && table.contains("active"),
+        "{table}"
+    );
+
+    let shown = ok_json(&admin_cli(&app, &root, &["clients", "get", id, "--output", "json"]).await);
+    assert_eq!(shown["name"], "billing");
+    assert_eq!(shown["tenant"], "acme");
+
+    // Disable: the client's tokens stop working at once; enable lets it in again.
+    let token = app.token(&creds, &[]).await;
+    let introspector = app.introspector("acme").await;
+    let off =
+        ok_json(&admin_cli(&app, &root, &["clients", "disable", id, "--output", "json"]).await);
+    assert_eq!(off["active"], false);
+    assert!(!app.introspect(&introspector, &token).await.active);
+    let on = ok_json(&admin_cli(&app, &root, &["clients", "enable", id, "--output", "json"]).await);
+    assert_eq!(on["active"], true);
+
+    // Rotate with the new secret written to a file only its owner reads; the old one is gone.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("billing.secret");
+    let rotate = [
+        "clients",
+        "rotate-secret",
+        id,
+        "--grace-period",
+        "0",
+        "--secret-file",
+        file.to_str().unwrap(),
+        "--output",
+        "json",
+    ];
+    let rotated = ok_json(&admin_cli(&app, &root, &rotate).await);
+    assert!(
+        rotated["client_secret"].is_null(),
+        "never on stdout with --secret-file"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let new = Creds {
+        client_secret: std::fs::read_to_string(&file).unwrap().trim().to_owned(),
+        ..creds.clone()
+    };
+    app.try_token(&new, &[], &[]).await.expect("the new secret");
+    let err = app.try_token(&creds, &[], &[]).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+
+    // Revoke every token; delete; then it is not found (exit 69).
+    let token = app.token(&new, &[]).await;
+    ok_json(
+        &admin_cli(
+            &app,
+            &root,
+            &["clients", "revoke-tokens", id, "--output", "json"],
+        )
+        .await,
+    );
+    assert!(!app.introspect(&introspector, &token).await.active);
+    let deleted = admin_cli(&app, &root, &["clients", "delete", id]).await;
+    assert!(deleted.status.success());
+    assert_eq!(
+        String::from_utf8(deleted.stdout).unwrap(),
+        format!("deleted {id}\n")
+    );
+    let gone = admin_cli(&app, &root, &["clients", "get", id]).await;
+    assert_eq!(gone.status.code(), Some(69));
+    let stderr = String::from_utf8_lossy(&gone.stderr);
+    assert!(
+        stderr.starts_with("tokend admin: getting the client: NotFound"),
+        "{stderr}"
+    );
+}
+
+async fn failures_are_one_line_with_a_distinct_exit_code(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let root = app.bootstrap("system", "tokend.admin").await;
+    let server = format!("http://{}", app.addr);
+    // No credentials at all: usage (64), naming what to set.
+    let out = app
+        .cli_env(
+            &["admin", "clients", "list"],
+            &[("TOKEND_SERVER", server.as_str())],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TOKEND_CLIENT_ID"));
+    // A wrong secret: authentication (77), with the OAuth 2.0 code.
+    let wrong = Creds {
+        client_secret: "tkd_cs_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx".into(),
+        ..root.clone()
+    };
+    let out = admin_cli(&app, &wrong, &["clients", "list"]).await;
+    assert_eq!(out.status.code(), Some(77));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("invalid_client") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+    // A client without tokend.admin: refused by the server (77).
+    let reader = app.bootstrap("acme", "read").await;
+    let out = admin_cli(&app, &reader, &["clients", "list"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(77),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Nobody listening: unavailable (75).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let out = app
+        .cli_env(
+            &["admin", "clients", "list"],
+            &[
+                ("TOKEND_SERVER", nowhere.as_str()),
+                ("TOKEND_CLIENT_ID", root.client_id.as_str()),
+                ("TOKEND_CLIENT_SECRET", root.client_secret.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(75));
+    // A secret from a file works like one from the environment.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("admin.secret");
+    std::fs::write(&file, format!("{}\n", root.client_secret)).unwrap();
+    let out = app
+        .cli_env(
+            &[
+                "admin",
+                "clients",
+                "list",
+                "--client-secret-file",
+                file.to_str().unwrap(),
+            ],
+            &[
+                ("TOKEND_SERVER", server.as_str()),
+                ("TOKEND_CLIENT_ID", root.client_id.as_str()),
+            ],
+        )
+        .await;
+    assert!(
+        out.status.success(),
+        "{} / {}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+for_each_backend!(
+    clients_are_administered_from_a_terminal,
+    failures_are_one_line_with_a_distinct_exit_code,
+);
