@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use aws_lc_rs::rand::SystemRandom;
@@ -28,12 +27,6 @@ pub(crate) const WORKLOAD_AUDIENCE: &str = "tokend-bench";
 
 fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// `header.claims.` ready for a signature.
@@ -70,18 +63,21 @@ impl ClientKey {
     }
 
     /// IssueToken requests for `client_id`, each with an assertion of its own `jti`, for the
-    /// audience `aud`, valid for four minutes (within the default five-minute limit).
+    /// audience `aud`, issued at `now` (the server's Unix time), valid for four minutes
+    /// (within the default five-minute limit).
     pub fn requests(
         &self,
         client_id: &str,
         aud: &str,
+        now: i64,
         n: usize,
     ) -> anyhow::Result<Vec<IssueTokenRequest>> {
-        let now = now();
+        // Unique across runs, whatever the clocks say.
+        let run = uuid::Uuid::new_v4().simple().to_string();
         (0..n)
             .map(|i| {
                 let claims = json!({"iss": client_id, "sub": client_id, "aud": aud,
-                    "iat": now, "exp": now + 240, "jti": format!("bench-{now}-{i}")});
+                    "iat": now, "exp": now + 240, "jti": format!("bench-{run}-{i}")});
                 let input = signing_input("ES256", "bench", &claims);
                 let signature = self
                     .pair
@@ -163,9 +159,9 @@ impl Issuer {
         })
     }
 
-    /// A workload token for [`WORKLOAD_SUBJECT`], an hour long, issued now.
-    pub fn token(&self) -> anyhow::Result<String> {
-        let now = now();
+    /// A workload token for [`WORKLOAD_SUBJECT`], an hour long, issued at `now` (the
+    /// server's Unix time).
+    pub fn token(&self, now: i64) -> anyhow::Result<String> {
         let claims = json!({"iss": self.issuer, "sub": WORKLOAD_SUBJECT,
             "aud": [WORKLOAD_AUDIENCE], "iat": now, "nbf": now, "exp": now + 3600,
             "jti": format!("bench-{now}")});

@@ -278,10 +278,11 @@ pub(crate) async fn prepare(
         Rpc::Refresh => families(fixtures, n).await?,
         Rpc::IssuePkjwt => {
             let (client_id, key) = fixtures.pkjwt.as_ref().context("no key-only client")?;
-            let aud = fixtures.server_issuer.as_deref().context("no issuer")?;
+            let (aud, now) = fixtures.server_issuer_and_time().await?;
             let pool = Arc::new(RequestPool::new(key.requests(
                 client_id,
-                aud,
+                &aud,
+                now,
                 // the warm-up draws from the pool too
                 options.cold_pool_size() + 20_000,
             )?));

@@ -162,8 +162,6 @@ pub(crate) struct Fixtures {
     pub pkjwt: Option<(String, ClientKey)>,
     /// `issue-federated`: the workload's IssueToken request (its client_id and token).
     pub federated: Option<IssueTokenRequest>,
-    /// tokend's issuer (a client assertion's audience), read from a token it issued.
-    pub server_issuer: Option<String>,
 }
 
 impl Fixtures {
@@ -190,7 +188,6 @@ impl Fixtures {
             },
             pkjwt: None,
             federated: None,
-            server_issuer: None,
         }
     }
 
@@ -239,7 +236,6 @@ impl Fixtures {
             spec.jwks = key.jwks();
             let creds = self.create(spec).await?;
             self.pkjwt = Some((creds.client_id, key));
-            self.server_issuer = Some(self.read_server_issuer().await?);
         }
         if let (true, Some(url)) = (
             plan.contains(&Rpc::IssueFederated),
@@ -256,7 +252,8 @@ impl Fixtures {
                 "creating the federated client: does tokend trust --federation-issuer \
                  ([[federation.issuers]])?",
             )?;
-            let request = assertion_request(&creds.client_id, issuer.token()?);
+            let (_, now) = self.server_issuer_and_time().await?;
+            let request = assertion_request(&creds.client_id, issuer.token(now)?);
             self.issue(request.clone()).await.context(
                 "the workload token was refused: tokend needs jwks_uri <issuer>/jwks and \
                  audiences [\"tokend-bench\"] for --federation-issuer",
@@ -266,12 +263,14 @@ impl Fixtures {
         self.issue_fixture_tokens().await
     }
 
-    /// tokend's `iss`, read (not verified: it is only an audience to name) from the admin's
-    /// token.
-    async fn read_server_issuer(&self) -> anyhow::Result<String> {
+    /// tokend's `iss` and its clock now (the `iat` of a fresh token), read (not verified: an
+    /// audience to name and a time to sign assertions at) from a new admin token. Signed at
+    /// the server's time, assertions fit whatever clock it keeps.
+    pub async fn server_issuer_and_time(&self) -> anyhow::Result<(String, i64)> {
         #[derive(serde::Deserialize)]
         struct Iss {
             iss: String,
+            iat: i64,
         }
         let bearer = self.admin_token().await?;
         let token = bearer
@@ -281,7 +280,7 @@ impl Fixtures {
             .context("admin token")?;
         let claims = jsonwebtoken::dangerous::insecure_decode_claims::<Iss>(token)
             .context("the admin token is not a JWT; its issuer cannot be read")?;
-        Ok(claims.iss)
+        Ok((claims.iss, claims.iat))
     }
 
     /// The warm JWT, the opaque token and the caller's bearer metadata.
