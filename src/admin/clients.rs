@@ -4,17 +4,42 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 
 use super::connect::Session;
+use super::flags::ClientFlags;
 use super::output::{AdminError, Output, json, table};
 use crate::proto::client_service_client::ClientServiceClient;
 use crate::proto::{
-    Client, DeleteClientRequest, GetClientRequest, ListClientsRequest, RevokeClientTokensRequest,
-    RotateClientSecretRequest, UpdateClientRequest,
+    AccessTokenFormat, Client, CreateClientRequest, DeleteClientRequest, GetClientRequest,
+    ListClientsRequest, RevokeClientTokensRequest, RotateClientSecretRequest, UpdateClientRequest,
 };
 
 /// `tokend admin clients` (a client's id is `id` here: `client_id` is the admin's own,
 /// `--client-id`)
 #[derive(Debug, Subcommand)]
 pub enum ClientsCommand {
+    /// Register a client. Its secret, when it has one, is shown once: on stdout, or written to
+    /// --secret-file (mode 0600).
+    ///
+    /// Example: tokend admin clients create --tenant acme --name billing --scopes read:invoices
+    ///   --rate-limit 5000 --allowed-cidrs 10.0.1.5/32,10.0.1.6/32 --access-token-ttl 15m
+    Create {
+        /// The tenant (default: the admin's own).
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        flags: Box<ClientFlags>,
+        /// Write the secret to this new file (mode 0600) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        secret_file: Option<std::path::PathBuf>,
+    },
+    /// Change the fields given, and only those (the field mask is built from the flags).
+    ///
+    /// Example: tokend admin clients update 0190a8e2-... --rate-limit 1000 --audiences ''
+    Update {
+        #[arg(value_name = "CLIENT_ID")]
+        id: String,
+        #[command(flatten)]
+        flags: Box<ClientFlags>,
+    },
     /// List clients (every page), optionally of one tenant.
     ///
     /// Example: tokend admin clients list --tenant acme --output json
@@ -120,6 +145,22 @@ fn client_json(c: &Client) -> Value {
         "allowed_cidrs": c.allowed_cidrs,
         "rate_limit_per_minute": c.rate_limit_per_minute,
         "auth_methods": c.auth_methods,
+        "access_token_format": match AccessTokenFormat::try_from(c.access_token_format) {
+            Ok(AccessTokenFormat::Opaque) => "opaque",
+            _ => "jwt",
+        },
+        "exchange_audiences": c.exchange_audiences,
+        "jwks": c.jwks,
+        "jwks_uri": c.jwks_uri,
+        "federated_credentials": c.federated_credentials.iter()
+            .map(|f| json!({"issuer": f.issuer, "subject": f.subject}))
+            .collect::<Vec<_>>(),
+        "tls_client_auth_subject_dn": c.tls_client_auth_subject_dn,
+        "tls_client_auth_san_dns": c.tls_client_auth_san_dns,
+        "tls_client_auth_san_uri": c.tls_client_auth_san_uri,
+        "tls_client_auth_san_ip": c.tls_client_auth_san_ip,
+        "tls_client_auth_san_email": c.tls_client_auth_san_email,
+        "tls_client_certificate_bound_access_tokens": c.tls_client_certificate_bound_access_tokens,
         "metadata": c.metadata,
         "create_time": time(&c.create_time),
         "update_time": time(&c.update_time),
@@ -178,6 +219,72 @@ pub async fn run(
 ) -> Result<String, AdminError> {
     let mut api = ClientServiceClient::new(session.channel.clone());
     match command {
+        ClientsCommand::Create {
+            tenant,
+            flags,
+            secret_file,
+        } => {
+            let (mut client, _) = flags.client()?;
+            client.tenant = tenant.unwrap_or_default();
+            let created = api
+                .create_client(session.request(CreateClientRequest {
+                    client: Some(client),
+                }))
+                .await
+                .map_err(|s| AdminError::status("creating the client", &s))?
+                .into_inner();
+            let client = created.client.ok_or_else(|| missing("create"))?;
+            let secret = created.client_secret;
+            let shown = match (&secret_file, secret.is_empty()) {
+                (_, true) => None,
+                (Some(path), false) => {
+                    write_secret(path, &secret)?;
+                    None
+                }
+                (None, false) => Some(secret),
+            };
+            Ok(match output {
+                Output::Json => {
+                    let mut out = client_json(&client);
+                    out["client_secret"] = shown.map_or(Value::Null, Value::String);
+                    json(&out)
+                }
+                Output::Table => {
+                    let secret = match (shown, &secret_file) {
+                        (Some(secret), _) => secret,
+                        (None, Some(path)) => format!("written to {}", path.display()),
+                        (None, None) => "(none: no secret method)".into(),
+                    };
+                    table(
+                        &["client_id", "tenant", "name", "client_secret"],
+                        &[vec![client.client_id, client.tenant, client.name, secret]],
+                    )
+                }
+            })
+        }
+        ClientsCommand::Update { id, flags } => {
+            let (mut client, paths) = flags.client()?;
+            if paths.is_empty() {
+                return Err(AdminError::usage(
+                    "nothing to change: give the fields to update as flags (see --help)",
+                ));
+            }
+            client.client_id = id;
+            let request = UpdateClientRequest {
+                client: Some(client),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: paths.into_iter().map(str::to_owned).collect(),
+                }),
+            };
+            let client = api
+                .update_client(session.request(request))
+                .await
+                .map_err(|s| AdminError::status("updating the client", &s))?
+                .into_inner()
+                .client
+                .ok_or_else(|| missing("update"))?;
+            Ok(one(output, &client))
+        }
         ClientsCommand::List { tenant } => {
             let mut clients = Vec::new();
             let mut page_token = String::new();

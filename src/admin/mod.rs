@@ -4,12 +4,14 @@
 //!
 //! - `connect` — where and as whom: `--server`, TLS and mTLS, the admin's client credentials
 //!   (or a token), the token fetched once per run;
-//! - `clients` — the `clients` subcommands;
+//! - `clients` — the `clients` subcommands; `flags`, the client fields as flags and the
+//!   update mask built from the ones given;
 //! - `output`  — human tables, `--output json` with stable field names, and the one-line
 //!   errors with their exit codes.
 
 mod clients;
 mod connect;
+mod flags;
 mod output;
 
 use clap::{Args, Subcommand};

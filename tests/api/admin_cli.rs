@@ -207,7 +207,108 @@ async fn failures_are_one_line_with_a_distinct_exit_code(backend: Backend) {
     );
 }
 
+/// Create with the client flags as the README names them, then an update that sends only the
+/// flags given (the field mask built for the user).
+async fn create_and_update_take_the_client_fields_as_flags(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let root = app.bootstrap("system", "tokend.admin").await;
+    let create = [
+        "clients",
+        "create",
+        "--tenant",
+        "acme",
+        "--name",
+        "payroll-sync",
+        "--description",
+        "nightly payroll export",
+        "--scopes",
+        "read:payroll,write:exports",
+        "--audiences",
+        "https://payroll.internal",
+        "--roles",
+        "exporter",
+        "--rate-limit",
+        "5000",
+        "--allowed-cidrs",
+        "127.0.0.0/8,10.0.1.6/32",
+        "--access-token-ttl",
+        "15m",
+        "--refresh-token-ttl",
+        "7d",
+        "--metadata",
+        "team=payments",
+        "--output",
+        "json",
+    ];
+    let created = ok_json(&admin_cli(&app, &root, &create).await);
+    assert_eq!(created["tenant"], "acme");
+    assert_eq!(created["rate_limit_per_minute"], 5000);
+    assert_eq!(created["access_token_ttl_secs"], 900);
+    assert_eq!(created["refresh_token_ttl_secs"], 7 * 86_400);
+    let cidrs = created["allowed_cidrs"].as_array().unwrap();
+    assert!(
+        cidrs.contains(&"10.0.1.6/32".into()) && cidrs.len() == 2,
+        "{cidrs:?}"
+    );
+    assert_eq!(created["metadata"]["team"], "payments");
+    let secret = created["client_secret"]
+        .as_str()
+        .expect("shown once")
+        .to_owned();
+    let id = created["client_id"].as_str().unwrap().to_owned();
+    let creds = Creds {
+        client_id: id.clone(),
+        client_secret: secret,
+    };
+    let issued = app.try_token(&creds, &["read:payroll"], &[]).await.unwrap();
+    assert!(issued.refresh_token.len() > 10, "refresh tokens for 7d");
+
+    // Only the rate limit and the audiences change; the rest stays.
+    let update = [
+        "clients",
+        "update",
+        id.as_str(),
+        "--rate-limit",
+        "1000",
+        "--audiences",
+        "",
+        "--output",
+        "json",
+    ];
+    let updated = ok_json(&admin_cli(&app, &root, &update).await);
+    assert_eq!(updated["rate_limit_per_minute"], 1000);
+    assert_eq!(updated["audiences"], serde_json::json!([]));
+    assert_eq!(
+        updated["scopes"],
+        serde_json::json!(["read:payroll", "write:exports"])
+    );
+    assert_eq!(updated["access_token_ttl_secs"], 900);
+    // An update with nothing to change, and a refused value, are usage errors naming why.
+    let out = admin_cli(&app, &root, &["clients", "update", id.as_str()]).await;
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to change"));
+    let out = admin_cli(
+        &app,
+        &root,
+        &[
+            "clients",
+            "update",
+            id.as_str(),
+            "--allowed-cidrs",
+            "10.0.0.0/33",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("InvalidArgument") && stderr.contains("client.allowed_cidrs"),
+        "{stderr}"
+    );
+}
+
 for_each_backend!(
+    create_and_update_take_the_client_fields_as_flags,
     clients_are_administered_from_a_terminal,
     failures_are_one_line_with_a_distinct_exit_code,
 );
