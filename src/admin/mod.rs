@@ -6,12 +6,14 @@
 //!   (or a token), the token fetched once per run;
 //! - `clients` — the `clients` subcommands; `flags`, the client fields as flags and the
 //!   update mask built from the ones given;
+//! - `ops`     — `keys`, `audit` (list and tail) and `usage`;
 //! - `output`  — human tables, `--output json` with stable field names, and the one-line
 //!   errors with their exit codes.
 
 mod clients;
 mod connect;
 mod flags;
+mod ops;
 mod output;
 
 use clap::{Args, Subcommand};
@@ -34,9 +36,26 @@ pub struct AdminArgs {
 /// What to administer.
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
-    /// Registered clients: list, show, disable, enable, rotate a secret, revoke tokens, delete.
+    /// Registered clients: create, update, list, show, disable, enable, rotate a secret,
+    /// revoke tokens, delete.
     #[command(subcommand)]
     Clients(clients::ClientsCommand),
+    /// Signing keys: list, rotate.
+    #[command(subcommand)]
+    Keys(ops::KeysCommand),
+    /// The audit trail: list, or follow (tail).
+    #[command(subcommand)]
+    Audit(ops::AuditCommand),
+    /// A client's usage per day, as a table and a small chart.
+    ///
+    /// Example: tokend admin usage 0190a8e2-... --days 7
+    Usage {
+        #[arg(value_name = "CLIENT_ID")]
+        id: String,
+        /// How many days back (0: today only).
+        #[arg(long, default_value_t = 7)]
+        days: i32,
+    },
 }
 
 /// Runs `tokend admin ...` to completion on its own runtime; returns the exit code (0, or the
@@ -62,5 +81,8 @@ pub async fn run(args: AdminArgs) -> Result<String, AdminError> {
     let session = args.connect.open().await?;
     match args.command {
         AdminCommand::Clients(command) => clients::run(&session, command, args.output).await,
+        AdminCommand::Keys(command) => ops::keys(&session, command, args.output).await,
+        AdminCommand::Audit(command) => ops::audit(&session, command, args.output).await,
+        AdminCommand::Usage { id, days } => ops::usage(&session, id, days, args.output).await,
     }
 }

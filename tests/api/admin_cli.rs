@@ -307,7 +307,113 @@ async fn create_and_update_take_the_client_fields_as_flags(backend: Backend) {
     );
 }
 
+async fn keys_audit_and_usage_from_a_terminal(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let root = app.bootstrap("system", "tokend.admin").await;
+    let admin = app.admin("acme").await;
+    let (billing, creds) = app
+        .create_client(&admin, client("acme", "billing", &["read:*"]))
+        .await;
+    let id = billing.client_id.as_str();
+    app.token(&creds, &[]).await;
+    app.token(&creds, &[]).await;
+
+    let keys = ok_json(&admin_cli(&app, &root, &["keys", "list", "--output", "json"]).await);
+    assert_eq!(keys["keys"].as_array().unwrap().len(), 1);
+    assert_eq!(keys["keys"][0]["state"], "active");
+    let rotated = ok_json(&admin_cli(&app, &root, &["keys", "rotate", "--output", "json"]).await);
+    let new_kid = rotated["keys"][0]["kid"].as_str().unwrap().to_owned();
+    let keys = ok_json(&admin_cli(&app, &root, &["keys", "list", "--output", "json"]).await);
+    let kids: Vec<&str> = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert!(
+        kids.len() == 2 && kids.contains(&new_kid.as_str()),
+        "{keys}"
+    );
+
+    let usage = ok_json(
+        &admin_cli(
+            &app,
+            &root,
+            &["usage", id, "--days", "0", "--output", "json"],
+        )
+        .await,
+    );
+    assert_eq!(usage["days"][0]["tokens_issued"], 2, "{usage}");
+    let chart = admin_cli(&app, &root, &["usage", id, "--days", "0"]).await;
+    let chart = String::from_utf8(chart.stdout).unwrap();
+    assert!(
+        chart.contains("tokens issued per day") && chart.contains("##"),
+        "{chart}"
+    );
+
+    let listed = ok_json(
+        &admin_cli(
+            &app,
+            &root,
+            &[
+                "audit",
+                "list",
+                "--client",
+                id,
+                "--kind",
+                "client_created",
+                "--output",
+                "json",
+            ],
+        )
+        .await,
+    );
+    assert_eq!(listed["events"][0]["kind"], "client_created", "{listed}");
+    assert_eq!(listed["events"][0]["details"]["name"], "billing");
+    let tail = admin_cli(
+        &app,
+        &root,
+        &[
+            "audit",
+            "tail",
+            "--kind",
+            "client_created",
+            "--since",
+            "1h",
+            "--for",
+            "1s",
+            "--interval",
+            "1s",
+            "--output",
+            "json",
+        ],
+    )
+    .await;
+    let lines: Vec<Value> = String::from_utf8(ok_out(&tail))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        lines.iter().any(|e| e["client_id"] == id),
+        "the creation of billing: {lines:?}"
+    );
+    let out = admin_cli(&app, &root, &["audit", "list", "--kind", "nope"]).await;
+    assert_eq!(out.status.code(), Some(2), "clap refuses an unknown kind");
+}
+
+#[track_caller]
+fn ok_out(out: &std::process::Output) -> Vec<u8> {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout.clone()
+}
+
 for_each_backend!(
+    keys_audit_and_usage_from_a_terminal,
     create_and_update_take_the_client_fields_as_flags,
     clients_are_administered_from_a_terminal,
     failures_are_one_line_with_a_distinct_exit_code,
