@@ -66,6 +66,12 @@ pub enum Command {
     /// Manage the key-encryption key (KEK) of the stored keys.
     #[command(subcommand)]
     Kek(KekCommand),
+    /// Print a shell completion script: `tokend completions bash > /etc/bash_completion.d/tokend`
+    /// (also zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Administer a running tokend over gRPC: clients, with the admin's own credentials.
     Admin(Box<crate::admin::AdminArgs>),
     /// Measure a running tokend: throughput and latency per RPC, next to a health baseline.
@@ -352,6 +358,10 @@ pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
         Command::Client(cmd) => client(cmd, config).await,
         Command::Kek(KekCommand::Rotate) => kek_rotate(config).await,
         Command::Bench(args) => run_bench(*args).await,
+        Command::Completions { shell } => {
+            print_completions(shell);
+            Ok(())
+        }
         Command::Admin(args) => crate::admin::run(*args)
             .await
             .map(|text| print!("{text}"))
@@ -461,4 +471,10 @@ async fn client(cmd: ClientCommand, config: Config) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Writes the completion script of `shell` for every command and flag to stdout.
+pub fn print_completions(shell: clap_complete::Shell) {
+    use clap::CommandFactory as _;
+    clap_complete::generate(shell, &mut Cli::command(), "tokend", &mut std::io::stdout());
 }

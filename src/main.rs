@@ -12,6 +12,10 @@ fn main() {
     match cli.command {
         Some(Command::Bench(args)) => std::process::exit(tokend::cli::bench_main(*args)),
         Some(Command::Admin(args)) => std::process::exit(tokend::admin::main(*args)),
+        Some(Command::Completions { shell }) => {
+            tokend::cli::print_completions(shell);
+            std::process::exit(0);
+        }
         _ => {}
     }
     if let Err(message) = cli.check() {

@@ -402,6 +402,29 @@ async fn keys_audit_and_usage_from_a_terminal(backend: Backend) {
     assert_eq!(out.status.code(), Some(2), "clap refuses an unknown kind");
 }
 
+/// `tokend completions bash` prints a script that knows the admin commands and their flags.
+async fn shell_completions_know_the_admin_commands(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let out = app.cli(&["completions", "bash"]).await;
+    let script = String::from_utf8(ok_out(&out)).unwrap();
+    assert!(script.contains("_tokend()"), "a bash completion function");
+    for word in [
+        "admin",
+        "clients",
+        "rotate-secret",
+        "--rate-limit",
+        "--client-secret-file",
+    ] {
+        assert!(script.contains(word), "{word}");
+    }
+    let out = app.cli(&["completions", "tcsh"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
+}
+
 #[track_caller]
 fn ok_out(out: &std::process::Output) -> Vec<u8> {
     assert!(
@@ -413,6 +436,7 @@ fn ok_out(out: &std::process::Output) -> Vec<u8> {
 }
 
 for_each_backend!(
+    shell_completions_know_the_admin_commands,
     keys_audit_and_usage_from_a_terminal,
     create_and_update_take_the_client_fields_as_flags,
     clients_are_administered_from_a_terminal,
