@@ -425,6 +425,60 @@ async fn shell_completions_know_the_admin_commands(backend: Backend) {
     );
 }
 
+/// Over TLS (`https://`, `--ca-cert`), and with a client certificate (`--client-cert`,
+/// `--client-key`) to a server that asks for one.
+async fn the_admin_cli_speaks_tls_and_mtls(backend: Backend) {
+    use crate::mtls_clients::{Ca, SPIFFE_ID, mtls_app};
+    let ca = Ca::new("ops CA");
+    let (app, _files) = mtls_app(backend, &ca).await;
+    let root = app.bootstrap("system", "tokend.admin").await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let leaf = ca.workload(SPIFFE_ID);
+    let (cert_file, key_file) = (dir.path().join("me.crt"), dir.path().join("me.key"));
+    std::fs::write(&cert_file, &leaf.cert).unwrap();
+    std::fs::write(&key_file, &leaf.key).unwrap();
+    let server = format!("https://localhost:{}", app.addr.port());
+    let env = [
+        ("TOKEND_SERVER", server.as_str()),
+        ("TOKEND_CLIENT_ID", root.client_id.as_str()),
+        ("TOKEND_CLIENT_SECRET", root.client_secret.as_str()),
+    ];
+    let ca_arg = ca_file.to_str().unwrap();
+    let tls = ["admin", "keys", "list", "--ca-cert", ca_arg];
+    let out = app.cli_env(&tls, &env).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mtls = [
+        &tls[..],
+        &[
+            "--client-cert",
+            cert_file.to_str().unwrap(),
+            "--client-key",
+            key_file.to_str().unwrap(),
+        ],
+    ]
+    .concat();
+    let out = app.cli_env(&mtls, &env).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Without the CA, the server's certificate is not trusted: unreachable, said so.
+    let out = app.cli_env(&["admin", "keys", "list"], &env).await;
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[track_caller]
 fn ok_out(out: &std::process::Output) -> Vec<u8> {
     assert!(
@@ -436,6 +490,7 @@ fn ok_out(out: &std::process::Output) -> Vec<u8> {
 }
 
 for_each_backend!(
+    the_admin_cli_speaks_tls_and_mtls,
     shell_completions_know_the_admin_commands,
     keys_audit_and_usage_from_a_terminal,
     create_and_update_take_the_client_fields_as_flags,

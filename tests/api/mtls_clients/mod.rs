@@ -29,16 +29,16 @@ use crate::helpers::*;
 /// The address tests call from as the trusted proxy (`server.trusted_proxies`).
 pub(super) const PROXY: &str = "127.0.0.2";
 /// The SPIFFE ID the test workload's certificate carries.
-pub(super) const SPIFFE_ID: &str = "spiffe://prod.example/ns/payments/sa/billing";
+pub(crate) const SPIFFE_ID: &str = "spiffe://prod.example/ns/payments/sa/billing";
 
 /// A test CA.
-pub(super) struct Ca {
+pub(crate) struct Ca {
     issuer: CertifiedIssuer<'static, KeyPair>,
 }
 
 /// A certificate and its key, PEM and DER.
 #[derive(Clone)]
-pub(super) struct Leaf {
+pub(crate) struct Leaf {
     pub cert: String,
     pub key: String,
     pub der: Vec<u8>,
@@ -203,7 +203,7 @@ pub(super) fn forwarded<T>(message: T, value: &str) -> Request<T> {
 }
 
 /// The server's TLS files.
-pub(super) struct TlsFiles {
+pub(crate) struct TlsFiles {
     _dir: tempfile::TempDir,
     cert: PathBuf,
     key: PathBuf,
@@ -212,12 +212,12 @@ pub(super) struct TlsFiles {
 
 /// tokend with TLS, client certificates from `ca` optional (so admin calls need none), and
 /// `PROXY` as a trusted proxy; the test's own channel presents no certificate.
-pub(super) async fn mtls_app(backend: Backend, ca: &Ca) -> (TestApp, TlsFiles) {
+pub(crate) async fn mtls_app(backend: Backend, ca: &Ca) -> (TestApp, TlsFiles) {
     mtls_app_with(backend, ca, ClientAuth::Optional).await
 }
 
 /// [`mtls_app`] with another `server.tls.client_auth`.
-pub(super) async fn mtls_app_with(
+pub(crate) async fn mtls_app_with(
     backend: Backend,
     ca: &Ca,
     client_auth: ClientAuth,
