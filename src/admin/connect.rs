@@ -56,20 +56,48 @@ pub struct ConnectArgs {
     pub token: Option<String>,
 }
 
-/// A connection and the bearer metadata of the admin's token, fetched once for the run.
+/// A connection and the bearer metadata of the admin's token: fetched once, and again shortly
+/// before it expires when a command runs that long (`audit tail`).
 pub struct Session {
     pub channel: Channel,
-    pub bearer: MetadataValue<Ascii>,
+    bearer: std::sync::Mutex<Bearer>,
+    /// The client credentials the token came from (`None`: a token was given).
+    credentials: Option<(String, String)>,
 }
+
+struct Bearer {
+    value: MetadataValue<Ascii>,
+    /// When to fetch a new one (`None`: never, a given token).
+    renew_at: Option<tokio::time::Instant>,
+}
+
+/// How long before its expiry a token is replaced.
+const RENEW_BEFORE: Duration = Duration::from_secs(60);
 
 impl Session {
     /// `message` with the admin's `authorization`.
     pub fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
+        let bearer = self.bearer.lock().unwrap_or_else(|e| e.into_inner());
         request
             .metadata_mut()
-            .insert("authorization", self.bearer.clone());
+            .insert("authorization", bearer.value.clone());
         request
+    }
+
+    /// Fetches a new token when the current one is about to expire.
+    pub async fn renew_if_due(&self) -> Result<(), AdminError> {
+        let due = {
+            let bearer = self.bearer.lock().unwrap_or_else(|e| e.into_inner());
+            bearer
+                .renew_at
+                .is_some_and(|at| tokio::time::Instant::now() >= at)
+        };
+        if let (true, Some((id, secret))) = (due, &self.credentials) {
+            let fresh = fetch_token(&self.channel, id, secret.clone()).await?;
+            *self.bearer.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+        }
+        Ok(())
     }
 }
 
@@ -82,8 +110,14 @@ impl ConnectArgs {
     /// Connects, then gets the admin's token (or takes the one given).
     pub async fn open(self) -> Result<Session, AdminError> {
         let channel = self.connect().await?;
-        let token = match (&self.token, &self.client_id) {
-            (Some(token), _) => SecretString::from(token.trim().to_owned()),
+        let (bearer, credentials) = match (&self.token, &self.client_id) {
+            (Some(token), _) => (
+                Bearer {
+                    value: bearer(&SecretString::from(token.trim().to_owned()))?,
+                    renew_at: None,
+                },
+                None,
+            ),
             (None, Some(client_id)) => {
                 let secret = match (&self.client_secret, &self.client_secret_file) {
                     (Some(secret), _) => secret.clone(),
@@ -95,7 +129,8 @@ impl ConnectArgs {
                         ));
                     }
                 };
-                fetch_token(&channel, client_id, secret).await?
+                let fetched = fetch_token(&channel, client_id, secret.clone()).await?;
+                (fetched, Some((client_id.clone(), secret)))
             }
             (None, None) => {
                 return Err(AdminError::usage(
@@ -104,10 +139,11 @@ impl ConnectArgs {
                 ));
             }
         };
-        let bearer = format!("Bearer {}", token.expose_secret())
-            .parse()
-            .map_err(|_| AdminError::usage("the token is not valid header text"))?;
-        Ok(Session { channel, bearer })
+        Ok(Session {
+            channel,
+            bearer: std::sync::Mutex::new(bearer),
+            credentials,
+        })
     }
 
     async fn connect(&self) -> Result<Channel, AdminError> {
@@ -141,12 +177,18 @@ impl ConnectArgs {
     }
 }
 
-/// The admin's access token, by client credentials.
+fn bearer(token: &SecretString) -> Result<MetadataValue<Ascii>, AdminError> {
+    format!("Bearer {}", token.expose_secret())
+        .parse()
+        .map_err(|_| AdminError::usage("the token is not valid header text"))
+}
+
+/// The admin's access token, by client credentials, and when to replace it.
 async fn fetch_token(
     channel: &Channel,
     client_id: &str,
     client_secret: String,
-) -> Result<SecretString, AdminError> {
+) -> Result<Bearer, AdminError> {
     let request = IssueTokenRequest {
         client_id: client_id.to_owned(),
         client_secret,
@@ -157,5 +199,9 @@ async fn fetch_token(
         .await
         .map_err(|s| AdminError::status("getting the admin's token", &s))?
         .into_inner();
-    Ok(SecretString::from(issued.access_token))
+    let lifetime = Duration::from_secs(u64::try_from(issued.expires_in).unwrap_or(0));
+    Ok(Bearer {
+        value: bearer(&SecretString::from(issued.access_token))?,
+        renew_at: Some(tokio::time::Instant::now() + lifetime.saturating_sub(RENEW_BEFORE)),
+    })
 }

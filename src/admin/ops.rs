@@ -307,6 +307,7 @@ pub async fn audit(
                 print!("{}", table(&EVENT_HEADERS, &[]));
             }
             loop {
+                session.renew_if_due().await?;
                 let mut events = list_events(session, &filter, start, 1000).await?;
                 events.reverse(); // oldest first, as a log reads
                 for event in events.iter().filter(|e| seen.insert(e.event_id.clone())) {

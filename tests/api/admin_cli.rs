@@ -479,6 +479,45 @@ async fn the_admin_cli_speaks_tls_and_mtls(backend: Backend) {
     );
 }
 
+/// `audit tail` outlives its admin token: it fetches a new one shortly before the old expires.
+async fn a_long_tail_renews_its_token(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let system = app.admin("system").await;
+    let mut short = client("system", "short-lived admin", &["tokend.admin"]);
+    short.access_token_ttl = Some(prost_types::Duration {
+        seconds: 61,
+        nanos: 0,
+    });
+    let (_, creds) = app.create_client(&system, short).await;
+    let server = format!("http://{}", app.addr);
+    let tail = [
+        "admin",
+        "audit",
+        "tail",
+        "--for",
+        "4s",
+        "--interval",
+        "1s",
+        "--output",
+        "json",
+    ];
+    let env = [
+        ("TOKEND_SERVER", server.as_str()),
+        ("TOKEND_CLIENT_ID", creds.client_id.as_str()),
+        ("TOKEND_CLIENT_SECRET", creds.client_secret.as_str()),
+    ];
+    // Two seconds in, the server's clock jumps past the first token's expiry.
+    let (out, ()) = tokio::join!(app.cli_env(&tail, &env), async {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        app.advance(std::time::Duration::from_secs(300));
+    });
+    assert!(
+        out.status.success(),
+        "the tail kept going: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[track_caller]
 fn ok_out(out: &std::process::Output) -> Vec<u8> {
     assert!(
@@ -490,6 +529,7 @@ fn ok_out(out: &std::process::Output) -> Vec<u8> {
 }
 
 for_each_backend!(
+    a_long_tail_renews_its_token,
     the_admin_cli_speaks_tls_and_mtls,
     shell_completions_know_the_admin_commands,
     keys_audit_and_usage_from_a_terminal,
