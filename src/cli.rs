@@ -13,8 +13,7 @@ use secrecy::SecretString;
 
 use crate::bench::{self, BenchError, BenchOptions, Credentials, Rpc};
 use crate::config::{Config, EXIT_CONFIG};
-use crate::domain::clients::FederatedCredential;
-use crate::domain::{Caller, ClientInput, Clock, KekNotConfigured, SystemClock, TenantId, Tokend};
+use crate::domain::{Caller, Clock, KekNotConfigured, SystemClock, TenantId, Tokend};
 use crate::server::{self, Application};
 
 /// tokend: tokens and introspection for machine-to-machine auth, over gRPC.
@@ -101,80 +100,15 @@ pub enum KekCommand {
     Rotate,
 }
 
-/// `tokend client create`
+/// `tokend client create`: the client fields as flags, the same as `tokend admin clients
+/// create`'s.
 #[derive(Debug, Args)]
 pub struct CreateArgs {
     /// Tenant owning the client (`system` for tokend's own admins).
     #[arg(long)]
     pub tenant: String,
-    /// Human-readable name.
-    #[arg(long)]
-    pub name: String,
-    /// Allowed scopes, comma-separated (e.g. `tokend.admin` or `read:*,write:orders`).
-    #[arg(long, value_delimiter = ',')]
-    pub scopes: Vec<String>,
-    /// Allowed audiences, comma-separated. None: tokens are for tokend itself.
-    #[arg(long, value_delimiter = ',')]
-    pub audiences: Vec<String>,
-    /// Roles put in every token, comma-separated.
-    #[arg(long, value_delimiter = ',')]
-    pub roles: Vec<String>,
-    /// Free-text description.
-    #[arg(long, default_value = "")]
-    pub description: String,
-    /// How the client proves itself, comma-separated: `client_secret_basic`,
-    /// `client_secret_post`, `private_key_jwt`, `tls_client_auth`,
-    /// `self_signed_tls_client_auth`. Default: the two secret methods. A client without a
-    /// secret method is created without a secret.
-    #[arg(long, value_delimiter = ',')]
-    pub auth_methods: Vec<String>,
-    /// A file holding the client's public keys as a JWK Set (required with `private_key_jwt`;
-    /// private members are refused).
-    #[arg(long, value_name = "FILE")]
-    pub jwks_file: Option<std::path::PathBuf>,
-    /// Where the client publishes its JWK Set instead (`https`, or `http` to loopback).
-    #[arg(long, value_name = "URL")]
-    pub jwks_uri: Option<String>,
-    /// A workload identity that may act as the client (`federated_jwt`), as ISSUER=SUBJECT
-    /// (e.g. `https://kubernetes.default.svc.cluster.local=system:serviceaccount:pay:billing`;
-    /// the issuer must be one of `[[federation.issuers]]`); repeatable.
-    #[arg(long = "federated", value_name = "ISSUER=SUBJECT", value_parser = parse_federated)]
-    pub federated: Vec<FederatedCredential>,
-    /// `tls_client_auth`: the subject DN its certificate must have (RFC 4514, e.g.
-    /// `CN=billing,O=Example`). Set one of the five `--tls-client-auth-*` values.
-    #[arg(long, value_name = "DN", default_value = "")]
-    pub tls_client_auth_subject_dn: String,
-    /// `tls_client_auth`: a DNS name its certificate must carry (subjectAltName).
-    #[arg(long, value_name = "NAME", default_value = "")]
-    pub tls_client_auth_san_dns: String,
-    /// `tls_client_auth`: a URI its certificate must carry, e.g. a SPIFFE ID.
-    #[arg(long, value_name = "URI", default_value = "")]
-    pub tls_client_auth_san_uri: String,
-    /// `tls_client_auth`: an IP address its certificate must carry.
-    #[arg(long, value_name = "IP", default_value = "")]
-    pub tls_client_auth_san_ip: String,
-    /// `tls_client_auth`: an e-mail address its certificate must carry.
-    #[arg(long, value_name = "EMAIL", default_value = "")]
-    pub tls_client_auth_san_email: String,
-    /// Bind the client's access tokens to its TLS client certificate (RFC 8705 `cnf`).
-    #[arg(long)]
-    pub tls_client_certificate_bound_access_tokens: bool,
-}
-
-/// `ISSUER=SUBJECT`, split at the first `=` (an OpenID issuer URL has no query, so no `=`).
-fn parse_federated(raw: &str) -> Result<FederatedCredential, String> {
-    match raw.split_once('=') {
-        Some((issuer, subject)) if !issuer.is_empty() && !subject.is_empty() => {
-            Ok(FederatedCredential {
-                issuer: issuer.to_owned(),
-                subject: subject.to_owned(),
-            })
-        }
-        _ => Err(format!(
-            "{raw:?}: give ISSUER=SUBJECT, e.g. \
-             https://kubernetes.default.svc.cluster.local=system:serviceaccount:pay:billing"
-        )),
-    }
+    #[command(flatten)]
+    pub flags: crate::admin::ClientFlags,
 }
 
 /// `tokend bench`
@@ -409,33 +343,10 @@ async fn client(cmd: ClientCommand, config: Config) -> anyhow::Result<()> {
     let operator = Caller::operator();
     match cmd {
         ClientCommand::Create(args) => {
-            let jwks = match &args.jwks_file {
-                Some(path) => std::fs::read_to_string(path)
-                    .map_err(|e| anyhow::anyhow!("--jwks-file {}: {e}", path.display()))?,
-                None => String::new(),
-            };
-            let input = ClientInput {
-                tenant: args.tenant,
-                name: args.name,
-                description: args.description,
-                scopes: args.scopes,
-                audiences: args.audiences,
-                roles: args.roles,
-                auth_methods: args.auth_methods,
-                jwks,
-                jwks_uri: args.jwks_uri.unwrap_or_default(),
-                federated_credentials: args.federated,
-                tls_client_auth_subject: [
-                    args.tls_client_auth_subject_dn,
-                    args.tls_client_auth_san_dns,
-                    args.tls_client_auth_san_uri,
-                    args.tls_client_auth_san_ip,
-                    args.tls_client_auth_san_email,
-                ],
-                tls_client_certificate_bound_access_tokens: args
-                    .tls_client_certificate_bound_access_tokens,
-                ..ClientInput::default()
-            };
+            let (mut client, _) = args.flags.client()?;
+            client.tenant = args.tenant;
+            let input = crate::grpc::client_input(client)
+                .map_err(|status| anyhow::anyhow!("{}", status.message()))?;
             let (client, secret) = tokend.clients.create(&operator, &input).await?;
             let out = serde_json::json!({
                 "client_id": client.id.as_str(),

@@ -58,8 +58,10 @@ pub struct ClientFlags {
     /// Where it publishes its JWK Set.
     #[arg(long, value_name = "URL")]
     pub jwks_uri: Option<String>,
-    /// A workload identity that may act as it, ISSUER=SUBJECT; repeatable.
-    #[arg(long = "federated", value_name = "ISSUER=SUBJECT", value_parser = parse_pair)]
+    /// A workload identity that may act as it (`federated_jwt`), ISSUER=SUBJECT (e.g.
+    /// `https://kubernetes.default.svc.cluster.local=system:serviceaccount:pay:billing`; the
+    /// issuer must be one of `[[federation.issuers]]`); repeatable.
+    #[arg(long = "federated", value_name = "ISSUER=SUBJECT", value_parser = parse_federated)]
     pub federated_credentials: Option<Vec<(String, String)>>,
     /// `tls_client_auth`: the subject DN its certificate must have.
     #[arg(long, value_name = "DN")]
@@ -76,8 +78,9 @@ pub struct ClientFlags {
     /// `tls_client_auth`: an e-mail address its certificate must carry.
     #[arg(long, value_name = "EMAIL")]
     pub tls_client_auth_san_email: Option<String>,
-    /// Bind its access tokens to its TLS client certificate: `true` or `false`.
-    #[arg(long, value_name = "BOOL")]
+    /// Bind its access tokens to its TLS client certificate (RFC 8705 `cnf`): alone or
+    /// `true`, or `false`.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub tls_client_certificate_bound_access_tokens: Option<bool>,
 }
 
@@ -86,6 +89,19 @@ fn parse_pair(raw: &str) -> Result<(String, String), String> {
     match raw.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
         _ => Err(format!("{raw:?}: give KEY=VALUE")),
+    }
+}
+
+/// `ISSUER=SUBJECT`, split at the first `=` (an OpenID issuer URL has no query, so no `=`).
+fn parse_federated(raw: &str) -> Result<(String, String), String> {
+    match raw.split_once('=') {
+        Some((issuer, subject)) if !issuer.is_empty() && !subject.is_empty() => {
+            Ok((issuer.to_owned(), subject.to_owned()))
+        }
+        _ => Err(format!(
+            "{raw:?}: give ISSUER=SUBJECT, e.g. \
+             https://kubernetes.default.svc.cluster.local=system:serviceaccount:pay:billing"
+        )),
     }
 }
 

@@ -19,6 +19,7 @@ mod output;
 use clap::{Args, Subcommand};
 
 pub use connect::ConnectArgs;
+pub use flags::ClientFlags;
 pub use output::{AdminError, Output};
 
 /// `tokend admin`

@@ -29,6 +29,9 @@ use crate::proto::token_service_server::TokenServiceServer;
 
 pub use audit::AuditApi;
 pub use clients::ClientApi;
+/// A client as the API sends it, as the domain's raw input: also what the offline `tokend client
+/// create` builds from its flags.
+pub use convert::client_input;
 pub use ext_authz::{ExtAuthzApi, ExtAuthzConfig};
 pub use introspection::IntrospectionApi;
 pub use keys::KeyApi;
