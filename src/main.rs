@@ -3,12 +3,21 @@
 #![forbid(unsafe_code)]
 
 use clap::Parser as _;
+
 use tokend::cli::{Cli, Command};
 use tokend::config::{Config, EXIT_CONFIG, LogFormat};
 
 fn main() {
     tokend::outbound::install_crypto_provider();
-    let cli = Cli::parse();
+    // A malformed command line is a usage error: exit 64 (sysexits' EX_USAGE), like every
+    // other usage error of tokend's; `--help` and `--version` exit 0.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            std::process::exit(if err.use_stderr() { EXIT_CONFIG } else { 0 });
+        }
+    };
     match cli.command {
         Some(Command::Bench(args)) => std::process::exit(tokend::cli::bench_main(*args)),
         Some(Command::Admin(args)) => std::process::exit(tokend::admin::main(*args)),

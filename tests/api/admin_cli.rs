@@ -399,7 +399,11 @@ async fn keys_audit_and_usage_from_a_terminal(backend: Backend) {
         "the creation of billing: {lines:?}"
     );
     let out = admin_cli(&app, &root, &["audit", "list", "--kind", "nope"]).await;
-    assert_eq!(out.status.code(), Some(2), "clap refuses an unknown kind");
+    assert_eq!(
+        out.status.code(),
+        Some(64),
+        "an unknown kind is a usage error"
+    );
 }
 
 /// `tokend completions bash` prints a script that knows the admin commands and their flags.
@@ -420,7 +424,7 @@ async fn shell_completions_know_the_admin_commands(backend: Backend) {
     let out = app.cli(&["completions", "tcsh"]).await;
     assert_eq!(
         out.status.code(),
-        Some(2),
+        Some(64),
         "an unknown shell is a usage error"
     );
 }

@@ -313,7 +313,7 @@ async fn the_cli_binds_a_workload_offline(backend: Backend) {
     let mut bad = create;
     bad[11] = "system:serviceaccount:payments:billing";
     let out = app.cli(&bad).await;
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("ISSUER=SUBJECT"));
 }
 
