@@ -2,6 +2,7 @@
 //! with the admin's client credentials from the environment.
 
 use serde_json::Value;
+use tokend::proto::Client;
 use tonic::Code;
 
 use crate::common::Backend;
@@ -33,13 +34,36 @@ fn ok_json(out: &std::process::Output) -> Value {
     serde_json::from_slice(&out.stdout).expect("JSON on stdout")
 }
 
-async fn clients_are_administered_from_a_terminal(backend: Backend) {
+/// A server, a system admin's credentials (for the CLI), and a client `billing` of `acme`.
+struct Scene {
+    app: TestApp,
+    root: Creds,
+    billing: Client,
+    creds: Creds,
+}
+
+async fn scene(backend: Backend) -> Scene {
     let app = TestApp::spawn(backend).await;
     let root = app.bootstrap("system", "tokend.admin").await;
     let admin = app.admin("acme").await;
     let (billing, creds) = app
         .create_client(&admin, client("acme", "billing", &["read:*"]))
         .await;
+    Scene {
+        app,
+        root,
+        billing,
+        creds,
+    }
+}
+
+async fn clients_are_administered_from_a_terminal(backend: Backend) {
+    let Scene {
+        app,
+        root,
+        billing,
+        creds,
+    } = scene(backend).await;
     let id = billing.client_id.as_str();
 
     let listed = ok_json(&admin_cli(&app, &root, &["clients", "list", "--output", "json"]).await);
@@ -308,12 +332,12 @@ async fn create_and_update_take_the_client_fields_as_flags(backend: Backend) {
 }
 
 async fn keys_audit_and_usage_from_a_terminal(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
-    let root = app.bootstrap("system", "tokend.admin").await;
-    let admin = app.admin("acme").await;
-    let (billing, creds) = app
-        .create_client(&admin, client("acme", "billing", &["read:*"]))
-        .await;
+    let Scene {
+        app,
+        root,
+        billing,
+        creds,
+    } = scene(backend).await;
     let id = billing.client_id.as_str();
     app.token(&creds, &[]).await;
     app.token(&creds, &[]).await;
