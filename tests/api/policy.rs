@@ -163,6 +163,30 @@ async fn allow_lists_guard_the_token_endpoint(backend: Backend) {
         .expect("inside the wider list");
 }
 
+/// A bare address in an allow-list is that one host, stored and shown as its CIDR.
+async fn bare_addresses_in_allow_lists_mean_one_host(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.admin("acme").await;
+    let mut bot = client("acme", "bot", &["read"]);
+    bot.allowed_cidrs = vec!["127.0.0.1".into(), "::1".into()];
+    let (created, creds) = app.create_client(&admin, bot).await;
+    assert_eq!(created.allowed_cidrs, ["127.0.0.1/32", "::1/128"]);
+    let shown = app.get_client(&admin, &creds.client_id).await;
+    assert_eq!(shown.allowed_cidrs, ["127.0.0.1/32", "::1/128"]);
+    app.tokens_from("127.0.0.1")
+        .await
+        .issue_token(issue_request(&creds))
+        .await
+        .expect("from the listed address");
+    let err = app
+        .tokens_from("127.0.0.2")
+        .await
+        .issue_token(issue_request(&creds))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+}
+
 async fn trusted_proxies_forward_the_client_address(backend: Backend) {
     let app = TestApp::spawn_with(backend, |s| {
         s.server.trusted_proxies = vec!["127.0.0.1/32".into()];
@@ -362,6 +386,7 @@ async fn two_replicas_share_one_rate_limit(backend: Backend) {
 
 for_each_backend!(
     allow_lists_guard_the_token_endpoint,
+    bare_addresses_in_allow_lists_mean_one_host,
     trusted_proxies_forward_the_client_address,
     introspection_checks_the_client_address,
     client_rate_limits_refuse_with_retry_info,

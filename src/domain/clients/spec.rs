@@ -3,6 +3,7 @@
 //! (the fields in the mask, `ClientField`).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -466,10 +467,13 @@ fn cidrs(field: &str, raw: &[String]) -> Result<Vec<IpNet>> {
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            s.parse::<IpNet>().map(|n| n.trunc()).map_err(|_| {
+            net(s).ok_or_else(|| {
                 Error::invalid(
                     format!("{field}[{i}]"),
-                    format!("{s:?} is not a CIDR range such as 10.0.0.0/8 or 2001:db8::/32"),
+                    format!(
+                        "{s:?} is not a CIDR range such as 10.0.0.0/8 or 2001:db8::/32, \
+                         nor an address such as 10.0.1.5"
+                    ),
                 )
             })
         })
@@ -477,6 +481,15 @@ fn cidrs(field: &str, raw: &[String]) -> Result<Vec<IpNet>> {
     nets.sort();
     nets.dedup();
     Ok(nets)
+}
+
+/// One allow-list entry: a CIDR range (host bits cleared) or a bare address, which means that one
+/// address (`10.0.1.5` is `10.0.1.5/32`, `::1` is `::1/128`), as the systems tokend replaces read it.
+fn net(raw: &str) -> Option<IpNet> {
+    raw.parse::<IpNet>()
+        .map(|n| n.trunc())
+        .or_else(|_| raw.parse::<IpAddr>().map(IpNet::from))
+        .ok()
 }
 
 fn metadata(field: &str, raw: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>> {
