@@ -29,6 +29,7 @@ mod oauth_http;
 mod operations;
 mod outage;
 mod policy;
+mod refresh_limit;
 mod refusals;
 mod tls;
 mod tokens;

@@ -49,6 +49,7 @@ pub struct ClientInput {
     pub active: Option<bool>,
     pub allowed_cidrs: Vec<String>,
     pub rate_limit_per_minute: u32,
+    pub refresh_rate_limit_per_minute: u32,
     pub metadata: BTreeMap<String, String>,
     /// Unset means JWT.
     pub access_token_format: Option<TokenFormat>,
@@ -111,6 +112,7 @@ pub enum ClientField {
     Active,
     AllowedCidrs,
     RateLimitPerMinute,
+    RefreshRateLimitPerMinute,
     Metadata,
     AccessTokenFormat,
     ExchangeAudiences,
@@ -125,7 +127,7 @@ pub enum ClientField {
 
 impl ClientField {
     /// Every mutable field.
-    pub const ALL: [ClientField; 23] = [
+    pub const ALL: [ClientField; 24] = [
         ClientField::Name,
         ClientField::Description,
         ClientField::Scopes,
@@ -136,6 +138,7 @@ impl ClientField {
         ClientField::Active,
         ClientField::AllowedCidrs,
         ClientField::RateLimitPerMinute,
+        ClientField::RefreshRateLimitPerMinute,
         ClientField::Metadata,
         ClientField::AccessTokenFormat,
         ClientField::ExchangeAudiences,
@@ -164,6 +167,7 @@ impl ClientField {
             ClientField::Active => "active",
             ClientField::AllowedCidrs => "allowed_cidrs",
             ClientField::RateLimitPerMinute => "rate_limit_per_minute",
+            ClientField::RefreshRateLimitPerMinute => "refresh_rate_limit_per_minute",
             ClientField::Metadata => "metadata",
             ClientField::AccessTokenFormat => "access_token_format",
             ClientField::ExchangeAudiences => "exchange_audiences",
@@ -229,7 +233,10 @@ pub struct ClientSpec {
     pub refresh_token_ttl: Duration,
     pub active: bool,
     pub allowed_cidrs: Vec<IpNet>,
+    /// Client-credentials and token-exchange calls a minute (0: none).
     pub rate_limit_per_minute: u32,
+    /// Refresh-token grants a minute (0: none), counted apart from the other grants.
+    pub refresh_rate_limit_per_minute: u32,
     pub metadata: BTreeMap<String, String>,
     pub access_token_format: TokenFormat,
     /// Audiences this client may exchange other tokens for (RFC 8693); empty: no exchange.
@@ -263,6 +270,7 @@ impl ClientSpec {
             active: true,
             allowed_cidrs: Vec::new(),
             rate_limit_per_minute: 0,
+            refresh_rate_limit_per_minute: 0,
             metadata: BTreeMap::new(),
             access_token_format: TokenFormat::Jwt,
             exchange_audiences: BTreeSet::new(),
@@ -360,6 +368,9 @@ impl ClientSpec {
             ClientField::AllowedCidrs => self.allowed_cidrs = cidrs(&path, &input.allowed_cidrs)?,
             ClientField::RateLimitPerMinute => {
                 self.rate_limit_per_minute = input.rate_limit_per_minute;
+            }
+            ClientField::RefreshRateLimitPerMinute => {
+                self.refresh_rate_limit_per_minute = input.refresh_rate_limit_per_minute;
             }
             ClientField::Metadata => self.metadata = metadata(&path, &input.metadata)?,
             ClientField::AccessTokenFormat => {
