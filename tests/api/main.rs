@@ -19,6 +19,7 @@ mod federation;
 mod introspection;
 mod kek;
 mod keys;
+mod last_use;
 mod lifecycle;
 mod limits;
 mod lockout;

@@ -86,7 +86,6 @@ struct Pending {
     last_use: HashMap<ClientId, (i64, Option<IpAddr>)>,
     /// client id -> day -> counts
     days: HashMap<String, HashMap<i64, UsageCounts>>,
-    /// (client id or "", kind, minute) -> the event so far
     /// event id (see [`refusal_id`]) -> the aggregated event
     refusals: HashMap<String, AuditEvent>,
 }
@@ -179,6 +178,11 @@ impl UsageRecorder {
             .get(client_id)
             .map(|d| d.values().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// The last use of `client` this replica noted and has not yet written: time and address.
+    pub fn pending_last_use(&self, client: &ClientId) -> Option<(i64, Option<IpAddr>)> {
+        self.lock().last_use.get(client).copied()
     }
 
     /// Writes everything pending; returns how many clients' last uses were written. What
