@@ -36,9 +36,12 @@ pub struct ClientFlags {
     /// Addresses and networks it may call from, comma-separated (`10.0.0.0/8,192.0.2.7/32`).
     #[arg(long, value_delimiter = ',')]
     pub allowed_cidrs: Option<Vec<String>>,
-    /// Token-endpoint calls per minute (0: no limit).
+    /// Token-endpoint calls per minute, refreshes apart (0: no limit).
     #[arg(long = "rate-limit", value_name = "PER_MINUTE")]
     pub rate_limit_per_minute: Option<u32>,
+    /// RefreshToken calls per minute (0: no limit), counted apart from --rate-limit.
+    #[arg(long = "refresh-rate-limit", value_name = "PER_MINUTE")]
+    pub refresh_rate_limit_per_minute: Option<u32>,
     /// A metadata entry KEY=VALUE; repeatable (given at all, it replaces all entries).
     #[arg(long = "metadata", value_name = "KEY=VALUE", value_parser = parse_pair)]
     pub metadata: Option<Vec<(String, String)>>,
@@ -147,6 +150,11 @@ impl ClientFlags {
             self.rate_limit_per_minute.is_some(),
         );
         c.rate_limit_per_minute = self.rate_limit_per_minute.unwrap_or_default();
+        set(
+            "refresh_rate_limit_per_minute",
+            self.refresh_rate_limit_per_minute.is_some(),
+        );
+        c.refresh_rate_limit_per_minute = self.refresh_rate_limit_per_minute.unwrap_or_default();
         set("metadata", self.metadata.is_some());
         c.metadata = self.metadata.unwrap_or_default().into_iter().collect();
         set("access_token_format", self.access_token_format.is_some());

@@ -415,10 +415,11 @@ fn bench_client(name: &str, scopes: &[&str]) -> Client {
 }
 
 /// Client policy that every call passes but that is checked in full: an allow-list (of every
-/// address, so the bench works from anywhere) and a rate limit no run reaches.
+/// address, so the bench works from anywhere) and rate limits no run reaches.
 fn with_policy(spec: &mut Client) {
     spec.allowed_cidrs = vec!["0.0.0.0/0".into(), "::/0".into()];
     spec.rate_limit_per_minute = POLICY_RATE_PER_MINUTE;
+    spec.refresh_rate_limit_per_minute = POLICY_RATE_PER_MINUTE;
 }
 
 /// The rate limit of `--client-policy` clients: far above what one machine can ask for.

@@ -248,7 +248,7 @@ impl Tokend {
         self.policy.set_replicas(live);
         let registry = &self.registry;
         self.policy.forget_idle(
-            |id| registry.client(id).map(|c| c.spec.rate_limit_per_minute),
+            |id, kind| registry.client(id).map(|c| kind.of(&c)),
             clock::to_micros(self.tokens.clock.now()),
         );
         Ok(live)

@@ -1,7 +1,7 @@
 //! Plain HTTP beside gRPC, on the same port (HTTP/1.1 and h2): the JWKS at
 //! `/.well-known/jwks.json` (Envoy's `jwt_authn`, every JOSE library), the OAuth 2.0 token,
 //! introspection and revocation endpoints and the RFC 8414 metadata, for stock OAuth 2.0
-//! libraries. Handlers are as thin as
+//! libraries; and the plain-HTTP probes `/healthz` and `/readyz` (`probes`). Handlers are as thin as
 //! the gRPC ones: form in, one domain call, JSON out; `error` is the one table from domain
 //! errors to HTTP statuses and RFC 6749 codes.
 
@@ -9,6 +9,7 @@ mod error;
 mod form;
 mod introspect;
 mod metadata;
+pub mod probes;
 mod revoke;
 mod token;
 
@@ -35,12 +36,14 @@ pub const INTROSPECT_PATH: &str = "/oauth2/introspect";
 pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 
 /// Every HTTP route on the API port (the `route` label of the HTTP metrics).
-pub const ROUTES: [&str; 5] = [
+pub const ROUTES: [&str; 7] = [
     JWKS_PATH,
     TOKEN_PATH,
     REVOKE_PATH,
     INTROSPECT_PATH,
     METADATA_PATH,
+    probes::HEALTHZ_PATH,
+    probes::READYZ_PATH,
 ];
 
 /// The TCP peer of a request, over plaintext or TLS (the connection info tonic attaches), and
@@ -88,7 +91,12 @@ pub struct HttpConfig {
 
 /// The HTTP routes merged with the gRPC ones (`grpc`), and one fallback for both: gRPC calls to
 /// unknown methods get `UNIMPLEMENTED` as gRPC clients expect, anything else a plain 404.
-pub fn with_grpc(grpc: Router, tokend: Arc<Tokend>, config: HttpConfig) -> Router {
+pub fn with_grpc(
+    grpc: Router,
+    tokend: Arc<Tokend>,
+    config: HttpConfig,
+    probes: probes::Probes,
+) -> Router {
     let http = Router::new()
         .route(JWKS_PATH, get(jwks))
         .route(TOKEN_PATH, post(token::token))
@@ -98,7 +106,16 @@ pub fn with_grpc(grpc: Router, tokend: Arc<Tokend>, config: HttpConfig) -> Route
     let metadata = Router::new()
         .route(METADATA_PATH, get(metadata::metadata))
         .with_state(Arc::new(config));
-    grpc.merge(http).merge(metadata).fallback(fallback)
+    grpc.merge(http)
+        .merge(metadata)
+        .merge(probes::routes(probes))
+        .fallback(fallback)
+}
+
+/// The health-only port: gRPC health (`grpc_health`) and the plain-HTTP probes, with the same
+/// fallback as the API port (nothing else is served there).
+pub fn health_only(grpc_health: Router, probes: probes::Probes) -> Router {
+    grpc_health.merge(probes::routes(probes)).fallback(fallback)
 }
 
 async fn fallback(headers: HeaderMap) -> impl IntoResponse {

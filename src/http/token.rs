@@ -77,7 +77,9 @@ fn grant_of(grant_type: GrantType, form: &Form) -> Result<Grant, OAuthError> {
     })
 }
 
-/// The section 5.1 answer (with RFC 8693's `issued_token_type` for an exchanged token).
+/// The section 5.1 answer (with RFC 8693's `issued_token_type` for an exchanged token). With
+/// a refresh token comes `refresh_token_expires_in` (seconds, as on gRPC): RFC 6749 has no
+/// field for it, and clients migrating from systems that sent it use it to plan their renewal.
 fn success(issued: &IssuedToken) -> serde_json::Value {
     let mut body = serde_json::json!({
         "access_token": issued.access_token,
@@ -87,6 +89,7 @@ fn success(issued: &IssuedToken) -> serde_json::Value {
     });
     if let Some(refresh) = &issued.refresh_token {
         body["refresh_token"] = refresh.expose().into();
+        body["refresh_token_expires_in"] = issued.refresh_expires_in.into();
     }
     if let Some(issued_type) = issued.issued_token_type {
         body["issued_token_type"] = issued_type.into();

@@ -20,6 +20,7 @@ use super::tasks::{self, AbortOnDrop, Heartbeat};
 use super::tls::ReloadingTls;
 use crate::config::{Config, LimitsConfig, Settings};
 use crate::domain::{Clock, SyncConfig, SystemClock, Tokend, run_sync};
+use crate::http::probes::Probes;
 use crate::{grpc, http};
 
 /// A built, bound, not yet serving tokend.
@@ -168,12 +169,14 @@ impl Application {
             health: health_port,
         } = self;
         let (reporter, health) = tonic_health::server::health_reporter();
+        let probes = Probes::new(&reporter, grpc::INTROSPECTION_SERVICE);
         let with_ext_authz = plan.front_ends.ext_authz.is_some();
         grpc::set_health(&reporter, ServingStatus::Serving, with_ext_authz).await;
         // The health-only port answers with the same statuses until the server has stopped.
-        let _health_port = health_port
-            .map(|listener| routing::serve_health(listener, health.clone(), &plan.limits));
-        let routes = routing::api_routes(tokend.clone(), health, &plan.front_ends)?;
+        let _health_port = health_port.map(|listener| {
+            routing::serve_health(listener, health.clone(), probes.clone(), &plan.limits)
+        });
+        let routes = routing::api_routes(tokend.clone(), health, probes, &plan.front_ends)?;
         let (stopping_tx, stopping_rx) = watch::channel(false);
         let gate = ConnectionGate::new(&plan.limits);
         let metrics = serve_metrics(metrics, &tokend, &gate, &stopping_rx)?;

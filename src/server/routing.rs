@@ -18,6 +18,7 @@ use super::tasks::AbortOnDrop;
 use super::tls::{self, ReloadingTls};
 use crate::config::LimitsConfig;
 use crate::domain::Tokend;
+use crate::http::probes::Probes;
 use crate::{grpc, http, telemetry};
 
 /// The API server, running until its shutdown signal and the end of the calls in flight.
@@ -37,6 +38,7 @@ pub(super) struct FrontEnds {
 pub(super) fn api_routes(
     tokend: Arc<Tokend>,
     health: HealthServer<impl Health>,
+    probes: Probes,
     front_ends: &FrontEnds,
 ) -> anyhow::Result<Routes> {
     let grpc = grpc::routes(
@@ -49,6 +51,7 @@ pub(super) fn api_routes(
         grpc.into_axum_router(),
         tokend,
         front_ends.http.clone(),
+        probes,
     )))
 }
 
@@ -109,16 +112,20 @@ fn http2(limits: &LimitsConfig) -> Server {
     }
 }
 
-/// Serves only `grpc.health.v1.Health` on `listener`, in plaintext, until the guard drops.
-/// Its connections are limited like the API port's, but counted apart: a flood of the API
-/// port must not starve the probes.
+/// Serves only health on `listener`, in plaintext, until the guard drops: `grpc.health.v1.Health`
+/// and the HTTP/1.1 probes `/healthz` and `/readyz`. Its connections are limited like the API
+/// port's, but counted apart: a flood of the API port must not starve the probes.
 pub(super) fn serve_health(
     listener: TcpListener,
     health: HealthServer<impl Health>,
+    probes: Probes,
     limits: &LimitsConfig,
 ) -> AbortOnDrop {
     let incoming = connections::plaintext(listener, ConnectionGate::new(limits));
-    let only_health = Server::builder().add_service(health);
+    let routes = http::health_only(Routes::new(health).into_axum_router(), probes);
+    let only_health = Server::builder()
+        .accept_http1(true)
+        .add_routes(Routes::from(routes));
     AbortOnDrop(tokio::spawn(async move {
         if let Err(err) = only_health.serve_with_incoming(incoming).await {
             tracing::error!(error = %err, "the health port stopped");

@@ -43,6 +43,7 @@ pub(super) struct ClientRow {
     #[sqlx(json)]
     pub allowed_cidrs: Vec<String>,
     pub rate_limit_per_minute: i64,
+    pub refresh_rate_limit_per_minute: i64,
     #[sqlx(json)]
     pub metadata: BTreeMap<String, String>,
     /// `jwt` or `opaque`.
@@ -92,6 +93,7 @@ impl From<&Client> for ClientRow {
             active: s.active,
             allowed_cidrs: s.allowed_cidrs.iter().map(ToString::to_string).collect(),
             rate_limit_per_minute: i64::from(s.rate_limit_per_minute),
+            refresh_rate_limit_per_minute: i64::from(s.refresh_rate_limit_per_minute),
             metadata: s.metadata.clone(),
             access_token_format: s.access_token_format.as_str().to_owned(),
             exchange_audiences: s.exchange_audiences.iter().cloned().collect(),
@@ -144,6 +146,8 @@ impl TryFrom<ClientRow> for Client {
             active: Some(row.active),
             allowed_cidrs: row.allowed_cidrs,
             rate_limit_per_minute: u32::try_from(row.rate_limit_per_minute).unwrap_or(u32::MAX),
+            refresh_rate_limit_per_minute: u32::try_from(row.refresh_rate_limit_per_minute)
+                .unwrap_or(u32::MAX),
             metadata: row.metadata,
             access_token_format: Some(format),
             exchange_audiences: row.exchange_audiences,

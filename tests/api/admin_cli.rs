@@ -253,6 +253,8 @@ async fn create_and_update_take_the_client_fields_as_flags(backend: Backend) {
         "exporter",
         "--rate-limit",
         "5000",
+        "--refresh-rate-limit",
+        "30",
         "--allowed-cidrs",
         "127.0.0.0/8,10.0.1.6/32",
         "--access-token-ttl",
@@ -267,6 +269,7 @@ async fn create_and_update_take_the_client_fields_as_flags(backend: Backend) {
     let created = ok_json(&admin_cli(&app, &root, &create).await);
     assert_eq!(created["tenant"], "acme");
     assert_eq!(created["rate_limit_per_minute"], 5000);
+    assert_eq!(created["refresh_rate_limit_per_minute"], 30);
     assert_eq!(created["access_token_ttl_secs"], 900);
     assert_eq!(created["refresh_token_ttl_secs"], 7 * 86_400);
     let cidrs = created["allowed_cidrs"].as_array().unwrap();

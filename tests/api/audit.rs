@@ -33,7 +33,7 @@ async fn list(
 }
 
 /// Every event of `client_id` the admin sees, oldest first (the API lists newest first).
-async fn events_of(app: &TestApp, admin: &str, client_id: &str) -> Vec<AuditEvent> {
+pub(crate) async fn events_of(app: &TestApp, admin: &str, client_id: &str) -> Vec<AuditEvent> {
     let request = ListAuditEventsRequest {
         client_id: client_id.into(),
         page_size: 1000,
@@ -49,7 +49,7 @@ fn kinds(events: &[AuditEvent]) -> Vec<AuditEventKind> {
 }
 
 /// Waits until the events of `client_id` include `kind` (refusals are written in batches).
-async fn until_recorded(
+pub(crate) async fn until_recorded(
     app: &TestApp,
     admin: &str,
     client_id: &str,
@@ -64,7 +64,7 @@ async fn until_recorded(
     event
 }
 
-fn quick_flush(s: &mut tokend::config::Settings) {
+pub(crate) fn quick_flush(s: &mut tokend::config::Settings) {
     s.tokens.last_used_flush_secs = 1;
 }
 

@@ -109,6 +109,7 @@ async fn client_credentials_and_refresh_over_http(backend: Backend) {
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["scope"], "read:invoices");
     assert!(body["expires_in"].as_i64().unwrap() > 0);
+    assert_eq!(body["refresh_token_expires_in"], 3600, "{body}");
     let access = body["access_token"].as_str().unwrap();
     let seen = app.introspect(&introspector, access).await;
     assert!(seen.active);
@@ -126,11 +127,22 @@ async fn client_credentials_and_refresh_over_http(backend: Backend) {
     assert_eq!(r.status, 200, "{}", r.body);
     let refreshed = r.json();
     assert_ne!(refreshed["refresh_token"], body["refresh_token"]);
+    let left = refreshed["refresh_token_expires_in"].as_i64().unwrap();
+    assert!((1..=3600).contains(&left), "{refreshed}");
     assert!(
         app.introspect(&introspector, refreshed["access_token"].as_str().unwrap())
             .await
             .active
     );
+    // Without a refresh token, no refresh_token_expires_in either.
+    let (_, plain) = app
+        .create_client(&admin, client("acme", "plain", &["read"]))
+        .await;
+    let r = token_with_basic(app.addr, &plain, "grant_type=client_credentials").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let plain = r.json();
+    assert!(plain.get("refresh_token").is_none(), "{plain}");
+    assert!(plain.get("refresh_token_expires_in").is_none(), "{plain}");
     // The spent token again, past the retry window: reuse, the family dies.
     app.advance(std::time::Duration::from_secs(60));
     let r = token(app.addr, &[], &post).await;

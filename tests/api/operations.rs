@@ -34,6 +34,12 @@ async fn health_reports_every_service(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
+    // The same over plain HTTP, for probes that do not speak gRPC.
+    for path in ["/healthz", "/readyz"] {
+        let r = crate::oauth_http::http(app.addr, &format!("GET {path}"), &[], "").await;
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        assert!(r.head.contains("cache-control: no-store"), "{}", r.head);
+    }
 }
 
 async fn reflection_lists_the_services(backend: Backend) {

@@ -138,6 +138,13 @@ const TOKENS: &str = "tokend.v1.TokenService";
 const CLIENTS: &str = "tokend.v1.ClientService";
 const INTROSPECTION: &str = "tokend.v1.IntrospectionService";
 
+/// The HTTP status of `GET path`.
+async fn probe(addr: SocketAddr, path: &str) -> u16 {
+    crate::oauth_http::http(addr, &format!("GET {path}"), &[], "")
+        .await
+        .status
+}
+
 async fn introspect_on(
     channel: &Channel,
     caller: &str,
@@ -272,6 +279,9 @@ async fn replicas_ride_out_a_database_outage(backend: Backend) {
     until_health(&app.channel, TOKENS, ServingStatus::NotServing).await;
     assert!(app.introspect(&introspector, &kept).await.active);
     let stale = until_health(&app.channel, INTROSPECTION, ServingStatus::NotServing).await;
+    // The plain-HTTP probes say the same: up, and not ready.
+    assert_eq!(probe(app.addr, "/readyz").await, 503);
+    assert_eq!(probe(app.addr, "/healthz").await, 200);
     let err = introspect_on(&app.channel, &introspector, &kept)
         .await
         .unwrap_err();
@@ -286,6 +296,7 @@ async fn replicas_ride_out_a_database_outage(backend: Backend) {
     );
     pa.restore();
     until_health(&app.channel, INTROSPECTION, ServingStatus::Serving).await;
+    assert_eq!(probe(app.addr, "/readyz").await, 200);
     until_health(&app.channel, TOKENS, ServingStatus::Serving).await;
     assert!(app.introspect(&introspector, &kept).await.active);
     assert!(!app.introspect(&introspector, &revoked).await.active);

@@ -375,6 +375,13 @@ async fn a_plaintext_health_port_beside_tls(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unimplemented);
+    // The plain-HTTP probes, for load balancers that speak neither TLS nor gRPC.
+    for path in ["/healthz", "/readyz"] {
+        let r = crate::oauth_http::http(health, &format!("GET {path}"), &[], "").await;
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+    }
+    let r = crate::oauth_http::http(health, "GET /oauth2/token", &[], "").await;
+    assert_eq!(r.status, 404, "only health here");
 }
 
 /// `introspection.require_auth = false` without required client certificates: one line, exit

@@ -1,6 +1,7 @@
 //! Reading the trail: `ListAuditEvents` and `GetClientUsage`, with ClientService's caller rules
 //! (scope `tokend.admin`, the caller's tenant, `system` sees all).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -146,7 +147,9 @@ impl AuditAdmin {
             }
         }
         rows.sort_by_key(|r| std::cmp::Reverse(r.day));
-        let (last_us, last_address) = self.store.last_use(&id).await?.unwrap_or((None, None));
+        let stored = self.store.last_use(&id).await?.unwrap_or((None, None));
+        let pending = self.usage.pending_last_use(&client.id);
+        let (last_us, last_address) = latest_use(stored, pending);
         Ok(ClientUsage {
             client_id: id,
             days: rows
@@ -210,6 +213,21 @@ fn decode_token(token: &str, fingerprint: &str) -> Result<Option<(i64, String)>>
     Ok(Some((time, id.to_owned())))
 }
 
+/// The later of the stored last use and the one this replica noted and has not yet written
+/// (a use seen here shows at once, not only after the next batch write; another replica's
+/// unwritten use shows after its flush).
+fn latest_use(
+    stored: (Option<i64>, Option<String>),
+    pending: Option<(i64, Option<IpAddr>)>,
+) -> (Option<i64>, Option<String>) {
+    match pending {
+        Some((noted, address)) if stored.0.is_none_or(|at| at < noted) => {
+            (Some(noted), address.map(|a| a.to_string()))
+        }
+        _ => stored,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -230,6 +248,19 @@ mod tests {
         assert!(err.to_string().contains("different filters"), "{err}");
         assert!(decode_token("!!", &fp).is_err());
         assert_eq!(decode_token("", &fp).unwrap(), None);
+    }
+
+    #[test]
+    fn the_later_of_stored_and_pending_last_use_wins() {
+        let here = Some("10.0.0.1".parse::<IpAddr>().unwrap());
+        let stored = (Some(20), Some("10.0.0.9".to_owned()));
+        assert_eq!(latest_use(stored.clone(), None), stored);
+        assert_eq!(latest_use(stored.clone(), Some((10, here))), stored);
+        assert_eq!(
+            latest_use(stored, Some((30, here))),
+            (Some(30), Some("10.0.0.1".to_owned()))
+        );
+        assert_eq!(latest_use((None, None), Some((5, None))), (Some(5), None));
     }
 
     proptest! {

@@ -64,14 +64,30 @@ pub struct Refusal<'a> {
     pub detail: Option<(&'static str, &'static str)>,
 }
 
+/// The id of a refusal's aggregated event: one event per client, kind and minute across
+/// replicas (the store adds the counts of the same id), and per rate limit, so a refresh
+/// refused by `refresh_rate_limit_per_minute` is not counted under the token limit's event.
+/// The client's token limit (`limit=client`) keeps the id it had before the limits split.
+fn refusal_id(refusal: &Refusal<'_>, minute: i64) -> String {
+    let client_id = refusal.client.map_or("unknown", |(id, _)| id);
+    let mut id = format!("{minute:012}-{}-{client_id}", refusal.kind.as_str());
+    if let Some(("limit", limit)) = refusal.detail
+        && limit != "client"
+    {
+        id.push('-');
+        id.push_str(limit);
+    }
+    id
+}
+
 #[derive(Default)]
 struct Pending {
     /// client id -> (last use, its address)
     last_use: HashMap<ClientId, (i64, Option<IpAddr>)>,
     /// client id -> day -> counts
     days: HashMap<String, HashMap<i64, UsageCounts>>,
-    /// (client id or "", kind, minute) -> the event so far
-    refusals: HashMap<(String, AuditKind, i64), AuditEvent>,
+    /// event id (see [`refusal_id`]) -> the aggregated event
+    refusals: HashMap<String, AuditEvent>,
 }
 
 /// Usage and refusals not yet written.
@@ -126,9 +142,8 @@ impl UsageRecorder {
             self.count(client_id, counter, at_us);
         }
         let minute = at_us.div_euclid(MINUTE_US);
-        let client_id = refusal.client.map_or("", |(id, _)| id);
+        let key = refusal_id(refusal, minute);
         let mut p = self.lock();
-        let key = (client_id.to_owned(), refusal.kind, minute);
         if let Some(event) = p.refusals.get_mut(&key) {
             event.count += 1;
             return;
@@ -137,17 +152,7 @@ impl UsageRecorder {
             return;
         }
         let mut event = AuditEvent::new(refusal.kind, from_micros(minute * MINUTE_US));
-        // One event per client, kind and minute across replicas: the id is derived from them,
-        // and the store adds the counts of the same id.
-        event.event_id = format!(
-            "{minute:012}-{}-{}",
-            refusal.kind.as_str(),
-            if client_id.is_empty() {
-                "unknown"
-            } else {
-                client_id
-            }
-        );
+        event.event_id = key.clone();
         if let Some((id, tenant)) = refusal.client {
             event.client_id = id.to_owned();
             event.tenant = tenant.to_owned();
@@ -173,6 +178,11 @@ impl UsageRecorder {
             .get(client_id)
             .map(|d| d.values().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// The last use of `client` this replica noted and has not yet written: time and address.
+    pub fn pending_last_use(&self, client: &ClientId) -> Option<(i64, Option<IpAddr>)> {
+        self.lock().last_use.get(client).copied()
     }
 
     /// Writes everything pending; returns how many clients' last uses were written. What
@@ -210,8 +220,7 @@ impl UsageRecorder {
                 tracing::warn!(error = %err, "could not record refusal events; will retry");
                 let mut p = self.lock();
                 for e in events {
-                    let minute = crate::domain::clock::to_micros(e.time).div_euclid(MINUTE_US);
-                    match p.refusals.entry((e.client_id.clone(), e.kind, minute)) {
+                    match p.refusals.entry(e.event_id.clone()) {
                         // Counted again meanwhile: add the two.
                         std::collections::hash_map::Entry::Occupied(mut newer) => {
                             newer.get_mut().count += e.count;
@@ -356,14 +365,42 @@ mod tests {
         usage.refused(&unknown, 0);
         let p = usage.lock();
         assert_eq!(p.refusals.len(), 3);
-        let first = &p.refusals[&("c".to_owned(), AuditKind::RefusedBadSecret, 0)];
+        let first = &p.refusals[&refusal_id(&refusal, 0)];
         assert_eq!(first.count, 5);
         assert_eq!(first.tenant, "acme");
         assert_eq!(p.days["c"][&0].refused_bad_secret, 6);
         assert!(
-            p.refusals[&(String::new(), AuditKind::RefusedBadSecret, 0)]
+            p.refusals[&refusal_id(&unknown, 0)]
                 .event_id
                 .ends_with("-unknown")
+        );
+    }
+
+    #[test]
+    fn each_rate_limit_has_its_own_event() {
+        let usage = UsageRecorder::default();
+        let limited = |limit| Refusal {
+            kind: AuditKind::RefusedRateLimit,
+            client: Some(("c", "acme")),
+            address: None,
+            detail: Some(("limit", limit)),
+        };
+        for limit in ["client", "refresh", "refresh", "address"] {
+            usage.refused(&limited(limit), 0);
+        }
+        let p = usage.lock();
+        let counts: BTreeMap<&str, u64> = p
+            .refusals
+            .values()
+            .map(|e| (e.details["limit"].as_str(), e.count))
+            .collect();
+        assert_eq!(
+            counts,
+            BTreeMap::from([("address", 1), ("client", 1), ("refresh", 2)])
+        );
+        assert!(
+            p.refusals
+                .contains_key("000000000000-token_refused_rate_limit-c")
         );
     }
 }

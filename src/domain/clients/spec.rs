@@ -3,6 +3,7 @@
 //! (the fields in the mask, `ClientField`).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -48,6 +49,7 @@ pub struct ClientInput {
     pub active: Option<bool>,
     pub allowed_cidrs: Vec<String>,
     pub rate_limit_per_minute: u32,
+    pub refresh_rate_limit_per_minute: u32,
     pub metadata: BTreeMap<String, String>,
     /// Unset means JWT.
     pub access_token_format: Option<TokenFormat>,
@@ -110,6 +112,7 @@ pub enum ClientField {
     Active,
     AllowedCidrs,
     RateLimitPerMinute,
+    RefreshRateLimitPerMinute,
     Metadata,
     AccessTokenFormat,
     ExchangeAudiences,
@@ -124,7 +127,7 @@ pub enum ClientField {
 
 impl ClientField {
     /// Every mutable field.
-    pub const ALL: [ClientField; 23] = [
+    pub const ALL: [ClientField; 24] = [
         ClientField::Name,
         ClientField::Description,
         ClientField::Scopes,
@@ -135,6 +138,7 @@ impl ClientField {
         ClientField::Active,
         ClientField::AllowedCidrs,
         ClientField::RateLimitPerMinute,
+        ClientField::RefreshRateLimitPerMinute,
         ClientField::Metadata,
         ClientField::AccessTokenFormat,
         ClientField::ExchangeAudiences,
@@ -163,6 +167,7 @@ impl ClientField {
             ClientField::Active => "active",
             ClientField::AllowedCidrs => "allowed_cidrs",
             ClientField::RateLimitPerMinute => "rate_limit_per_minute",
+            ClientField::RefreshRateLimitPerMinute => "refresh_rate_limit_per_minute",
             ClientField::Metadata => "metadata",
             ClientField::AccessTokenFormat => "access_token_format",
             ClientField::ExchangeAudiences => "exchange_audiences",
@@ -228,7 +233,10 @@ pub struct ClientSpec {
     pub refresh_token_ttl: Duration,
     pub active: bool,
     pub allowed_cidrs: Vec<IpNet>,
+    /// Client-credentials and token-exchange calls a minute (0: none).
     pub rate_limit_per_minute: u32,
+    /// Refresh-token grants a minute (0: none), counted apart from the other grants.
+    pub refresh_rate_limit_per_minute: u32,
     pub metadata: BTreeMap<String, String>,
     pub access_token_format: TokenFormat,
     /// Audiences this client may exchange other tokens for (RFC 8693); empty: no exchange.
@@ -262,6 +270,7 @@ impl ClientSpec {
             active: true,
             allowed_cidrs: Vec::new(),
             rate_limit_per_minute: 0,
+            refresh_rate_limit_per_minute: 0,
             metadata: BTreeMap::new(),
             access_token_format: TokenFormat::Jwt,
             exchange_audiences: BTreeSet::new(),
@@ -359,6 +368,9 @@ impl ClientSpec {
             ClientField::AllowedCidrs => self.allowed_cidrs = cidrs(&path, &input.allowed_cidrs)?,
             ClientField::RateLimitPerMinute => {
                 self.rate_limit_per_minute = input.rate_limit_per_minute;
+            }
+            ClientField::RefreshRateLimitPerMinute => {
+                self.refresh_rate_limit_per_minute = input.refresh_rate_limit_per_minute;
             }
             ClientField::Metadata => self.metadata = metadata(&path, &input.metadata)?,
             ClientField::AccessTokenFormat => {
@@ -466,10 +478,13 @@ fn cidrs(field: &str, raw: &[String]) -> Result<Vec<IpNet>> {
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            s.parse::<IpNet>().map(|n| n.trunc()).map_err(|_| {
+            net(s).ok_or_else(|| {
                 Error::invalid(
                     format!("{field}[{i}]"),
-                    format!("{s:?} is not a CIDR range such as 10.0.0.0/8 or 2001:db8::/32"),
+                    format!(
+                        "{s:?} is not a CIDR range such as 10.0.0.0/8 or 2001:db8::/32, \
+                         nor an address such as 10.0.1.5"
+                    ),
                 )
             })
         })
@@ -477,6 +492,15 @@ fn cidrs(field: &str, raw: &[String]) -> Result<Vec<IpNet>> {
     nets.sort();
     nets.dedup();
     Ok(nets)
+}
+
+/// One allow-list entry: a CIDR range (host bits cleared) or a bare address, which means that one
+/// address (`10.0.1.5` is `10.0.1.5/32`, `::1` is `::1/128`), as the systems tokend replaces read it.
+fn net(raw: &str) -> Option<IpNet> {
+    raw.parse::<IpNet>()
+        .map(|n| n.trunc())
+        .or_else(|_| raw.parse::<IpAddr>().map(IpNet::from))
+        .ok()
 }
 
 fn metadata(field: &str, raw: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>> {

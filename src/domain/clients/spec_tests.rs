@@ -26,6 +26,15 @@ mod unit {
     }
 
     #[test]
+    fn bare_addresses_mean_one_host() {
+        let mut one = input();
+        one.allowed_cidrs = vec!["10.0.1.5".into(), "::1".into(), "10.0.1.5/32".into()];
+        let spec = ClientSpec::from_input(&one).unwrap();
+        let texts: Vec<String> = spec.allowed_cidrs.iter().map(ToString::to_string).collect();
+        assert_eq!(texts, ["10.0.1.5/32", "::1/128"]);
+    }
+
+    #[test]
     fn errors_name_the_field() {
         let mut bad = input();
         bad.name = String::new();
@@ -149,7 +158,7 @@ mod properties {
             match cidrs("allowed_cidrs", &raw) {
                 Ok(nets) => prop_assert!(nets.len() <= raw.len()),
                 Err(err) => {
-                    let first_bad = raw.iter().position(|s| s.parse::<IpNet>().is_err()).unwrap();
+                    let first_bad = raw.iter().position(|s| net(s).is_none()).unwrap();
                     let prefix = format!("allowed_cidrs[{first_bad}]:");
                     prop_assert!(err.to_string().starts_with(&prefix), "{err}");
                 }

@@ -38,12 +38,52 @@ pub struct PolicyConfig {
     pub address_rate_per_minute: u32,
 }
 
+/// Which of a client's own token-endpoint limits a call counts against: each grant type has
+/// its own, as in the systems tokend replaces (say 10 tokens and 30 refreshes a minute), so a
+/// busy refresher never starves the client's new tokens, nor the reverse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientLimit {
+    /// `rate_limit_per_minute`: client_credentials and token exchange.
+    Tokens,
+    /// `refresh_rate_limit_per_minute`: the refresh_token grant.
+    Refreshes,
+}
+
+impl ClientLimit {
+    /// Both limits, for sweeping their buckets.
+    pub const ALL: [Self; 2] = [Self::Tokens, Self::Refreshes];
+
+    /// The client's calls a minute under this limit (0: none).
+    pub fn of(self, client: &Client) -> u32 {
+        match self {
+            Self::Tokens => client.spec.rate_limit_per_minute,
+            Self::Refreshes => client.spec.refresh_rate_limit_per_minute,
+        }
+    }
+
+    /// The name an audit event's `limit` detail gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Tokens => "client",
+            Self::Refreshes => "refresh",
+        }
+    }
+
+    fn calls(self) -> &'static str {
+        match self {
+            Self::Tokens => "token requests",
+            Self::Refreshes => "refreshes",
+        }
+    }
+}
+
 /// The per-replica state of the rules: rate-limit buckets and the live replica count.
 #[derive(Debug)]
 pub struct Policy {
     config: PolicyConfig,
     replicas: AtomicU32,
     clients: Buckets<String>,
+    refreshes: Buckets<String>,
     addresses: Buckets<Subject>,
 }
 
@@ -54,6 +94,7 @@ impl Policy {
             config,
             replicas: AtomicU32::new(1),
             clients: Buckets::default(),
+            refreshes: Buckets::default(),
             addresses: Buckets::default(),
         }
     }
@@ -137,34 +178,50 @@ impl Policy {
         }
     }
 
-    /// The client's own rate limit on the token endpoint (`rate_limit_per_minute`, 0: none).
-    pub fn take_client_call(&self, client: &Client, now_us: i64) -> Result<()> {
-        let limit = client.spec.rate_limit_per_minute;
+    /// The client's own rate limit on the token endpoint for this kind of call
+    /// (`rate_limit_per_minute` or `refresh_rate_limit_per_minute`, 0: none).
+    pub fn take_client_call(&self, client: &Client, kind: ClientLimit, now_us: i64) -> Result<()> {
+        let limit = kind.of(client);
         if limit == 0 {
             return Ok(());
         }
         let quota = Quota::share(limit, self.replicas());
-        self.clients
+        self.buckets(kind)
             .take(&client.id.to_string(), quota, now_us)
             .map_err(|wait| Error::RateLimited {
                 message: format!(
-                    "this client's rate limit is exceeded (at most {limit} token requests a minute)"
+                    "this client's rate limit is exceeded (at most {limit} {} a minute)",
+                    kind.calls()
                 ),
                 retry_after: wait,
             })
     }
 
-    /// Drops buckets that are full again.
-    pub fn forget_idle(&self, client_limit: impl Fn(&str) -> Option<u32>, now_us: i64) {
+    fn buckets(&self, kind: ClientLimit) -> &Buckets<String> {
+        match kind {
+            ClientLimit::Tokens => &self.clients,
+            ClientLimit::Refreshes => &self.refreshes,
+        }
+    }
+
+    /// Drops buckets that are full again; `client_limit` answers a client's limit of a kind
+    /// as it is now (`None`: the client is gone).
+    pub fn forget_idle(
+        &self,
+        client_limit: impl Fn(&str, ClientLimit) -> Option<u32>,
+        now_us: i64,
+    ) {
         let replicas = self.replicas();
-        self.clients.forget_full(
-            |id| {
-                client_limit(id)
-                    .filter(|l| *l > 0)
-                    .map(|l| Quota::share(l, replicas))
-            },
-            now_us,
-        );
+        for kind in ClientLimit::ALL {
+            self.buckets(kind).forget_full(
+                |id| {
+                    client_limit(id, kind)
+                        .filter(|l| *l > 0)
+                        .map(|l| Quota::share(l, replicas))
+                },
+                now_us,
+            );
+        }
         let limit = self.config.address_rate_per_minute;
         self.addresses.forget_full(
             |_| (limit > 0).then(|| Quota::share(limit, replicas)),

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use secrecy::{ExposeSecret as _, SecretString};
 
+use super::grant::GrantType;
 use crate::domain::clients::ClientCertificate;
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::ClientId;
@@ -256,11 +257,12 @@ impl fmt::Display for LoggedClientId {
 }
 
 /// Which endpoint a client authenticates at: the rate limits count `Token` calls
-/// (IssueToken, RefreshToken, token exchange) only; a disabled client may still revoke its
-/// tokens, but neither get new ones nor introspect.
+/// (IssueToken, RefreshToken, token exchange) only, each grant type against the client's limit
+/// for it; a disabled client may still revoke its tokens, but neither get new ones nor
+/// introspect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
-    Token,
+    Token(GrantType),
     Revocation,
     /// Introspection by a resource server that authenticates with its own credentials
     /// (RFC 7662 section 2.1, over HTTP).

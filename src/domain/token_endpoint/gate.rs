@@ -1,7 +1,7 @@
 //! The gate of the token endpoint: client authentication with the client policy every front
 //! end gets: the lockout and the per-address rate limit before any argon2 work, then the proof
 //! (checked by the verifier of its kind: `secret_proof`, `assertion_proof` or
-//! `certificate_proof`; a failure of any counts toward the lockout alike), then the client's allow-list, state and rate limit.
+//! `certificate_proof`; a failure of any counts toward the lockout alike), then the client's allow-list, state and the rate limit of the grant type.
 //! A refusal never says more than the caller could know: the allow-list is checked only after the secret, and a locked client_id
 //! or address is refused whether or not the secret presented is right.
 
@@ -11,6 +11,7 @@ use std::sync::Arc;
 use secrecy::ExposeSecret as _;
 
 use super::client_auth::{ClientAuth, Endpoint, Proof};
+use super::grant::GrantType;
 use super::service::TokenEndpoint;
 use crate::domain::audit::AuditKind;
 use crate::domain::audit::usage::Refusal;
@@ -19,7 +20,7 @@ use crate::domain::clock::to_micros;
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::ClientId;
 use crate::domain::introspection::caller::Caller;
-use crate::domain::policy::{Subject, locked_error};
+use crate::domain::policy::{ClientLimit, Subject, locked_error};
 
 /// The method name a client secret is counted under (HTTP Basic, the form body and the gRPC
 /// field are one proof).
@@ -81,7 +82,7 @@ impl TokenEndpoint {
             self.tarpit(wait).await;
             return Err(self.refused(AuditKind::RefusedLockout, at, None, locked_error(wait)));
         }
-        if at.endpoint == Endpoint::Token
+        if matches!(at.endpoint, Endpoint::Token(_))
             && let Err(err) = self.policy.take_address_call(at.addr, at.now_us)
         {
             let detail = Some(("limit", "address"));
@@ -193,11 +194,15 @@ impl TokenEndpoint {
                 "this client is disabled; an admin can re-enable it".into(),
             ));
         }
-        if at.endpoint == Endpoint::Token
-            && let Err(err) = self.policy.take_client_call(client, at.now_us)
-        {
-            let detail = Some(("limit", "client"));
-            return Err(self.refused(AuditKind::RefusedRateLimit, at, detail, err));
+        if let Endpoint::Token(grant) = at.endpoint {
+            let kind = match grant {
+                GrantType::RefreshToken => ClientLimit::Refreshes,
+                GrantType::ClientCredentials | GrantType::TokenExchange => ClientLimit::Tokens,
+            };
+            if let Err(err) = self.policy.take_client_call(client, kind, at.now_us) {
+                let detail = Some(("limit", kind.name()));
+                return Err(self.refused(AuditKind::RefusedRateLimit, at, detail, err));
+            }
         }
         Ok(())
     }

@@ -68,7 +68,9 @@ impl TokenEndpoint {
         }
         let scopes = ScopeSet::parse(request.grant.scope_field(), &request.scopes)
             .map_err(|e| Error::InvalidScope(e.to_string()))?;
-        let client = self.admit(&request.client, Endpoint::Token).await?;
+        let client = self
+            .admit(&request.client, Endpoint::Token(request.grant.grant_type()))
+            .await?;
         let cnf = self.binding(&client, &request.client)?;
         let (issued, counter) = match &request.grant {
             Grant::ClientCredentials { audience } => (
