@@ -16,6 +16,7 @@
 
 mod assertions;
 mod calls;
+mod envoy;
 mod load;
 mod report;
 mod setup;

@@ -13,6 +13,7 @@ mod queries;
 mod rows;
 mod sql;
 mod sqlite;
+mod usage_rows;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -12,6 +12,7 @@ pub(crate) mod auth_methods;
 pub(crate) mod certificate;
 pub(crate) mod client;
 pub(crate) mod federated;
+mod field_rules;
 pub(crate) mod jwks;
 pub(crate) mod secret;
 pub(crate) mod secret_cache;

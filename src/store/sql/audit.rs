@@ -151,7 +151,7 @@ macro_rules! audit_store_impl {
                 from_day: i64,
             ) -> $crate::store::StoreResult<Vec<$crate::domain::audit::UsageCounts>> {
                 let mut conn = self.conn().await?;
-                let rows: Vec<$crate::store::rows::UsageRow> =
+                let rows: Vec<$crate::store::usage_rows::UsageRow> =
                     sqlx::query_as($crate::store::sql::CLIENT_USAGE)
                         .bind(client_id)
                         .bind(from_day)
@@ -163,7 +163,7 @@ macro_rules! audit_store_impl {
                         .bind(from_day)
                         .fetch_all(&mut *conn)
                         .await?;
-                Ok($crate::store::rows::usage_with_methods(rows, methods))
+                Ok($crate::store::usage_rows::usage_with_methods(rows, methods))
             }
 
             async fn last_use(
