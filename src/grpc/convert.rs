@@ -74,11 +74,7 @@ pub fn client(c: &Client) -> proto::Client {
         metadata: s.metadata.clone().into_iter().collect(),
         exchange_audiences: s.exchange_audiences.iter().cloned().collect(),
         auth_methods: s.auth_methods.names(),
-        jwks: s
-            .jwks
-            .as_ref()
-            .map(|j| j.as_str().to_owned())
-            .unwrap_or_default(),
+        jwks: s.jwks_text(),
         jwks_uri: s.jwks_uri.clone().unwrap_or_default(),
         federated_credentials: s
             .federated_credentials

@@ -97,11 +97,7 @@ impl From<&Client> for ClientRow {
             access_token_format: s.access_token_format.as_str().to_owned(),
             exchange_audiences: s.exchange_audiences.iter().cloned().collect(),
             auth_methods: s.auth_methods.names(),
-            jwks: s
-                .jwks
-                .as_ref()
-                .map(|j| j.as_str().to_owned())
-                .unwrap_or_default(),
+            jwks: s.jwks_text(),
             jwks_uri: s.jwks_uri.clone().unwrap_or_default(),
             federated_credentials: s.federated_credentials.clone(),
             tls_client_auth_subject_dn: dn,

@@ -254,6 +254,14 @@ pub struct ClientSpec {
 }
 
 impl ClientSpec {
+    /// The client's JWK Set as stored and shown (compact JSON); empty without one.
+    pub fn jwks_text(&self) -> String {
+        self.jwks
+            .as_ref()
+            .map(|j| j.as_str().to_owned())
+            .unwrap_or_default()
+    }
+
     /// Validates every field of `input`.
     pub fn from_input(input: &ClientInput) -> Result<Self> {
         let mut spec = Self {
