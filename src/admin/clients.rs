@@ -121,7 +121,7 @@ pub fn parse_duration(raw: &str) -> Result<std::time::Duration, String> {
 }
 
 /// A client as `--output json` shows it: the API's field names (snake case), stable.
-fn client_json(c: &Client) -> Value {
+pub(super) fn client_json(c: &Client) -> Value {
     let secs = |d: &Option<prost_types::Duration>| d.as_ref().map_or(0, |d| d.seconds);
     let time = |t: &Option<prost_types::Timestamp>| {
         t.as_ref()

@@ -6,10 +6,13 @@
 //!   (or a token), the token fetched once per run;
 //! - `clients` — the `clients` subcommands; `flags`, the client fields as flags and the
 //!   update mask built from the ones given;
+//! - `apply`   — `apply -f` (clients declared in files: plan, diff, prune, secrets) and
+//!   `export`;
 //! - `ops`     — `keys`, `audit` (list and tail) and `usage`;
 //! - `output`  — human tables, `--output json` with stable field names, and the one-line
 //!   errors with their exit codes.
 
+mod apply;
 mod clients;
 mod connect;
 mod flags;
@@ -47,6 +50,18 @@ pub enum AdminCommand {
     /// The audit trail: list, or follow (tail).
     #[command(subcommand)]
     Audit(ops::AuditCommand),
+    /// Create and update the clients declared in files (`--dry-run` shows the plan as a diff).
+    ///
+    /// Example: tokend admin apply -f clients/ --prune --secrets-format k8s | kubectl apply -f -
+    Apply(apply::ApplyArgs),
+    /// Today's clients as a client file for `apply`.
+    ///
+    /// Example: tokend admin export --tenant acme > clients.yaml
+    Export {
+        /// Only this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
     /// A client's usage per day, as a table and a small chart.
     ///
     /// Example: tokend admin usage 0190a8e2-... --days 7
@@ -79,11 +94,21 @@ pub fn main(args: AdminArgs) -> i32 {
 
 /// Runs the command and returns what to print on stdout.
 pub async fn run(args: AdminArgs) -> Result<String, AdminError> {
+    // Client files are read and checked in full before connecting: a bad file changes nothing.
+    let entries = match &args.command {
+        AdminCommand::Apply(apply_args) => Some(apply::read(apply_args)?),
+        _ => None,
+    };
     let session = args.connect.open().await?;
     match args.command {
         AdminCommand::Clients(command) => clients::run(&session, command, args.output).await,
         AdminCommand::Keys(command) => ops::keys(&session, command, args.output).await,
         AdminCommand::Audit(command) => ops::audit(&session, command, args.output).await,
+        AdminCommand::Apply(apply_args) => {
+            let entries = entries.unwrap_or_default();
+            apply::apply(&session, entries, apply_args, args.output).await
+        }
+        AdminCommand::Export { tenant } => apply::export(&session, tenant).await,
         AdminCommand::Usage { id, days } => ops::usage(&session, id, days, args.output).await,
     }
 }

@@ -78,6 +78,14 @@ impl AdminError {
         }
     }
 
+    /// The same failure, its message rewritten.
+    pub fn map_message(self, f: impl FnOnce(String) -> String) -> Self {
+        Self {
+            code: self.code,
+            message: f(self.message),
+        }
+    }
+
     pub fn exit_code(&self) -> i32 {
         self.code
     }

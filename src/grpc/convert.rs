@@ -7,7 +7,7 @@ use tonic::Status;
 
 use super::error::invalid;
 use crate::domain::clients::FederatedCredential;
-use crate::domain::{ActiveToken, Actor, Client, ClientInput, PublicJwk, TokenFormat};
+use crate::domain::{ActiveToken, Actor, Client, ClientInput, ClientSpec, PublicJwk, TokenFormat};
 use crate::proto;
 
 /// A protobuf timestamp.
@@ -49,7 +49,19 @@ pub fn duration(field: &str, d: Option<prost_types::Duration>) -> Result<Option<
 
 /// The client as the API shows it.
 pub fn client(c: &Client) -> proto::Client {
-    let s = &c.spec;
+    proto::Client {
+        client_id: c.id.to_string(),
+        tenant: c.tenant.to_string(),
+        create_time: Some(timestamp(c.create_time)),
+        update_time: Some(timestamp(c.update_time)),
+        last_used_time: c.last_used_time.map(timestamp),
+        ..spec(&c.spec)
+    }
+}
+
+/// A client's settings as the API shows them, in their normal form (sets sorted, networks
+/// written canonically), without its id, tenant and times: what `tokend admin apply` compares.
+pub fn spec(s: &ClientSpec) -> proto::Client {
     let [dn, dns, uri, ip, email] = s.tls_subject.texts();
     proto::Client {
         tls_client_auth_subject_dn: dn,
@@ -58,8 +70,6 @@ pub fn client(c: &Client) -> proto::Client {
         tls_client_auth_san_ip: ip,
         tls_client_auth_san_email: email,
         tls_client_certificate_bound_access_tokens: s.certificate_bound_tokens,
-        client_id: c.id.to_string(),
-        tenant: c.tenant.to_string(),
         name: s.name.clone(),
         description: s.description.clone(),
         scopes: s.scopes.to_strings(),
@@ -84,14 +94,12 @@ pub fn client(c: &Client) -> proto::Client {
                 subject: f.subject.clone(),
             })
             .collect(),
-        create_time: Some(timestamp(c.create_time)),
-        update_time: Some(timestamp(c.update_time)),
-        last_used_time: c.last_used_time.map(timestamp),
         access_token_format: match s.access_token_format {
             TokenFormat::Jwt => proto::AccessTokenFormat::Jwt,
             TokenFormat::Opaque => proto::AccessTokenFormat::Opaque,
         }
         .into(),
+        ..proto::Client::default()
     }
 }
 

@@ -31,7 +31,7 @@ pub use audit::AuditApi;
 pub use clients::ClientApi;
 /// A client as the API sends it, as the domain's raw input: also what the offline `tokend client
 /// create` builds from its flags.
-pub use convert::client_input;
+pub use convert::{client_input, spec as client_fields};
 pub use ext_authz::{ExtAuthzApi, ExtAuthzConfig};
 pub use introspection::IntrospectionApi;
 pub use keys::KeyApi;

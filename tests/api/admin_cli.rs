@@ -9,7 +9,7 @@ use crate::common::Backend;
 use crate::helpers::*;
 
 /// `tokend admin <args>` as `admin`, against `app`; the output and exit code.
-async fn admin_cli(app: &TestApp, admin: &Creds, args: &[&str]) -> std::process::Output {
+pub(crate) async fn admin_cli(app: &TestApp, admin: &Creds, args: &[&str]) -> std::process::Output {
     let server = format!("http://{}", app.addr);
     let args = [&["admin"][..], args].concat();
     app.cli_env(
@@ -24,7 +24,7 @@ async fn admin_cli(app: &TestApp, admin: &Creds, args: &[&str]) -> std::process:
 }
 
 #[track_caller]
-fn ok_json(out: &std::process::Output) -> Value {
+pub(crate) fn ok_json(out: &std::process::Output) -> Value {
     assert!(
         out.status.success(),
         "{} / {}",

@@ -6,6 +6,7 @@ mod common;
 mod helpers;
 mod key_server;
 
+mod admin_apply;
 mod admin_cli;
 mod assertions;
 mod attacks;
