@@ -40,6 +40,17 @@ pub enum Jwks {
     Set(serde_json::Value),
 }
 
+/// `90`, `15m`, `24h`, `7d`: the largest unit that divides it.
+pub fn lifetime(secs: i64) -> Lifetime {
+    let secs = u64::try_from(secs).unwrap_or(0);
+    for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60)] {
+        if secs >= size && secs % size == 0 {
+            return Lifetime::Text(format!("{}{unit}", secs / size));
+        }
+    }
+    Lifetime::Seconds(secs)
+}
+
 /// One client as a file declares it; a field left out takes the value a new client gets
 /// (empty lists, no limits, JWT access tokens for 15 minutes, the secret methods), except
 /// `active`, which apply leaves as it is unless given (a client disabled during an incident

@@ -20,7 +20,7 @@ use crate::proto::{
     UpdateClientRequest,
 };
 pub use file::Entry;
-use file::{ClientsDocument, FileClient, FileFederated, Jwks, Lifetime};
+use file::{ClientsDocument, FileClient, FileFederated, Jwks, lifetime};
 use plan::{Change, Plan};
 pub use secrets::SecretsFormat;
 use secrets::SecretsOut;
@@ -264,17 +264,6 @@ pub async fn export(session: &Session, tenant: Option<String>) -> Result<String,
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default()
     ))
-}
-
-/// `90`, `15m`, `24h`, `7d`: the largest unit that divides it.
-fn lifetime(secs: i64) -> Lifetime {
-    let secs = u64::try_from(secs).unwrap_or(0);
-    for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60)] {
-        if secs >= size && secs % size == 0 {
-            return Lifetime::Text(format!("{}{unit}", secs / size));
-        }
-    }
-    Lifetime::Seconds(secs)
 }
 
 /// A registered client as a file entry, its defaults left out.

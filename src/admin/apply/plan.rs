@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::super::clients::client_json;
 use super::super::output::AdminError;
-use super::file::Entry;
+use super::file::{Entry, Lifetime, lifetime};
 use crate::domain::ClientSpec;
 use crate::proto::Client;
 
@@ -88,11 +88,18 @@ pub fn fields(c: &Client) -> BTreeMap<String, Value> {
             )
         })
         .map(|(key, value)| {
-            let key = match key.strip_suffix("_secs") {
-                Some(ttl) => ttl.to_owned(),
-                None => key,
-            };
-            (key, value)
+            match key.strip_suffix("_secs") {
+                // Lifetimes as a file writes them: `15m`, `7d`.
+                Some(ttl) => {
+                    let secs = value.as_i64().unwrap_or_default();
+                    let shown = match lifetime(secs) {
+                        Lifetime::Text(text) => Value::String(text),
+                        Lifetime::Seconds(secs) => Value::from(secs),
+                    };
+                    (ttl.to_owned(), shown)
+                }
+                None => (key, value),
+            }
         })
         .collect()
 }
