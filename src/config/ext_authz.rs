@@ -16,6 +16,10 @@ use crate::domain::{EdgeRoute, EdgeRoutes};
 pub struct ExtAuthzSettings {
     /// Serve `envoy.service.auth.v3.Authorization` (and list it in health). `TOKEND__EXT_AUTHZ__ENABLED`.
     pub enabled: bool,
+    /// Serve the same verdict over HTTP at `/edge/verify`, for nginx `auth_request`, Caddy
+    /// `forward_auth` and Traefik `ForwardAuth` (same rules and headers).
+    /// `TOKEND__EXT_AUTHZ__FORWARD_AUTH`.
+    pub forward_auth: bool,
     /// Upstream request header carrying the token's client id.
     pub client_id_header: String,
     /// Upstream request header carrying the token's tenant.
@@ -32,6 +36,7 @@ impl Default for ExtAuthzSettings {
     fn default() -> Self {
         Self {
             enabled: false,
+            forward_auth: false,
             client_id_header: "x-tokend-client-id".into(),
             tenant_header: "x-tokend-tenant".into(),
             scopes_header: "x-tokend-scopes".into(),
@@ -69,6 +74,10 @@ pub struct RouteSettings {
 /// client id, tenant, scopes, subject. Only when enabled.
 #[derive(Debug, Clone)]
 pub struct ExtAuthzConfig {
+    /// Serve Envoy's gRPC `Authorization/Check`.
+    pub grpc: bool,
+    /// Serve HTTP forward auth at `/edge/verify`.
+    pub forward_auth: bool,
     pub routes: EdgeRoutes,
     /// How many rules were written, for the startup log.
     pub rule_count: usize,
@@ -77,11 +86,13 @@ pub struct ExtAuthzConfig {
 
 impl ExtAuthzSettings {
     /// Checks the header names and the routes (even when disabled, so a mistake shows before
-    /// the day it is turned on); `None` when disabled.
+    /// the day it is turned on); `None` when neither front end is on.
     pub(super) fn resolve(&self) -> Result<Option<ExtAuthzConfig>, ConfigError> {
         self.check_header_names()?;
         let routes = self.routes()?;
-        Ok(self.enabled.then(|| ExtAuthzConfig {
+        Ok((self.enabled || self.forward_auth).then(|| ExtAuthzConfig {
+            grpc: self.enabled,
+            forward_auth: self.forward_auth,
             routes,
             rule_count: self.routes.len(),
             headers: self.header_names().map(str::to_owned),

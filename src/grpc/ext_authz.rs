@@ -22,9 +22,9 @@ use tonic::{Code, Request, Response, Status};
 
 use super::error::to_status;
 use crate::domain::policy::address;
-use crate::domain::{ActiveToken, EdgeRequest, EdgeRoutes, EdgeVerdict, Error, Tokend};
+use crate::domain::{EdgeRequest, EdgeRoutes, EdgeVerdict, Error, Tokend};
 use crate::transport::client_cert::urlencoded_pem_thumbprint;
-use crate::transport::{Challenge, Presentation, bearer_token, error_body};
+use crate::transport::{EdgeAnswer, Presentation, bearer_token, edge_answer, error_body};
 
 /// The service's name in health checks.
 pub const SERVICE_NAME: &str = "envoy.service.auth.v3.Authorization";
@@ -77,47 +77,10 @@ impl Authorization for ExtAuthzApi {
 
 impl ExtAuthzApi {
     fn answer(&self, verdict: EdgeVerdict) -> CheckResponse {
-        let (err, scope) = match verdict {
-            EdgeVerdict::Allow(active) => return allowed(&self.config.headers, &active),
-            EdgeVerdict::NoToken => {
-                let err = Error::Unauthenticated("the request carries no bearer token".into());
-                // RFC 6750 section 3.1: no error code when no credentials were sent.
-                let mut shown = Presentation::of(&err);
-                shown.challenge = Some(Challenge::Bearer {
-                    error: None,
-                    scope: None,
-                });
-                return denied(&shown, &err);
-            }
-            EdgeVerdict::BadPath(why) => {
-                let err = Error::PermissionDenied(format!("{why}: the request is refused"));
-                // No token could change this answer: no challenge, and the body says the
-                // request itself is at fault.
-                let mut shown = Presentation::of(&err);
-                shown.challenge = None;
-                shown.oauth2 = Some("invalid_request");
-                return denied(&shown, &err);
-            }
-            EdgeVerdict::InvalidToken => (
-                Error::Unauthenticated(
-                    "the bearer token is not valid (expired, revoked, malformed or not issued by \
-                     this tokend)"
-                        .into(),
-                ),
-                None,
-            ),
-            EdgeVerdict::Insufficient(lacking) => (
-                Error::PermissionDenied(lacking.description),
-                Some(lacking.required),
-            ),
-        };
-        let mut shown = Presentation::of(&err);
-        if let (Some(Challenge::Bearer { scope: slot, .. }), Some(scope)) =
-            (&mut shown.challenge, scope)
-        {
-            *slot = Some(scope);
+        match edge_answer(verdict) {
+            EdgeAnswer::Allow(identity) => allowed(&self.config.headers, identity),
+            EdgeAnswer::Deny(shown, err) => denied(&shown, &err),
         }
-        denied(&shown, &err)
     }
 }
 
@@ -151,14 +114,7 @@ fn source_address(check: &CheckRequest) -> Option<IpAddr> {
 
 /// OK, with the token's identity set on the upstream request. Each header is overwritten, never
 /// appended to, so a client cannot send its own; one the token has no value for is removed.
-fn allowed(names: &[String; 4], active: &ActiveToken) -> CheckResponse {
-    let claims = active.claims();
-    let values = [
-        claims.client_id.clone(),
-        active.tenant().as_str().to_owned(),
-        active.scopes().to_claim(),
-        claims.sub.clone(),
-    ];
+fn allowed(names: &[String; 4], values: [String; 4]) -> CheckResponse {
     let mut ok = OkHttpResponse::default();
     for (name, value) in names.iter().zip(values) {
         if value.is_empty() {

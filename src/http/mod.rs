@@ -1,10 +1,12 @@
 //! Plain HTTP beside gRPC, on the same port (HTTP/1.1 and h2): the JWKS at
 //! `/.well-known/jwks.json` (Envoy's `jwt_authn`, every JOSE library), the OAuth 2.0 token,
 //! introspection and revocation endpoints and the RFC 8414 metadata, for stock OAuth 2.0
-//! libraries; and the plain-HTTP probes `/healthz` and `/readyz` (`probes`). Handlers are as thin as
+//! libraries; forward auth for nginx, Caddy and Traefik at `/edge/verify` when switched on
+//! (`edge_verify`); and the plain-HTTP probes `/healthz` and `/readyz` (`probes`). Handlers are as thin as
 //! the gRPC ones: form in, one domain call, JSON out; `error` is the one table from domain
 //! errors to HTTP statuses and RFC 6749 codes.
 
+mod edge_verify;
 mod error;
 mod form;
 mod introspect;
@@ -20,7 +22,7 @@ use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 
 use crate::domain::{JWKS_MAX_AGE, Tokend};
 
@@ -35,8 +37,10 @@ pub const INTROSPECT_PATH: &str = "/oauth2/introspect";
 /// Path of the authorization server metadata (RFC 8414 section 3).
 pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 
+pub use edge_verify::{EDGE_VERIFY_PATH, ForwardAuthConfig};
+
 /// Every HTTP route on the API port (the `route` label of the HTTP metrics).
-pub const ROUTES: [&str; 7] = [
+pub const ROUTES: [&str; 8] = [
     JWKS_PATH,
     TOKEN_PATH,
     REVOKE_PATH,
@@ -44,6 +48,7 @@ pub const ROUTES: [&str; 7] = [
     METADATA_PATH,
     probes::HEALTHZ_PATH,
     probes::READYZ_PATH,
+    EDGE_VERIFY_PATH,
 ];
 
 /// The TCP peer of a request, over plaintext or TLS (the connection info tonic attaches), and
@@ -96,13 +101,24 @@ pub fn with_grpc(
     tokend: Arc<Tokend>,
     config: HttpConfig,
     probes: probes::Probes,
+    forward_auth: Option<ForwardAuthConfig>,
 ) -> Router {
     let http = Router::new()
         .route(JWKS_PATH, get(jwks))
         .route(TOKEN_PATH, post(token::token))
         .route(REVOKE_PATH, post(revoke::revoke))
         .route(INTROSPECT_PATH, post(introspect::introspect))
-        .with_state(tokend);
+        .with_state(tokend.clone());
+    // Forward auth answers anyone who can reach the port with whose token they hold: served
+    // only when switched on (`ext_authz.forward_auth`).
+    let http = match forward_auth {
+        Some(config) => http.merge(
+            Router::new()
+                .route(EDGE_VERIFY_PATH, any(edge_verify::verify))
+                .with_state(Arc::new(edge_verify::ForwardAuth { tokend, config })),
+        ),
+        None => http,
+    };
     let metadata = Router::new()
         .route(METADATA_PATH, get(metadata::metadata))
         .with_state(Arc::new(config));

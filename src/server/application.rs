@@ -51,12 +51,24 @@ struct Plan {
 
 impl Plan {
     fn new(config: &Config) -> Self {
-        let ext_authz = config.ext_authz.as_ref().map(|section| {
+        let edge = config.ext_authz.as_ref();
+        let ext_authz = edge.filter(|section| section.grpc).map(|section| {
             tracing::info!(
                 routes = section.rule_count,
                 "serving envoy.service.auth.v3.Authorization: only the mesh should reach this port"
             );
             grpc::ExtAuthzConfig {
+                routes: Arc::new(section.routes.clone()),
+                headers: section.headers.clone(),
+            }
+        });
+        let forward_auth = edge.filter(|section| section.forward_auth).map(|section| {
+            tracing::info!(
+                routes = section.rule_count,
+                path = http::EDGE_VERIFY_PATH,
+                "serving HTTP forward auth: only the proxies should reach this port"
+            );
+            http::ForwardAuthConfig {
                 routes: Arc::new(section.routes.clone()),
                 headers: section.headers.clone(),
             }
@@ -76,6 +88,7 @@ impl Plan {
                     public_url: config.server.public_url.clone(),
                 },
                 ext_authz,
+                forward_auth,
                 max_request_bytes: config.limits.max_request_bytes,
             },
             limits: config.limits,

@@ -29,6 +29,8 @@ pub(super) struct FrontEnds {
     pub(super) http: http::HttpConfig,
     /// Envoy external authorization, when enabled.
     pub(super) ext_authz: Option<grpc::ExtAuthzConfig>,
+    /// HTTP forward auth (`/edge/verify`), when enabled.
+    pub(super) forward_auth: Option<http::ForwardAuthConfig>,
     /// Largest gRPC request message, decoded.
     pub(super) max_request_bytes: usize,
 }
@@ -52,6 +54,7 @@ pub(super) fn api_routes(
         tokend,
         front_ends.http.clone(),
         probes,
+        front_ends.forward_auth.clone(),
     )))
 }
 

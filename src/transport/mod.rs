@@ -5,15 +5,18 @@
 //! (`presentation`: gRPC code, HTTP status, OAuth 2.0 code, retry-after, challenge) and the
 //! request's caller facts (`request`: the one `authorization` field and its bearer token, the
 //! client's address behind trusted proxies; `client_cert`: the client certificate a trusted
-//! proxy forwards in Envoy's `x-forwarded-client-cert`). Calls `domain` only for its types and
+//! proxy forwards in Envoy's `x-forwarded-client-cert`; `edge`: the edge verdict as Envoy's
+//! ext_authz and HTTP forward auth both show it). Calls `domain` only for its types and
 //! rules.
 
 pub mod client_cert;
 mod content;
+mod edge;
 mod presentation;
 mod request;
 
 pub use client_cert::client_certificate;
 pub use content::is_grpc;
+pub use edge::{EdgeAnswer, edge_answer};
 pub use presentation::{Challenge, Presentation, error_body};
 pub use request::{authorization, bearer_token, client_address};

@@ -18,6 +18,7 @@ mod connections;
 mod exchange;
 mod ext_authz;
 mod federation;
+mod forward_auth;
 mod introspection;
 mod kek;
 mod keys;

@@ -1,0 +1,74 @@
+//! The edge verdict as every front end presents it: Envoy's `ext_authz` Check (gRPC) and the
+//! HTTP forward-auth endpoint `/edge/verify` (nginx `auth_request`, Caddy `forward_auth`,
+//! Traefik `ForwardAuth`) ask the same domain function and show its answer through this one
+//! mapping, so they cannot disagree: the identity an allowed request carries upstream, or the
+//! error, its status and its RFC 6750 challenge.
+
+use crate::domain::{ActiveToken, EdgeVerdict, Error};
+use crate::transport::{Challenge, Presentation};
+
+/// What the edge answers.
+#[derive(Debug)]
+pub enum EdgeAnswer {
+    /// Let it through with the token's client id, tenant, scopes (space-delimited) and `sub`,
+    /// in that order (an empty value: the token has none).
+    Allow([String; 4]),
+    /// Refuse, as the presentation of the error says (status, challenge, retry delay).
+    Deny(Box<Presentation>, Error),
+}
+
+/// The answer to `verdict`.
+pub fn edge_answer(verdict: EdgeVerdict) -> EdgeAnswer {
+    let (err, scope) = match verdict {
+        EdgeVerdict::Allow(active) => return EdgeAnswer::Allow(identity(&active)),
+        EdgeVerdict::NoToken => {
+            let err = Error::Unauthenticated("the request carries no bearer token".into());
+            // RFC 6750 section 3.1: no error code when no credentials were sent.
+            let mut shown = Presentation::of(&err);
+            shown.challenge = Some(Challenge::Bearer {
+                error: None,
+                scope: None,
+            });
+            return EdgeAnswer::Deny(Box::new(shown), err);
+        }
+        EdgeVerdict::BadPath(why) => {
+            let err = Error::PermissionDenied(format!("{why}: the request is refused"));
+            // No token could change this answer: no challenge, and the body says the request
+            // itself is at fault.
+            let mut shown = Presentation::of(&err);
+            shown.challenge = None;
+            shown.oauth2 = Some("invalid_request");
+            return EdgeAnswer::Deny(Box::new(shown), err);
+        }
+        EdgeVerdict::InvalidToken => (
+            Error::Unauthenticated(
+                "the bearer token is not valid (expired, revoked, malformed or not issued by \
+                 this tokend)"
+                    .into(),
+            ),
+            None,
+        ),
+        EdgeVerdict::Insufficient(lacking) => (
+            Error::PermissionDenied(lacking.description),
+            Some(lacking.required),
+        ),
+    };
+    let mut shown = Presentation::of(&err);
+    if let (Some(Challenge::Bearer { scope: slot, .. }), Some(scope)) =
+        (&mut shown.challenge, scope)
+    {
+        *slot = Some(scope);
+    }
+    EdgeAnswer::Deny(Box::new(shown), err)
+}
+
+/// The identity an allowed request carries upstream.
+pub fn identity(active: &ActiveToken) -> [String; 4] {
+    let claims = active.claims();
+    [
+        claims.client_id.clone(),
+        active.tenant().as_str().to_owned(),
+        active.scopes().to_claim(),
+        claims.sub.clone(),
+    ]
+}
