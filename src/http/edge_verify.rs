@@ -14,7 +14,8 @@
 //! Answers, bodies empty (nginx ignores them; others may forward them): 200 with the identity
 //! headers for the proxy to copy upstream; 401 with an RFC 6750 `WWW-Authenticate: Bearer`
 //! challenge; 403 (`insufficient_scope`, or a request that cannot be judged); 429 with
-//! `Retry-After`; 503 when the answer cannot be known, so the proxy fails closed.
+//! `Retry-After`; 400 for a malformed request; 503 when the answer cannot be known, so the
+//! proxy fails closed.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -66,12 +67,18 @@ pub(super) async fn verify(
     match judge(&state, &peer, &headers).await {
         Ok(EdgeAnswer::Allow(identity)) => allowed(&state.config.headers, identity),
         Ok(EdgeAnswer::Deny(shown, err)) => denied(&shown, &err),
+        // A malformed request (two Authorization fields, an unreadable certificate header):
+        // 400, as its presentation says.
+        Err(err @ Error::InvalidArgument { .. }) => denied(&Presentation::of(&err), &err),
         Err(err) => {
             // The answer cannot be known (the database is down for an opaque token): 503, so
             // the proxy fails closed.
             let err = match err {
                 Error::Unavailable(_) => err,
-                other => Error::Unavailable(other.to_string()),
+                other => {
+                    Presentation::of(&other); // logs an unexpected error once
+                    Error::Unavailable(other.to_string())
+                }
             };
             denied(&Presentation::of(&err), &err)
         }

@@ -3,7 +3,7 @@
 //! The same cases run once more against `/edge/verify` directly and once through Envoy's
 //! ext_authz Check, and the four front ends must agree on every one.
 
-mod proxies;
+pub(crate) mod proxies;
 
 use envoy_types::ext_authz::v3::pb::{CheckRequest, HttpResponse};
 use envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier;

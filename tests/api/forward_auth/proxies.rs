@@ -221,7 +221,20 @@ pub async fn send(
     target: &str,
     headers: &[(&str, &str)],
 ) -> Answer {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
+    send_from("127.0.0.1", addr, method, target, headers).await
+}
+
+/// [`send`] from the local address `from` (e.g. a trusted proxy's `127.0.0.2`).
+pub async fn send_from(
+    from: &str,
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> Answer {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let mut stream = socket.connect(addr).await.unwrap();
     let mut request =
         format!("{method} {target} HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n");
     for (name, value) in headers {

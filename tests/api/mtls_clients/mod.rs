@@ -6,6 +6,7 @@
 
 mod any_issuer;
 mod bound;
+mod edge_verify;
 mod endpoints;
 mod refusals;
 
