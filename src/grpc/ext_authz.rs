@@ -6,8 +6,10 @@
 //! out of the `CheckRequest`, asks the domain (`Introspector::authorize_edge`, which
 //! also normalises the path) for the verdict, and writes it back as Envoy wants it: OK with the
 //! token's identity in upstream headers, or a denied HTTP answer in RFC 6750's terms (403
-//! `invalid_request` for a path without a normal form). A domain error (the database is down)
-//! is a gRPC error, so Envoy's `failure_mode_allow` decides.
+//! `invalid_request` for a path without a normal form), or 429 with `Retry-After` over an API
+//! quota. Where a quota applied, the answer to the client carries the IETF `RateLimit-Policy`
+//! and `RateLimit` headers (`transport::rate_limit`), allowed or not. A domain error (the
+//! database is down) is a gRPC error, so Envoy's `failure_mode_allow` decides.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -21,9 +23,11 @@ use envoy_types::pb::google::rpc;
 use tonic::{Code, Request, Response, Status};
 
 use super::error::to_status;
+use crate::domain::policy::QuotaReport;
 use crate::domain::policy::address;
 use crate::domain::{ActiveToken, EdgeRequest, EdgeRoutes, EdgeVerdict, Error, Tokend};
 use crate::transport::client_cert::urlencoded_pem_thumbprint;
+use crate::transport::rate_limit::{rate_limit, rate_limit_policy};
 use crate::transport::{Challenge, Presentation, bearer_token, error_body};
 
 /// The service's name in health checks.
@@ -78,7 +82,17 @@ impl Authorization for ExtAuthzApi {
 impl ExtAuthzApi {
     fn answer(&self, verdict: EdgeVerdict) -> CheckResponse {
         let (err, scope) = match verdict {
-            EdgeVerdict::Allow(active) => return allowed(&self.config.headers, &active),
+            EdgeVerdict::Allow(active, quotas) => {
+                return allowed(&self.config.headers, &active, &quotas);
+            }
+            EdgeVerdict::Throttled(throttled) => {
+                let shown = Presentation::of(&throttled.error);
+                let mut answer = denied(&shown, &throttled.error);
+                if let Some(HttpResponse::DeniedResponse(http)) = &mut answer.http_response {
+                    http.headers.extend(quota_headers(&throttled.report));
+                }
+                return answer;
+            }
             EdgeVerdict::NoToken => {
                 let err = Error::Unauthenticated("the request carries no bearer token".into());
                 // RFC 6750 section 3.1: no error code when no credentials were sent.
@@ -151,7 +165,7 @@ fn source_address(check: &CheckRequest) -> Option<IpAddr> {
 
 /// OK, with the token's identity set on the upstream request. Each header is overwritten, never
 /// appended to, so a client cannot send its own; one the token has no value for is removed.
-fn allowed(names: &[String; 4], active: &ActiveToken) -> CheckResponse {
+fn allowed(names: &[String; 4], active: &ActiveToken, quotas: &QuotaReport) -> CheckResponse {
     let claims = active.claims();
     let values = [
         claims.client_id.clone(),
@@ -171,6 +185,7 @@ fn allowed(names: &[String; 4], active: &ActiveToken) -> CheckResponse {
             ));
         }
     }
+    ok.response_headers_to_add.extend(quota_headers(quotas));
     CheckResponse {
         status: Some(rpc::Status {
             code: Code::Ok as i32,
@@ -181,11 +196,21 @@ fn allowed(names: &[String; 4], active: &ActiveToken) -> CheckResponse {
     }
 }
 
-/// A denied answer: 401 or 403 with the RFC 6750 challenge and the RFC 6749 error body, as
-/// the one presentation of the error says.
+/// The RateLimit headers of the quotas that applied (none when none did), for the answer to
+/// the client.
+fn quota_headers(quotas: &QuotaReport) -> impl Iterator<Item = HeaderValueOption> {
+    let overwrite = HeaderAppendAction::OverwriteIfExistsOrAdd;
+    let policy = rate_limit_policy(quotas).map(|v| header("ratelimit-policy", v, overwrite));
+    let state = rate_limit(quotas).map(|v| header("ratelimit", v, overwrite));
+    policy.into_iter().chain(state)
+}
+
+/// A denied answer: 401 or 403 with the RFC 6750 challenge and the RFC 6749 error body, or 429
+/// with `Retry-After` (whole seconds, at least 1), as the one presentation of the error says.
 fn denied(shown: &Presentation, err: &Error) -> CheckResponse {
     let http = match shown.http.as_u16() {
         403 => HttpStatusCode::Forbidden,
+        429 => HttpStatusCode::TooManyRequests,
         _ => HttpStatusCode::Unauthorized,
     };
     let description = err.to_string();
@@ -195,6 +220,9 @@ fn denied(shown: &Presentation, err: &Error) -> CheckResponse {
         header("content-type", "application/json".into(), overwrite),
         header("cache-control", "no-store".into(), overwrite),
     ];
+    if let Some(secs) = shown.retry_after_secs() {
+        headers.push(header("retry-after", secs.max(1).to_string(), overwrite));
+    }
     if let Some(challenge) = &shown.challenge {
         headers.insert(
             0,
