@@ -7,9 +7,11 @@
 //! also normalises the path) for the verdict, and writes it back as Envoy wants it: OK with the
 //! token's identity in upstream headers, or a denied HTTP answer in RFC 6750's terms (403
 //! `invalid_request` for a path without a normal form), or 429 with `Retry-After` over an API
-//! quota. Where a quota applied, the answer to the client carries the IETF `RateLimit-Policy`
-//! and `RateLimit` headers (`transport::rate_limit`), allowed or not. A domain error (the
-//! database is down) is a gRPC error, so Envoy's `failure_mode_allow` decides.
+//! quota, with the IETF `RateLimit-Policy` and `RateLimit` headers (`transport::rate_limit`);
+//! an allowed answer carries `RateLimit` alone, and only once a quota is down to a tenth (a
+//! header on every answer costs Check about 5 % of its throughput, see BENCHMARKS.md, and tells
+//! a caller far from its quota nothing it needs). A domain error (the database is down) is a
+//! gRPC error, so Envoy's `failure_mode_allow` decides.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -185,7 +187,11 @@ fn allowed(names: &[String; 4], active: &ActiveToken, quotas: &QuotaReport) -> C
             ));
         }
     }
-    ok.response_headers_to_add.extend(quota_headers(quotas));
+    if let Some(left) = quotas.running_low().then(|| rate_limit(quotas)).flatten() {
+        let overwrite = HeaderAppendAction::OverwriteIfExistsOrAdd;
+        ok.response_headers_to_add
+            .push(header("ratelimit", left, overwrite));
+    }
     CheckResponse {
         status: Some(rpc::Status {
             code: Code::Ok as i32,
@@ -196,8 +202,7 @@ fn allowed(names: &[String; 4], active: &ActiveToken, quotas: &QuotaReport) -> C
     }
 }
 
-/// The RateLimit headers of the quotas that applied (none when none did), for the answer to
-/// the client.
+/// Both RateLimit headers of the quotas that applied, for a refusal.
 fn quota_headers(quotas: &QuotaReport) -> impl Iterator<Item = HeaderValueOption> {
     let overwrite = HeaderAppendAction::OverwriteIfExistsOrAdd;
     let policy = rate_limit_policy(quotas).map(|v| header("ratelimit-policy", v, overwrite));

@@ -383,7 +383,7 @@ async fn keys_audit_and_usage_from_a_terminal(backend: Backend) {
         "{chart}"
     );
     assert!(
-        chart.contains("api") && chart.contains("throttled"),
+        chart.contains(" API ") && chart.contains("THROTTLED"),
         "{chart}"
     );
 

@@ -129,6 +129,13 @@ impl QuotaReport {
     pub fn is_empty(&self) -> bool {
         self.client.is_none() && self.route.is_none()
     }
+
+    /// Whether a quota that applied has a tenth or less of it left: the point from which a
+    /// caller pacing itself needs to know.
+    pub fn running_low(&self) -> bool {
+        self.iter()
+            .any(|s| u64::from(s.remaining) * 10 <= u64::from(s.per_minute))
+    }
 }
 
 /// A call over a quota.

@@ -166,6 +166,22 @@ fn idle_buckets_are_swept_with_their_client() {
 }
 
 #[test]
+fn a_quota_runs_low_at_a_tenth_left() {
+    let policy = Policy::new(PolicyConfig::default());
+    let bot = client(20);
+    for _ in 0..17 {
+        assert!(!allowed(policy.take_api_call(&bot, None, 0)).running_low());
+    }
+    // 2 of 20 left.
+    assert!(allowed(policy.take_api_call(&bot, None, 0)).running_low());
+    // The route's quota counts as well.
+    let other = client(1000);
+    let report = allowed(policy.take_api_call(&other, Some(&route(0, 1)), 0));
+    assert!(report.running_low());
+    assert!(!QuotaReport::default().running_low());
+}
+
+#[test]
 fn a_route_quota_is_at_least_one_request() {
     for bad in [0, -1, i64::from(u32::MAX) + 1] {
         let err = RouteQuota::parse("ext_authz.routes[2]", 2, bad, "GET /x".into())
