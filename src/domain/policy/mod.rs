@@ -1,7 +1,7 @@
 //! Client policy, enforced the same way for every front end (gRPC now, HTTP and ext_authz
-//! later): the caller's address and a client's allow-list, rate limits on the token endpoint
-//! and the brute-force lockout. Everything here is in memory: a token request that passes
-//! costs no database round trip for it.
+//! later): the caller's address and a client's allow-list, rate limits on the token endpoint,
+//! the brute-force lockout, and the API quotas the edge counts (`api_quota`). Everything here
+//! is in memory: a token request or an API call that passes costs no database round trip for it.
 //!
 //! Deployment-wide rate limits: each replica heartbeats into the store and learns how many
 //! replicas are live; it then enforces its share (`limit / replicas`) of each limit. With an
