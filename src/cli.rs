@@ -119,7 +119,8 @@ pub struct BenchArgs {
     pub target: String,
     /// RPCs to measure, comma-separated: health, introspect, introspect-opaque,
     /// introspect-cold, issue, issue-refresh, refresh, ext-authz (Envoy's Check; the server
-    /// needs ext_authz.enabled). `health` is always measured first.
+    /// needs ext_authz.enabled), ext-authz-quota (the same by a client with an API quota, on
+    /// /quota/42), issue-pkjwt, issue-federated. `health` is always measured first.
     #[arg(
         long,
         value_name = "LIST",

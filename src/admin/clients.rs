@@ -145,6 +145,7 @@ pub(super) fn client_json(c: &Client) -> Value {
         "allowed_cidrs": c.allowed_cidrs,
         "rate_limit_per_minute": c.rate_limit_per_minute,
         "refresh_rate_limit_per_minute": c.refresh_rate_limit_per_minute,
+        "api_rate_limit_per_minute": c.api_rate_limit_per_minute,
         "auth_methods": c.auth_methods,
         "access_token_format": match AccessTokenFormat::try_from(c.access_token_format) {
             Ok(AccessTokenFormat::Opaque) => "opaque",

@@ -42,6 +42,9 @@ pub struct ClientFlags {
     /// RefreshToken calls per minute (0: no limit), counted apart from --rate-limit.
     #[arg(long = "refresh-rate-limit", value_name = "PER_MINUTE")]
     pub refresh_rate_limit_per_minute: Option<u32>,
+    /// API calls per minute through the edge (ext_authz Check; 0: no limit).
+    #[arg(long = "api-rate-limit", value_name = "PER_MINUTE")]
+    pub api_rate_limit_per_minute: Option<u32>,
     /// A metadata entry KEY=VALUE; repeatable (given at all, it replaces all entries).
     #[arg(long = "metadata", value_name = "KEY=VALUE", value_parser = parse_pair)]
     pub metadata: Option<Vec<(String, String)>>,
@@ -155,6 +158,11 @@ impl ClientFlags {
             self.refresh_rate_limit_per_minute.is_some(),
         );
         c.refresh_rate_limit_per_minute = self.refresh_rate_limit_per_minute.unwrap_or_default();
+        set(
+            "api_rate_limit_per_minute",
+            self.api_rate_limit_per_minute.is_some(),
+        );
+        c.api_rate_limit_per_minute = self.api_rate_limit_per_minute.unwrap_or_default();
         set("metadata", self.metadata.is_some());
         c.metadata = self.metadata.unwrap_or_default().into_iter().collect();
         set("access_token_format", self.access_token_format.is_some());

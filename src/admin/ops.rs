@@ -354,6 +354,8 @@ pub async fn usage(
                     "refused_lockout": d.refused_lockout, "refused_bad_secret": d.refused_bad_secret,
                     "introspections_active": d.introspections_active,
                     "introspections_inactive": d.introspections_inactive,
+                    "api_calls_allowed": d.api_calls_allowed,
+                    "api_calls_throttled": d.api_calls_throttled,
                     "authentications": d.authentications})
             })
             .collect();
@@ -376,6 +378,8 @@ pub async fn usage(
                 refused.to_string(),
                 d.introspections_active.to_string(),
                 d.introspections_inactive.to_string(),
+                d.api_calls_allowed.to_string(),
+                d.api_calls_throttled.to_string(),
             ]
         })
         .collect();
@@ -387,6 +391,8 @@ pub async fn usage(
             "refused",
             "active",
             "inactive",
+            "api",
+            "throttled",
         ],
         &rows,
     );

@@ -299,12 +299,13 @@ pub(crate) async fn prepare(
                 })
                 .collect()
         }
-        Rpc::ExtAuthz => {
-            let token = fixtures
-                .warm_jwt
-                .as_deref()
-                .context("no token for ext-authz")?;
-            let request = Box::new(check_request(token, &fixtures.client_address));
+        Rpc::ExtAuthz | Rpc::ExtAuthzQuota => {
+            let (token, path) = match rpc {
+                Rpc::ExtAuthz => (fixtures.warm_jwt.as_deref(), "/orders/42"),
+                _ => (fixtures.quota_token.as_deref(), "/quota/42"),
+            };
+            let token = token.context("no token for ext-authz")?;
+            let request = Box::new(check_request(token, &fixtures.client_address, path));
             (0..n)
                 .map(|i| Call::ExtAuthz {
                     client: AuthorizationClient::new(channel(fixtures, i)),

@@ -1,4 +1,5 @@
-//! What `ext-authz` sends: a CheckRequest as Envoy's HTTP filter builds one.
+//! What `ext-authz` (and `ext-authz-quota`) sends: a CheckRequest as Envoy's HTTP filter
+//! builds one.
 
 use envoy_types::ext_authz::v3::pb::CheckRequest;
 use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress, address};
@@ -7,13 +8,13 @@ use envoy_types::pb::envoy::service::auth::v3::attribute_context::{
     HttpRequest, Peer, Request as HttpAttributes,
 };
 
-/// A CheckRequest shaped as Envoy's HTTP filter sends it: a GET with a few ordinary headers
-/// and the bearer token, from `source` (loopback when the run sets no client address).
-pub(crate) fn check_request(token: &str, source: &str) -> CheckRequest {
+/// A CheckRequest shaped as Envoy's HTTP filter sends it: a GET of `path` with a few ordinary
+/// headers and the bearer token, from `source` (loopback when the run sets no client address).
+pub(crate) fn check_request(token: &str, source: &str, path: &str) -> CheckRequest {
     let headers = [
         (":authority", "api.example.com"),
         (":method", "GET"),
-        (":path", "/orders/42"),
+        (":path", path),
         ("accept", "application/json"),
         ("user-agent", "tokend-bench"),
         ("x-request-id", "5f0c9a8e-6a3b-4c1e-9f65-bench"),
@@ -43,7 +44,7 @@ pub(crate) fn check_request(token: &str, source: &str) -> CheckRequest {
             request: Some(HttpAttributes {
                 http: Some(HttpRequest {
                     method: "GET".into(),
-                    path: "/orders/42".into(),
+                    path: path.into(),
                     host: "api.example.com".into(),
                     scheme: "https".into(),
                     protocol: "HTTP/1.1".into(),

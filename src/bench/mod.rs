@@ -54,6 +54,11 @@ pub enum Rpc {
     /// `envoy.service.auth.v3.Authorization/Check` as Envoy sends it, with the warm JWT as the
     /// request's bearer token (the server needs `ext_authz.enabled`).
     ExtAuthz,
+    /// `ext-authz` by a temporary client with an `api_rate_limit_per_minute` no run reaches,
+    /// on `GET /quota/42`: every Check passes through the API quota bookkeeping (and through a
+    /// route quota too, when the server has a rule on `/quota` with `requests_per_minute`).
+    /// Beside `ext-authz` in the same run, the cost of quotas.
+    ExtAuthzQuota,
     /// IssueToken by a client with no secret, `private_key_jwt`: an ES256 assertion per call,
     /// each used once (signed before the phase).
     IssuePkjwt,
@@ -64,7 +69,7 @@ pub enum Rpc {
 
 impl Rpc {
     /// Every RPC, in the order `--help` and error messages list them.
-    pub const ALL: [Rpc; 10] = [
+    pub const ALL: [Rpc; 11] = [
         Rpc::Health,
         Rpc::Introspect,
         Rpc::IntrospectOpaque,
@@ -73,6 +78,7 @@ impl Rpc {
         Rpc::IssueRefresh,
         Rpc::Refresh,
         Rpc::ExtAuthz,
+        Rpc::ExtAuthzQuota,
         Rpc::IssuePkjwt,
         Rpc::IssueFederated,
     ];
@@ -88,6 +94,7 @@ impl Rpc {
             Rpc::IssueRefresh => "issue-refresh",
             Rpc::Refresh => "refresh",
             Rpc::ExtAuthz => "ext-authz",
+            Rpc::ExtAuthzQuota => "ext-authz-quota",
             Rpc::IssuePkjwt => "issue-pkjwt",
             Rpc::IssueFederated => "issue-federated",
         }

@@ -162,6 +162,8 @@ pub(crate) struct Fixtures {
     pub pkjwt: Option<(String, ClientKey)>,
     /// `issue-federated`: the workload's IssueToken request (its client_id and token).
     pub federated: Option<IssueTokenRequest>,
+    /// `ext-authz-quota`: a token of a client with an API quota no run reaches.
+    pub quota_token: Option<String>,
 }
 
 impl Fixtures {
@@ -188,6 +190,7 @@ impl Fixtures {
             },
             pkjwt: None,
             federated: None,
+            quota_token: None,
         }
     }
 
@@ -228,6 +231,12 @@ impl Fixtures {
             let mut spec = bench_client("bench-refresh", &["bench.read"]);
             spec.refresh_token_ttl = Some(proto_duration(Duration::from_secs(3600)));
             self.refresh = Some(self.create(spec).await?);
+        }
+        if plan.contains(&Rpc::ExtAuthzQuota) {
+            let mut spec = bench_client("bench-quota", &["bench.read"]);
+            spec.api_rate_limit_per_minute = POLICY_RATE_PER_MINUTE;
+            let creds = self.create(spec).await?;
+            self.quota_token = Some(self.issue(creds.issue_request(&[])).await?);
         }
         if plan.contains(&Rpc::IssuePkjwt) {
             let key = ClientKey::generate()?;

@@ -68,6 +68,11 @@ pub struct RouteSettings {
     /// An audience the token must carry.
     #[serde(default)]
     pub audience: Option<String>,
+    /// API calls a minute each client may make under this rule, for the whole deployment (on
+    /// top of the client's own `api_rate_limit_per_minute`); left out: no quota. At least 1:
+    /// a 0 is refused rather than read as "none" or as "nothing". Over it: HTTP 429.
+    #[serde(default)]
+    pub requests_per_minute: Option<i64>,
 }
 
 /// `[ext_authz]`, checked: the rules parsed in matching order, the header names in the order
@@ -106,14 +111,16 @@ impl ExtAuthzSettings {
             .iter()
             .enumerate()
             .map(|(i, r)| {
+                let field = format!("ext_authz.routes[{i}]");
                 EdgeRoute::parse(
-                    &format!("ext_authz.routes[{i}]"),
+                    &field,
                     &r.path_prefix,
                     &r.methods,
                     &r.scopes,
                     r.audience.as_deref(),
                     r.case_sensitive,
                 )
+                .and_then(|rule| rule.with_quota(&field, i, r.requests_per_minute))
                 .map_err(|e| ConfigError(e.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -174,6 +181,7 @@ mod tests {
             methods: vec![],
             scopes: vec!["orders:read".into()],
             audience: None,
+            requests_per_minute: None,
         }
     }
 
@@ -201,5 +209,20 @@ mod tests {
         assert!(err(|s| s.subject_header = "x-tokend-tenant".into()).contains("used twice"));
         let msg = err(|s| s.routes = vec![route("/ok"), route("orders")]);
         assert!(msg.contains("ext_authz.routes[1].path_prefix"), "{msg}");
+        for bad in [0, -5] {
+            let mut quota = route("/api");
+            quota.requests_per_minute = Some(bad);
+            let msg = ExtAuthzSettings {
+                routes: vec![route("/ok"), quota],
+                ..Default::default()
+            }
+            .resolve()
+            .unwrap_err()
+            .to_string();
+            assert!(
+                msg.contains("ext_authz.routes[1].requests_per_minute"),
+                "{msg}"
+            );
+        }
     }
 }

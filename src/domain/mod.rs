@@ -183,6 +183,7 @@ impl Tokend {
             require_caller: config.introspection_requires_auth,
             usage: usage.clone(),
             stats: stats.clone(),
+            policy: policy.clone(),
         });
         Ok(Self {
             clients: ClientAdmin {

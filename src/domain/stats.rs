@@ -27,6 +27,8 @@ pub struct Stats {
     pub introspected_inactive: IntCounter,
     /// Spent refresh tokens presented again outside the retry window (the family was revoked).
     pub refresh_reuse: IntCounter,
+    /// ext_authz Checks refused over an API quota (HTTP 429).
+    pub edge_throttled: IntCounter,
     /// Verified-token cache (Introspect): hits and misses.
     pub token_cache_hits: IntCounter,
     pub token_cache_misses: IntCounter,
@@ -91,6 +93,11 @@ impl Stats {
                 "Spent refresh tokens presented again outside the retry window; each revoked its whole family.",
             )
             .expect("a valid counter"),
+            edge_throttled: IntCounter::new(
+                "tokend_ext_authz_throttled_total",
+                "Envoy ext_authz Checks refused with HTTP 429 over a client's api_rate_limit_per_minute or a route's requests_per_minute.",
+            )
+            .expect("a valid counter"),
             token_cache_hits: child(&caches, &["verified_token", "hit"]),
             token_cache_misses: child(&caches, &["verified_token", "miss"]),
             secret_cache_hits: child(&caches, &["verified_secret", "hit"]),
@@ -135,6 +142,7 @@ impl Stats {
             Box::new(self.authentications.clone()),
             Box::new(self.authentication_failures.clone()),
             Box::new(self.refresh_reuse.clone()),
+            Box::new(self.edge_throttled.clone()),
             Box::new(self.argon2_queued.clone()),
             Box::new(self.argon2_wait.clone()),
         ]

@@ -117,6 +117,8 @@ fn usage_response(u: ClientUsage) -> GetClientUsageResponse {
                 refused_bad_secret: n(d.counts.refused_bad_secret),
                 introspections_active: n(d.counts.introspections_active),
                 introspections_inactive: n(d.counts.introspections_inactive),
+                api_calls_allowed: n(d.counts.api_calls_allowed),
+                api_calls_throttled: n(d.counts.api_calls_throttled),
                 authentications: d
                     .counts
                     .authentications

@@ -6,8 +6,12 @@
 //! out of the `CheckRequest`, asks the domain (`Introspector::authorize_edge`, which
 //! also normalises the path) for the verdict, and writes it back as Envoy wants it: OK with the
 //! token's identity in upstream headers, or a denied HTTP answer in RFC 6750's terms (403
-//! `invalid_request` for a path without a normal form). A domain error (the database is down)
-//! is a gRPC error, so Envoy's `failure_mode_allow` decides.
+//! `invalid_request` for a path without a normal form), or 429 with `Retry-After` over an API
+//! quota, with the IETF `RateLimit-Policy` and `RateLimit` headers (`transport::rate_limit`);
+//! an allowed answer carries `RateLimit` alone, and only once a quota is down to a tenth (a
+//! header on every answer costs Check about 5 % of its throughput, see BENCHMARKS.md, and tells
+//! a caller far from its quota nothing it needs). A domain error (the database is down) is a
+//! gRPC error, so Envoy's `failure_mode_allow` decides.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -21,9 +25,11 @@ use envoy_types::pb::google::rpc;
 use tonic::{Code, Request, Response, Status};
 
 use super::error::to_status;
+use crate::domain::policy::QuotaReport;
 use crate::domain::policy::address;
 use crate::domain::{EdgeRequest, EdgeRoutes, EdgeVerdict, Error, Tokend};
 use crate::transport::client_cert::urlencoded_pem_thumbprint;
+use crate::transport::rate_limit::{rate_limit, rate_limit_policy};
 use crate::transport::{EdgeAnswer, Presentation, bearer_token, edge_answer, error_body};
 
 /// The service's name in health checks.
@@ -78,8 +84,14 @@ impl Authorization for ExtAuthzApi {
 impl ExtAuthzApi {
     fn answer(&self, verdict: EdgeVerdict) -> CheckResponse {
         match edge_answer(verdict) {
-            EdgeAnswer::Allow(identity) => allowed(&self.config.headers, identity),
-            EdgeAnswer::Deny(shown, err) => denied(&shown, &err),
+            EdgeAnswer::Allow(identity, quotas) => allowed(&self.config.headers, identity, &quotas),
+            EdgeAnswer::Deny(shown, err, quotas) => {
+                let mut answer = denied(&shown, &err);
+                if let Some(HttpResponse::DeniedResponse(http)) = &mut answer.http_response {
+                    http.headers.extend(quota_headers(&quotas));
+                }
+                answer
+            }
         }
     }
 }
@@ -114,7 +126,7 @@ fn source_address(check: &CheckRequest) -> Option<IpAddr> {
 
 /// OK, with the token's identity set on the upstream request. Each header is overwritten, never
 /// appended to, so a client cannot send its own; one the token has no value for is removed.
-fn allowed(names: &[String; 4], values: [String; 4]) -> CheckResponse {
+fn allowed(names: &[String; 4], values: [String; 4], quotas: &QuotaReport) -> CheckResponse {
     let mut ok = OkHttpResponse::default();
     for (name, value) in names.iter().zip(values) {
         if value.is_empty() {
@@ -127,6 +139,11 @@ fn allowed(names: &[String; 4], values: [String; 4]) -> CheckResponse {
             ));
         }
     }
+    if let Some(left) = quotas.running_low().then(|| rate_limit(quotas)).flatten() {
+        let overwrite = HeaderAppendAction::OverwriteIfExistsOrAdd;
+        ok.response_headers_to_add
+            .push(header("ratelimit", left, overwrite));
+    }
     CheckResponse {
         status: Some(rpc::Status {
             code: Code::Ok as i32,
@@ -137,11 +154,20 @@ fn allowed(names: &[String; 4], values: [String; 4]) -> CheckResponse {
     }
 }
 
-/// A denied answer: 401 or 403 with the RFC 6750 challenge and the RFC 6749 error body, as
-/// the one presentation of the error says.
+/// Both RateLimit headers of the quotas that applied, for a refusal.
+fn quota_headers(quotas: &QuotaReport) -> impl Iterator<Item = HeaderValueOption> {
+    let overwrite = HeaderAppendAction::OverwriteIfExistsOrAdd;
+    let policy = rate_limit_policy(quotas).map(|v| header("ratelimit-policy", v, overwrite));
+    let state = rate_limit(quotas).map(|v| header("ratelimit", v, overwrite));
+    policy.into_iter().chain(state)
+}
+
+/// A denied answer: 401 or 403 with the RFC 6750 challenge and the RFC 6749 error body, or 429
+/// with `Retry-After` (whole seconds, at least 1), as the one presentation of the error says.
 fn denied(shown: &Presentation, err: &Error) -> CheckResponse {
     let http = match shown.http.as_u16() {
         403 => HttpStatusCode::Forbidden,
+        429 => HttpStatusCode::TooManyRequests,
         _ => HttpStatusCode::Unauthorized,
     };
     let description = err.to_string();
@@ -151,6 +177,9 @@ fn denied(shown: &Presentation, err: &Error) -> CheckResponse {
         header("content-type", "application/json".into(), overwrite),
         header("cache-control", "no-store".into(), overwrite),
     ];
+    if let Some(secs) = shown.retry_after_secs() {
+        headers.push(header("retry-after", secs.max(1).to_string(), overwrite));
+    }
     if let Some(challenge) = &shown.challenge {
         headers.insert(
             0,

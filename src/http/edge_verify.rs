@@ -27,11 +27,16 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 
 use super::Peer;
+use crate::domain::policy::QuotaReport;
 use crate::domain::{EdgeRequest, EdgeRoutes, Error, Tokend};
 use crate::transport::client_cert::urlencoded_pem_thumbprint;
+use crate::transport::rate_limit::{rate_limit, rate_limit_policy};
 use crate::transport::{
     self, Challenge, EdgeAnswer, Presentation, authorization, bearer_token, edge_answer,
 };
+
+const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 
 /// The endpoint's path.
 pub const EDGE_VERIFY_PATH: &str = "/edge/verify";
@@ -65,11 +70,15 @@ pub(super) async fn verify(
     headers: HeaderMap,
 ) -> Response {
     match judge(&state, &peer, &headers).await {
-        Ok(EdgeAnswer::Allow(identity)) => allowed(&state.config.headers, identity),
-        Ok(EdgeAnswer::Deny(shown, err)) => denied(&shown, &err),
+        Ok(EdgeAnswer::Allow(identity, quotas)) => {
+            allowed(&state.config.headers, identity, &quotas)
+        }
+        Ok(EdgeAnswer::Deny(shown, err, quotas)) => denied(&shown, &err, &quotas),
         // A malformed request (two Authorization fields, an unreadable certificate header):
         // 400, as its presentation says.
-        Err(err @ Error::InvalidArgument { .. }) => denied(&Presentation::of(&err), &err),
+        Err(err @ Error::InvalidArgument { .. }) => {
+            denied(&Presentation::of(&err), &err, &QuotaReport::default())
+        }
         Err(err) => {
             // The answer cannot be known (the database is down for an opaque token): 503, so
             // the proxy fails closed.
@@ -80,7 +89,7 @@ pub(super) async fn verify(
                     Error::Unavailable(other.to_string())
                 }
             };
-            denied(&Presentation::of(&err), &err)
+            denied(&Presentation::of(&err), &err, &QuotaReport::default())
         }
     }
 }
@@ -98,7 +107,11 @@ async fn judge(state: &ForwardAuth, peer: &Peer, headers: &HeaderMap) -> Result<
         let mut shown = Presentation::of(&err);
         shown.challenge = None;
         shown.oauth2 = Some("invalid_request");
-        return Ok(EdgeAnswer::Deny(Box::new(shown), err));
+        return Ok(EdgeAnswer::Deny(
+            Box::new(shown),
+            err,
+            QuotaReport::default(),
+        ));
     };
     let bearer = match authorization(headers)? {
         None => None,
@@ -186,10 +199,16 @@ fn forwarded_certificate(
 
 /// 200 with the identity headers, each always sent, empty when the token has no value for it
 /// (Caddy 2.6's `copy_headers` would otherwise set its own placeholder text upstream).
-fn allowed(names: &[String; 4], values: [String; 4]) -> Response {
+fn allowed(names: &[String; 4], values: [String; 4], quotas: &QuotaReport) -> Response {
     let mut response = StatusCode::OK.into_response();
     let headers = response.headers_mut();
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // What is left of a quota, once it runs low (as ext_authz: on every answer it cost 10 %).
+    if let Some(left) = quotas.running_low().then(|| rate_limit(quotas)).flatten()
+        && let Ok(value) = HeaderValue::try_from(left)
+    {
+        headers.insert(RATELIMIT, value);
+    }
     for (name, value) in names.iter().zip(values) {
         if let (Ok(name), Ok(value)) = (
             HeaderName::try_from(name.as_str()),
@@ -202,8 +221,8 @@ fn allowed(names: &[String; 4], values: [String; 4]) -> Response {
 }
 
 /// The refusal: its status, the RFC 6750 challenge with the error's description, the retry
-/// delay; no body.
-fn denied(shown: &Presentation, err: &Error) -> Response {
+/// delay, over a quota the RateLimit headers; no body.
+fn denied(shown: &Presentation, err: &Error, quotas: &QuotaReport) -> Response {
     let mut response = shown.http.into_response();
     let headers = response.headers_mut();
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -219,7 +238,16 @@ fn denied(shown: &Presentation, err: &Error) -> Response {
         }
     }
     if let Some(secs) = shown.retry_after_secs() {
-        headers.insert(RETRY_AFTER, HeaderValue::from(secs));
+        headers.insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    }
+    let quota_headers = [
+        (RATELIMIT_POLICY, rate_limit_policy(quotas)),
+        (RATELIMIT, rate_limit(quotas)),
+    ];
+    for (name, value) in quota_headers {
+        if let Some(Ok(value)) = value.map(HeaderValue::try_from) {
+            headers.insert(name, value);
+        }
     }
     response
 }

@@ -43,6 +43,7 @@ pub(super) struct ClientRow {
     pub allowed_cidrs: Vec<String>,
     pub rate_limit_per_minute: i64,
     pub refresh_rate_limit_per_minute: i64,
+    pub api_rate_limit_per_minute: i64,
     #[sqlx(json)]
     pub metadata: BTreeMap<String, String>,
     /// `jwt` or `opaque`.
@@ -93,6 +94,7 @@ impl From<&Client> for ClientRow {
             allowed_cidrs: s.allowed_cidrs.iter().map(ToString::to_string).collect(),
             rate_limit_per_minute: i64::from(s.rate_limit_per_minute),
             refresh_rate_limit_per_minute: i64::from(s.refresh_rate_limit_per_minute),
+            api_rate_limit_per_minute: i64::from(s.api_rate_limit_per_minute),
             metadata: s.metadata.clone(),
             access_token_format: s.access_token_format.as_str().to_owned(),
             exchange_audiences: s.exchange_audiences.iter().cloned().collect(),
@@ -142,6 +144,8 @@ impl TryFrom<ClientRow> for Client {
             allowed_cidrs: row.allowed_cidrs,
             rate_limit_per_minute: u32::try_from(row.rate_limit_per_minute).unwrap_or(u32::MAX),
             refresh_rate_limit_per_minute: u32::try_from(row.refresh_rate_limit_per_minute)
+                .unwrap_or(u32::MAX),
+            api_rate_limit_per_minute: u32::try_from(row.api_rate_limit_per_minute)
                 .unwrap_or(u32::MAX),
             metadata: row.metadata,
             access_token_format: Some(format),

@@ -18,6 +18,8 @@ pub(super) struct UsageRow {
     refused_bad_secret: i64,
     introspections_active: i64,
     introspections_inactive: i64,
+    api_calls_allowed: i64,
+    api_calls_throttled: i64,
 }
 
 impl From<UsageRow> for UsageCounts {
@@ -33,6 +35,8 @@ impl From<UsageRow> for UsageCounts {
             refused_bad_secret: row.refused_bad_secret,
             introspections_active: row.introspections_active,
             introspections_inactive: row.introspections_inactive,
+            api_calls_allowed: row.api_calls_allowed,
+            api_calls_throttled: row.api_calls_throttled,
             authentications: Default::default(),
         }
     }

@@ -4,6 +4,7 @@
 //! mapping, so they cannot disagree: the identity an allowed request carries upstream, or the
 //! error, its status and its RFC 6750 challenge.
 
+use crate::domain::policy::QuotaReport;
 use crate::domain::{ActiveToken, EdgeVerdict, Error};
 use crate::transport::{Challenge, Presentation};
 
@@ -11,16 +12,23 @@ use crate::transport::{Challenge, Presentation};
 #[derive(Debug)]
 pub enum EdgeAnswer {
     /// Let it through with the token's client id, tenant, scopes (space-delimited) and `sub`,
-    /// in that order (an empty value: the token has none).
-    Allow([String; 4]),
-    /// Refuse, as the presentation of the error says (status, challenge, retry delay).
-    Deny(Box<Presentation>, Error),
+    /// in that order (an empty value: the token has none), and what is left of the API quotas
+    /// that applied (the `RateLimit` header once one runs low).
+    Allow([String; 4], QuotaReport),
+    /// Refuse, as the presentation of the error says (status, challenge, retry delay); over an
+    /// API quota, with the quotas for the `RateLimit-Policy` and `RateLimit` headers (empty for
+    /// every other refusal).
+    Deny(Box<Presentation>, Error, QuotaReport),
 }
 
 /// The answer to `verdict`.
 pub fn edge_answer(verdict: EdgeVerdict) -> EdgeAnswer {
     let (err, scope) = match verdict {
-        EdgeVerdict::Allow(active) => return EdgeAnswer::Allow(identity(&active)),
+        EdgeVerdict::Allow(active, quotas) => return EdgeAnswer::Allow(identity(&active), quotas),
+        EdgeVerdict::Throttled(throttled) => {
+            let shown = Presentation::of(&throttled.error);
+            return EdgeAnswer::Deny(Box::new(shown), throttled.error, throttled.report);
+        }
         EdgeVerdict::NoToken => {
             let err = Error::Unauthenticated("the request carries no bearer token".into());
             // RFC 6750 section 3.1: no error code when no credentials were sent.
@@ -29,7 +37,7 @@ pub fn edge_answer(verdict: EdgeVerdict) -> EdgeAnswer {
                 error: None,
                 scope: None,
             });
-            return EdgeAnswer::Deny(Box::new(shown), err);
+            return EdgeAnswer::Deny(Box::new(shown), err, QuotaReport::default());
         }
         EdgeVerdict::BadPath(why) => {
             let err = Error::PermissionDenied(format!("{why}: the request is refused"));
@@ -38,7 +46,7 @@ pub fn edge_answer(verdict: EdgeVerdict) -> EdgeAnswer {
             let mut shown = Presentation::of(&err);
             shown.challenge = None;
             shown.oauth2 = Some("invalid_request");
-            return EdgeAnswer::Deny(Box::new(shown), err);
+            return EdgeAnswer::Deny(Box::new(shown), err, QuotaReport::default());
         }
         EdgeVerdict::InvalidToken => (
             Error::Unauthenticated(
@@ -59,7 +67,7 @@ pub fn edge_answer(verdict: EdgeVerdict) -> EdgeAnswer {
     {
         *slot = Some(scope);
     }
-    EdgeAnswer::Deny(Box::new(shown), err)
+    EdgeAnswer::Deny(Box::new(shown), err, QuotaReport::default())
 }
 
 /// The identity an allowed request carries upstream.

@@ -20,6 +20,7 @@ clients:
     allowed_cidrs: [127.0.0.1, 10.0.1.6]
     rate_limit_per_minute: 5000
     refresh_rate_limit_per_minute: 30
+    api_rate_limit_per_minute: 600
     access_token_ttl: 30m
     metadata: {team: payments}
   - name: reports
@@ -102,6 +103,7 @@ async fn files_create_update_prune_and_a_second_run_changes_nothing(backend: Bac
     let billing = named(&clients, "billing");
     assert_eq!(billing["rate_limit_per_minute"], 5000);
     assert_eq!(billing["refresh_rate_limit_per_minute"], 30);
+    assert_eq!(billing["api_rate_limit_per_minute"], 600);
     assert_eq!(billing["access_token_ttl_secs"], 1800);
     assert_eq!(billing["allowed_cidrs"][0], "10.0.1.6/32");
     assert_eq!(billing["metadata"]["tokend.managed-by"], "apply");

@@ -255,6 +255,8 @@ async fn create_and_update_take_the_client_fields_as_flags(backend: Backend) {
         "5000",
         "--refresh-rate-limit",
         "30",
+        "--api-rate-limit",
+        "1000",
         "--allowed-cidrs",
         "127.0.0.0/8,10.0.1.6/32",
         "--access-token-ttl",
@@ -270,6 +272,7 @@ async fn create_and_update_take_the_client_fields_as_flags(backend: Backend) {
     assert_eq!(created["tenant"], "acme");
     assert_eq!(created["rate_limit_per_minute"], 5000);
     assert_eq!(created["refresh_rate_limit_per_minute"], 30);
+    assert_eq!(created["api_rate_limit_per_minute"], 1000);
     assert_eq!(created["access_token_ttl_secs"], 900);
     assert_eq!(created["refresh_token_ttl_secs"], 7 * 86_400);
     let cidrs = created["allowed_cidrs"].as_array().unwrap();
@@ -371,10 +374,16 @@ async fn keys_audit_and_usage_from_a_terminal(backend: Backend) {
         .await,
     );
     assert_eq!(usage["days"][0]["tokens_issued"], 2, "{usage}");
+    assert_eq!(usage["days"][0]["api_calls_allowed"], 0, "{usage}");
+    assert_eq!(usage["days"][0]["api_calls_throttled"], 0, "{usage}");
     let chart = admin_cli(&app, &root, &["usage", id, "--days", "0"]).await;
     let chart = String::from_utf8(chart.stdout).unwrap();
     assert!(
         chart.contains("tokens issued per day") && chart.contains("##"),
+        "{chart}"
+    );
+    assert!(
+        chart.contains(" API ") && chart.contains("THROTTLED"),
         "{chart}"
     );
 

@@ -24,6 +24,7 @@ use crate::common::Backend;
 use crate::helpers::*;
 
 mod paths;
+mod quotas;
 
 /// The service as health checks name it.
 const SERVICE: &str = "envoy.service.auth.v3.Authorization";
@@ -44,6 +45,7 @@ fn rule(prefix: &str, methods: &[&str], scopes: &[&str], audience: Option<&str>)
         methods: methods.iter().map(|m| m.to_string()).collect(),
         scopes: scopes.iter().map(|s| s.to_string()).collect(),
         audience: audience.map(str::to_owned),
+        requests_per_minute: None,
     }
 }
 

@@ -84,6 +84,8 @@ pub struct FileClient {
     pub rate_limit_per_minute: u32,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub refresh_rate_limit_per_minute: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub api_rate_limit_per_minute: u32,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
     /// `jwt` or `opaque`.
@@ -316,6 +318,7 @@ fn to_api(c: FileClient) -> Result<Client, (&'static str, String)> {
         allowed_cidrs: c.allowed_cidrs,
         rate_limit_per_minute: c.rate_limit_per_minute,
         refresh_rate_limit_per_minute: c.refresh_rate_limit_per_minute,
+        api_rate_limit_per_minute: c.api_rate_limit_per_minute,
         metadata: c.metadata.into_iter().collect(),
         access_token_format: access_token_format.into(),
         exchange_audiences: c.exchange_audiences,

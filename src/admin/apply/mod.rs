@@ -292,6 +292,7 @@ fn file_client(c: &Client) -> FileClient {
         allowed_cidrs: c.allowed_cidrs.clone(),
         rate_limit_per_minute: c.rate_limit_per_minute,
         refresh_rate_limit_per_minute: c.refresh_rate_limit_per_minute,
+        api_rate_limit_per_minute: c.api_rate_limit_per_minute,
         metadata: c.metadata.clone().into_iter().collect(),
         access_token_format: (c.access_token_format == i32::from(AccessTokenFormat::Opaque))
             .then(|| "opaque".to_owned()),

@@ -3,9 +3,10 @@
 //! - Admin events (a client created, updated, disabled, deleted, its secret rotated or its
 //!   tokens revoked; a signing key rotated; the KEK rotated) and refresh-token reuse are
 //!   written by the store in the same transaction as the change they record, then logged.
-//! - Token-endpoint refusals (address, rate limit, lockout, bad secret) are counted in memory
-//!   and written in batches as one event per client, kind and minute with a count, so a flood
-//!   of refusals costs neither a write per call nor unbounded disk.
+//! - Token-endpoint refusals (address, rate limit, lockout, bad secret) and the edge's refusals
+//!   over an API quota are counted in memory and written in batches as one event per client,
+//!   kind and minute with a count, so a flood of refusals costs neither a write per call nor
+//!   unbounded disk.
 //! - Every event is also one log line with target `tokend::audit` (JSON with
 //!   `log.format = json`), for a SIEM. No event holds a secret or a token.
 
@@ -45,11 +46,12 @@ pub enum AuditKind {
     RefusedBadSecret,
     ClientBootstrapped,
     KekRotated,
+    ApiRefusedRateLimit,
 }
 
 impl AuditKind {
     /// Every kind, in the API's order.
-    pub const ALL: [AuditKind; 14] = [
+    pub const ALL: [AuditKind; 15] = [
         AuditKind::ClientCreated,
         AuditKind::ClientUpdated,
         AuditKind::ClientDeleted,
@@ -64,6 +66,7 @@ impl AuditKind {
         AuditKind::RefusedBadSecret,
         AuditKind::ClientBootstrapped,
         AuditKind::KekRotated,
+        AuditKind::ApiRefusedRateLimit,
     ];
 
     /// The stored name.
@@ -83,6 +86,7 @@ impl AuditKind {
             AuditKind::RefusedBadSecret => "token_refused_bad_secret",
             AuditKind::ClientBootstrapped => "client_bootstrapped",
             AuditKind::KekRotated => "kek_rotated",
+            AuditKind::ApiRefusedRateLimit => "api_refused_rate_limit",
         }
     }
 
@@ -99,6 +103,7 @@ impl AuditKind {
                 | AuditKind::RefusedRateLimit
                 | AuditKind::RefusedLockout
                 | AuditKind::RefusedBadSecret
+                | AuditKind::ApiRefusedRateLimit
         )
     }
 }
@@ -208,6 +213,6 @@ mod tests {
             .into_iter()
             .filter(|k| k.is_aggregated())
             .collect();
-        assert_eq!(aggregated.len(), 4);
+        assert_eq!(aggregated.len(), 5);
     }
 }

@@ -1,6 +1,6 @@
 //! What clients do, counted in memory and written in batches: last use (time and address), the
-//! usage counters per client and UTC day, and the token-endpoint refusals as one audit event
-//! per client, kind and minute. The hot paths only touch memory; a background task writes
+//! usage counters per client and UTC day, and the refusals (token endpoint, API quotas at the
+//! edge) as one audit event per client, kind and minute. The hot paths only touch memory; a background task writes
 //! everything once per flush interval (`tokens.last_used_flush_secs`) and on a graceful stop.
 //!
 //! What a crash may lose: what was counted since the previous flush (at most one interval, 10 s
@@ -35,6 +35,10 @@ pub struct UsageCounts {
     pub refused_bad_secret: i64,
     pub introspections_active: i64,
     pub introspections_inactive: i64,
+    /// API calls through the edge (ext_authz `Check`) that passed.
+    pub api_calls_allowed: i64,
+    /// API calls through the edge refused over an API quota.
+    pub api_calls_throttled: i64,
     /// Successful client authentications by method (`client_secret`, `private_key_jwt`,
     /// `federated_jwt`, ...).
     pub authentications: BTreeMap<String, i64>,
@@ -51,9 +55,11 @@ pub enum Counter {
     RefusedBadSecret,
     IntrospectionsActive,
     IntrospectionsInactive,
+    ApiCallsAllowed,
+    ApiCallsThrottled,
 }
 
-/// A refusal at the token endpoint, for the aggregated audit event.
+/// A refusal at the token endpoint or the edge, for the aggregated audit event.
 #[derive(Debug, Clone)]
 pub struct Refusal<'a> {
     pub kind: AuditKind,
@@ -137,6 +143,7 @@ impl UsageRecorder {
                 AuditKind::RefusedAddress => Counter::RefusedAddress,
                 AuditKind::RefusedRateLimit => Counter::RefusedRateLimit,
                 AuditKind::RefusedLockout => Counter::RefusedLockout,
+                AuditKind::ApiRefusedRateLimit => Counter::ApiCallsThrottled,
                 _ => Counter::RefusedBadSecret,
             };
             self.count(client_id, counter, at_us);
@@ -279,6 +286,8 @@ pub(crate) fn add_counts(row: &mut UsageCounts, more: &UsageCounts) {
     row.refused_bad_secret += more.refused_bad_secret;
     row.introspections_active += more.introspections_active;
     row.introspections_inactive += more.introspections_inactive;
+    row.api_calls_allowed += more.api_calls_allowed;
+    row.api_calls_throttled += more.api_calls_throttled;
     for (method, count) in &more.authentications {
         *row.authentications.entry(method.clone()).or_default() += count;
     }
@@ -311,6 +320,8 @@ fn add_one(p: &mut Pending, client_id: &str, counter: Counter, at_us: i64) {
         Counter::RefusedBadSecret => &mut row.refused_bad_secret,
         Counter::IntrospectionsActive => &mut row.introspections_active,
         Counter::IntrospectionsInactive => &mut row.introspections_inactive,
+        Counter::ApiCallsAllowed => &mut row.api_calls_allowed,
+        Counter::ApiCallsThrottled => &mut row.api_calls_throttled,
     };
     *field += 1;
 }

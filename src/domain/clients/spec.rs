@@ -47,6 +47,7 @@ pub struct ClientInput {
     pub allowed_cidrs: Vec<String>,
     pub rate_limit_per_minute: u32,
     pub refresh_rate_limit_per_minute: u32,
+    pub api_rate_limit_per_minute: u32,
     pub metadata: BTreeMap<String, String>,
     /// Unset means JWT.
     pub access_token_format: Option<TokenFormat>,
@@ -110,6 +111,7 @@ pub enum ClientField {
     AllowedCidrs,
     RateLimitPerMinute,
     RefreshRateLimitPerMinute,
+    ApiRateLimitPerMinute,
     Metadata,
     AccessTokenFormat,
     ExchangeAudiences,
@@ -124,7 +126,7 @@ pub enum ClientField {
 
 impl ClientField {
     /// Every mutable field.
-    pub const ALL: [ClientField; 24] = [
+    pub const ALL: [ClientField; 25] = [
         ClientField::Name,
         ClientField::Description,
         ClientField::Scopes,
@@ -136,6 +138,7 @@ impl ClientField {
         ClientField::AllowedCidrs,
         ClientField::RateLimitPerMinute,
         ClientField::RefreshRateLimitPerMinute,
+        ClientField::ApiRateLimitPerMinute,
         ClientField::Metadata,
         ClientField::AccessTokenFormat,
         ClientField::ExchangeAudiences,
@@ -165,6 +168,7 @@ impl ClientField {
             ClientField::AllowedCidrs => "allowed_cidrs",
             ClientField::RateLimitPerMinute => "rate_limit_per_minute",
             ClientField::RefreshRateLimitPerMinute => "refresh_rate_limit_per_minute",
+            ClientField::ApiRateLimitPerMinute => "api_rate_limit_per_minute",
             ClientField::Metadata => "metadata",
             ClientField::AccessTokenFormat => "access_token_format",
             ClientField::ExchangeAudiences => "exchange_audiences",
@@ -234,6 +238,9 @@ pub struct ClientSpec {
     pub rate_limit_per_minute: u32,
     /// Refresh-token grants a minute (0: none), counted apart from the other grants.
     pub refresh_rate_limit_per_minute: u32,
+    /// API calls a minute through the edge (ext_authz `Check`), for the whole deployment
+    /// (0: none); see `policy::api_quota`.
+    pub api_rate_limit_per_minute: u32,
     pub metadata: BTreeMap<String, String>,
     pub access_token_format: TokenFormat,
     /// Audiences this client may exchange other tokens for (RFC 8693); empty: no exchange.
@@ -276,6 +283,7 @@ impl ClientSpec {
             allowed_cidrs: Vec::new(),
             rate_limit_per_minute: 0,
             refresh_rate_limit_per_minute: 0,
+            api_rate_limit_per_minute: 0,
             metadata: BTreeMap::new(),
             access_token_format: TokenFormat::Jwt,
             exchange_audiences: BTreeSet::new(),
@@ -376,6 +384,9 @@ impl ClientSpec {
             }
             ClientField::RefreshRateLimitPerMinute => {
                 self.refresh_rate_limit_per_minute = input.refresh_rate_limit_per_minute;
+            }
+            ClientField::ApiRateLimitPerMinute => {
+                self.api_rate_limit_per_minute = input.api_rate_limit_per_minute;
             }
             ClientField::Metadata => self.metadata = metadata(&path, &input.metadata)?,
             ClientField::AccessTokenFormat => {

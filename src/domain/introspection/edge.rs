@@ -13,12 +13,16 @@
 //! A prefix matches at a segment boundary (`/admin` covers `/admin`, `/admin/` and `/admin/x`,
 //! not `/administrator`), as backends route a subtree; by default ignoring ASCII case, since
 //! some backends route case-insensitively. Methods are compared ignoring case.
+//!
+//! A request that would pass is then counted against the client's API quotas (`edge_quota`):
+//! over one, it is throttled instead.
 
 use std::net::IpAddr;
 
 use super::edge_path::{NormalPath, PathError};
 use super::introspector::{ActiveToken, Introspector};
 use crate::domain::error::{Error, Result};
+use crate::domain::policy::{QuotaReport, RouteQuota, Throttled};
 use crate::domain::scope::ScopeSet;
 
 /// Longest path prefix a rule may have.
@@ -41,6 +45,8 @@ pub struct EdgeRoute {
     scopes: ScopeSet,
     /// An audience the token's `aud` must contain.
     audience: Option<String>,
+    /// API calls a minute each client may make under this rule.
+    quota: Option<RouteQuota>,
 }
 
 impl EdgeRoute {
@@ -90,7 +96,29 @@ impl EdgeRoute {
             methods,
             scopes,
             audience,
+            quota: None,
         })
+    }
+
+    /// The rule with a quota of `requests_per_minute` calls per client (`None`: no quota);
+    /// `index` is the rule's place in the config, `field` names it in errors. The quota is
+    /// named in the RateLimit headers by the rule's methods and prefix (`GET,POST /orders`).
+    pub fn with_quota(
+        mut self,
+        field: &str,
+        index: usize,
+        requests_per_minute: Option<i64>,
+    ) -> Result<Self> {
+        let Some(n) = requests_per_minute else {
+            return Ok(self);
+        };
+        let name = if self.methods.is_empty() {
+            self.path_prefix.clone()
+        } else {
+            format!("{} {}", self.methods.join(","), self.path_prefix)
+        };
+        self.quota = Some(RouteQuota::parse(field, index, n, name)?);
+        Ok(self)
     }
 
     /// Whether the rule applies to `method` on `path`. Methods are compared ignoring case: a
@@ -197,8 +225,9 @@ pub struct Insufficient {
 /// The edge's answer.
 #[derive(Debug)]
 pub enum EdgeVerdict {
-    /// Let it through; the token says who is calling.
-    Allow(ActiveToken),
+    /// Let it through; the token says who is calling, the report how much of its API quotas
+    /// is left (empty when none applies).
+    Allow(ActiveToken, QuotaReport),
     /// No bearer credentials (RFC 6750 section 3.1: a challenge without an error code).
     NoToken,
     /// A token that is not active for this caller: malformed, unknown, expired, revoked, of a
@@ -209,6 +238,8 @@ pub enum EdgeVerdict {
     /// A path without a normal form: no rule can be known to apply, so none is skipped. Judged
     /// before the token.
     BadPath(PathError),
+    /// Everything else would pass, but the client is over an API quota (HTTP 429).
+    Throttled(Throttled),
 }
 
 impl Introspector {
@@ -252,12 +283,10 @@ impl Introspector {
             return Ok(EdgeVerdict::InvalidToken);
         }
         let rule = routes.rule_for(request.method, &path);
-        Ok(
-            match rule.and_then(|r| r.lacks(active.scopes(), &active.claims().aud)) {
-                Some(lacking) => EdgeVerdict::Insufficient(lacking),
-                None => EdgeVerdict::Allow(active),
-            },
-        )
+        if let Some(lacking) = rule.and_then(|r| r.lacks(active.scopes(), &active.claims().aud)) {
+            return Ok(EdgeVerdict::Insufficient(lacking));
+        }
+        Ok(self.metered(active, rule.and_then(|r| r.quota.as_ref()), request.source))
     }
 }
 

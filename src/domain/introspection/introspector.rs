@@ -19,7 +19,7 @@ use crate::domain::clock::{Clock, to_micros};
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::TenantId;
 use crate::domain::keys::{KeyRing, PublicJwk};
-use crate::domain::policy::address;
+use crate::domain::policy::{Policy, address};
 use crate::domain::scope::{INTROSPECT_SCOPE, ScopeSet};
 use crate::domain::stats::Stats;
 use crate::domain::token_endpoint::claims::{AccessClaims, is_access_token_typ};
@@ -109,6 +109,9 @@ pub struct Introspector {
     pub(in crate::domain) usage: Arc<UsageRecorder>,
     /// Answers and cache hits, for Prometheus.
     pub(in crate::domain) stats: Arc<Stats>,
+    /// The API quotas the edge counts (`edge_quota`), shared with the token endpoint's limits
+    /// (the same live replica count).
+    pub(in crate::domain) policy: Arc<Policy>,
 }
 
 /// What a token turned out to be.

@@ -1,6 +1,7 @@
 //! Verifying tokens and knowing who calls: RFC 7662 introspection and the bearer-token check
 //! of tokend's own RPCs (`introspector`), the callers' rules (`caller`), Envoy's verdict on one
-//! HTTP request (`edge`, matched on the request path in normal form: `edge_path`), and the
+//! HTTP request (`edge`, matched on the request path in normal form: `edge_path`, and counted
+//! against the client's API quotas: `edge_quota`), and the
 //! replica's in-memory view that makes all of it answer without a database read (`registry`:
 //! clients, deny list, lockouts, caches, and the sync loop that follows the change log;
 //! `token_cache`: tokens already verified).
@@ -8,6 +9,7 @@
 pub(crate) mod caller;
 mod edge;
 mod edge_path;
+mod edge_quota;
 pub(crate) mod introspector;
 pub(crate) mod registry;
 mod sync;

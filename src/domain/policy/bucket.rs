@@ -2,6 +2,7 @@
 //! average, bursts of at most `capacity`. Pure bookkeeping on a clock the caller passes in, so
 //! the rules are tested without sleeping.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Mutex;
@@ -58,9 +59,26 @@ impl<K: Hash + Eq + Clone> Default for Buckets<K> {
 impl<K: Hash + Eq + Clone> Buckets<K> {
     /// Takes one call from `key`'s bucket at `now_us`. `Err` carries how long until the next
     /// call would pass.
-    pub fn take(&self, key: &K, quota: Quota, now_us: i64) -> Result<(), Duration> {
+    pub fn take<Q>(&self, key: &Q, quota: Quota, now_us: i64) -> Result<(), Duration>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        self.take_counted(key, quota, now_us).map(|_| ())
+    }
+
+    /// [`Buckets::take`], saying what the bucket holds after the call. The key is looked up
+    /// borrowed: a bucket that exists costs no allocation (a new one copies the key once).
+    pub fn take_counted<Q>(&self, key: &Q, quota: Quota, now_us: i64) -> Result<Taken, Duration>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if buckets.len() >= SWEEP_AT && !buckets.contains_key(key) {
+        if let Some(bucket) = buckets.get_mut(key) {
+            return take_from(bucket, quota, now_us);
+        }
+        if buckets.len() >= SWEEP_AT {
             // Buckets untouched for a day are full under any quota. Swept at most once a
             // minute; while the map is still full of live buckets, a new key is let through
             // untracked rather than scanning on every call (the periodic `forget_full` and
@@ -71,25 +89,33 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
                 buckets.retain(|_, b| now_us.saturating_sub(b.at_us) < IDLE_US);
             }
             if buckets.len() >= SWEEP_AT {
-                return Ok(());
+                return Ok(Taken {
+                    remaining: whole(quota.capacity),
+                    full_in: Duration::ZERO,
+                });
             }
         }
-        let bucket = buckets.entry(key.clone()).or_insert(Bucket {
+        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
             tokens: quota.capacity,
             at_us: now_us,
         });
-        *bucket = refill(*bucket, quota, now_us);
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            return Ok(());
-        }
-        let per_us = quota.per_minute / 60e6;
-        let wait_us = if per_us > 0.0 {
-            ((1.0 - bucket.tokens) / per_us).ceil()
-        } else {
-            60e6
-        };
-        Err(Duration::from_micros(wait_us as u64))
+        take_from(bucket, quota, now_us)
+    }
+
+    /// Puts back one call taken from `key`'s bucket (one that another limit then refused), up
+    /// to the bucket's capacity; says what the bucket then holds (`None`: no bucket).
+    pub fn give_back<Q>(&self, key: &Q, quota: Quota) -> Option<Taken>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let bucket = buckets.get_mut(key)?;
+        bucket.tokens = (bucket.tokens + 1.0).min(quota.capacity);
+        Some(Taken {
+            remaining: whole(bucket.tokens),
+            full_in: time_for(quota.capacity - bucket.tokens, quota),
+        })
     }
 
     /// Drops buckets that have filled up again (they would start full anyway).
@@ -121,6 +147,45 @@ fn refill(bucket: Bucket, quota: Quota, now_us: i64) -> Bucket {
         tokens: tokens.min(quota.capacity),
         at_us: now_us.max(bucket.at_us),
     }
+}
+
+/// What a bucket holds after a call was taken from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Taken {
+    /// Whole calls left in it.
+    pub remaining: u32,
+    /// How long until it is full again.
+    pub full_in: Duration,
+}
+
+/// One call from `bucket` at `now_us`, after its refill; `Err`: how long until one is there.
+fn take_from(bucket: &mut Bucket, quota: Quota, now_us: i64) -> Result<Taken, Duration> {
+    *bucket = refill(*bucket, quota, now_us);
+    if bucket.tokens >= 1.0 {
+        bucket.tokens -= 1.0;
+        return Ok(Taken {
+            remaining: whole(bucket.tokens),
+            full_in: time_for(quota.capacity - bucket.tokens, quota),
+        });
+    }
+    Err(time_for(1.0 - bucket.tokens, quota))
+}
+
+/// How long the quota takes to refill `calls` calls, rounded up to the µs (a minute when it
+/// refills nothing). A thousandth of a µs is forgiven first, so the float error in `calls`
+/// never turns a whole 20 s into 20.000001 s (and a whole-second `Retry-After` into 21).
+fn time_for(calls: f64, quota: Quota) -> Duration {
+    if quota.per_minute > 0.0 {
+        let us = calls * 60e6 / quota.per_minute - 1e-3;
+        Duration::from_micros(us.ceil().max(0.0) as u64)
+    } else {
+        Duration::from_secs(60)
+    }
+}
+
+/// The whole calls in `tokens`.
+fn whole(tokens: f64) -> u32 {
+    tokens.floor().clamp(0.0, f64::from(u32::MAX)) as u32
 }
 
 #[cfg(test)]
@@ -175,6 +240,36 @@ mod tests {
             assert!(buckets.take(&"a", shared, 0).is_ok());
         }
         assert!(buckets.take(&"a", shared, 0).is_err());
+    }
+
+    #[test]
+    fn a_call_taken_says_what_is_left_and_can_be_given_back() {
+        let buckets = Buckets::<String>::default();
+        let q = Quota::share(60, 1); // one a second, bursts of 60
+        let taken = buckets.take_counted("a", q, 0).unwrap();
+        assert_eq!(
+            taken,
+            Taken {
+                remaining: 59,
+                full_in: Duration::from_secs(1)
+            }
+        );
+        buckets.give_back("a", q);
+        assert_eq!(buckets.take_counted("a", q, 0).unwrap().remaining, 59);
+        // Never more than the capacity, however much is given back.
+        buckets.give_back("a", q);
+        buckets.give_back("a", q);
+        assert_eq!(buckets.take_counted("a", q, 0).unwrap().remaining, 59);
+        // A key never taken from has nothing to give back.
+        buckets.give_back("b", q);
+        assert_eq!(buckets.len(), 1);
+        for _ in 0..59 {
+            buckets.take("a", q, 0).unwrap();
+        }
+        assert_eq!(
+            buckets.take_counted("a", q, 0).unwrap_err(),
+            Duration::from_secs(1)
+        );
     }
 
     #[test]

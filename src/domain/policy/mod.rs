@@ -1,7 +1,7 @@
 //! Client policy, enforced the same way for every front end (gRPC now, HTTP and ext_authz
-//! later): the caller's address and a client's allow-list, rate limits on the token endpoint
-//! and the brute-force lockout. Everything here is in memory: a token request that passes
-//! costs no database round trip for it.
+//! later): the caller's address and a client's allow-list, rate limits on the token endpoint,
+//! the brute-force lockout, and the API quotas the edge counts (`api_quota`). Everything here
+//! is in memory: a token request or an API call that passes costs no database round trip for it.
 //!
 //! Deployment-wide rate limits: each replica heartbeats into the store and learns how many
 //! replicas are live; it then enforces its share (`limit / replicas`) of each limit. With an
@@ -11,6 +11,7 @@
 //! share until their next heartbeat).
 
 pub mod address;
+mod api_quota;
 mod bucket;
 mod lockout;
 
@@ -20,7 +21,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-pub use bucket::{Buckets, Quota};
+pub use api_quota::{ApiCall, QuotaName, QuotaReport, QuotaState, RouteQuota, Throttled};
+pub use bucket::{Buckets, Quota, Taken};
 pub use lockout::{
     KNOWN_GOOD, Lockout, LockoutConfig, MAX_ADDRESS_LOCK, Subject, TrustedAddress, network,
     network_of,
@@ -47,17 +49,21 @@ pub enum ClientLimit {
     Tokens,
     /// `refresh_rate_limit_per_minute`: the refresh_token grant.
     Refreshes,
+    /// `api_rate_limit_per_minute`: the client's API calls through the edge (ext_authz
+    /// `Check`), see `api_quota`.
+    Api,
 }
 
 impl ClientLimit {
     /// Both limits, for sweeping their buckets.
-    pub const ALL: [Self; 2] = [Self::Tokens, Self::Refreshes];
+    pub const ALL: [Self; 3] = [Self::Tokens, Self::Refreshes, Self::Api];
 
     /// The client's calls a minute under this limit (0: none).
     pub fn of(self, client: &Client) -> u32 {
         match self {
             Self::Tokens => client.spec.rate_limit_per_minute,
             Self::Refreshes => client.spec.refresh_rate_limit_per_minute,
+            Self::Api => client.spec.api_rate_limit_per_minute,
         }
     }
 
@@ -66,6 +72,7 @@ impl ClientLimit {
         match self {
             Self::Tokens => "client",
             Self::Refreshes => "refresh",
+            Self::Api => "api",
         }
     }
 
@@ -73,6 +80,7 @@ impl ClientLimit {
         match self {
             Self::Tokens => "token requests",
             Self::Refreshes => "refreshes",
+            Self::Api => "API calls",
         }
     }
 }
@@ -85,6 +93,10 @@ pub struct Policy {
     clients: Buckets<String>,
     refreshes: Buckets<String>,
     addresses: Buckets<Subject>,
+    /// API calls at the edge: per client (`api_rate_limit_per_minute`), and per client and
+    /// route rule (`requests_per_minute`; see `api_quota::RouteKey`).
+    api_clients: Buckets<String>,
+    api_routes: Buckets<api_quota::RouteKey>,
 }
 
 impl Policy {
@@ -96,6 +108,8 @@ impl Policy {
             clients: Buckets::default(),
             refreshes: Buckets::default(),
             addresses: Buckets::default(),
+            api_clients: Buckets::default(),
+            api_routes: Buckets::default(),
         }
     }
 
@@ -187,7 +201,7 @@ impl Policy {
         }
         let quota = Quota::share(limit, self.replicas());
         self.buckets(kind)
-            .take(&client.id.to_string(), quota, now_us)
+            .take(client.id.as_str(), quota, now_us)
             .map_err(|wait| Error::RateLimited {
                 message: format!(
                     "this client's rate limit is exceeded (at most {limit} {} a minute)",
@@ -201,6 +215,7 @@ impl Policy {
         match kind {
             ClientLimit::Tokens => &self.clients,
             ClientLimit::Refreshes => &self.refreshes,
+            ClientLimit::Api => &self.api_clients,
         }
     }
 
@@ -222,6 +237,14 @@ impl Policy {
                 now_us,
             );
         }
+        // A route's quota is in its key; the bucket goes with its client.
+        self.api_routes.forget_full(
+            |key| {
+                client_limit(key.client(), ClientLimit::Api)
+                    .map(|_| Quota::share(key.per_minute(), replicas))
+            },
+            now_us,
+        );
         let limit = self.config.address_rate_per_minute;
         self.addresses.forget_full(
             |_| (limit > 0).then(|| Quota::share(limit, replicas)),

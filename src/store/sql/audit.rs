@@ -10,8 +10,8 @@ pub(crate) const UPSERT_AUDIT: &str = "INSERT INTO audit_events (event_id, time_
 /// Adds a day's usage increments to what is stored.
 pub(crate) const ADD_USAGE: &str = "INSERT INTO client_usage (client_id, day, tokens_issued, \
     refreshes, refused_address, refused_rate_limit, refused_lockout, refused_bad_secret, \
-    introspections_active, introspections_inactive) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+    introspections_active, introspections_inactive, api_calls_allowed, api_calls_throttled) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
     ON CONFLICT (client_id, day) DO UPDATE SET \
     tokens_issued = client_usage.tokens_issued + excluded.tokens_issued, \
     refreshes = client_usage.refreshes + excluded.refreshes, \
@@ -21,7 +21,9 @@ pub(crate) const ADD_USAGE: &str = "INSERT INTO client_usage (client_id, day, to
     refused_bad_secret = client_usage.refused_bad_secret + excluded.refused_bad_secret, \
     introspections_active = client_usage.introspections_active + excluded.introspections_active, \
     introspections_inactive = \
-    client_usage.introspections_inactive + excluded.introspections_inactive";
+    client_usage.introspections_inactive + excluded.introspections_inactive, \
+    api_calls_allowed = client_usage.api_calls_allowed + excluded.api_calls_allowed, \
+    api_calls_throttled = client_usage.api_calls_throttled + excluded.api_calls_throttled";
 
 pub(crate) const CLIENT_USAGE: &str = "SELECT * FROM client_usage \
     WHERE client_id = $1 AND day >= $2 ORDER BY day DESC";
@@ -129,6 +131,8 @@ macro_rules! audit_store_impl {
                         .bind(r.refused_bad_secret)
                         .bind(r.introspections_active)
                         .bind(r.introspections_inactive)
+                        .bind(r.api_calls_allowed)
+                        .bind(r.api_calls_throttled)
                         .execute(&mut *tx)
                         .await?;
                     for (method, count) in &r.authentications {

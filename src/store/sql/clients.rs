@@ -8,9 +8,9 @@ pub(crate) const INSERT_CLIENT: &str = "INSERT INTO clients (client_id, tenant, 
     jwks_uri, federated_credentials, create_time_us, update_time_us, last_used_time_us, revision, \
     token_generation, tls_client_auth_subject_dn, tls_client_auth_san_dns, tls_client_auth_san_uri, \
     tls_client_auth_san_ip, tls_client_auth_san_email, tls_client_certificate_bound_access_tokens, \
-    refresh_rate_limit_per_minute) \
+    refresh_rate_limit_per_minute, api_rate_limit_per_minute) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-    $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)";
+    $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32)";
 
 pub(crate) const INSERT_SECRET: &str = "INSERT INTO client_secrets \
     (secret_id, client_id, selector, hash, create_time_us, expire_time_us) \
@@ -25,8 +25,8 @@ pub(crate) const LIST_CLIENTS: &str = "SELECT * FROM clients \
 /// Parameters `$3`..`$19` are the settings, in the same order as in INSERT_CLIENT. `$22` is
 /// added to the token generation (0 or 1): the generation is never overwritten, so an update
 /// computed from a stale read cannot bring revoked tokens back. `$23`..`$28` are the RFC 8705
-/// settings, in the order INSERT_CLIENT has them as `$25`..`$30` (`bind_tls`); `$29` (`$31` there)
-/// is the refresh rate limit.
+/// settings, in the order INSERT_CLIENT has them as `$25`..`$30` (`bind_tls`); `$29` and `$30`
+/// (`$31` and `$32` there) are the refresh and API rate limits.
 pub(crate) const UPDATE_CLIENT: &str = "UPDATE clients SET name = $3, description = $4, \
     scopes = $5, audiences = $6, roles = $7, access_token_ttl_secs = $8, \
     refresh_token_ttl_secs = $9, active = $10, allowed_cidrs = $11, rate_limit_per_minute = $12, \
@@ -35,7 +35,8 @@ pub(crate) const UPDATE_CLIENT: &str = "UPDATE clients SET name = $3, descriptio
     token_generation = token_generation + $22, \
     tls_client_auth_subject_dn = $23, tls_client_auth_san_dns = $24, tls_client_auth_san_uri = $25, \
     tls_client_auth_san_ip = $26, tls_client_auth_san_email = $27, \
-    tls_client_certificate_bound_access_tokens = $28, refresh_rate_limit_per_minute = $29 \
+    tls_client_certificate_bound_access_tokens = $28, refresh_rate_limit_per_minute = $29, \
+    api_rate_limit_per_minute = $30 \
     WHERE client_id = $1 AND revision = $2";
 
 pub(crate) const BUMP_GENERATION: &str =
@@ -96,6 +97,7 @@ macro_rules! client_store_impl {
                     .bind(client.token_generation);
                 bind_tls(query, client)
                     .bind(client.refresh_rate_limit_per_minute)
+                    .bind(client.api_rate_limit_per_minute)
                     .execute(&mut *tx)
                     .await?;
                 if let Some(secret) = secret {
@@ -154,6 +156,7 @@ macro_rules! client_store_impl {
                     .bind(i64::from(revoke_tokens));
                 let done = bind_tls(query, client)
                     .bind(client.refresh_rate_limit_per_minute)
+                    .bind(client.api_rate_limit_per_minute)
                     .execute(&mut *tx)
                     .await?;
                 if done.rows_affected() == 1 {

@@ -145,25 +145,29 @@ async fn check(app: &TestApp, path: &str, authorization: Option<&str>) -> Answer
     }
 }
 
-fn rule(prefix: &str, scopes: &[&str]) -> RouteSettings {
+fn rule(prefix: &str, scopes: &[&str], requests_per_minute: Option<i64>) -> RouteSettings {
     RouteSettings {
         path_prefix: prefix.into(),
         case_sensitive: false,
         methods: Vec::new(),
         scopes: scopes.iter().map(|s| s.to_string()).collect(),
         audience: None,
+        requests_per_minute,
     }
 }
 
-/// tokend with both edge front ends on, 127.0.0.1 (the proxies) trusted, and two rules.
+/// tokend with both edge front ends on, 127.0.0.1 (the proxies) trusted, and three rules: one
+/// needing a scope, one needing another, one allowing each client one call a minute (the
+/// server's clock stands still, so the second call is over it).
 async fn spawn(backend: Backend) -> TestApp {
     TestApp::spawn_with(backend, |s| {
         s.ext_authz.enabled = true;
         s.ext_authz.forward_auth = true;
         s.server.trusted_proxies = vec!["127.0.0.1".into()];
         s.ext_authz.routes = vec![
-            rule("/admin", &["admin"]),
-            rule("/orders", &["orders:read"]),
+            rule("/admin", &["admin"], None),
+            rule("/orders", &["orders:read"], None),
+            rule("/limited", &[], Some(1)),
         ];
     })
     .await
@@ -265,10 +269,25 @@ async fn cases(app: &TestApp, admin: &str, front: &Front) -> Vec<(&'static str, 
         .await;
     record("path trick", &answer);
     assert!(answer.upstream().is_none(), "{name}: {answer:?}");
+
+    // A per-client quota: the first call a minute passes, the second is 429 with the wait
+    // and the RateLimit headers.
+    let answer = front.get(app, "/limited/1", Some(&token)).await;
+    record("within quota", &answer);
+    let answer = front.get(app, "/limited/2", Some(&token)).await;
+    record("over quota", &answer);
+    let header = |h: &str| answer.headers.get(h).cloned().unwrap_or_default();
+    let wait: u64 = header("retry-after").parse().unwrap_or(0);
+    assert!((1..=60).contains(&wait), "{name}: {answer:?}");
+    assert!(
+        header("ratelimit-policy").contains("q=1;w=60"),
+        "{name}: {answer:?}"
+    );
+    assert!(header("ratelimit").contains("r=0"), "{name}: {answer:?}");
     seen
 }
 
-const EXPECTED: [(&str, u16); 7] = [
+const EXPECTED: [(&str, u16); 9] = [
     ("live token", 200),
     ("no token", 401),
     ("garbage token", 401),
@@ -276,6 +295,8 @@ const EXPECTED: [(&str, u16); 7] = [
     ("disabled client", 401),
     ("missing scope", 403),
     ("path trick", 403),
+    ("within quota", 200),
+    ("over quota", 429),
 ];
 
 async fn nginx_caddy_forward_auth_and_ext_authz_agree(backend: Backend) {
