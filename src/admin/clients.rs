@@ -9,7 +9,7 @@ use super::output::{AdminError, Output, json, table};
 use crate::proto::client_service_client::ClientServiceClient;
 use crate::proto::{
     AccessTokenFormat, Client, CreateClientRequest, DeleteClientRequest, GetClientRequest,
-    ListClientsRequest, RevokeClientTokensRequest, RotateClientSecretRequest, UpdateClientRequest,
+    RevokeClientTokensRequest, RotateClientSecretRequest, UpdateClientRequest,
 };
 
 /// `tokend admin clients` (a client's id is `id` here: `client_id` is the admin's own,
@@ -288,25 +288,7 @@ pub async fn run(
             Ok(one(output, &client))
         }
         ClientsCommand::List { tenant } => {
-            let mut clients = Vec::new();
-            let mut page_token = String::new();
-            loop {
-                let request = ListClientsRequest {
-                    page_size: 100,
-                    page_token: page_token.clone(),
-                    tenant: tenant.clone().unwrap_or_default(),
-                };
-                let page = api
-                    .list_clients(session.request(request))
-                    .await
-                    .map_err(|s| AdminError::status("listing clients", &s))?
-                    .into_inner();
-                clients.extend(page.clients);
-                if page.next_page_token.is_empty() {
-                    break;
-                }
-                page_token = page.next_page_token;
-            }
+            let clients = super::apply::list_all(session, tenant).await?;
             Ok(match output {
                 Output::Json => json(&json!({
                     "clients": clients.iter().map(client_json).collect::<Vec<_>>()

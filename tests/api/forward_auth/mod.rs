@@ -205,11 +205,7 @@ async fn cases(app: &TestApp, admin: &str, front: &Front) -> Vec<(&'static str, 
     // No token: 401 with a bare challenge (RFC 6750 section 3.1).
     let answer = front.get(app, "/orders/7", None).await;
     record("no token", &answer);
-    let challenge = answer
-        .headers
-        .get("www-authenticate")
-        .cloned()
-        .unwrap_or_default();
+    let challenge = answer.header("www-authenticate");
     assert!(challenge.starts_with("Bearer"), "{name}: {answer:?}");
     assert!(!challenge.contains("error="), "{name}: {challenge}");
     assert!(answer.upstream().is_none(), "{name}");
@@ -217,11 +213,7 @@ async fn cases(app: &TestApp, admin: &str, front: &Front) -> Vec<(&'static str, 
     // A garbage token: 401 invalid_token.
     let answer = front.get(app, "/orders/7", Some("garbage")).await;
     record("garbage token", &answer);
-    let challenge = answer
-        .headers
-        .get("www-authenticate")
-        .cloned()
-        .unwrap_or_default();
+    let challenge = answer.header("www-authenticate");
     assert!(
         challenge.contains("error=\"invalid_token\""),
         "{name}: {answer:?}"
@@ -253,11 +245,7 @@ async fn cases(app: &TestApp, admin: &str, front: &Front) -> Vec<(&'static str, 
     let token = app.token(&reader, &["orders:read"]).await;
     let answer = front.get(app, "/admin/users", Some(&token)).await;
     record("missing scope", &answer);
-    let challenge = answer
-        .headers
-        .get("www-authenticate")
-        .cloned()
-        .unwrap_or_default();
+    let challenge = answer.header("www-authenticate");
     assert!(
         challenge.contains("insufficient_scope"),
         "{name}: {answer:?}"
@@ -276,14 +264,16 @@ async fn cases(app: &TestApp, admin: &str, front: &Front) -> Vec<(&'static str, 
     record("within quota", &answer);
     let answer = front.get(app, "/limited/2", Some(&token)).await;
     record("over quota", &answer);
-    let header = |h: &str| answer.headers.get(h).cloned().unwrap_or_default();
-    let wait: u64 = header("retry-after").parse().unwrap_or(0);
+    let wait: u64 = answer.header("retry-after").parse().unwrap_or(0);
     assert!((1..=60).contains(&wait), "{name}: {answer:?}");
     assert!(
-        header("ratelimit-policy").contains("q=1;w=60"),
+        answer.header("ratelimit-policy").contains("q=1;w=60"),
         "{name}: {answer:?}"
     );
-    assert!(header("ratelimit").contains("r=0"), "{name}: {answer:?}");
+    assert!(
+        answer.header("ratelimit").contains("r=0"),
+        "{name}: {answer:?}"
+    );
     seen
 }
 

@@ -89,61 +89,68 @@ async fn wait_for(addr: SocketAddr, child: &mut Child, log: &Path) {
 
 /// nginx from `examples/nginx/nginx.conf`, in the foreground, everything under a temp folder.
 pub async fn nginx(bin: &Path, tokend: SocketAddr, upstream: SocketAddr) -> Proxy {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let conf = dir.path().join("nginx.conf");
-    std::fs::write(
-        &conf,
-        example("examples/nginx/nginx.conf", tokend, upstream, port),
+    start(
+        "examples/nginx/nginx.conf",
+        tokend,
+        upstream,
+        |conf, dir, log| {
+            let globals = format!(
+                "daemon off; master_process off; pid {}; error_log {} info;",
+                dir.join("nginx.pid").display(),
+                log.display()
+            );
+            let mut command = Command::new(bin);
+            command
+                .arg("-p")
+                .arg(dir)
+                .arg("-c")
+                .arg(conf)
+                .args(["-g", &globals]);
+            command.stderr(Stdio::null());
+            command
+        },
     )
-    .unwrap();
-    let log = dir.path().join("error.log");
-    let globals = format!(
-        "daemon off; master_process off; pid {}; error_log {} info;",
-        dir.path().join("nginx.pid").display(),
-        log.display()
-    );
-    let mut child = Command::new(bin)
-        .arg("-p")
-        .arg(dir.path())
-        .arg("-c")
-        .arg(&conf)
-        .args(["-g", &globals])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nginx starts");
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    wait_for(addr, &mut child, &log).await;
-    Proxy {
-        addr,
-        child,
-        _dir: dir,
-        log,
-    }
+    .await
 }
 
 /// Caddy from `examples/caddy/Caddyfile`, its state under a temp folder.
 pub async fn caddy(bin: &Path, tokend: SocketAddr, upstream: SocketAddr) -> Proxy {
+    start(
+        "examples/caddy/Caddyfile",
+        tokend,
+        upstream,
+        |conf, dir, log| {
+            let mut command = Command::new(bin);
+            command
+                .args(["run", "--adapter", "caddyfile", "--config"])
+                .arg(conf)
+                .env("HOME", dir)
+                .env("XDG_DATA_HOME", dir)
+                .env("XDG_CONFIG_HOME", dir)
+                .stderr(std::fs::File::create(log).unwrap());
+            command
+        },
+    )
+    .await
+}
+
+/// A proxy from the example config `rel` (ports swapped for the test's) in a temp folder, the
+/// command built by `command(config file, folder, log file)`; back once it listens.
+async fn start(
+    rel: &str,
+    tokend: SocketAddr,
+    upstream: SocketAddr,
+    command: impl FnOnce(&Path, &Path, &Path) -> Command,
+) -> Proxy {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let conf = dir.path().join("Caddyfile");
-    std::fs::write(
-        &conf,
-        example("examples/caddy/Caddyfile", tokend, upstream, port),
-    )
-    .unwrap();
-    let log = dir.path().join("caddy.log");
-    let mut child = Command::new(bin)
-        .args(["run", "--adapter", "caddyfile", "--config"])
-        .arg(&conf)
-        .env("HOME", dir.path())
-        .env("XDG_DATA_HOME", dir.path())
-        .env("XDG_CONFIG_HOME", dir.path())
+    let conf = dir.path().join(Path::new(rel).file_name().unwrap());
+    std::fs::write(&conf, example(rel, tokend, upstream, port)).unwrap();
+    let log = dir.path().join("proxy.log");
+    let mut child = command(&conf, dir.path(), &log)
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
-        .expect("caddy starts");
+        .unwrap_or_else(|e| panic!("{rel}: the proxy does not start: {e}"));
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     wait_for(addr, &mut child, &log).await;
     Proxy {
@@ -207,6 +214,11 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// A header's value; empty when absent.
+    pub fn header(&self, name: &str) -> String {
+        self.headers.get(name).cloned().unwrap_or_default()
+    }
+
     /// What the upstream received, when the request reached it.
     pub fn upstream(&self) -> Option<serde_json::Value> {
         let body: serde_json::Value = serde_json::from_str(&self.body).ok()?;
