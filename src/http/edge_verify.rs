@@ -81,15 +81,14 @@ pub(super) async fn verify(
         }
         Err(err) => {
             // The answer cannot be known (the database is down for an opaque token): 503, so
-            // the proxy fails closed.
-            let err = match err {
-                Error::Unavailable(_) => err,
-                other => {
-                    Presentation::of(&other); // logs an unexpected error once
-                    Error::Unavailable(other.to_string())
-                }
-            };
-            denied(&Presentation::of(&err), &err, &QuotaReport::default())
+            // the proxy fails closed. The presentation logs an unexpected error, once.
+            let mut shown = Presentation::of(&err);
+            shown.http = StatusCode::SERVICE_UNAVAILABLE;
+            shown.challenge = None;
+            shown
+                .retry_after
+                .get_or_insert(std::time::Duration::from_secs(1));
+            denied(&shown, &err, &QuotaReport::default())
         }
     }
 }
